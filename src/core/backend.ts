@@ -1,0 +1,70 @@
+import * as tf from '@tensorflow/tfjs';
+
+export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
+
+export interface BackendInfo {
+  /** The backend tfjs is using now. */
+  name: BackendName;
+  /** GPU adapter description when the backend is webgpu (vendor / architecture / device). */
+  adapter?: string;
+  /** Why this backend: chosen first, or which earlier choices failed and how. */
+  reason: string;
+  /** Every backend tried, in order, with the error of those that failed. */
+  tried: { name: BackendName; ok: boolean; error?: string }[];
+}
+
+export const DEFAULT_ORDER: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
+
+/** Reads a human description of the WebGPU adapter, if the environment has one. */
+export async function describeWebGPUAdapter(gpu: GPU | undefined): Promise<string | undefined> {
+  if (!gpu) return undefined;
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) return undefined;
+  // `adapter.info` is the current spec; requestAdapterInfo() is the older form.
+  const info: Partial<GPUAdapterInfo> =
+    (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info ??
+    (await (adapter as unknown as { requestAdapterInfo?: () => Promise<GPUAdapterInfo> }).requestAdapterInfo?.()) ??
+    {};
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
+  return parts.length ? parts.join(' / ') : 'unnamed adapter';
+}
+
+/**
+ * Tries backends in order and keeps the first that initialises and runs a small op correctly.
+ * Backends must already be registered (import the tfjs-backend-* packages before calling).
+ */
+export async function selectBackend(order: BackendName[] = DEFAULT_ORDER, gpu?: GPU): Promise<BackendInfo> {
+  const tried: BackendInfo['tried'] = [];
+  for (const name of order) {
+    if (!tf.findBackendFactory(name)) {
+      tried.push({ name, ok: false, error: 'not registered in this build' });
+      continue;
+    }
+    try {
+      const ok = await tf.setBackend(name);
+      if (!ok) throw new Error('initialisation returned false');
+      await tf.ready();
+      await smokeTest();
+      tried.push({ name, ok: true });
+      const adapter = name === 'webgpu' ? await describeWebGPUAdapter(gpu) : undefined;
+      const failed = tried.filter((t) => !t.ok);
+      const reason = failed.length === 0
+        ? `${name} is the first choice and works`
+        : `fell back to ${name}: ${failed.map((t) => `${t.name} (${t.error})`).join('; ')}`;
+      return { name, adapter, reason, tried };
+    } catch (e) {
+      tried.push({ name, ok: false, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  throw new Error(`no tfjs backend works here: ${tried.map((t) => `${t.name}: ${t.error}`).join('; ')}`);
+}
+
+async function smokeTest(): Promise<void> {
+  const a = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+  const b = tf.matMul(a, a);
+  const data = await b.data();
+  a.dispose();
+  b.dispose();
+  const want = [7, 10, 15, 22];
+  if (want.some((w, i) => Math.abs(data[i] - w) > 1e-3)) throw new Error(`smoke test matmul gave ${Array.from(data)}`);
+}
