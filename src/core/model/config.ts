@@ -109,3 +109,35 @@ export function countParameters(cfg: ModelConfig): number {
   const embed = cfg.vocab_size * h;
   return embed + cfg.num_hidden_layers * layer + h + (cfg.tie_word_embeddings ? 0 : embed);
 }
+
+/**
+ * Every parameter the model has, by its Hugging Face name, with its shape (PyTorch layout:
+ * Linear weights are [out, in]). Checkpoints are validated against this.
+ */
+export function parameterShapes(cfg: ModelConfig): Map<string, number[]> {
+  const h = cfg.hidden_size;
+  const q = cfg.num_attention_heads * cfg.head_dim;
+  const kv = cfg.num_key_value_heads * cfg.head_dim;
+  const shapes = new Map<string, number[]>();
+  shapes.set('model.embed_tokens.weight', [cfg.vocab_size, h]);
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const p = `model.layers.${i}`;
+    shapes.set(`${p}.input_layernorm.weight`, [h]);
+    shapes.set(`${p}.self_attn.q_proj.weight`, [q, h]);
+    shapes.set(`${p}.self_attn.k_proj.weight`, [kv, h]);
+    shapes.set(`${p}.self_attn.v_proj.weight`, [kv, h]);
+    if (cfg.attention_bias) {
+      shapes.set(`${p}.self_attn.q_proj.bias`, [q]);
+      shapes.set(`${p}.self_attn.k_proj.bias`, [kv]);
+      shapes.set(`${p}.self_attn.v_proj.bias`, [kv]);
+    }
+    shapes.set(`${p}.self_attn.o_proj.weight`, [h, q]);
+    shapes.set(`${p}.post_attention_layernorm.weight`, [h]);
+    shapes.set(`${p}.mlp.gate_proj.weight`, [cfg.intermediate_size, h]);
+    shapes.set(`${p}.mlp.up_proj.weight`, [cfg.intermediate_size, h]);
+    shapes.set(`${p}.mlp.down_proj.weight`, [h, cfg.intermediate_size]);
+  }
+  shapes.set('model.norm.weight', [h]);
+  if (!cfg.tie_word_embeddings) shapes.set('lm_head.weight', [cfg.vocab_size, h]);
+  return shapes;
+}
