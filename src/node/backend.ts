@@ -32,7 +32,7 @@ export function initNodeWebGPU(): Promise<GPU | undefined> {
     Object.assign(globalThis, globals);
     const gpu = create([]) as unknown as GPU;
     dawnGlobals = { gpu };
-    const nav = (globalThis as { navigator?: Record<string, unknown> }).navigator;
+    const nav = (globalThis as unknown as { navigator?: Record<string, unknown> }).navigator;
     if (nav) {
       try {
         Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
@@ -72,7 +72,7 @@ export async function selectNodeBackend(order?: BackendName[]): Promise<BackendI
 export function releaseNodeWebGPU(): void {
   if (!dawnGlobals) return;
   if (tf.findBackend('webgpu')) tf.removeBackend('webgpu');
-  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
+  const nav = (globalThis as unknown as { navigator?: { gpu?: unknown } }).navigator;
   if (nav && 'gpu' in nav) {
     try {
       delete nav.gpu;
