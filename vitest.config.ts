@@ -2,12 +2,30 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['tests/**/*.test.ts'],
-    environment: 'node',
-    testTimeout: 120_000,
-    hookTimeout: 180_000,
     // tfjs and Pyodide tests hold large runtimes; forks keep them apart and let the process exit.
     pool: 'forks',
+    // The JSON report lets .ci/run print one 'N passed, N failed' line.
+    reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
     maxWorkers: 2,
+    testTimeout: 120_000,
+    hookTimeout: 240_000,
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node' },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['tests/e2e/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['tests/e2e/global-setup.ts'],
+          // One browser at a time: SwiftShader WebGPU is CPU-bound and the machine has 2 cores.
+          maxWorkers: 1,
+          fileParallelism: false,
+        },
+      },
+    ],
   },
 });
