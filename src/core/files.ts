@@ -4,6 +4,8 @@
  * downloads (src/app/lib/files.ts), tests and workers pass memory.
  */
 
+import { LabError } from './errors';
+
 /** A flat folder to read from: file names without directories. */
 export interface FileSource {
   /** Shown in error messages (a path, "picked files", ...). */
@@ -39,7 +41,7 @@ export class MemoryFiles implements FileSource, FileSink {
   }
   async read(name: string): Promise<Uint8Array> {
     const bytes = this.files.get(name);
-    if (!bytes) throw new Error(`${this.label}: no file named ${name}`);
+    if (!bytes) throw new LabError('files', `no file named ${name}`, { file: this.label });
     return bytes;
   }
   async write(name: string, bytes: Uint8Array): Promise<void> {

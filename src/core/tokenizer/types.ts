@@ -11,5 +11,12 @@ export interface Tokenizer {
   readonly bosId: number | undefined;
   readonly padId: number | undefined;
   /** Renders a chat into the prompt text the model expects (chat template where the tokenizer has one). */
-  applyChatTemplate(messages: { role: 'system' | 'user' | 'assistant'; content: string }[], addGenerationPrompt?: boolean): string;
+  applyChatTemplate(messages: ChatMessage[], addGenerationPrompt?: boolean): string;
+  /** The files that recreate this tokenizer in a model folder, by file name. */
+  toFiles(): Record<string, string>;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
 }

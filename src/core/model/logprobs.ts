@@ -1,0 +1,23 @@
+/** Per-token log-probabilities and masked losses: what the trainers differentiate. */
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * log p(target_n) = log_softmax(logits_n)[target_n], for logits [N, V] and targets [N] (int32).
+ * The pick is a one-hot product rather than a gather, so its gradient needs no UnsortedSegmentSum.
+ */
+export function logprobsOfTargets(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const vocab = logits.shape[1];
+    return tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, vocab, 1, 0, 'float32')), -1) as tf.Tensor1D;
+  });
+}
+
+/** Σ values·mask / max(Σ mask, 1): the token mean over unmasked positions. */
+export function maskedMean(values: tf.Tensor, mask: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.div(tf.sum(tf.mul(values, mask)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar);
+}
+
+/** Mean negative log-likelihood of the unmasked tokens (SFT loss; THOR's α·L_NLL term). */
+export function maskedNLL(logprobs: tf.Tensor, mask: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.neg(maskedMean(logprobs, mask)));
+}

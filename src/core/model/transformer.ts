@@ -1,0 +1,350 @@
+/**
+ * The policy network: a decoder-only transformer of the Llama / Qwen2 family on tfjs ops.
+ *
+ *   ids → embed_tokens → L × [x += attn(rms_norm(x)); x += mlp(rms_norm(x))] → norm → lm_head → logits
+ *
+ * attn: grouped-query attention (num_key_value_heads ≤ num_attention_heads), optional q/k/v biases
+ * (Qwen2), rotary embeddings in HF's rotate_half convention. mlp: SwiGLU, down(silu(gate(x)) · up(x)).
+ * Parameters are tf.Variables under their Hugging Face names, so HF checkpoints load as they are.
+ *
+ * Layout: Linear weights are held transposed, [in, out] (HF stores [out, in]), because wasm multiplies
+ * a plain x·W with XNNPACK but x·Wᵀ about ten times slower. loadWeights / exportWeights speak HF layout.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { LabError } from '../errors';
+import { parameterShapes, type ModelConfig } from './config';
+import { initWeights, type InitOptions } from './init';
+import { logprobsOfTargets, maskedNLL } from './logprobs';
+import { embedding, linear } from './ops';
+import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
+import type { WeightMap } from './weights';
+
+/** Keys and values of one layer in a KV cache, [B, num_key_value_heads, capacity, head_dim]. */
+export interface LayerKV {
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+}
+
+/** One forward step over a KV cache (built by the engine; see src/core/engine/kvcache.ts). */
+export interface CachedStep {
+  /** [B, T] int32 new tokens; rows with fewer than T new tokens are padded. */
+  ids: tf.Tensor2D;
+  /** [B·T] int32 position of each new token (its RoPE angle). */
+  positions: tf.Tensor1D;
+  /** [B·nKV·T, 3] int32 (row, kv head, slot): where each new key and value is written, in [B, nKV, T] order. */
+  slots: tf.Tensor2D;
+  /** [B, 1, T, capacity]: 0 where a new token may attend a slot, MASKED where it may not. */
+  maskBias: tf.Tensor4D;
+  /** [B] int32 flat index b·T + t of the token whose next-token logits are wanted. */
+  pick: tf.Tensor1D;
+}
+
+/** Additive attention bias of a masked slot: exp(-1e9) is 0 in float32, and never NaN. */
+export const MASKED = -1e9;
+
+const EMBED = 'model.embed_tokens.weight';
+const LM_HEAD = 'lm_head.weight';
+/** Checkpoint entries that are buffers, not parameters (old HF Llama files carry them). */
+const IGNORED_SUFFIXES = ['.rotary_emb.inv_freq'];
+
+/** Rank-2 parameters other than the embedding are Linear weights, held [in, out] on the device. */
+function isLinearWeight(name: string, shape: number[]): boolean {
+  return shape.length === 2 && name !== EMBED;
+}
+
+/** Transpose of a row-major [rows, cols] matrix. */
+function transposeData(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out;
+}
+
+/** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w (Zhang & Sennrich 2019). */
+function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
+}
+
+/** 0 on and below the diagonal, MASKED above: token t attends tokens 0..t. */
+function causalBias(length: number): tf.Tensor4D {
+  const bias = new Float32Array(length * length);
+  for (let t = 0; t < length; t++) bias.fill(MASKED, t * length + t + 1, (t + 1) * length);
+  return tf.tensor4d(bias, [1, 1, length, length]);
+}
+
+/** What attention needs besides the layer input: positions, masks, and where keys and values come from. */
+interface AttentionContext {
+  batch: number;
+  length: number;
+  /** RoPE tables for the new tokens, [B or 1, T, 1, head_dim]. */
+  cos: tf.Tensor;
+  sin: tf.Tensor;
+  /** [B or 1, 1, T, S], added to the attention scores. */
+  maskBias: tf.Tensor;
+  /** Keys and values layer i attends over, [B, nKV, S, head_dim], given this step's new ones [B, nKV, T, head_dim]. */
+  keysValues(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): LayerKV;
+}
+
+export class Transformer {
+  readonly cfg: ModelConfig;
+  /** Parameters by HF name (Linear weights transposed to [in, out]; see the file comment). */
+  readonly params: Map<string, tf.Variable>;
+  private readonly rotate: tf.Tensor2D;
+  private rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; length: number } | undefined;
+
+  private constructor(cfg: ModelConfig, weights: WeightMap) {
+    this.cfg = cfg;
+    this.params = new Map();
+    for (const [name, t] of weights) {
+      const [rows, cols] = t.shape;
+      const device = isLinearWeight(name, t.shape)
+        ? tf.tensor2d(transposeData(t.data, rows, cols), [cols, rows])
+        : tf.tensor(t.data, t.shape);
+      this.params.set(name, tf.variable(device, true));
+      device.dispose();
+    }
+    this.rotate = tf.tensor2d(rotateHalfMatrix(cfg.head_dim), [cfg.head_dim, cfg.head_dim]);
+  }
+
+  /** A fresh model with seeded initial weights (see init.ts). */
+  static create(cfg: ModelConfig, options: InitOptions = {}): Transformer {
+    return new Transformer(cfg, initWeights(cfg, options));
+  }
+
+  /** A model holding the given weights (HF names and layout), checked against the config. */
+  static fromWeights(cfg: ModelConfig, weights: WeightMap, source = 'weights'): Transformer {
+    return new Transformer(cfg, Transformer.checkWeights(cfg, weights, source));
+  }
+
+  /**
+   * Every parameter of the config present with its HF shape, nothing unknown (a tied lm_head and
+   * rotary buffers are skipped). Returns the weights to use, in parameterShapes order.
+   */
+  static checkWeights(cfg: ModelConfig, weights: WeightMap, source = 'weights'): WeightMap {
+    const expected = parameterShapes(cfg);
+    const hint = 'The weights belong to another config: load them with the config.json saved next to them';
+    for (const name of weights.keys()) {
+      const ignored = IGNORED_SUFFIXES.some((s) => name.endsWith(s)) || (cfg.tie_word_embeddings && name === LM_HEAD);
+      if (!expected.has(name) && !ignored) {
+        throw new LabError('weights', `unexpected tensor "${name}": this config has no such parameter`, { file: source, field: name, expected: 'no such tensor', found: `[${weights.get(name)!.shape.join(', ')}]`, hint });
+      }
+    }
+    const out: WeightMap = new Map();
+    for (const [name, shape] of expected) {
+      const t = weights.get(name);
+      if (!t) throw new LabError('weights', `tensor "${name}" is missing`, { file: source, field: name, expected: `[${shape.join(', ')}]`, found: 'nothing', hint });
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]) || t.data.length !== size) {
+        throw new LabError('weights', `tensor "${name}" has the wrong shape`, { file: source, field: name, expected: `[${shape.join(', ')}]`, found: `[${t.shape.join(', ')}] holding ${t.data.length} values`, hint });
+      }
+      out.set(name, t);
+    }
+    return out;
+  }
+
+  /** Replaces every parameter with the given weights (HF names and layout), after checking them all. */
+  loadWeights(weights: WeightMap, source = 'weights'): void {
+    const checked = Transformer.checkWeights(this.cfg, weights, source);
+    for (const [name, t] of checked) {
+      const [rows, cols] = t.shape;
+      tf.tidy(() => {
+        const device = isLinearWeight(name, t.shape) ? tf.tensor2d(transposeData(t.data, rows, cols), [cols, rows]) : tf.tensor(t.data, t.shape);
+        this.params.get(name)!.assign(device);
+      });
+    }
+  }
+
+  /** The parameters as plain data in HF names and layout (for safetensors and for other models). */
+  async exportWeights(): Promise<WeightMap> {
+    const out: WeightMap = new Map();
+    for (const [name, hfShape] of parameterShapes(this.cfg)) {
+      const data = (await this.params.get(name)!.data()) as Float32Array;
+      const [rows, cols] = hfShape;
+      out.set(name, { shape: [...hfShape], data: isLinearWeight(name, hfShape) ? transposeData(data, cols, rows) : Float32Array.from(data) });
+    }
+    return out;
+  }
+
+  /** The tensors training updates, in parameterShapes order. */
+  trainableVariables(): tf.Variable[] {
+    return [...this.params.values()];
+  }
+
+  /** HF name of a variable (tf.variableGrads keys gradients by the variable's own name). */
+  nameOf(variable: tf.Variable): string | undefined {
+    for (const [name, v] of this.params) if (v === variable) return name;
+    return undefined;
+  }
+
+  numParameters(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+    this.rotate.dispose();
+    this.rope?.cos.dispose();
+    this.rope?.sin.dispose();
+    this.rope = undefined;
+  }
+
+  // ---------------------------------------------------------------- full forward (training, scoring)
+
+  /** Logits [B, T, V] of a full causal forward over ids [B, T] (int32), positions 0..T-1. */
+  logits(ids: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [batch, length] = ids.shape;
+      return tf.reshape(this.lmHead(this.trunk(ids)), [batch, length, this.cfg.vocab_size]) as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * log p(ids[b, t+1] | ids[b, ..t]) for t < T-1: [B, T-1], differentiable. With a temperature τ the
+   * distribution is softmax(logits / τ), the one sampling used.
+   */
+  tokenLogprobs(ids: tf.Tensor2D, options: { temperature?: number } = {}): tf.Tensor2D {
+    return tf.tidy(() => {
+      const [batch, length] = ids.shape;
+      if (length < 2) throw new LabError('model', 'log-probabilities need at least two tokens per row', { field: 'ids', expected: 'shape [B, T] with T >= 2', found: `[${ids.shape.join(', ')}]` });
+      const h = this.cfg.hidden_size;
+      const hidden = tf.reshape(tf.slice(tf.reshape(this.trunk(ids), [batch, length, h]), [0, 0, 0], [batch, length - 1, h]), [-1, h]) as tf.Tensor2D;
+      let logits = this.lmHead(hidden);
+      const temperature = options.temperature ?? 1;
+      if (temperature !== 1) logits = tf.div(logits, temperature);
+      const targets = tf.reshape(tf.slice(ids, [0, 1], [batch, length - 1]), [-1]) as tf.Tensor1D;
+      return tf.reshape(logprobsOfTargets(logits, targets), [batch, length - 1]) as tf.Tensor2D;
+    });
+  }
+
+  /** Mean negative log-likelihood of the next tokens where mask [B, T-1] is 1 (mask 0: prompt, padding, tool output). */
+  loss(ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+    return tf.tidy(() => maskedNLL(this.tokenLogprobs(ids), mask));
+  }
+
+  /** Hidden states after the final norm, [B·T, h], for positions 0..T-1 with causal attention. */
+  private trunk(ids: tf.Tensor2D): tf.Tensor2D {
+    const [batch, length] = ids.shape;
+    const hd = this.cfg.head_dim;
+    const rope = this.ropeTables(length);
+    const ctx: AttentionContext = {
+      batch,
+      length,
+      cos: tf.reshape(tf.slice(rope.cos, [0, 0], [length, hd]), [1, length, 1, hd]),
+      sin: tf.reshape(tf.slice(rope.sin, [0, 0], [length, hd]), [1, length, 1, hd]),
+      maskBias: causalBias(length),
+      keysValues: (_layer, k, v) => ({ k, v }),
+    };
+    return this.blocks(tf.reshape(ids, [-1]) as tf.Tensor1D, ctx);
+  }
+
+  // ---------------------------------------------------------------- cached forward (generation)
+
+  /**
+   * One generation step: writes the new tokens' keys and values into the cache at their slots,
+   * attends over the cache, and returns the next-token logits of one token per row ([B, V]) with the
+   * new cache. The caller owns both and disposes the old cache.
+   */
+  forwardCached(step: CachedStep, cache: LayerKV[]): { logits: tf.Tensor2D; cache: LayerKV[] } {
+    const [batch, length] = step.ids.shape;
+    const hd = this.cfg.head_dim;
+    const capacity = cache[0].k.shape[2];
+    const rope = this.ropeTables(capacity);
+    return tf.tidy(() => {
+      const next: LayerKV[] = [];
+      const ctx: AttentionContext = {
+        batch,
+        length,
+        cos: tf.reshape(tf.gather(rope.cos, step.positions), [batch, length, 1, hd]),
+        sin: tf.reshape(tf.gather(rope.sin, step.positions), [batch, length, 1, hd]),
+        maskBias: step.maskBias,
+        keysValues: (layer, k, v) => {
+          const written = {
+            k: tf.tensorScatterUpdate(cache[layer].k, step.slots, tf.reshape(k, [-1, hd])) as tf.Tensor4D,
+            v: tf.tensorScatterUpdate(cache[layer].v, step.slots, tf.reshape(v, [-1, hd])) as tf.Tensor4D,
+          };
+          next.push(written);
+          return written;
+        },
+      };
+      const hidden = this.blocks(tf.reshape(step.ids, [-1]) as tf.Tensor1D, ctx, step.pick);
+      return { logits: this.lmHead(hidden), cache: next };
+    });
+  }
+
+  // ---------------------------------------------------------------- the network
+
+  private p(name: string): tf.Variable {
+    return this.params.get(name)!;
+  }
+
+  /** Embedding, the decoder layers, the final norm; with `pick`, only those rows of [B·T, h] leave. */
+  private blocks(ids: tf.Tensor1D, ctx: AttentionContext, pick?: tf.Tensor1D): tf.Tensor2D {
+    let x = embedding(ids, this.p(EMBED) as tf.Tensor2D);
+    for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
+      const pre = `model.layers.${i}`;
+      x = tf.add(x, this.attention(i, rmsNorm(x, this.p(`${pre}.input_layernorm.weight`), this.cfg.rms_norm_eps), ctx));
+      x = tf.add(x, this.mlp(i, rmsNorm(x, this.p(`${pre}.post_attention_layernorm.weight`), this.cfg.rms_norm_eps)));
+    }
+    if (pick) x = tf.gather(x, pick);
+    return rmsNorm(x, this.p('model.norm.weight'), this.cfg.rms_norm_eps);
+  }
+
+  /** x·W (+ b) for HF Linear `name` (without the .weight suffix). */
+  private proj(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    const y = linear(x, this.p(`${name}.weight`) as tf.Tensor2D);
+    const bias = this.params.get(`${name}.bias`);
+    return bias ? tf.add(y, bias) : y;
+  }
+
+  /** Grouped-query self-attention (Ainslie et al. 2023): query head j reads kv head ⌊j / (nH / nKV)⌋, as HF's repeat_kv. */
+  private attention(layer: number, x: tf.Tensor2D, ctx: AttentionContext): tf.Tensor2D {
+    const { batch: B, length: T } = ctx;
+    const { num_attention_heads: nH, num_key_value_heads: nKV, head_dim: hd } = this.cfg;
+    const pre = `model.layers.${layer}.self_attn`;
+    const heads = (y: tf.Tensor2D, n: number) => applyRope(tf.reshape(y, [B, T, n, hd]), ctx.cos, ctx.sin, this.rotate);
+    const q = tf.transpose(tf.mul(heads(this.proj(x, `${pre}.q_proj`), nH), 1 / Math.sqrt(hd)), [0, 2, 1, 3]);
+    const k = tf.transpose(heads(this.proj(x, `${pre}.k_proj`), nKV), [0, 2, 1, 3]) as tf.Tensor4D;
+    const v = tf.transpose(tf.reshape(this.proj(x, `${pre}.v_proj`), [B, T, nKV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    const kv = ctx.keysValues(layer, k, v);
+    const S = kv.k.shape[2];
+    const group = nH / nKV;
+    // The heads sharing a kv head are stacked along the query axis: one batched matmul per kv head.
+    const scores = tf.matMul(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, false, true);
+    const probs = tf.softmax(tf.add(tf.reshape(scores, [B, nH, T, S]), ctx.maskBias));
+    const out = tf.matMul(tf.reshape(probs, [B, nKV, group * T, S]), kv.v);
+    const merged = tf.reshape(tf.transpose(tf.reshape(out, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
+    return this.proj(merged, `${pre}.o_proj`);
+  }
+
+  /** SwiGLU (Shazeer 2020): down(silu(gate(x)) · up(x)). */
+  private mlp(layer: number, x: tf.Tensor2D): tf.Tensor2D {
+    const pre = `model.layers.${layer}.mlp`;
+    const gate = this.proj(x, `${pre}.gate_proj`);
+    return this.proj(tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.proj(x, `${pre}.up_proj`)), `${pre}.down_proj`);
+  }
+
+  /** Logits from final hidden states [N, h]: the tied embedding or lm_head. */
+  private lmHead(hidden: tf.Tensor2D): tf.Tensor2D {
+    const w = this.cfg.tie_word_embeddings ? tf.transpose(this.p(EMBED)) : this.p(LM_HEAD);
+    return linear(hidden, w as tf.Tensor2D);
+  }
+
+  /** cos/sin tables covering positions 0..length-1, grown in powers of two and kept across tidy scopes. */
+  private ropeTables(length: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+    if (!this.rope || this.rope.length < length) {
+      let size = 64;
+      while (size < length) size *= 2;
+      const { cos, sin } = ropeTables(this.cfg.head_dim, this.cfg.rope_theta, size);
+      this.rope?.cos.dispose();
+      this.rope?.sin.dispose();
+      this.rope = {
+        cos: tf.keep(tf.tensor2d(cos, [size, this.cfg.head_dim])),
+        sin: tf.keep(tf.tensor2d(sin, [size, this.cfg.head_dim])),
+        length: size,
+      };
+    }
+    return this.rope;
+  }
+}
