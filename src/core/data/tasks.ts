@@ -208,16 +208,12 @@ const GENERATORS: Record<TaskKind, (rng: Rng, d: number) => Draft> = {
   factor(rng, d) {
     const target = 10 ** (d + 1);
     let n = 1;
-    let largest = 1;
-    while (n * 2 <= target) {
-      const room = PRIMES.filter((p) => n * p <= target);
-      const p = rng.pick(room.slice(0, Math.max(1, Math.min(room.length, 10 + 40 * d))));
-      n *= p;
-      largest = Math.max(largest, p);
-      if (n > target / 10 && rng.next() < 0.5) break;
+    // Random primes multiplied up into the grade's range; the first leaves room for a second, so n is composite.
+    for (let factors = 0; n * 2 <= target && (factors < 2 || n <= target / 10 || rng.next() < 0.5); factors++) {
+      const room = PRIMES.filter((p) => n * p * (factors === 0 ? 2 : 1) <= target);
+      n *= rng.pick(room.slice(0, 10 + 40 * d));
     }
-    if (n === largest) n *= rng.pick(PRIMES.slice(0, 4)); // always composite
-    largest = Math.max(...PRIMES.filter((p) => n % p === 0));
+    const largest = Math.max(...PRIMES.filter((p) => n % p === 0));
     return {
       question: `What is the largest prime factor of ${n}?`,
       answer: `${largest}`,

@@ -9,6 +9,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
+
+/** tf.customGrad with typed inputs: `forward` returns the value and the gradient of each input. */
+export function customOp(forward: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: GradFunc }): (...inputs: tf.Tensor[]) => tf.Tensor {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    return forward(args.slice(0, -1) as tf.Tensor[], save);
+  });
+  return (...inputs) => op(...inputs);
+}
+
 /** Backends whose matMul with transposed operands is much slower than a transpose plus a plain matMul. */
 function prefersExplicitTranspose(): boolean {
   return tf.getBackend() === 'wasm';
@@ -22,7 +33,7 @@ function matMulT(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB
 
 /** y = x·W with x [N, in] and W [in, out]; dx = dy·Wᵀ, dW = xᵀ·dy. */
 export function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  const op = tf.customGrad((input: tf.Tensor, weight: tf.Tensor, save: tf.GradSaveFunc) => {
+  const op = customOp(([input, weight], save) => {
     save([input, weight]);
     const value = tf.matMul(input as tf.Tensor2D, weight as tf.Tensor2D);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -56,7 +67,7 @@ export function embeddingGradOneHot(dy: tf.Tensor2D, ids: tf.Tensor1D, vocab: nu
 /** Rows of table [V, h] for ids [N]; the gradient reaches the table only. */
 export function embedding(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
   const vocab = table.shape[0];
-  const op = tf.customGrad((weight: tf.Tensor, save: tf.GradSaveFunc) => {
+  const op = customOp(([weight], save) => {
     save([]);
     const value = tf.gather(weight, ids);
     const gradFunc = (dy: tf.Tensor) =>

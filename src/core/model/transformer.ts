@@ -251,7 +251,7 @@ export class Transformer {
     const hd = this.cfg.head_dim;
     const capacity = cache[0].k.shape[2];
     const rope = this.ropeTables(capacity);
-    return tf.tidy(() => {
+    const out = tf.tidy(() => {
       const next: LayerKV[] = [];
       const ctx: AttentionContext = {
         batch,
@@ -269,8 +269,10 @@ export class Transformer {
         },
       };
       const hidden = this.blocks(tf.reshape(step.ids, [-1]) as tf.Tensor1D, ctx, step.pick);
-      return { logits: this.lmHead(hidden), cache: next };
+      return { logits: this.lmHead(hidden), cache: next.flatMap(({ k, v }) => [k, v]) };
     });
+    const flat = out.cache as tf.Tensor4D[];
+    return { logits: out.logits as tf.Tensor2D, cache: cache.map((_, i) => ({ k: flat[2 * i], v: flat[2 * i + 1] })) };
   }
 
   // ---------------------------------------------------------------- the network

@@ -1,5 +1,5 @@
 /**
- * Answer equivalence (algorithms.md §2): exact string after normalisation, then structure (tuples
+ * Answer equivalence, as math graders do it (MATH, Qwen2.5-Math evaluation): exact string after normalisation, then structure (tuples
  * and intervals element-wise, unordered lists and sets, matrices, ±), then numeric value, then
  * symbolic through an injected checker (sympy in the sandbox) for what the cheap checks cannot decide.
  */
@@ -57,7 +57,8 @@ function parseAnswer(s: string): Answer {
   const matrix = /^\\begin\{([pbBvV]?matrix|array)\}(?:\{[^}]*\})?(.*)\\end\{\1\}$/.exec(s);
   if (matrix) {
     const rows = splitTopLevel(matrix[2], '\\\\').filter((r) => r !== '');
-    return { kind: 'tuple', open: 'matrix', close: 'matrix', items: rows.map((r) => ({ kind: 'tuple', open: 'row', close: 'row', items: splitTopLevel(r, '&').map(parseAnswer) })) };
+    const row = (r: string): Answer => ({ kind: 'tuple', open: 'row', close: 'row', items: splitTopLevel(r, '&').map(parseAnswer) });
+    return { kind: 'tuple', open: 'matrix', close: 'matrix', items: rows.map(row) };
   }
   if (s.startsWith('\\{') && s.endsWith('\\}')) return set(splitTopLevel(s.slice(2, -2), ',').map(parseAnswer));
   if (wrapped(s)) {

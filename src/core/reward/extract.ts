@@ -1,5 +1,5 @@
 /**
- * Final-answer extraction from a response (algorithms.md §2): the last brace-balanced \boxed{...}
+ * Final-answer extraction from a response, as ToRL and THOR grade: the last brace-balanced \boxed{...}
  * (or \fbox{...}); GSM8K's "#### N"; "The answer is X".
  */
 

@@ -1,7 +1,7 @@
 /**
- * Outcome rewards (algorithms.md §2). ToRL: +1 correct, -1 wrong or missing, optionally -0.5 more
+ * Outcome rewards. ToRL: +1 correct, -1 wrong or missing, optionally -0.5 more
  * when code did not run (ToRL's ablation found it pushed the model to trivial code). THOR: 1 / 0,
- * and 0 when the response degenerates into repetition (algorithms.md §6).
+ * and 0 when the response degenerates into repetition (THOR's 20-character n-gram test).
  */
 import { isEquivalent, type SymbolicChecker } from './equivalence';
 import { extractAnswer, type ExtractedAnswer, type ExtractionMethod } from './extract';

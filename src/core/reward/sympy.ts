@@ -98,7 +98,7 @@ def same(A, B):
         return abs(complex(d.evalf(30))) < 1e-9
     if ea:
         r = simplify(a / b)
-        return bool(r.is_number and r != 0)
+        return bool(r.is_number and r.is_finite and r != 0)
     return False
 try:
     print(same(${JSON.stringify(pa)}, ${JSON.stringify(pb)}))

@@ -1,5 +1,5 @@
 /**
- * Group-relative advantages (algorithms.md §3), as verl's compute_grpo_outcome_advantage:
+ * Group-relative advantages (GRPO, DeepSeekMath), as verl's compute_grpo_outcome_advantage:
  * every token of trajectory i gets A_i = (R_i - mean(R_group)) / (std(R_group) + eps).
  */
 

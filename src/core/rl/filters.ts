@@ -1,5 +1,5 @@
 /**
- * Which trajectories train (algorithms.md §3): DAPO's overlong handling and dynamic sampling, and
+ * Which trajectories train: DAPO's overlong handling and dynamic sampling, and
  * THOR's filter of trajectories whose code failed (a group stays only if at least half survives).
  * Order as in THOR's trainer: rewards (with any overlong penalty), code-failure filter, then
  * zero-variance groups, then advantages on what is left.

@@ -1,13 +1,13 @@
 /**
- * The GRPO objective on plain arrays (algorithms.md §3), following verl's core_algos.py
+ * The GRPO objective on plain arrays (PPO clip, DAPO clip-higher, Dr. GRPO), following verl's core_algos.py
  * (compute_policy_loss, agg_loss, kl_penalty) and THOR's actor (α·NLL on positive-advantage
  * samples). Rows are trajectories, columns response tokens; a mask row marks the tokens that train.
  * The tensor implementation is checked against these functions.
  */
 
 export type Row = ArrayLike<number>;
-export type LossAggregation = 'token-mean' | 'seq-mean-token-mean' | 'seq-mean-token-sum-norm';
-export const LOSS_AGGREGATIONS: readonly LossAggregation[] = ['token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum-norm'];
+export const LOSS_AGGREGATIONS = ['token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum-norm'] as const;
+export type LossAggregation = (typeof LOSS_AGGREGATIONS)[number];
 
 function maskedSums(values: readonly Row[], mask: readonly Row[]): { sums: number[]; counts: number[] } {
   const sums: number[] = [];
@@ -143,15 +143,24 @@ export function policyLoss(batch: PolicyBatch, clip: ClipOptions, aggregation: L
   };
 }
 
+export type KlEstimator = 'k1' | 'k2' | 'k3';
+
 /** k3 estimator of KL(π_new ‖ π_ref) (Schulman 2020; verl low_var_kl): exp(ref - new) - (ref - new) - 1, clamped to ±10. */
 export function k3(logpNew: number, logpRef: number): number {
   const d = logpRef - logpNew;
   return Math.min(10, Math.max(-10, Math.exp(d) - d - 1));
 }
 
-/** Token mean of k3 over the loss mask (THOR and verl use masked_mean for the KL loss). */
-export function klLoss(logpNew: readonly Row[], logpRef: readonly Row[], mask: readonly Row[]): number {
-  const values = logpNew.map((row, i) => Array.from(row, (v, t) => k3(v, logpRef[i][t])));
+/** Per-token KL estimate, as verl's kl_penalty: k1 = new - ref ("kl"), k2 = ½(new - ref)² ("mse"), k3 ("low_var_kl"). */
+export function klEstimate(logpNew: number, logpRef: number, estimator: KlEstimator): number {
+  if (estimator === 'k1') return logpNew - logpRef;
+  if (estimator === 'k2') return 0.5 * (logpNew - logpRef) ** 2;
+  return k3(logpNew, logpRef);
+}
+
+/** Token mean of the KL estimate over the loss mask (THOR and verl use masked_mean for the KL loss). */
+export function klLoss(logpNew: readonly Row[], logpRef: readonly Row[], mask: readonly Row[], estimator: KlEstimator = 'k3'): number {
+  const values = logpNew.map((row, i) => Array.from(row, (v, t) => klEstimate(v, logpRef[i][t], estimator)));
   return maskedMean(values, mask);
 }
 
@@ -160,12 +169,12 @@ export function meanEntropy(entropy: readonly Row[], mask: readonly Row[]): numb
   return maskedMean(entropy, mask);
 }
 
-/** THOR's α·NLL term: -Σ_{A>0} logp / max(1, #tokens with A>0), token mean over positive-advantage samples. */
+/** THOR's α·NLL term: -Σ_{A>0} logp / #tokens with A>0 (0 when there are none), a token mean over positive-advantage samples. */
 export function positiveAdvantageNll(logpNew: readonly Row[], advantages: readonly number[], mask: readonly Row[]): number {
   const selected = mask.map((row, i) => Array.from(row, (m) => (advantages[i] > 0 ? m : 0)));
   const { sums, counts } = maskedSums(logpNew, selected);
   const n = counts.reduce((a, b) => a + b, 0);
-  return -sums.reduce((a, b) => a + b, 0) / Math.max(1, n);
+  return n === 0 ? 0 : -sums.reduce((a, b) => a + b, 0) / n;
 }
 
 export interface GrpoLossOptions {
@@ -174,6 +183,8 @@ export interface GrpoLossOptions {
   /** Dr. GRPO's constant L_max; defaults to the longest row. */
   maxLength?: number;
   klCoef: number;
+  /** Default k3. */
+  klEstimator?: KlEstimator;
   entropyCoef: number;
   /** THOR: α = 0.01. */
   nllAlpha: number;
@@ -198,7 +209,7 @@ export function grpoLoss(input: GrpoLossInput, o: GrpoLossOptions): GrpoLossResu
   const policy = policyLoss(input, o.clip, o.aggregation, o.maxLength);
   if (o.klCoef > 0 && !input.logpRef) throw new RangeError('grpoLoss: klCoef > 0 needs logpRef');
   if (o.entropyCoef > 0 && !input.entropy) throw new RangeError('grpoLoss: entropyCoef > 0 needs entropy');
-  const kl = input.logpRef ? klLoss(input.logpNew, input.logpRef, input.mask) : 0;
+  const kl = input.logpRef ? klLoss(input.logpNew, input.logpRef, input.mask, o.klEstimator) : 0;
   const entropy = input.entropy ? meanEntropy(input.entropy, input.mask) : 0;
   const nll = o.nllAlpha > 0 ? positiveAdvantageNll(input.logpNew, input.advantages, input.mask) : 0;
   const loss = policy.loss + o.klCoef * kl - o.entropyCoef * entropy + o.nllAlpha * nll;

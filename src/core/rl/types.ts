@@ -20,7 +20,7 @@ export interface ExecutionRecord {
   durationMs: number;
   /** Output was cut by the sandbox's cap. */
   truncated: boolean;
-  /** The observation text the model was shown (algorithms.md §1). */
+  /** The observation text the model was shown (stdout head + tail, last error line, or a timeout note). */
   observation: string;
   /** The code ran: exit ok and non-empty stdout (see executionSucceeded). */
   succeeded: boolean;
@@ -30,7 +30,7 @@ export interface ExecutionRecord {
   codeTokenEnd: number;
 }
 
-/** THOR's notion of a code action that worked (algorithms.md §4): status ok and something printed. */
+/** THOR's notion of a code action that worked (its step-level reward): status ok and something printed. */
 export function executionSucceeded(status: ExecutionStatus, stdout: string): boolean {
   return status === 'ok' && stdout.trim() !== '';
 }
@@ -44,7 +44,7 @@ export interface Segment {
   tokenEnd: number;
 }
 
-/** An attempt thrown away by self-correction (algorithms.md §5), kept for display. */
+/** An attempt thrown away by THOR's self-correction, kept for display. */
 export interface DiscardedAttempt {
   /** Response-token index the generation was rewound to. */
   rewindTo: number;

@@ -1,0 +1,22 @@
+/** The app's one connection to the run store, and the list of stored runs every panel sees. */
+import { openRunStore, type RunStore, type RunSummary } from './runstore';
+
+let storePromise: Promise<RunStore> | undefined;
+
+export function runStore(): Promise<RunStore> {
+  storePromise ??= openRunStore();
+  return storePromise;
+}
+
+class StoredRuns {
+  /** Newest first. */
+  items = $state.raw<RunSummary[]>([]);
+  loaded = $state(false);
+
+  async refresh(): Promise<void> {
+    this.items = await (await runStore()).list();
+    this.loaded = true;
+  }
+}
+
+export const storedRuns = new StoredRuns();

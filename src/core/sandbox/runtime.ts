@@ -1,0 +1,343 @@
+/**
+ * One sealed Pyodide interpreter: boots Pyodide offline, installs the package bundle (or falls back to
+ * Pyodide's CDN), preloads packages, then seals it with the Python guard (guard.ts). Shared by the
+ * browser worker and the Node worker_threads worker; environment differences arrive in RuntimeConfig.
+ */
+import { loadPyodide, type PyodideAPI } from 'pyodide';
+import { GUARD_PY } from './guard';
+import { DEFAULT_LIMITS, type PackageStatus, type RunStatus, type SandboxInfo, type SandboxLimits } from './types';
+
+/** The offline package bundle: a zip of site-packages trees and what it contains. */
+export interface BundleSource {
+  /** Bytes of the zip (Node reads the file and passes them). */
+  bytes?: Uint8Array;
+  /** URL of the zip (the browser fetches it from the app). */
+  url?: string;
+  /** Package name -> version, from the bundle's manifest.json. */
+  packages: Record<string, string>;
+}
+
+export interface RuntimeConfig {
+  /** Where Pyodide's runtime files are (pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip, ...). */
+  indexURL: string;
+  bundle?: BundleSource;
+  /** Optional packages the lab wants (reported in SandboxInfo.packages). */
+  packages: string[];
+  /** Packages imported while warming up, so that the first call does not pay for them. */
+  preload: string[];
+  /** Packages that may be fetched from Pyodide's CDN when the bundle lacks them (needs a network). */
+  cdnPackages: string[];
+  limits?: Partial<SandboxLimits>;
+  /** SharedArrayBuffer-backed Int32Array(1): writing 2 (SIGINT) interrupts running Python. */
+  interruptBuffer?: Int32Array;
+  /** Most stateful sessions kept per worker; the least recently used is dropped past it. */
+  maxSessions?: number;
+}
+
+/** A call's result as a worker reports it; the pool adds the wall-clock duration. */
+export interface WorkerRunResult {
+  status: RunStatus;
+  stdout: string;
+  stderr: string;
+  errorLine: number | null;
+  truncated: boolean;
+  /** Python exception name when status is not ok (KeyboardInterrupt after a timeout interrupt). */
+  errorType: string | null;
+  /** True when the interpreter can no longer be used: the worker must be replaced. */
+  dead: boolean;
+  /** WebAssembly memory in use after the call, MiB. */
+  heapMb: number;
+}
+
+/** Modules whose namespaces are restored after every call (model code may monkey-patch them). */
+const GUARDED_MODULES = [
+  'builtins', 'sys', 'os', 'posix', 'io', '_imp', 'importlib', 'importlib._bootstrap', 'importlib._bootstrap_external',
+  'signal', 'time', 'math', 'cmath', 'fractions', 'decimal', 'itertools', 'functools', 'collections', 'operator',
+  'statistics', 'random', 're', 'string', 'json', 'heapq', 'bisect', 'traceback', 'linecache', 'warnings', 'shutil',
+  'tempfile', 'gc', 'sympy', 'mpmath', 'numpy',
+];
+
+/** Import roots refused to model code. The bridge roots lead to JavaScript; the rest to native code. */
+const BRIDGE_ROOTS = ['js', 'pyodide_js', 'pyodide', '_pyodide', '_pyodide_core', 'pyodide_http'];
+const BLOCKED_IMPORTS = [
+  ...BRIDGE_ROOTS, 'micropip', 'ctypes', '_ctypes', '_testcapi', '_testinternalcapi', '_testbuffer', '_testmultiphase',
+  '_testsinglephase', '_testlimitedcapi', '_testclinic', '_xxtestfuzz', '_ctypes_test', '_remote_debugging',
+  '_testexternalinspection',
+];
+
+/** Typical work after `import sympy` that pulls in lazily imported modules, so calls don't pay for them. */
+const SYMPY_WARMUP = `
+from sympy import symbols, solve, factor, integrate, simplify, sin, Rational, Matrix, limit, series, oo, nsimplify, factorint
+_x = symbols('x')
+solve(_x**2 - 4, _x); factor(_x**2 - 1); integrate(_x * sin(_x), _x); simplify((_x**2 - 1) / (_x - 1))
+Matrix([[1, 2], [3, 4]]).det(); limit(sin(_x) / _x, _x, 0); series(sin(_x), _x, 0, 4); factorint(2**32 + 1)
+nsimplify(0.5); str(Rational(3, 4))
+`;
+
+/** Collects one stream's bytes for a call, keeping at most `limit` of them. */
+class OutputCapture {
+  private chunks: Uint8Array[] = [];
+  private kept = 0;
+  total = 0;
+
+  constructor(private readonly limit: number) {}
+
+  write = (buffer: Uint8Array): number => {
+    this.total += buffer.length;
+    if (this.kept < this.limit) {
+      const piece = buffer.slice(0, Math.min(buffer.length, this.limit - this.kept));
+      this.chunks.push(piece);
+      this.kept += piece.length;
+    }
+    return buffer.length;
+  };
+
+  reset(): void {
+    this.chunks = [];
+    this.kept = 0;
+    this.total = 0;
+  }
+
+  /** Decoded text (invalid UTF-8 becomes U+FFFD) and whether anything was dropped. */
+  text(maxChars: number): { text: string; truncated: boolean } {
+    const all = new Uint8Array(this.kept);
+    let at = 0;
+    for (const c of this.chunks) {
+      all.set(c, at);
+      at += c.length;
+    }
+    let text = new TextDecoder('utf-8', { fatal: false }).decode(all);
+    let truncated = this.total > this.kept;
+    if (text.length > maxChars) {
+      text = text.slice(0, maxChars);
+      truncated = true;
+    }
+    return { text, truncated };
+  }
+}
+
+type PyFunction = ((...args: unknown[]) => unknown) & { destroy(): void };
+
+export class PythonRuntime {
+  private dead = false;
+
+  private constructor(
+    private readonly pyodide: PyodideAPI,
+    private readonly memory: WebAssembly.Memory | undefined,
+    private readonly limits: SandboxLimits,
+    private readonly stdout: OutputCapture,
+    private readonly stderr: OutputCapture,
+    private readonly pyRun: PyFunction,
+    private readonly pyEndSession: PyFunction,
+    private readonly pyCheckIsolation: PyFunction,
+    private readonly interruptBuffer: Int32Array | undefined,
+    readonly info: SandboxInfo,
+  ) {}
+
+  /** Loads Pyodide, installs and preloads packages, and seals the interpreter. */
+  static async boot(config: RuntimeConfig): Promise<PythonRuntime> {
+    const started = performance.now();
+    const limits = { ...DEFAULT_LIMITS, ...config.limits };
+    const { pyodide, memory } = await loadCapturingMemory(config.indexURL);
+    const captureLimit = limits.maxOutputChars * 4; // UTF-8 bytes for maxOutputChars characters
+    const stdout = new OutputCapture(captureLimit);
+    const stderr = new OutputCapture(captureLimit);
+    // Explicit handlers: inside worker_threads Pyodide's defaults would write to the parent's console.
+    pyodide.setStdout({ write: stdout.write, isatty: false });
+    pyodide.setStderr({ write: stderr.write, isatty: false });
+    pyodide.setStdin({ stdin: () => null, isatty: false });
+
+    const packages = await installPackages(pyodide, config);
+    const preloadStarted = performance.now();
+    const preloaded = new Set<string>();
+    for (const name of config.preload) {
+      const status = packages.find((p) => p.name === name);
+      if (!status?.available) continue;
+      pyodide.runPython(`import ${name}`);
+      preloaded.add(name);
+    }
+    if (preloaded.has('sympy')) pyodide.runPython(SYMPY_WARMUP, { globals: pyodide.toPy({}) });
+    const preloadMs = performance.now() - preloadStarted;
+
+    if (memory) limitMemory(memory, limits.memoryLimitMb);
+    if (config.interruptBuffer) pyodide.setInterruptBuffer(config.interruptBuffer);
+
+    const scope = pyodide.toPy({});
+    pyodide.runPython(GUARD_PY, { globals: scope, filename: '<sandbox>' });
+    const seal = scope.get('seal') as PyFunction;
+    const sealConfig = {
+      scratchRoot: '/sandbox',
+      recursionLimit: limits.recursionLimit,
+      blockedImports: BLOCKED_IMPORTS,
+      bridgeRoots: BRIDGE_ROOTS,
+      trustedPrefixes: ['/lib/python'],
+      guardedModules: GUARDED_MODULES,
+      maxSessions: config.maxSessions ?? 64,
+      available: packages.filter((p) => p.available).map((p) => p.name),
+    };
+    const sealed = seal(JSON.stringify(sealConfig)) as { toJs(): PyFunction[]; destroy(): void };
+    const [pyRun, pyEndSession, pyCheckIsolation] = sealed.toJs();
+    sealed.destroy();
+    seal.destroy();
+    scope.destroy(); // the dict lives on as the guard's globals, reachable only from JavaScript
+
+    const versions = pyodide.runPython('import sys; sys.version.split()[0]') as string;
+    const info: SandboxInfo = {
+      pythonVersion: versions,
+      pyodideVersion: pyodide.version,
+      packages,
+      interrupts: config.interruptBuffer !== undefined,
+      warmMs: performance.now() - started,
+      preloadMs,
+    };
+    return new PythonRuntime(
+      pyodide, memory, limits, stdout, stderr, pyRun, pyEndSession, pyCheckIsolation, config.interruptBuffer, info,
+    );
+  }
+
+  /** Runs one snippet. Never throws: a broken interpreter is reported as `killed` with dead = true. */
+  run(code: string, session: string | null): WorkerRunResult {
+    if (this.dead) return this.deadResult('the Python runtime had already died');
+    this.stdout.reset();
+    this.stderr.reset();
+    if (this.interruptBuffer) Atomics.store(this.interruptBuffer, 0, 0);
+    let outcome: { status: RunStatus; errorType: string | null; traceback: string; errorLine: number | null };
+    try {
+      outcome = JSON.parse(this.pyRun(code, session ?? undefined) as string);
+    } catch (e) {
+      this.dead = true;
+      const out = this.stdout.text(this.limits.maxOutputChars);
+      const reason = e instanceof Error ? e.message.split('\n').filter(Boolean).pop() ?? e.message : String(e);
+      return { ...this.deadResult(`the Python runtime crashed: ${reason}`), stdout: out.text, truncated: out.truncated };
+    }
+    const out = this.stdout.text(this.limits.maxOutputChars);
+    const err = this.stderr.text(this.limits.maxOutputChars);
+    const stderr = err.text + (err.text && outcome.traceback && !err.text.endsWith('\n') ? '\n' : '') + outcome.traceback;
+    return {
+      status: outcome.status,
+      stdout: out.text,
+      stderr,
+      errorLine: outcome.errorLine ?? null,
+      truncated: out.truncated || err.truncated,
+      errorType: outcome.errorType,
+      dead: false,
+      heapMb: this.heapMb(),
+    };
+  }
+
+  endSession(session: string): boolean {
+    if (this.dead) return false;
+    return this.pyEndSession(session) as boolean;
+  }
+
+  /** Paths from reachable Python objects to the JavaScript bridge; empty when the seal holds. */
+  checkIsolation(): string[] {
+    const found = this.pyCheckIsolation() as { toJs(): string[]; destroy(): void };
+    const paths = found.toJs();
+    found.destroy();
+    return paths;
+  }
+
+  heapMb(): number {
+    return this.memory ? this.memory.buffer.byteLength / 2 ** 20 : 0;
+  }
+
+  private deadResult(message: string): WorkerRunResult {
+    return {
+      status: 'killed', stdout: '', stderr: message, errorLine: null, truncated: false,
+      errorType: null, dead: true, heapMb: this.heapMb(),
+    };
+  }
+}
+
+/**
+ * Loads Pyodide with an empty, frozen object as its `js` module (Python sees no JavaScript globals)
+ * and catches the WebAssembly memory on its way through instantiate, so that its growth can be capped.
+ */
+async function loadCapturingMemory(indexURL: string): Promise<{ pyodide: PyodideAPI; memory?: WebAssembly.Memory }> {
+  let memory: WebAssembly.Memory | undefined;
+  const catchMemory = (result: WebAssembly.WebAssemblyInstantiatedSource | WebAssembly.Instance) => {
+    const instance = 'instance' in result ? result.instance : result;
+    const exported = instance.exports.memory;
+    if (!memory && exported instanceof WebAssembly.Memory) memory = exported;
+    return result;
+  };
+  const wasm = WebAssembly as unknown as Record<string, (...args: unknown[]) => Promise<never>>;
+  const originals = { instantiate: wasm.instantiate, instantiateStreaming: wasm.instantiateStreaming };
+  wasm.instantiate = (...args) => originals.instantiate.apply(WebAssembly, args).then(catchMemory);
+  if (originals.instantiateStreaming) {
+    wasm.instantiateStreaming = (...args) => originals.instantiateStreaming.apply(WebAssembly, args).then(catchMemory);
+  }
+  try {
+    const pyodide = await loadPyodide({
+      indexURL,
+      jsglobals: Object.freeze(Object.create(null)),
+      stdout: () => {},
+      stderr: () => {},
+      env: { HOME: '/home/pyodide', PYTHONHASHSEED: '0' },
+    });
+    return { pyodide, memory };
+  } finally {
+    wasm.instantiate = originals.instantiate;
+    if (originals.instantiateStreaming) wasm.instantiateStreaming = originals.instantiateStreaming;
+  }
+}
+
+/** Past the limit, growing the heap fails; Emscripten then returns NULL and Python raises MemoryError. */
+function limitMemory(memory: WebAssembly.Memory, limitMb: number): void {
+  const limit = limitMb * 2 ** 20;
+  const grow = WebAssembly.Memory.prototype.grow;
+  Object.defineProperty(memory, 'grow', {
+    value(this: WebAssembly.Memory, pages: number) {
+      if (this.buffer.byteLength + pages * 65_536 > limit) throw new RangeError('sandbox memory limit reached');
+      return grow.call(this, pages);
+    },
+  });
+}
+
+/** Installs the bundle, then tries the CDN for what is still missing; reports every wanted package. */
+async function installPackages(pyodide: PyodideAPI, config: RuntimeConfig): Promise<PackageStatus[]> {
+  const statuses = new Map<string, PackageStatus>();
+  let bundleProblem: string | undefined = 'no offline bundle (run `npm run build:python`)';
+  if (config.bundle) {
+    try {
+      const bytes = config.bundle.bytes ?? (await fetchBytes(config.bundle.url));
+      const site = pyodide.runPython('import site; site.getsitepackages()[0]') as string;
+      pyodide.unpackArchive(bytes, 'zip', { extractDir: site });
+      pyodide.runPython('import importlib; importlib.invalidate_caches()');
+      for (const [name, version] of Object.entries(config.bundle.packages)) {
+        statuses.set(name, { name, available: true, version, source: 'bundle' });
+      }
+      bundleProblem = undefined;
+    } catch (e) {
+      bundleProblem = `the offline bundle could not be installed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  const fromCdn = config.cdnPackages.filter((name) => !statuses.has(name));
+  if (fromCdn.length > 0) {
+    const failures: string[] = [];
+    let loaded: { name: string; version: string }[] = [];
+    try {
+      loaded = await pyodide.loadPackage(fromCdn, { errorCallback: (m) => failures.push(m), messageCallback: () => {} });
+    } catch (e) {
+      failures.push(e instanceof Error ? e.message : String(e));
+    }
+    for (const name of fromCdn) {
+      const hit = loaded.find((p) => p.name === name);
+      // loadPackage reports failures through errorCallback and resolves anyway: check what arrived.
+      if (hit) statuses.set(name, { name, available: true, version: hit.version, source: 'cdn' });
+      else statuses.set(name, { name, available: false, reason: failures.join('; ') || 'not loaded from the CDN' });
+    }
+  }
+  for (const name of config.packages) {
+    if (!statuses.has(name)) statuses.set(name, { name, available: false, reason: bundleProblem ?? 'not in the offline bundle' });
+  }
+  return [...statuses.values()];
+}
+
+async function fetchBytes(url: string | undefined): Promise<Uint8Array> {
+  if (!url) throw new Error('the bundle has neither bytes nor a URL');
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
