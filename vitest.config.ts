@@ -1,6 +1,9 @@
 import { defineConfig } from 'vitest/config';
+import { svelte } from '@sveltejs/vite-plugin-svelte';
 
 export default defineConfig({
+  // Compiles .svelte files, so components render in Node tests through svelte/server.
+  plugins: [svelte()],
   test: {
     // tfjs and Pyodide tests hold large runtimes; forks keep them apart and let the process exit.
     pool: 'forks',

@@ -124,8 +124,9 @@ function paxPath(data: Uint8Array): string | undefined {
 }
 
 /**
- * Regular files of a ustar / pax / GNU tar archive (directories and links skipped). Each file's
- * bytes are a copy, so storing one does not keep the whole archive alive.
+ * Regular files of a ustar / pax / GNU tar archive (directories and links skipped), which must end
+ * with its end-of-archive block. Each file's bytes are a copy, so storing one does not keep the
+ * whole archive alive.
  */
 export function readTar(bytes: Uint8Array, file: string): TarEntry[] {
   const notTar = (found: string) =>
@@ -160,8 +161,8 @@ export function readTar(bytes: Uint8Array, file: string): TarEntry[] {
       longPath = undefined;
     } else longPath = undefined;
   }
-  if (entries.length === 0) throw notTar(bytes.length === 0 ? 'an empty file' : `${bytes.length} bytes without a tar header`);
-  return entries;
+  // No end-of-archive block: the download or copy stopped early, and files may be missing.
+  throw notTar(bytes.length === 0 ? 'an empty file' : `an archive cut short after ${entries.length} file(s) (${bytes.length} bytes, no end-of-archive block)`);
 }
 
 // ---- validating what was read ------------------------------------------------------------------

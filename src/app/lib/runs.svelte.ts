@@ -12,10 +12,13 @@ class StoredRuns {
   /** Newest first. */
   items = $state.raw<RunSummary[]>([]);
   loaded = $state(false);
+  /** The run the Runs and Rollouts panels look at. */
+  selected = $state<string | null>(null);
 
   async refresh(): Promise<void> {
     this.items = await (await runStore()).list();
     this.loaded = true;
+    if (this.selected && !this.items.some((r) => r.id === this.selected)) this.selected = null;
   }
 }
 

@@ -242,6 +242,28 @@ export class Generation {
     r.stopFrom = r.tokens.length;
   }
 
+  /**
+   * Cuts a paused row's response back to its first `responseLength` tokens (self-correction backs up
+   * over a failed step). Cache slots past the cut are simply overwritten later: each slot holds the
+   * token at that position and masks only reach up to a row's own position.
+   */
+  rewind(row: number, responseLength: number): void {
+    const r = this.row(row);
+    if (r.status !== 'paused') throw new LabError('generation', `row ${row} must be paused to rewind`, { field: `row ${row}`, expected: 'paused', found: r.status });
+    const current = r.tokens.length - r.promptLength;
+    if (!Number.isInteger(responseLength) || responseLength < 0 || responseLength > current) {
+      throw new LabError('generation', 'rewind target outside the response', { field: 'responseLength', expected: `an integer in [0, ${current}]`, found: String(responseLength) });
+    }
+    const keep = r.promptLength + responseLength;
+    r.tokens.length = keep;
+    r.logprobs.length = responseLength;
+    r.sampled.length = responseLength;
+    // The last kept token is fed again so the next step has logits to sample from.
+    r.cached = Math.min(r.cached, keep - 1);
+    r.stopFrom = keep;
+    r.stop = undefined;
+  }
+
   /** Ends a row now. */
   finish(row: number, reason: FinishReason = 'aborted'): void {
     const r = this.row(row);

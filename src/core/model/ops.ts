@@ -56,7 +56,7 @@ export function embeddingGradOneHot(dy: tf.Tensor2D, ids: tf.Tensor1D, vocab: nu
     let acc: tf.Tensor2D | undefined; // [h, V]
     for (let start = 0; start < n; start += block) {
       const size = Math.min(block, n - start);
-      const oneHot = tf.oneHot(tf.slice(ids, start, size), vocab, 1, 0, 'float32') as tf.Tensor2D;
+      const oneHot = tf.cast(tf.oneHot(tf.slice(ids, start, size), vocab), 'float32') as tf.Tensor2D;
       const part = matMulT(tf.slice(dy, [start, 0], [size, -1]), oneHot, true, false);
       acc = acc ? tf.add(acc, part) : part;
     }

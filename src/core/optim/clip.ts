@@ -6,9 +6,9 @@ export function clipScale(norm: number, maxNorm: number): number {
   return Math.min(1, maxNorm / (norm + 1e-6));
 }
 
-/** ‖g‖ = sqrt(Σ_i Σ g_i²) over every gradient tensor. */
+/** ‖g‖ = sqrt(Σ_i Σ g_i²) over every gradient tensor. Summed pairwise: an addN of many inputs exceeds WebGPU's storage-buffer limit per shader. */
 export function globalNorm(grads: tf.Tensor[]): tf.Scalar {
-  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  return tf.tidy(() => tf.sqrt(grads.map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b))) as tf.Scalar);
 }
 
 /**

@@ -36,6 +36,7 @@ const RolloutConfig = z.strictObject({
   topK: int().min(0).default(0).describe('top-k sampling; 0 = off (verl default -1 / off)'),
   toolTimeoutMs: int().positive().default(5000).describe('per-execution timeout (THOR TIRGen: 30 s; lab snippets are short)'),
   observationMaxChars: int().positive().default(256).describe('observation longer than this shows first half + "..." + last half (ToRL/THOR: 128 + 128)'),
+  instruction: z.string().default('').describe("text before the question; '' for the tiny model (its pretraining taught the format), ToRL/THOR's TIR instruction for real models"),
   statefulPython: z.boolean().default(false).describe('one Python namespace per trajectory; default stateless as SandboxFusion'),
 });
 

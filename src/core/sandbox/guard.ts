@@ -5,12 +5,18 @@
  * run(code, session), end_session(session) and check_isolation().
  */
 export const GUARD_PY = String.raw`
-# The sandbox inside a warm Pyodide: seal(config) runs once, after the packages are loaded. It cuts
-# Python off from JavaScript (Pyodide's bridge modules are dropped and scrubbed, imports of them are
-# refused), installs an audit hook that refuses processes, network, native code, frame and heap
-# introspection and writes outside the scratch directory, and returns run / end_session.
-# Nothing model code can reach holds a reference to the hook's state: run and the hook live in the
-# closure of seal, which only JavaScript holds, and frames (the way up to it) are refused.
+# The sandbox inside a warm Pyodide. seal(config) runs once, after the packages are loaded:
+#  1. it cuts Python off from JavaScript: Pyodide's bridge modules leave sys.modules and every
+#     reference to a JavaScript object or to _pyodide_core left in their namespaces is replaced;
+#  2. it gates the two functions that can create native modules without an import statement;
+#  3. it installs an audit hook (PEP 578) that refuses bridge imports, processes, network, native
+#     code, heap introspection, hand-made bytecode and writes outside the scratch directory.
+# The hook keeps no state and reads no globals: everything it uses is bound as keyword defaults,
+# so nothing that model code can reach (frames included) can switch it off.
+# Model code runs inside execute(), whose frame holds nothing but the call's own objects; the
+# functions with state (prepare, finish, end_session) are never on the stack while it runs.
+import _imp
+import _signal
 import builtins
 import gc
 import json
@@ -19,181 +25,211 @@ import os
 import posix
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import time
 import traceback
 import types
 import warnings
-import _imp
+
+CODE_FILENAME = "<code>"
+
+HOOK_SOURCE = r'''
+def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_fd, _prefixes, _root, _devices,
+         _gates, _write_flags, _str=str, _bytes=bytes, _int=int, _tuple=tuple, _isinstance=isinstance, _len=len,
+         _type=type, _getcwd=posix.getcwd, _normpath=posix._path_normpath, _fspath=posix.fspath,
+         _PermissionError=PermissionError, _ModuleNotFoundError=ModuleNotFoundError):
+    if event == "import":
+        name = args[0] if _len(args) > 0 else None
+        if _isinstance(name, _str):
+            root = _str.partition(name, ".")[0]
+            if root in _blocked:
+                name = _str.__add__("", name)
+                if root == "micropip":
+                    message = f"installing packages is not allowed in the sandbox (import of {name!r} refused); available: {_available}"
+                elif root in _bridge:
+                    message = f"import of {name!r} is not allowed: sandboxed code cannot reach JavaScript"
+                else:
+                    message = f"import of {name!r} is not allowed in the sandbox"
+                raise _ModuleNotFoundError(message, name=name)
+        return
+    if event == "open":
+        if _len(args) != 3:
+            return
+        path, mode, flags = args
+        if _isinstance(mode, _str):
+            writes = "w" in mode or "a" in mode or "x" in mode or "+" in mode
+        else:
+            writes = _isinstance(flags, _int) and (flags & _write_flags) != 0
+        text = None
+        if _isinstance(path, _str):
+            text = _str.__add__("", path)
+        elif _isinstance(path, _bytes):
+            text = _bytes.decode(path, "utf-8", "surrogateescape")
+        if writes and not _isinstance(path, _int):
+            if text is None:
+                try:
+                    text = _fspath(path)
+                    if _isinstance(text, _bytes):
+                        text = _bytes.decode(text, "utf-8", "surrogateescape")
+                    text = _str.__add__("", text)
+                except BaseException:
+                    text = "?"
+            full = _normpath(text if _str.startswith(text, "/") else _getcwd() + "/" + text)
+            if not (full == _root or _str.startswith(full, _root + "/") or full in _devices):
+                raise _PermissionError(f"writing to {text!r} is not allowed: the sandbox can only write inside {_root}")
+        if text is not None and _str.endswith(text, ".pyc"):
+            # Compiled files are not trusted; importlib falls back to the source when this fails.
+            raise _PermissionError("reading compiled bytecode is not allowed in the sandbox")
+        return
+    if event == "object.__getattr__":
+        if _len(args) == 2 and args[1] == "gi_frame":
+            target = args[0]
+            for gate in _gates:
+                if target is gate:
+                    raise _PermissionError("the frames of the sandbox's import gates are not accessible")
+        return
+    what = _refused.get(event) if _isinstance(event, _str) else None
+    if what is not None:
+        raise _PermissionError(f"{what} is not allowed in the sandbox")
+    positions = _writes.get(event) if _isinstance(event, _str) else None
+    if positions is not None:
+        fd_at = _dir_fd.get(event)
+        if fd_at is not None and _len(args) > fd_at and args[fd_at] is not None:
+            return  # relative to an open directory: the read-only file system modes decide
+        for i in positions:
+            if i >= _len(args):
+                continue
+            if _isinstance(args[i], _int):
+                if event == "os.chmod" or event == "os.chown":
+                    raise _PermissionError("changing the mode of an open file is not allowed in the sandbox")
+                continue
+            target = args[i]
+            try:
+                text = _fspath(target)
+                if _isinstance(text, _bytes):
+                    text = _bytes.decode(text, "utf-8", "surrogateescape")
+                text = _str.__add__("", text)
+            except BaseException:
+                text = "?"
+            full = _normpath(text if _str.startswith(text, "/") else _getcwd() + "/" + text)
+            if not (full == _root or _str.startswith(full, _root + "/")):
+                raise _PermissionError(f"{event} on {text!r} is not allowed: the sandbox can only change files inside {_root}")
+        return
+    if _isinstance(event, _str) and _str.startswith(event, _prefixes):
+        raise _PermissionError(f"network access and native code ({event}) are not allowed in the sandbox")
+'''
+
+EXECUTE_SOURCE = r'''
+def execute(code, compiled, namespace, stateless, *, _filename, _graveyard, _exec=exec, _exc_info=sys.exc_info,
+            _BaseException=BaseException, _SystemExit=SystemExit, _MemoryError=MemoryError, _type=type,
+            _len=len, _str=str, _isinstance=isinstance, _format_only=traceback.format_exception_only,
+            _getline=linecache.getline, _dumps=json.dumps, _signal=_signal.signal, _SIGINT=_signal.SIGINT,
+            _SIG_IGN=_signal.SIG_IGN, _default_int_handler=_signal.default_int_handler,
+            _catch_warnings=warnings.catch_warnings):
+    _graveyard.clear()  # objects displaced by the previous call's clean-up are released here
+    status, error_type, text, error_line = "ok", None, "", None
+    try:
+        _signal(_SIGINT, _default_int_handler)
+        with _catch_warnings():
+            try:
+                _exec(compiled, namespace)
+            except _SystemExit as e:
+                if e.code is not None and e.code != 0:
+                    status, error_type = "error", "SystemExit"
+                    text = f"SystemExit: {e.code}\n"
+            except _BaseException as e:
+                status, error_type = ("memory" if _isinstance(e, _MemoryError) else "error"), _type(e).__name__
+                lines, tb = [], _exc_info()[2].tb_next  # the first level is this function
+                source = code.splitlines()
+                while tb is not None:
+                    frame_code, lineno = tb.tb_frame.f_code, tb.tb_lineno
+                    lines.append(f'  File "{frame_code.co_filename}", line {lineno}, in {frame_code.co_name}\n')
+                    if frame_code.co_filename == _filename:
+                        error_line = lineno
+                        line = source[lineno - 1] if lineno and 0 < lineno <= _len(source) else ""
+                    else:
+                        line = _getline(frame_code.co_filename, lineno) if lineno else ""
+                    if line.strip():
+                        lines.append("    " + line.strip() + "\n")
+                    tb = tb.tb_next
+                try:
+                    tail = "".join(_format_only(_type(e), e))
+                except _BaseException:
+                    tail = f"{_type(e).__name__}: <the exception message could not be printed>\n"
+                text = ("Traceback (most recent call last):\n" if lines else "") + "".join(lines) + tail
+    except _BaseException as e:  # an interrupt landing after the user's code
+        status, error_type, text = "error", _type(e).__name__, f"{_type(e).__name__}\n"
+    finally:
+        _signal(_SIGINT, _SIG_IGN)
+    if stateless:
+        namespace.clear()  # finalizers of the user's objects run here, where there is nothing to find
+    return _dumps({"status": status, "errorType": error_type, "traceback": _str.__add__("", text), "errorLine": error_line})
+'''
 
 
 def seal(config_json):
     config = json.loads(config_json)
     scratch_root = config["scratchRoot"]
     recursion_limit = int(config["recursionLimit"])
-    code_filename = "<code>"
     blocked_imports = frozenset(config["blockedImports"])
     bridge_roots = frozenset(config["bridgeRoots"])
     trusted_prefixes = tuple(config["trustedPrefixes"])
-    writable_devices = frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"))
-    frame_attributes = frozenset(("tb_frame", "gi_frame", "cr_frame", "ag_frame"))
-    socket_like = ("socket.", "ctypes.", "ftplib.", "smtplib.", "poplib.", "imaplib.", "nntplib.", "telnetlib.", "http.client.")
-    refused_events = {
-        "os.system": "running shell commands",
-        "os.exec": "starting processes",
-        "os.posix_spawn": "starting processes",
-        "os.spawn": "starting processes",
-        "os.fork": "starting processes",
-        "os.forkpty": "starting processes",
-        "os.kill": "sending signals",
-        "os.killpg": "sending signals",
-        "subprocess.Popen": "starting processes",
-        "pty.spawn": "starting processes",
-        "urllib.Request": "network access",
-        "webbrowser.open": "network access",
-        "gc.get_objects": "heap introspection (gc.get_objects)",
-        "gc.get_referrers": "heap introspection (gc.get_referrers)",
-        "gc.get_referents": "heap introspection (gc.get_referents)",
-        "sys._getframe": "frame introspection (sys._getframe)",
-        "sys._current_frames": "frame introspection",
-        "sys._current_exceptions": "frame introspection",
-        "sys.settrace": "tracing (sys.settrace)",
-        "sys.setprofile": "profiling hooks (sys.setprofile)",
-        "sys.monitoring.register_callback": "monitoring callbacks",
-        "sys.remote_exec": "remote execution",
-        "sys.addaudithook": "audit hooks",
-        "code.__new__": "building code objects by hand",
-    }
-    write_events = {
-        # event -> positions of path arguments that must stay inside the scratch directory
-        "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.symlink": (0, 1),
-        "os.link": (0, 1), "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,), "os.utime": (0,),
-        "os.chflags": (0,), "os.lchflags": (0,), "os.lchmod": (0,), "os.lchown": (0,), "os.setxattr": (0,),
-        "os.removexattr": (0,), "shutil.rmtree": (0,), "tempfile.mkstemp": (0,), "tempfile.mkdtemp": (0,),
-    }
-    dir_fd_position = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 2, "os.symlink": 2, "os.chmod": 2, "os.chown": 3, "os.utime": 3, "shutil.rmtree": 1}
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    plain_path_types = (str, bytes)
-    path_types = []
-    try:
-        import pathlib
-        path_types = [pathlib.PosixPath, pathlib.PurePosixPath]
-    except ImportError:
-        pass
-    path_types = tuple(path_types)
 
-    armed = False
-    scratch = scratch_root
-    pyc_token = False
-
-    def refuse(what):
-        return PermissionError(f"{what} is not allowed in the sandbox")
-
-    def inside_scratch(path):
-        if isinstance(path, int):
-            return True
-        if isinstance(path, plain_path_types):
-            text = os.fsdecode(path)
-        elif type(path) in path_types:
-            text = str(path)
-        else:
-            return False  # a custom os.PathLike could answer differently on each call
-        full = os.path.normpath(os.path.join(os.getcwd(), text))
-        return full == scratch or full.startswith(scratch + "/") or full in writable_devices
-
-    def hook(event, args):
-        nonlocal pyc_token
-        if not armed:
-            return
-        if event == "import":
-            name = args[0]
-            if isinstance(name, str) and name.partition(".")[0] in blocked_imports:
-                raise ModuleNotFoundError(import_message(name), name=name)
-            return
-        if event == "open":
-            path, mode, flags = args
-            if isinstance(mode, str):
-                writes = any(c in mode for c in "wax+")
-            else:
-                writes = bool(flags & write_flags)
-            if writes and not inside_scratch(path):
-                raise PermissionError(f"writing to {path!r} is not allowed: the sandbox can only write inside its scratch directory {scratch}")
-            if isinstance(path, str) and path.endswith(".pyc"):
-                # Compiled files are trusted only from the read-only library tree; elsewhere the refusal
-                # makes importlib fall back to the source. One trusted file allows one marshal.loads.
-                if not path.startswith(trusted_prefixes) or ".." in path:
-                    raise PermissionError("reading compiled bytecode outside the library is not allowed in the sandbox")
-                pyc_token = True
-            return
-        if event == "marshal.loads" or event == "marshal.load":
-            if not pyc_token:
-                raise refuse("loading marshalled code")
-            pyc_token = False
-            return
-        if event == "object.__getattr__":
-            if args[1] in frame_attributes:
-                raise refuse(f"frame introspection ({args[1]})")
-            return
-        what = refused_events.get(event)
-        if what is not None:
-            raise refuse(what)
-        positions = write_events.get(event)
-        if positions is not None:
-            fd_at = dir_fd_position.get(event)
-            if fd_at is not None and len(args) > fd_at and args[fd_at] is not None:
-                raise refuse("file operations relative to a directory descriptor")
-            for i in positions:
-                if i < len(args) and not inside_scratch(args[i]):
-                    raise PermissionError(f"{event} on {args[i]!r} is not allowed: the sandbox can only change files inside its scratch directory {scratch}")
-            return
-        if event.startswith(socket_like):
-            raise refuse("network access and native code (" + event + ")")
-
-    def import_message(name):
-        root = name.partition(".")[0]
-        if root in ("micropip",):
-            return f"installing packages is not allowed in the sandbox (import of {name!r} refused); available: {', '.join(config['available'])}"
-        if root in bridge_roots:
-            return f"import of {name!r} is not allowed: sandboxed code cannot reach JavaScript"
-        return f"import of {name!r} is not allowed in the sandbox"
-
-    # --- Cut the bridge to JavaScript -------------------------------------------------------------
+    # --- 1. Cut the bridge to JavaScript --------------------------------------------------------
+    # Pyodide routes time.sleep and asyncio.run through its JavaScript event loop; restore the originals.
+    time.sleep = getattr(time.sleep, "__wrapped__", time.sleep)
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        asyncio.run = getattr(asyncio.run, "__wrapped__", asyncio.run)
     core = sys.modules.get("_pyodide_core")
-    js_proxy_type = None
     try:
         from pyodide.ffi import JsProxy as js_proxy_type
     except ImportError:
-        pass
+        js_proxy_type = None
 
     def is_bridge(value):
-        if value is core and core is not None:
+        if core is not None and value is core:
             return True
         if js_proxy_type is not None and isinstance(value, js_proxy_type):
             return True
-        return type(value) is types.BuiltinFunctionType and core is not None and getattr(value, "__self__", None) is core
+        return core is not None and type(value) is types.BuiltinFunctionType and getattr(value, "__self__", None) is core
 
     def severed(*args, **kwargs):
         raise PermissionError("the JavaScript bridge is not available in the sandbox")
 
-    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__.partition(".")[0] not in bridge_roots]
+    def scrub(container, depth):
+        """Replaces bridge references in a namespace, and in the dicts, lists and objects it holds."""
+        items = list(container.items()) if isinstance(container, dict) else list(enumerate(container))
+        for key, value in items:
+            if is_bridge(value):
+                container[key] = severed
+            elif depth > 0 and isinstance(value, (dict, list)):
+                scrub(value, depth - 1)
+            elif depth > 0 and isinstance(getattr(value, "__dict__", None), dict) and not isinstance(value, (type, types.ModuleType, types.FunctionType)):
+                scrub(value.__dict__, depth - 1)
+
+    def from_bridge(entry):
+        module = getattr(entry, "__module__", None) or type(entry).__module__
+        return isinstance(module, str) and module.partition(".")[0] in bridge_roots
+
+    sys.meta_path[:] = [f for f in sys.meta_path if not from_bridge(f)]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if not from_bridge(h)]
+    sys.path_importer_cache.clear()
     for name in [n for n in sys.modules if n.partition(".")[0] in bridge_roots]:
         module = sys.modules.pop(name)
-        namespace = getattr(module, "__dict__", None) if isinstance(module, types.ModuleType) else None
-        if namespace is not None:
-            for key, value in list(namespace.items()):
-                if is_bridge(value):
-                    namespace[key] = severed
-    for name, module in list(sys.modules.items()):
         if isinstance(module, types.ModuleType):
-            for key, value in list(module.__dict__.items()):
-                if is_bridge(value):
-                    module.__dict__[key] = severed
+            scrub(module.__dict__, 3)
+    for module in list(sys.modules.values()):
+        if isinstance(module, types.ModuleType):
+            scrub(module.__dict__, 0)
 
-    # Builtin and extension modules can be created again without an import statement; only trusted
-    # ones are, and extension modules only from the read-only library tree.
-    def guarded(original, allow):
+    # --- 2. Gate module creation that bypasses import statements ---------------------------------
+    gates = []
+
+    def gated(original, allow):
+        """Wraps original so that it runs only for allowed specs. original lives in a generator frame,
+        which the audit hook refuses to hand out."""
         def gate():
             result = None
             while True:
@@ -205,9 +241,11 @@ def seal(config_json):
                         result = (False, e)
                 else:
                     result = (False, ModuleNotFoundError(f"creating module {getattr(spec, 'name', '?')!r} is not allowed in the sandbox"))
-        sender = gate()
-        next(sender)
-        send = sender.send
+
+        generator = gate()
+        next(generator)
+        gates.append(generator)
+        send = generator.send
 
         def create(spec, *rest):
             ok, value = send(spec)
@@ -218,16 +256,16 @@ def seal(config_json):
 
     def allow_builtin(spec):
         name = getattr(spec, "name", None)
-        return isinstance(name, str) and name.partition(".")[0] not in blocked_imports and name not in ("_imp", "sys", "builtins")
+        return type(name) is str and name.partition(".")[0] not in blocked_imports and name not in ("_imp", "sys", "builtins")
 
     def allow_dynamic(spec):
         origin = getattr(spec, "origin", None)
-        return allow_builtin(spec) and isinstance(origin, str) and origin.startswith(trusted_prefixes) and ".." not in origin
+        return allow_builtin(spec) and type(origin) is str and origin.startswith(trusted_prefixes) and ".." not in origin
 
-    _imp.create_builtin = guarded(_imp.create_builtin, allow_builtin)
-    _imp.create_dynamic = guarded(_imp.create_dynamic, allow_dynamic)
+    _imp.create_builtin = gated(_imp.create_builtin, allow_builtin)
+    _imp.create_dynamic = gated(_imp.create_dynamic, allow_dynamic)
 
-    # --- Make the runtime survive what model code may do -----------------------------------------
+    # --- Make the runtime survive what model code may do ------------------------------------------
     def exit_instead(code=0):
         raise SystemExit(code)
 
@@ -238,82 +276,79 @@ def seal(config_json):
         module._exit = exit_instead
         module.abort = abort_instead
 
-    real_sleep = time.sleep
-    monotonic = time.monotonic
-
-    def sleep(seconds):
-        """Sleep in short slices so that a timeout interrupt lands."""
-        end = monotonic() + seconds
+    def sleep(seconds, _sleep=time.sleep, _monotonic=time.monotonic, _min=min):
+        """Sleeps in short slices so that a timeout interrupt lands."""
+        end = _monotonic() + seconds
         while True:
-            left = end - monotonic()
+            left = end - _monotonic()
             if left <= 0:
                 return
-            real_sleep(min(left, 0.02))
+            _sleep(_min(left, 0.02))
 
     time.sleep = sleep
 
+    def setrecursionlimit(limit, _set=sys.setrecursionlimit, _cap=recursion_limit, _min=min, _int=int):
+        """Deep recursion overflows the WebAssembly stack and kills the runtime, so the limit is capped."""
+        _set(_min(_int(limit), _cap))
+
     real_setrecursionlimit = sys.setrecursionlimit
-
-    def setrecursionlimit(limit):
-        """Deep recursion overflows the WebAssembly stack and kills the runtime; the limit is capped."""
-        real_setrecursionlimit(min(int(limit), recursion_limit))
-
     sys.setrecursionlimit = setrecursionlimit
     real_setrecursionlimit(recursion_limit)
-    sys.set_int_max_str_digits(0)  # exact arithmetic on huge integers is the point of the tool
+    sys.set_int_max_str_digits(0)  # exact arithmetic on huge integers is what the tool is for
     sys.dont_write_bytecode = True
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(errors="backslashreplace")
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # interrupts only land while user code runs
     os.makedirs(scratch_root, exist_ok=True)
+    for name in config["stdlibPreload"]:
+        __import__(name)  # imported now, so that their state is in the snapshot below
 
-    # Snapshots of interpreter-wide state, restored after every call.
-    guarded_names = [n for n in config["guardedModules"] if n in sys.modules]
-    guarded_modules = [(sys.modules[n], dict(sys.modules[n].__dict__)) for n in guarded_names]
-    builtins_snapshot = dict(builtins.__dict__)
+    # --- State restored after every call ------------------------------------------------------------
+    guarded_modules = [(sys.modules[n], dict(sys.modules[n].__dict__)) for n in config["guardedModules"] if n in sys.modules]
     modules_snapshot = dict(sys.modules)
     sys_lists = [(lst, list(lst)) for lst in (sys.path, sys.meta_path, sys.path_hooks)]
     environ_snapshot = dict(os.environ)
     home = os.getcwd()
     stdout, stderr = sys.stdout, sys.stderr
-    default_int_handler = signal.default_int_handler
     decimal_module = sys.modules.get("decimal")
     mpmath_module = sys.modules.get("mpmath")
     sympy_parameters = getattr(sys.modules.get("sympy.core.parameters"), "global_parameters", None)
     sympy_defaults = dict(vars(sympy_parameters)) if sympy_parameters is not None else None
-    exc_info = sys.exc_info
-    gc_enable, gc_disable, gc_isenabled = gc.enable, gc.disable, gc.isenabled
-    dumps = json.dumps
-    format_exception_only = traceback.format_exception_only
-    getline = linecache.getline
-    rmtree = shutil.rmtree
+    graveyard = []
     sessions = {}
     max_sessions = int(config["maxSessions"])
+    missing = object()
 
     def restore_dict(namespace, snapshot):
-        for key in [k for k in namespace if k not in snapshot]:
-            del namespace[key]
+        for key in [k for k in namespace if type(k) is str and k not in snapshot]:
+            graveyard.append(namespace.pop(key))
         for key, value in snapshot.items():
-            if namespace.get(key, restore_dict) is not value:
+            current = namespace.get(key, missing)
+            if current is not value:
+                graveyard.append(current)  # released by the next execute(), never in this frame
                 namespace[key] = value
 
     def restore_state():
-        """Undoes what one call may have changed in the interpreter shared by all calls."""
-        restore_dict(builtins.__dict__, builtins_snapshot)
+        """Undoes what a call may have changed in the interpreter that all calls share."""
         for module, snapshot in guarded_modules:
             restore_dict(module.__dict__, snapshot)
         for key, value in modules_snapshot.items():
-            if sys.modules.get(key) is not value:
+            current = sys.modules.get(key, missing)
+            if current is not value:
+                graveyard.append(current)
                 sys.modules[key] = value
         for lst, snapshot in sys_lists:
-            if lst != snapshot:
+            if len(lst) != len(snapshot) or any(a is not b for a, b in zip(lst, snapshot)):
+                graveyard.append(list(lst))
                 lst[:] = snapshot
-        if os.environ != environ_snapshot:
+        if dict(os.environ) != environ_snapshot:
             os.environ.clear()
             os.environ.update(environ_snapshot)
         real_setrecursionlimit(recursion_limit)
         sys.set_int_max_str_digits(0)
-        if not gc_isenabled():
-            gc_enable()
+        sys.stdout, sys.stderr = stdout, stderr
+        if not gc.isenabled():
+            gc.enable()
         if decimal_module is not None:
             decimal_module.setcontext(decimal_module.Context())
         if mpmath_module is not None:
@@ -326,177 +361,156 @@ def seal(config_json):
         tempfile.tempdir = None
 
     def scratch_for(session):
-        if session is None:
-            return scratch_root + "/call"
-        return scratch_root + "/session-" + session
+        return scratch_root + ("/call" if session is None else "/session-" + session)
 
-    def traceback_entries(tb):
-        """(filename, line, function) for each level, read with frames allowed for this walk only."""
-        nonlocal armed
-        entries = []
-        was_enabled = gc_isenabled()
-        gc_disable()  # no finalizer of user objects may run while frames are open
-        armed = False
-        try:
-            while tb is not None:
-                code = tb.tb_frame.f_code
-                entries.append((code.co_filename, tb.tb_lineno, code.co_name))
-                tb = tb.tb_next
-        finally:
-            armed = True
-            if was_enabled:
-                gc_enable()
-        return entries
-
-    def describe(exc, tb, source_lines):
-        """Traceback text as CPython prints it, and the line of the user's code that raised."""
-        error_line = None
-        lines = []
-        for filename, lineno, name in traceback_entries(tb)[1:]:  # the first level is run() itself
-            lines.append(f'  File "{filename}", line {lineno}, in {name}\n')
-            if filename == code_filename:
-                error_line = lineno
-                text = source_lines[lineno - 1] if lineno and 0 < lineno <= len(source_lines) else ""
+    def wipe_scratch():
+        """Removes everything in the scratch root but the directories of live sessions."""
+        keep = {scratch_for(s).rpartition("/")[2] for s in sessions}
+        for name in os.listdir(scratch_root):
+            if name in keep:
+                continue
+            path = scratch_root + "/" + name
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
             else:
-                text = getline(filename, lineno) if lineno else ""
-            if text.strip():
-                lines.append("    " + text.strip() + "\n")
-        try:
-            tail = "".join(format_exception_only(type(exc), exc))
-        except BaseException:
-            tail = f"{type(exc).__name__}: <the exception message could not be printed>\n"
-        head = "Traceback (most recent call last):\n" if lines else ""
-        return head + "".join(lines) + tail, error_line
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
-    def run(code, session=None):
-        nonlocal armed, scratch
-        signal.signal(signal.SIGINT, default_int_handler)
-        entry = sessions.get(session) if session is not None else None
-        if entry is None:
+    def prepare(code, session=None):
+        """Sets up a call and compiles the code. Returns (compiled, namespace, None), or
+        (None, None, result JSON) when the code does not compile."""
+        module = sessions.get(session) if session is not None else None
+        if module is None:
             module = types.ModuleType("__main__")
-            namespace = module.__dict__
-            namespace["__builtins__"] = builtins
-            entry = (module, namespace)
+            module.__dict__["__builtins__"] = builtins
             if session is not None:
                 if len(sessions) >= max_sessions:
                     end_session(next(iter(sessions)))
-                sessions[session] = entry
+                sessions[session] = module
         else:
             sessions[session] = sessions.pop(session)  # most recently used last
-        module, namespace = entry
+        namespace = module.__dict__
         scratch = scratch_for(session)
         os.makedirs(scratch, exist_ok=True)
         os.chdir(scratch)
         tempfile.tempdir = scratch
         os.environ["TMPDIR"] = scratch
-        sys.modules["__main__"] = module
+        sys.modules["__main__"] = module  # pickle, dataclasses and typing look the caller up there
         if session is None:
-            random.seed()
-        status, error_type, text, error_line = "ok", None, "", None
-        source_lines = code.splitlines()
-        armed = True
+            random.seed()  # like a fresh process
+        linecache.cache[CODE_FILENAME] = (len(code), None, code.splitlines(True), CODE_FILENAME)  # for traceback.print_exc()
         try:
+            compiled = compile(code, CODE_FILENAME, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError) as e:
+            text = "".join(traceback.format_exception_only(type(e), e))
+            line = getattr(e, "lineno", None)
+            return None, None, json.dumps({"status": "error", "errorType": type(e).__name__, "traceback": text, "errorLine": line if type(line) is int else None})
+        return compiled, namespace, None
+
+    def finish(session=None):
+        """Restores shared state and wipes the scratch directory of a stateless call."""
+        for stream in (stdout, stderr):
             try:
-                compiled = compile(code, code_filename, "exec", dont_inherit=True)
-            except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError) as e:
-                status, error_type = "error", type(e).__name__
-                text = "".join(format_exception_only(type(e), e))
-                error_line = getattr(e, "lineno", None)
-            else:
-                with warnings.catch_warnings():
-                    try:
-                        exec(compiled, namespace)
-                    except SystemExit as e:
-                        code_value = e.code
-                        if code_value is not None and code_value != 0:
-                            status, error_type = "error", "SystemExit"
-                            text = f"SystemExit: {code_value}\n"
-                    except BaseException as e:
-                        status, error_type = "error", type(e).__name__
-                        text, error_line = describe(e, exc_info()[2], source_lines)
-                        if isinstance(e, MemoryError):
-                            status = "memory"
-        except BaseException as e:  # an interrupt landing between the user's code and here
-            status, error_type = "error", type(e).__name__
-            text = f"{type(e).__name__}\n"
-        finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                restore_state()
-                if session is None:
-                    namespace.clear()
-                    try:
-                        rmtree(scratch, ignore_errors=True)
-                    except BaseException:
-                        pass
-                for stream in (stdout, stderr):
-                    try:
-                        stream.flush()
-                    except BaseException:
-                        pass
-                sys.stdout, sys.stderr = stdout, stderr
-            finally:
-                armed = False
-        return dumps({"status": status, "errorType": error_type, "traceback": text, "errorLine": error_line})
+                stream.flush()
+            except BaseException:
+                pass
+        restore_state()
+        os.chmod(scratch_root, 0o777)
+        if session is None:
+            wipe_scratch()
 
     def end_session(session):
-        nonlocal armed
-        entry = sessions.pop(session, None)
-        if entry is None:
+        module = sessions.pop(session, None)
+        if module is None:
             return False
-        armed = True
-        try:
-            entry[1].clear()
-            rmtree(scratch_for(session), ignore_errors=True)
-            restore_state()
-        finally:
-            armed = False
+        graveyard.append(module)  # released by the next execute()
+        shutil.rmtree(scratch_for(session), ignore_errors=True)
         return True
 
-    def check_isolation():
-        """Walks every object Python code can reach from modules, builtins and classes, looking for
-        anything that leads to JavaScript. Returns the paths of what it found (empty when sealed)."""
-        found = []
-        seen = set()
-        roots = [("sys.modules", dict(sys.modules)), ("builtins", builtins.__dict__)]
-        classes = []
-        stack = [object]
-        while stack:
-            cls = stack.pop()
-            try:
-                subclasses = type.__subclasses__(cls)
-            except TypeError:
-                continue
-            for sub in subclasses:
-                if id(sub) not in seen:
-                    seen.add(id(sub))
-                    classes.append(sub)
-                    stack.append(sub)
-        roots.append(("classes", classes))
-        seen = set()
-        queue = list(roots)
-        while queue:
-            path, obj = queue.pop()
-            if id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            if is_bridge(obj):
-                found.append(path)
-                continue
-            if isinstance(obj, types.FrameType):
-                continue  # frames are refused to user code
-            if isinstance(obj, dict):
-                children = [(repr(k)[:40], v) for k, v in list(obj.items())]
-            elif isinstance(obj, types.ModuleType):
-                children = [(obj.__name__, vars(obj))]
-            else:
-                children = [(type(c).__name__, c) for c in gc.get_referents(obj)]
-            for label, child in children:
-                if isinstance(child, (str, bytes, int, float)) or id(child) in seen:
-                    continue
-                queue.append((path + " > " + label if path.count(">") < 40 else path, child))
-        return found
+    # --- Build the hook and execute() in namespaces of their own --------------------------------
+    hook_scope = {"__builtins__": builtins, "posix": posix}
+    exec(HOOK_SOURCE, hook_scope)
+    refused = {
+        "os.system": "running shell commands", "os.exec": "starting processes", "os.posix_spawn": "starting processes",
+        "os.spawn": "starting processes", "os.fork": "starting processes", "os.forkpty": "starting processes",
+        "os.kill": "sending signals", "os.killpg": "sending signals", "subprocess.Popen": "starting processes",
+        "pty.spawn": "starting processes", "urllib.Request": "network access", "webbrowser.open": "network access",
+        "gc.get_objects": "heap introspection (gc.get_objects)", "gc.get_referrers": "heap introspection (gc.get_referrers)",
+        "gc.get_referents": "heap introspection (gc.get_referents)", "sys._current_frames": "inspecting other threads",
+        "sys.settrace": "tracing (sys.settrace)", "sys.setprofile": "profiling hooks (sys.setprofile)",
+        "sys.monitoring.register_callback": "monitoring callbacks", "sys.remote_exec": "remote execution",
+        "sys.addaudithook": "adding audit hooks", "code.__new__": "building code objects by hand",
+        "marshal.load": "loading marshalled code", "marshal.loads": "loading marshalled code",
+    }
+    writes = {
+        "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.symlink": (0, 1),
+        "os.link": (0, 1), "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,), "os.utime": (0,),
+        "os.chflags": (0,), "os.lchflags": (0,), "os.lchmod": (0,), "os.lchown": (0,), "os.setxattr": (0,),
+        "os.removexattr": (0,), "shutil.rmtree": (0,), "tempfile.mkstemp": (0,), "tempfile.mkdtemp": (0,),
+    }
+    dir_fd = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 2, "os.symlink": 2, "os.chmod": 2, "os.chown": 3, "os.utime": 3, "shutil.rmtree": 1}
+    hook_scope["hook"].__kwdefaults__.update(
+        _blocked=blocked_imports, _bridge=bridge_roots, _available=", ".join(config["available"]) or "none",
+        _refused=types.MappingProxyType(refused), _writes=types.MappingProxyType(writes),
+        _dir_fd=types.MappingProxyType(dir_fd),
+        _prefixes=("socket.", "ctypes.", "ftplib.", "smtplib.", "poplib.", "imaplib.", "nntplib.", "telnetlib.", "http.client."),
+        _root=scratch_root, _devices=frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")),
+        _gates=tuple(gates), _write_flags=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
+    )
+    execute_scope = {"__builtins__": builtins, "sys": sys, "traceback": traceback, "linecache": linecache, "json": json,
+                     "_signal": _signal, "warnings": warnings}
+    exec(EXECUTE_SOURCE, execute_scope)
+    execute = execute_scope["execute"]
+    execute.__kwdefaults__.update(_filename=CODE_FILENAME, _graveyard=graveyard)
+    execute_scope.clear()
+    hook = hook_scope["hook"]
+    hook_scope.clear()
 
+    isolation_report = check_isolation(is_bridge) if config["checkIsolation"] else None
     sys.addaudithook(hook)
-    return run, end_session, check_isolation
+
+    def isolation():
+        return isolation_report
+
+    return prepare, execute, finish, end_session, isolation
+
+
+def check_isolation(is_bridge):
+    """Walks every object reachable from modules, builtins and classes, looking for anything that
+    leads to JavaScript. Returns the paths found (empty when the seal holds)."""
+    found = []
+    classes, seen, stack = [], set(), [object]
+    while stack:
+        cls = stack.pop()
+        try:
+            subclasses = type.__subclasses__(cls)
+        except TypeError:
+            continue
+        for sub in subclasses:
+            if id(sub) not in seen:
+                seen.add(id(sub))
+                classes.append(sub)
+                stack.append(sub)
+    seen = set()
+    queue = [("sys.modules", dict(sys.modules)), ("builtins", builtins.__dict__), ("classes", classes)]
+    while queue:
+        path, obj = queue.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if is_bridge(obj):
+            found.append(path)
+            continue
+        if isinstance(obj, dict):
+            children = [(repr(k)[:40], v) for k, v in list(obj.items())]
+        elif isinstance(obj, types.ModuleType):
+            children = [(obj.__name__, vars(obj))]
+        else:
+            children = [(type(c).__name__, c) for c in gc.get_referents(obj)]
+        for label, child in children:
+            if not isinstance(child, (str, bytes, int, float)) and id(child) not in seen:
+                queue.append((path + " > " + label if path.count(">") < 40 else path, child))
+    return found
 `;

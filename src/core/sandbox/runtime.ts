@@ -32,13 +32,18 @@ export interface RuntimeConfig {
   interruptBuffer?: Int32Array;
   /** Most stateful sessions kept per worker; the least recently used is dropped past it. */
   maxSessions?: number;
+  /** Walk the object graph after sealing to prove nothing reaches JavaScript (slow; for tests). */
+  checkIsolation?: boolean;
 }
 
 /** A call's result as a worker reports it; the pool adds the wall-clock duration. */
 export interface WorkerRunResult {
   status: RunStatus;
   stdout: string;
+  /** What the code wrote to stderr. */
   stderr: string;
+  /** The traceback of an error, as CPython prints it ('' when none). */
+  traceback: string;
   errorLine: number | null;
   truncated: boolean;
   /** Python exception name when status is not ok (KeyboardInterrupt after a timeout interrupt). */
@@ -56,6 +61,13 @@ const GUARDED_MODULES = [
   'statistics', 'random', 're', 'string', 'json', 'heapq', 'bisect', 'traceback', 'linecache', 'warnings', 'shutil',
   'tempfile', 'gc', 'sympy', 'mpmath', 'numpy',
 ];
+
+/** Standard modules imported before sealing, so that their state is snapshotted and restored. */
+const STDLIB_PRELOAD = ['math', 'cmath', 'fractions', 'decimal', 'itertools', 'functools', 'collections', 'statistics',
+  'random', 're', 'string', 'heapq', 'bisect', 'operator'];
+
+/** The only writable tree; each stateless call gets a directory in it that is wiped afterwards. */
+const SCRATCH_ROOT = '/sandbox';
 
 /** Import roots refused to model code. The bridge roots lead to JavaScript; the rest to native code. */
 const BRIDGE_ROOTS = ['js', 'pyodide_js', 'pyodide', '_pyodide', '_pyodide_core', 'pyodide_http'];
@@ -117,6 +129,23 @@ class OutputCapture {
 }
 
 type PyFunction = ((...args: unknown[]) => unknown) & { destroy(): void };
+type PyObject = { toJs(options?: { depth?: number }): unknown; destroy(): void };
+
+/** What seal() returns (see guard.ts). */
+interface SealedFunctions {
+  prepare: PyFunction;
+  execute: PyFunction;
+  finish: PyFunction;
+  endSession: PyFunction;
+  isolation: PyFunction;
+}
+
+interface Outcome {
+  status: RunStatus;
+  errorType: string | null;
+  traceback: string;
+  errorLine: number | null;
+}
 
 export class PythonRuntime {
   private dead = false;
@@ -127,9 +156,7 @@ export class PythonRuntime {
     private readonly limits: SandboxLimits,
     private readonly stdout: OutputCapture,
     private readonly stderr: OutputCapture,
-    private readonly pyRun: PyFunction,
-    private readonly pyEndSession: PyFunction,
-    private readonly pyCheckIsolation: PyFunction,
+    private readonly py: SealedFunctions,
     private readonly interruptBuffer: Int32Array | undefined,
     readonly info: SandboxInfo,
   ) {}
@@ -162,28 +189,31 @@ export class PythonRuntime {
     if (memory) limitMemory(memory, limits.memoryLimitMb);
     if (config.interruptBuffer) pyodide.setInterruptBuffer(config.interruptBuffer);
 
+    makeReadOnly(pyodide.FS as unknown as EmscriptenFS, '/', [SCRATCH_ROOT, '/dev', '/proc']);
     const scope = pyodide.toPy({});
     pyodide.runPython(GUARD_PY, { globals: scope, filename: '<sandbox>' });
     const seal = scope.get('seal') as PyFunction;
     const sealConfig = {
-      scratchRoot: '/sandbox',
+      scratchRoot: SCRATCH_ROOT,
       recursionLimit: limits.recursionLimit,
       blockedImports: BLOCKED_IMPORTS,
       bridgeRoots: BRIDGE_ROOTS,
       trustedPrefixes: ['/lib/python'],
       guardedModules: GUARDED_MODULES,
+      stdlibPreload: STDLIB_PRELOAD,
       maxSessions: config.maxSessions ?? 64,
+      checkIsolation: config.checkIsolation ?? false,
       available: packages.filter((p) => p.available).map((p) => p.name),
     };
-    const sealed = seal(JSON.stringify(sealConfig)) as { toJs(): PyFunction[]; destroy(): void };
-    const [pyRun, pyEndSession, pyCheckIsolation] = sealed.toJs();
+    const pythonVersion = pyodide.runPython('import sys; sys.version.split()[0]') as string;
+    const sealed = seal(JSON.stringify(sealConfig)) as PyObject;
+    const [prepare, execute, finish, endSession, isolation] = sealed.toJs({ depth: 1 }) as PyFunction[];
     sealed.destroy();
     seal.destroy();
     scope.destroy(); // the dict lives on as the guard's globals, reachable only from JavaScript
 
-    const versions = pyodide.runPython('import sys; sys.version.split()[0]') as string;
     const info: SandboxInfo = {
-      pythonVersion: versions,
+      pythonVersion,
       pyodideVersion: pyodide.version,
       packages,
       interrupts: config.interruptBuffer !== undefined,
@@ -191,7 +221,7 @@ export class PythonRuntime {
       preloadMs,
     };
     return new PythonRuntime(
-      pyodide, memory, limits, stdout, stderr, pyRun, pyEndSession, pyCheckIsolation, config.interruptBuffer, info,
+      pyodide, memory, limits, stdout, stderr, { prepare, execute, finish, endSession, isolation }, config.interruptBuffer, info,
     );
   }
 
@@ -201,9 +231,9 @@ export class PythonRuntime {
     this.stdout.reset();
     this.stderr.reset();
     if (this.interruptBuffer) Atomics.store(this.interruptBuffer, 0, 0);
-    let outcome: { status: RunStatus; errorType: string | null; traceback: string; errorLine: number | null };
+    let outcome: Outcome;
     try {
-      outcome = JSON.parse(this.pyRun(code, session ?? undefined) as string);
+      outcome = this.execute(code, session ?? undefined);
     } catch (e) {
       this.dead = true;
       const out = this.stdout.text(this.limits.maxOutputChars);
@@ -212,11 +242,11 @@ export class PythonRuntime {
     }
     const out = this.stdout.text(this.limits.maxOutputChars);
     const err = this.stderr.text(this.limits.maxOutputChars);
-    const stderr = err.text + (err.text && outcome.traceback && !err.text.endsWith('\n') ? '\n' : '') + outcome.traceback;
     return {
       status: outcome.status,
       stdout: out.text,
-      stderr,
+      stderr: err.text,
+      traceback: outcome.traceback.slice(-this.limits.maxOutputChars),
       errorLine: outcome.errorLine ?? null,
       truncated: out.truncated || err.truncated,
       errorType: outcome.errorType,
@@ -225,15 +255,34 @@ export class PythonRuntime {
     };
   }
 
-  endSession(session: string): boolean {
-    if (this.dead) return false;
-    return this.pyEndSession(session) as boolean;
+  /** prepare (compile, set up the namespace), execute (the user's code), finish (restore state). */
+  private execute(code: string, session: string | undefined): Outcome {
+    const prepared = this.py.prepare(code, session) as PyObject;
+    const [compiled, namespace, failure] = prepared.toJs({ depth: 1 }) as [PyObject | undefined, PyObject | undefined, string | undefined];
+    prepared.destroy();
+    try {
+      if (failure !== undefined) return JSON.parse(failure) as Outcome;
+      return JSON.parse(this.py.execute(code, compiled, namespace, session === undefined) as string) as Outcome;
+    } finally {
+      compiled?.destroy();
+      namespace?.destroy();
+      this.py.finish(session);
+    }
   }
 
-  /** Paths from reachable Python objects to the JavaScript bridge; empty when the seal holds. */
-  checkIsolation(): string[] {
-    const found = this.pyCheckIsolation() as { toJs(): string[]; destroy(): void };
-    const paths = found.toJs();
+  endSession(session: string): boolean {
+    if (this.dead) return false;
+    return this.py.endSession(session) as boolean;
+  }
+
+  /**
+   * Paths from reachable Python objects to the JavaScript bridge, found by a walk of the object graph
+   * when sealing; empty when the seal holds, null when the walk was not asked for (checkIsolation).
+   */
+  checkIsolation(): string[] | null {
+    const found = this.py.isolation() as PyObject | undefined;
+    if (found === undefined) return null;
+    const paths = found.toJs() as string[];
     found.destroy();
     return paths;
   }
@@ -244,7 +293,7 @@ export class PythonRuntime {
 
   private deadResult(message: string): WorkerRunResult {
     return {
-      status: 'killed', stdout: '', stderr: message, errorLine: null, truncated: false,
+      status: 'killed', stdout: '', stderr: '', traceback: message, errorLine: null, truncated: false,
       errorType: null, dead: true, heapMb: this.heapMb(),
     };
   }
@@ -281,6 +330,38 @@ async function loadCapturingMemory(indexURL: string): Promise<{ pyodide: Pyodide
     wasm.instantiate = originals.instantiate;
     if (originals.instantiateStreaming) wasm.instantiateStreaming = originals.instantiateStreaming;
   }
+}
+
+/** The parts of Emscripten's FS used here. */
+interface EmscriptenFS {
+  readdir(path: string): string[];
+  lstat(path: string): { mode: number };
+  chmod(path: string, mode: number): void;
+  mkdirTree(path: string): void;
+  isDir(mode: number): boolean;
+  isLink(mode: number): boolean;
+}
+
+/**
+ * Clears the write bits of every file and directory except the kept trees. Emscripten's FS enforces
+ * modes, so writes outside the scratch directory fail even through file or directory descriptors,
+ * which the audit hook cannot resolve to paths.
+ */
+function makeReadOnly(fs: EmscriptenFS, top: string, keep: string[]): void {
+  fs.mkdirTree(keep[0]);
+  const walk = (path: string) => {
+    const { mode } = fs.lstat(path);
+    if (fs.isLink(mode)) return;
+    if (fs.isDir(mode)) {
+      for (const name of fs.readdir(path)) {
+        if (name === '.' || name === '..') continue;
+        const child = path === '/' ? `/${name}` : `${path}/${name}`;
+        if (!keep.includes(child)) walk(child);
+      }
+    }
+    fs.chmod(path, mode & ~0o222);
+  };
+  walk(top);
 }
 
 /** Past the limit, growing the heap fails; Emscripten then returns NULL and Python raises MemoryError. */

@@ -1,0 +1,39 @@
+/**
+ * The live charts of a training run, each naming the per-step metric keys it draws (keys of
+ * rolloutMetrics in src/core/rl/metrics.ts and of the trainer's step report). Stored runs are drawn
+ * from the same specs, so a finished run looks the way it did live.
+ */
+export interface ChartSpec {
+  id: string;
+  title: string;
+  yLabel?: string;
+  series: { key: string; label: string }[];
+}
+
+export const TRAIN_CHARTS: ChartSpec[] = [
+  { id: 'reward', title: 'Reward', series: [{ key: 'reward_mean', label: 'trajectory reward' }, { key: 'step_reward_mean', label: 'step-level reward' }] },
+  { id: 'accuracy', title: 'Accuracy', series: [{ key: 'accuracy', label: 'correct answers' }] },
+  { id: 'code', title: 'Code ratio', series: [{ key: 'code_ratio', label: 'responses with code' }] },
+  {
+    id: 'pass',
+    title: 'Pass ratio (code that ran)',
+    series: [
+      { key: 'pass_ratio', label: 'all' },
+      { key: 'pass_ratio_correct', label: 'correct answers' },
+      { key: 'pass_ratio_incorrect', label: 'wrong answers' },
+    ],
+  },
+  { id: 'length', title: 'Response length', yLabel: 'tokens', series: [{ key: 'response_length_mean', label: 'mean' }, { key: 'response_length_max', label: 'max' }] },
+  { id: 'kl', title: 'KL to reference', series: [{ key: 'kl', label: 'KL' }] },
+  { id: 'clip', title: 'Clip fraction', series: [{ key: 'clip_fraction', label: 'clipped tokens' }] },
+  {
+    id: 'time',
+    title: 'Time per phase',
+    yLabel: 'seconds',
+    series: [
+      { key: 'time_rollout_s', label: 'rollouts' },
+      { key: 'time_step_level_s', label: 'step level' },
+      { key: 'time_update_s', label: 'update' },
+    ],
+  },
+];

@@ -1,0 +1,80 @@
+/**
+ * Evaluation on a fixed set of problems: k samples per question (greedy when temperature is 0),
+ * optionally with THOR's self-correction; avg@k, maj@k, pass@k, ToRL's code and pass ratios, and
+ * THOR's code-succeeded × answer-correct table.
+ */
+import type { Problem } from '../data/types';
+import { encodePrompt } from '../tir/prompt';
+import { runRollouts, type RolloutEnv, type RolloutRequest, type RolloutSettings } from '../tir/rollout';
+import type { SymbolicChecker } from '../reward/equivalence';
+import type { RewardOptions } from '../reward/reward';
+import { avgAtK, codeCorrectnessTable, majAtK, meanPassAtK, rolloutMetrics, type CodeCorrectnessTable, type MetricValue } from '../rl/metrics';
+import { gradeRecords } from '../rl/grade';
+import type { TrajectoryRecord } from '../rl/types';
+
+export interface EvalSettings extends RolloutSettings {
+  /** k samples per question. */
+  samples: number;
+  instruction: string;
+  /** Rollouts per batch (bounds memory; the KV cache holds one row per rollout). */
+  batchSize?: number;
+}
+
+export interface EvalResult {
+  questions: number;
+  samples: number;
+  /** avg@k; with k = 1 the accuracy. */
+  accuracy: number;
+  majAtK: number;
+  passAtK: number;
+  metrics: Record<string, MetricValue>;
+  table: CodeCorrectnessTable;
+  records: TrajectoryRecord[];
+  seconds: number;
+}
+
+export async function evaluate(
+  env: RolloutEnv & { checker?: SymbolicChecker },
+  problems: readonly Problem[],
+  settings: EvalSettings,
+  reward: RewardOptions,
+): Promise<EvalResult> {
+  const started = Date.now();
+  const requests: RolloutRequest[] = problems.flatMap((p, q) => {
+    const prompt = encodePrompt(env.tokenizer, p.question, settings.instruction);
+    return Array.from({ length: settings.samples }, (_, k) => ({
+      id: `eval-q${q}-k${k}`,
+      groupId: `eval-q${q}`,
+      level: 'trajectory' as const,
+      problemId: p.id,
+      question: p.question,
+      reference: p.answer,
+      promptTokens: prompt,
+    }));
+  });
+  const batch = settings.batchSize ?? 64;
+  const records: TrajectoryRecord[] = [];
+  for (let i = 0; i < requests.length; i += batch) {
+    const part = requests.slice(i, i + batch);
+    const out = await runRollouts(
+      { ...env, onProgress: (d) => env.onProgress?.(i + d, requests.length) },
+      part,
+      { ...settings, seed: settings.seed + i },
+    );
+    records.push(...out.records);
+  }
+  await gradeRecords(records, reward, env.checker);
+  const perQuestion = problems.map((_, q) => records.filter((r) => r.groupId === `eval-q${q}`));
+  const k = settings.samples;
+  return {
+    questions: problems.length,
+    samples: k,
+    accuracy: avgAtK(perQuestion.map((rs) => rs.map((r) => r.correct))),
+    majAtK: majAtK(perQuestion.map((rs) => rs.map((r) => ({ answer: r.finalAnswer, correct: r.correct })))),
+    passAtK: meanPassAtK(perQuestion.map((rs) => rs.map((r) => r.correct)), k),
+    metrics: rolloutMetrics(records),
+    table: codeCorrectnessTable(records),
+    records,
+    seconds: (Date.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,282 @@
+/**
+ * TIR rollouts (algorithms.md §1): rows decode until a ```python block closes, the block runs in the
+ * sandbox while the other rows keep decoding, and its observation is appended as forced tokens,
+ * masked from every loss, before the row resumes. Also the two variants built on the same loop:
+ * THOR's self-correction at inference (§5: a failed step is rewound and regenerated) and THOR's
+ * step-level continuations (§4: one tool call, stop right after executing).
+ */
+import type { Transformer } from '../model/transformer';
+import type { Tokenizer } from '../tokenizer/types';
+import type { Executor } from '../sandbox/types';
+import { lastTracebackLine, toObservation, type ObservationOptions } from '../sandbox/observation';
+import { Generation, type RowResult } from '../engine/generation';
+import type { DiscardedAttempt, ExecutionRecord, Segment, TrajectoryRecord } from '../rl/types';
+import { executionSucceeded } from '../rl/types';
+import { CODE_CLOSE, CODE_OPEN, observationBlock } from './format';
+
+export interface RolloutSettings {
+  /** C: code executions per trajectory; further code is left unexecuted. 0 = no tools. */
+  maxToolCalls: number;
+  /** Response budget: sampled and forced tokens. */
+  maxResponseTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed: number;
+  toolTimeoutMs: number;
+  observation?: Partial<ObservationOptions>;
+  /** One Python namespace per trajectory instead of a fresh one per call. */
+  statefulPython?: boolean;
+  /** THOR self-correction: on a failed call, back up and regenerate the step. */
+  selfCorrection?: { backtrackTokens: number; maxRetries: number };
+  /** THOR step level: end each row right after its first execution (the output is not appended). */
+  stopAfterExecution?: boolean;
+}
+
+export interface RolloutRequest {
+  id: string;
+  groupId: string;
+  level: 'trajectory' | 'step';
+  problemId: string;
+  question: string;
+  reference: string;
+  promptTokens: number[];
+  stepOrigin?: TrajectoryRecord['stepOrigin'];
+}
+
+export interface RolloutEnv {
+  model: Transformer;
+  tokenizer: Tokenizer;
+  executor: Executor;
+  /** Called as rows advance, for progress displays: rows finished so far. */
+  onProgress?: (finished: number, total: number) => void;
+}
+
+/** Token timing of a rollout batch, for per-phase metrics. */
+export interface RolloutTiming {
+  generationTokens: number;
+  /** Sum over executions of their sandbox time (executions overlap decoding). */
+  pythonMs: number;
+  wallMs: number;
+}
+
+interface RowState {
+  calls: number;
+  /** Response text before this character index has been scanned for closed code blocks. */
+  scanFrom: number;
+  /** Response-token index a rewind may not go below: the end of the last observation. */
+  floor: number;
+  retries: number;
+  executions: ExecutionRecord[];
+  outputs: { start: number; end: number }[];
+  discarded: DiscardedAttempt[];
+}
+
+interface Finished {
+  row: number;
+  execution: ExecutionRecord;
+}
+
+/**
+ * Index of the token that holds character `charPos` of the decoded text: the largest i such that
+ * tokens[0..i) decode to at most charPos characters. Binary search over prefix decodes.
+ */
+export function tokenIndexAtChar(tokens: number[], charPos: number, decode: (ids: number[]) => string): number {
+  let lo = 0;
+  let hi = tokens.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (decode(tokens.slice(0, mid)).length <= charPos) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** Runs a batch of TIR rollouts to the end. Rewards are not assigned here (see grading in rl/). */
+export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s: RolloutSettings): Promise<{ records: TrajectoryRecord[]; timing: RolloutTiming }> {
+  const { model, tokenizer, executor } = env;
+  const started = Date.now();
+  const decode = (ids: number[]) => tokenizer.decode(ids);
+  const usesTools = s.maxToolCalls > 0 || s.stopAfterExecution === true;
+  const gen = new Generation(
+    model,
+    requests.map((r) => ({ prompt: r.promptTokens })),
+    {
+      maxNewTokens: s.maxResponseTokens,
+      temperature: s.temperature,
+      topP: s.topP,
+      topK: s.topK,
+      seed: s.seed,
+      decode: tokenizer,
+      onStop: 'pause',
+      // Every fence pauses the row; the pause handler decides whether a python block just closed.
+      stop: usesTools ? [CODE_CLOSE] : [],
+    },
+  );
+  const states: RowState[] = requests.map(() => ({ calls: 0, scanFrom: 0, floor: 0, retries: 0, executions: [], outputs: [], discarded: [] }));
+  const ready: Finished[] = [];
+  const running = new Set<Promise<void>>();
+  let pythonMs = 0;
+  let generated = 0;
+
+  const responseTokens = (row: number) => gen.result(row).tokens;
+
+  const onPause = (row: number) => {
+    const st = states[row];
+    const text = gen.responseText(row);
+    const open = text.indexOf(CODE_OPEN, st.scanFrom);
+    const close = open < 0 ? -1 : text.indexOf(CODE_CLOSE, open + CODE_OPEN.length);
+    if (close < 0) return gen.resume(row); // an opening fence or a stray one: keep going
+    const end = close + CODE_CLOSE.length;
+    st.scanFrom = end;
+    const budgetLeft = s.stopAfterExecution ? st.calls === 0 : st.calls < s.maxToolCalls;
+    if (!budgetLeft) return gen.resume(row); // C spent: further code is not executed
+    st.calls++;
+    const tokens = responseTokens(row);
+    const code = text.slice(open + CODE_OPEN.length, close).replace(/\n$/, '');
+    const codeTokenStart = tokenIndexAtChar(tokens, open, decode);
+    const codeTokenEnd = tokens.length;
+    const session = s.statefulPython ? requests[row].id : undefined;
+    const job = executor
+      .run(code, { timeoutMs: s.toolTimeoutMs, session })
+      .then((r) => {
+        pythonMs += r.durationMs;
+        ready.push({
+          row,
+          execution: {
+            round: st.executions.length,
+            code,
+            status: r.status,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            errorLine: r.status === 'error' ? lastTracebackLine(r.stderr) : undefined,
+            durationMs: r.durationMs,
+            truncated: r.truncated,
+            observation: toObservation(r, s.observation),
+            succeeded: executionSucceeded(r.status, r.stdout),
+            codeTokenStart,
+            codeTokenEnd,
+          },
+        });
+      })
+      .finally(() => running.delete(job));
+    running.add(job);
+  };
+
+  const onExecuted = ({ row, execution }: Finished) => {
+    const st = states[row];
+    if (s.stopAfterExecution) {
+      st.executions.push(execution);
+      return gen.finish(row, 'stop');
+    }
+    const sc = s.selfCorrection;
+    if (sc && !execution.succeeded && st.retries < sc.maxRetries) {
+      // Drop the failed code and its error (the model never sees the error) and regenerate.
+      st.retries++;
+      st.calls--;
+      const tokens = responseTokens(row);
+      const rewindTo = Math.max(st.floor, execution.codeTokenStart - sc.backtrackTokens);
+      const kept = tokens.slice(rewindTo);
+      st.discarded.push({ rewindTo, tokens: kept, text: decode(kept), execution, retry: st.retries });
+      gen.rewind(row, rewindTo);
+      st.scanFrom = decode(tokens.slice(0, rewindTo)).length;
+      return gen.resume(row);
+    }
+    if (execution.succeeded) st.retries = 0;
+    st.executions.push(execution);
+    const before = gen.responseText(row);
+    const forced = tokenizer.encode(observationBlock(execution.observation, before.endsWith('\n')));
+    const start = responseTokens(row).length;
+    gen.force(row, forced);
+    const end = responseTokens(row).length;
+    st.outputs.push({ start, end });
+    st.floor = end;
+    st.scanFrom = gen.responseText(row).length;
+    gen.resume(row);
+  };
+
+  try {
+    while (!gen.done) {
+      while (ready.length > 0) onExecuted(ready.shift()!);
+      if (gen.done) break;
+      if (gen.active > 0) {
+        for (const e of await gen.step()) {
+          if (e.kind === 'token') generated++;
+          else if (e.kind === 'pause') onPause(e.row);
+          else env.onProgress?.(countDone(gen), requests.length);
+        }
+      } else if (running.size > 0) {
+        await Promise.race(running);
+      } else {
+        // Every unfinished row is paused with nothing running: cannot happen unless a handler threw.
+        throw new Error('rollout stalled: rows paused with no tool call running');
+      }
+    }
+    await Promise.all(running);
+    const records = requests.map((req, row) => buildRecord(req, gen.result(row), states[row], decode, s));
+    return { records, timing: { generationTokens: generated, pythonMs, wallMs: Date.now() - started } };
+  } finally {
+    gen.dispose();
+    if (s.statefulPython) await Promise.all(requests.map((r) => executor.endSession(r.id)));
+  }
+}
+
+function countDone(gen: Generation): number {
+  let n = 0;
+  for (let i = 0; i < gen.size; i++) if (gen.status(i) === 'done') n++;
+  return n;
+}
+
+/** Assembles the record of one row: segments from token spans, the loss mask from the sampled mask. */
+function buildRecord(req: RolloutRequest, res: RowResult, st: RowState, decode: (ids: number[]) => string, s: RolloutSettings): TrajectoryRecord {
+  const spans: { kind: Segment['kind']; start: number; end: number }[] = [];
+  for (const e of st.executions) spans.push({ kind: 'code', start: e.codeTokenStart, end: e.codeTokenEnd });
+  for (const o of st.outputs) spans.push({ kind: 'output', start: o.start, end: o.end });
+  spans.sort((a, b) => a.start - b.start);
+  const segments: Segment[] = [];
+  let at = 0;
+  const push = (kind: Segment['kind'], start: number, end: number) => {
+    if (end > start) segments.push({ kind, text: decode(res.tokens.slice(start, end)), tokenStart: start, tokenEnd: end });
+  };
+  for (const sp of spans) {
+    push('text', at, sp.start);
+    push(sp.kind, sp.start, sp.end);
+    at = Math.max(at, sp.end);
+  }
+  push('text', at, res.tokens.length);
+  const sampledMask = res.sampled.map((b) => (b ? 1 : 0));
+  const truncated = res.finishReason === 'length';
+  return {
+    id: req.id,
+    groupId: req.groupId,
+    level: req.level,
+    problemId: req.problemId,
+    question: req.question,
+    reference: req.reference,
+    promptTokens: res.prompt,
+    tokens: res.tokens,
+    sampledMask,
+    lossMask: [...sampledMask],
+    logprobs: res.logprobs,
+    segments,
+    executions: st.executions,
+    finalAnswer: null,
+    correct: false,
+    reward: 0,
+    truncated,
+    finishReason: res.finishReason === 'eos' ? 'eos' : truncated ? 'length' : 'stop',
+    discarded: st.discarded,
+    stepOrigin: req.stepOrigin,
+  };
+}
+
+/** The text the policy wrote: the response without observation segments (answers are never taken from tool output). */
+export function policyText(record: Pick<TrajectoryRecord, 'segments'>): string {
+  return record.segments.filter((seg) => seg.kind !== 'output').map((seg) => seg.text).join('');
+}
+
+/** Whether the response ends inside a code block that never closed (the model never closed its fence). */
+export function endsInOpenCode(text: string): boolean {
+  const open = text.lastIndexOf(CODE_OPEN);
+  return open >= 0 && text.indexOf(CODE_CLOSE, open + CODE_OPEN.length) < 0;
+}
