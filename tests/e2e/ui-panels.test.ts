@@ -42,12 +42,14 @@ describe('lab panels in headless Chromium', () => {
       expect(await page.getByRole('tab', { selected: true }).textContent()).toBe(tab.label);
       // only the current panel is shown
       expect(await page.locator('[role="tabpanel"]:visible').count()).toBe(1);
+      if (tab.id === 'overview') await expect.poll(() => panel('overview').getByTestId('memory').textContent(), { timeout: 15_000 }).toMatch(/\d+ tensors/);
       await screenshot(page, `panel-${tab.id}`);
     }
     // panels waiting on engine services say so
     for (const id of ['train', 'inference', 'eval']) expect(await panel(id).getByTestId('pending').count()).toBeGreaterThan(0);
     expect(await panel('train').getByTestId('chart').count()).toBe(8);
-    expect(await panel('train').getByTestId('settings-valid').isVisible()).toBe(true);
+    expect(await panel('train').getByTestId('settings-valid').count()).toBe(1);
+    expect(pageErrors).toEqual([]);
   });
 
   it('moves between tabs with the arrow keys and restores the tab from the hash on reload', async () => {
@@ -113,11 +115,22 @@ describe('lab panels in headless Chromium', () => {
     await expect.poll(() => data.getByTestId('test-count').textContent()).toMatch(/^510 test problems/);
     expect(await data.getByTestId('problem-table').locator('caption').textContent()).toContain('math500-test.jsonl: 500 problems');
     expect(await data.getByTestId('problem-table').locator('.katex').count()).toBeGreaterThan(5);
+
+    // files can be dropped on the upload area too
+    const dropped = await page.evaluateHandle(() => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File(['{"question": "What is 6*7?", "answer": "6*7=42\\n#### 42"}\n'], 'dropped.jsonl'));
+      return transfer;
+    });
+    await data.getByRole('region', { name: 'Drop JSON lines files here' }).dispatchEvent('drop', { dataTransfer: dropped });
+    await expect.poll(() => data.getByTestId('test-count').textContent()).toMatch(/^511 test problems/);
+    expect(await data.getByTestId('problem-table').locator('tbody tr').first().textContent()).toContain('What is 6*7?');
+    await data.getByRole('radio', { name: 'math500-test.jsonl' }).check();
     await screenshot(page, 'panel-data');
 
     // nothing else was lost and the rest of the app still works
     await openTab('train');
-    expect(await panel('train').getByTestId('task-set').textContent()).toContain('52 training, 510 test problems');
+    expect(await panel('train').getByTestId('task-set').textContent()).toContain('52 training, 511 test problems');
     await openTab('data');
     await data.getByTestId('generate').click();
     await expect.poll(() => data.getByTestId('synthetic-summary').textContent()).toMatch(/50 train/);
@@ -147,12 +160,13 @@ describe('lab panels in headless Chromium', () => {
     expect(await views.first().getByTestId('discarded').locator('del').textContent()).toContain('print(x)');
     expect(await views.first().locator('.reasoning').first().textContent()).toContain('<script>alert(1)</script>');
     expect(await views.nth(1).getByTestId('step-origin').isVisible()).toBe(true);
+    await screenshot(page, 'panel-rollouts');
     await views.first().getByLabel('show tokens').check();
     const tokens = views.first().getByTestId('tokens');
     await tokens.waitFor();
     expect(await tokens.locator('.tok.forced').count()).toBe('```output\n56088\n```\n'.length);
     expect((await tokens.textContent())?.replace(/↵/g, '')).toContain('print(123*456)');
-    await screenshot(page, 'panel-rollouts');
+    await screenshot(page, 'panel-rollouts-tokens');
     await rollouts.getByTestId('rollouts-step').selectOption('1');
     await expect.poll(() => rollouts.getByTestId('rollouts-summary').textContent()).toMatch(/1 samples? in 1 group/);
 
@@ -178,5 +192,26 @@ describe('lab panels in headless Chromium', () => {
     await panel('runs').waitFor({ state: 'visible' });
     await expect.poll(() => panel('runs').getByTestId('run-row').count()).toBe(1);
     expect(pageErrors).toEqual([]);
+  });
+
+  it('shows an uncaught failure as a dismissable message and keeps the page alive', async () => {
+    await page.evaluate(() => {
+      setTimeout(() => {
+        throw new Error('failure outside any panel');
+      });
+      void Promise.reject(new Error('a rejected worker call'));
+    });
+    const banner = page.getByTestId('error-banner');
+    await banner.waitFor();
+    await expect.poll(() => banner.locator('li').count()).toBe(2);
+    expect(await banner.textContent()).toContain('failure outside any panel');
+    expect(await banner.textContent()).toContain('a rejected worker call');
+    await banner.getByRole('button', { name: 'Dismiss message' }).first().click();
+    await expect.poll(() => banner.locator('li').count()).toBe(1);
+    await banner.getByRole('button', { name: 'Dismiss message' }).click();
+    await banner.waitFor({ state: 'detached' });
+    await openTab('data');
+    expect(await panel('data').getByTestId('problem-table').isVisible()).toBe(true);
+    expect(pageErrors.filter((m) => !/failure outside any panel|a rejected worker call/.test(m))).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { estimateProgress, formatDuration, formatRate } from '../../src/app/lib/eta';
+import { formatBytes, formatCount } from '../../src/app/lib/format';
 
 describe('progress estimate', () => {
   it('extrapolates the average time per item to the items left', () => {
@@ -34,5 +35,17 @@ describe('formatting', () => {
     expect(formatRate(1 / 38, 'step')).toBe('38 s/step');
     expect(formatRate(0.4, 'question')).toBe('2.5 s/question');
     expect(formatRate(null, 'step')).toBe('—');
+  });
+});
+
+describe('sizes', () => {
+  it('uses binary multiples with three significant digits', () => {
+    expect(formatBytes(812)).toBe('812 B');
+    expect(formatBytes(3.5 * 1024)).toBe('3.50 kB');
+    expect(formatBytes(12.5 * 2 ** 20)).toBe('12.5 MB');
+    expect(formatBytes(10 * 2 ** 30)).toBe('10.0 GB');
+    expect(formatCount(800_896)).toBe('800.9 k');
+    expect(formatCount(1_240_000)).toBe('1.24 M');
+    expect(formatCount(512)).toBe('512');
   });
 });

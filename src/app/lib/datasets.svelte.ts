@@ -5,7 +5,8 @@
  */
 import type { Problem } from '../../core/data/types';
 import type { SkippedLine } from '../../core/data/readers';
-import type { Split, Task, TaskKind } from '../../core/data/tasks';
+import { generateTasks, type Split, type Task, type TaskKind } from '../../core/data/tasks';
+import { defaultRunConfig } from '../../core/run/config';
 
 export interface SyntheticSettings {
   kinds: TaskKind[];
@@ -30,12 +31,31 @@ export interface UploadedFile {
   split: Split;
 }
 
+/** The run config's task defaults (the training core's numbers). */
+export function defaultSyntheticSettings(): SyntheticSettings {
+  const { seed, task } = defaultRunConfig();
+  return { kinds: [...task.kinds], difficulties: [...task.difficulties], trainSize: task.trainSize, testSize: task.testSize, seed, testFraction: task.testFraction };
+}
+
 class Datasets {
   synthetic = $state.raw<SyntheticSet | null>(null);
   uploads = $state.raw<UploadedFile[]>([]);
 
   train = $derived<Problem[]>([...(this.synthetic?.train ?? []), ...this.uploads.filter((u) => u.split === 'train').flatMap((u) => u.problems)]);
   test = $derived<Problem[]>([...(this.synthetic?.test ?? []), ...this.uploads.filter((u) => u.split === 'test').flatMap((u) => u.problems)]);
+
+  /** Generates both splits of a synthetic task set (throws LabError for settings that cannot be met). */
+  generateSynthetic(settings: SyntheticSettings): void {
+    const common = { seed: settings.seed, kinds: settings.kinds, difficulties: settings.difficulties, testFraction: settings.testFraction };
+    const train = generateTasks({ ...common, count: settings.trainSize, split: 'train' });
+    const test = generateTasks({ ...common, count: settings.testSize, split: 'test' });
+    this.synthetic = { settings, train, test };
+  }
+
+  /** The default task set, so training and evaluation have problems before anyone opens the Data panel. */
+  ensureDefault(): void {
+    if (!this.synthetic) this.generateSynthetic(defaultSyntheticSettings());
+  }
 
   /** Adds a file, replacing an earlier upload of the same name. */
   addUpload(upload: UploadedFile): void {

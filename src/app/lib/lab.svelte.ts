@@ -9,7 +9,11 @@ import { startPolicyWorker } from '../services/policy';
 import { reportError } from './messages.svelte';
 
 class Lab {
-  policy = $state.raw<Remote<PolicyWorkerApi> | null>(null);
+  /**
+   * Not reactive on purpose: a Comlink proxy answers every property read (and Svelte's dev-mode
+   * checks would turn into calls to the worker). Panels react to `backend`, which comes after it.
+   */
+  policy: Remote<PolicyWorkerApi> | null = null;
   backend = $state.raw<BackendInfo | null>(null);
   backendError = $state<string | null>(null);
 

@@ -27,6 +27,8 @@ export interface RuntimeConfig {
   preload: string[];
   /** Packages that may be fetched from Pyodide's CDN when the bundle lacks them (needs a network). */
   cdnPackages: string[];
+  /** Where package wheels are fetched from (browsers; Node uses Pyodide's CDN by itself). */
+  packageBaseUrl?: string;
   limits?: Partial<SandboxLimits>;
   /** SharedArrayBuffer-backed Int32Array(1): writing 2 (SIGINT) interrupts running Python. */
   interruptBuffer?: Int32Array;
@@ -76,6 +78,9 @@ const BLOCKED_IMPORTS = [
   '_testsinglephase', '_testlimitedcapi', '_testclinic', '_xxtestfuzz', '_ctypes_test', '_remote_debugging',
   '_testexternalinspection',
 ];
+
+/** How long package downloads from Pyodide's CDN may take before the packages count as unavailable. */
+const CDN_TIMEOUT_MS = 60_000;
 
 /** Typical work after `import sympy` that pulls in lazily imported modules, so calls don't pay for them. */
 const SYMPY_WARMUP = `
@@ -165,7 +170,7 @@ export class PythonRuntime {
   static async boot(config: RuntimeConfig): Promise<PythonRuntime> {
     const started = performance.now();
     const limits = { ...DEFAULT_LIMITS, ...config.limits };
-    const { pyodide, memory } = await loadCapturingMemory(config.indexURL);
+    const { pyodide, memory } = await loadCapturingMemory(config.indexURL, config.packageBaseUrl);
     const captureLimit = limits.maxOutputChars * 4; // UTF-8 bytes for maxOutputChars characters
     const stdout = new OutputCapture(captureLimit);
     const stderr = new OutputCapture(captureLimit);
@@ -303,15 +308,16 @@ export class PythonRuntime {
  * Loads Pyodide with an empty, frozen object as its `js` module (Python sees no JavaScript globals)
  * and catches the WebAssembly memory on its way through instantiate, so that its growth can be capped.
  */
-async function loadCapturingMemory(indexURL: string): Promise<{ pyodide: PyodideAPI; memory?: WebAssembly.Memory }> {
+async function loadCapturingMemory(indexURL: string, packageBaseUrl?: string): Promise<{ pyodide: PyodideAPI; memory?: WebAssembly.Memory }> {
   let memory: WebAssembly.Memory | undefined;
-  const catchMemory = (result: WebAssembly.WebAssemblyInstantiatedSource | WebAssembly.Instance) => {
-    const instance = 'instance' in result ? result.instance : result;
+  const catchMemory = (result: unknown) => {
+    const source = result as WebAssembly.WebAssemblyInstantiatedSource | WebAssembly.Instance;
+    const instance = 'instance' in source ? source.instance : source;
     const exported = instance.exports.memory;
     if (!memory && exported instanceof WebAssembly.Memory) memory = exported;
     return result;
   };
-  const wasm = WebAssembly as unknown as Record<string, (...args: unknown[]) => Promise<never>>;
+  const wasm = WebAssembly as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   const originals = { instantiate: wasm.instantiate, instantiateStreaming: wasm.instantiateStreaming };
   wasm.instantiate = (...args) => originals.instantiate.apply(WebAssembly, args).then(catchMemory);
   if (originals.instantiateStreaming) {
@@ -320,6 +326,7 @@ async function loadCapturingMemory(indexURL: string): Promise<{ pyodide: Pyodide
   try {
     const pyodide = await loadPyodide({
       indexURL,
+      ...(packageBaseUrl ? { packageBaseUrl } : {}),
       jsglobals: Object.freeze(Object.create(null)),
       stdout: () => {},
       stderr: () => {},
@@ -399,7 +406,12 @@ async function installPackages(pyodide: PyodideAPI, config: RuntimeConfig): Prom
     const failures: string[] = [];
     let loaded: { name: string; version: string }[] = [];
     try {
-      loaded = await pyodide.loadPackage(fromCdn, { errorCallback: (m) => failures.push(m), messageCallback: () => {} });
+      const loading = pyodide.loadPackage(fromCdn, { errorCallback: (m) => failures.push(m), messageCallback: () => {} });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from the package CDN within ${CDN_TIMEOUT_MS / 1000} s`)), CDN_TIMEOUT_MS);
+      });
+      loaded = await Promise.race([loading, timeout]).finally(() => clearTimeout(timer));
     } catch (e) {
       failures.push(e instanceof Error ? e.message : String(e));
     }

@@ -1,0 +1,3 @@
+from sympy import *
+x=symbols("x")
+print(factor(x**2-1))

@@ -1,0 +1,258 @@
+/**
+ * `npm run bench -- engine [--quick] [--backends wasm,webgpu] [--no-torch]`
+ *
+ * The policy engine's speed, for a ~1M and a ~10M parameter model, on every backend here: greedy
+ * decoding with the KV cache at batch 1, 16 and 64, the same without a cache (a full re-forward per
+ * token), prefill, and training (forward, backward, clipping, AdamW). Then the yardstick a user
+ * would otherwise pick: the same architecture and weights in PyTorch eager on this CPU
+ * (bench/torch_ref.py), whose logits must match the lab's.
+ *
+ * Re-forward decoding is quadratic in length, so its time for N new tokens is integrated from timed
+ * forwards at a few lengths (midpoint rule); for the ~1M model at batch 16 on wasm it is also run
+ * token by token, as a check of the estimate. SwiftShader's WebGPU runs on the CPU at about
+ * 0.5 GFLOP/s: it gets smaller batches and fewer tokens, recorded with each figure.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendName } from '../src/core/backend';
+import { Generation } from '../src/core/engine/generation';
+import { greedyNextTokens, greedyReforward } from '../src/core/engine/reforward';
+import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/model/config';
+import { writeSafetensors } from '../src/core/model/safetensors';
+import { Transformer } from '../src/core/model/transformer';
+import { AdamW } from '../src/core/optim/adamw';
+import { trainStep } from '../src/core/optim/step';
+import { createRng } from '../src/core/rng';
+import { releaseNodeWebGPU, selectNodeBackend } from '../src/node/backend';
+import { machineInfo, writeResult } from './lib';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+const MODELS: Record<string, ModelConfig> = {
+  '1M': parseModelConfig({ model_type: 'llama', hidden_size: 128, intermediate_size: 384, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 1024, max_position_embeddings: 1024, tie_word_embeddings: true }),
+  '10M': parseModelConfig({ model_type: 'llama', hidden_size: 384, intermediate_size: 1024, num_hidden_layers: 6, num_attention_heads: 6, num_key_value_heads: 2, vocab_size: 1024, max_position_embeddings: 1024, tie_word_embeddings: true }),
+};
+
+/** What one backend runs. */
+interface Plan {
+  decodeBatches: number[];
+  promptLength: number;
+  newTokens: number;
+  /** Lengths at which a re-forward is timed to integrate its cost. */
+  reforwardSamples: number;
+  prefill: { batch: number; length: number };
+  train: { batch: number; seq: number; steps: number };
+}
+
+const PLANS: Record<'wasm' | 'webgpu', Record<string, Plan>> = {
+  wasm: {
+    '1M': { decodeBatches: [1, 16, 64], promptLength: 16, newTokens: 256, reforwardSamples: 4, prefill: { batch: 16, length: 128 }, train: { batch: 8, seq: 128, steps: 4 } },
+    '10M': { decodeBatches: [1, 16, 64], promptLength: 16, newTokens: 256, reforwardSamples: 4, prefill: { batch: 16, length: 128 }, train: { batch: 8, seq: 128, steps: 3 } },
+  },
+  webgpu: {
+    '1M': { decodeBatches: [1, 16], promptLength: 16, newTokens: 16, reforwardSamples: 2, prefill: { batch: 4, length: 64 }, train: { batch: 4, seq: 32, steps: 2 } },
+    '10M': { decodeBatches: [1, 16], promptLength: 16, newTokens: 8, reforwardSamples: 2, prefill: { batch: 4, length: 64 }, train: { batch: 2, seq: 32, steps: 1 } },
+  },
+};
+
+/** Smaller everything, for a smoke run of the benchmark itself. */
+function quick(plan: Plan): Plan {
+  return { ...plan, decodeBatches: plan.decodeBatches.slice(0, 2), newTokens: Math.min(plan.newTokens, 16), reforwardSamples: 2, train: { ...plan.train, steps: 1 } };
+}
+
+type Detail = Record<string, unknown>;
+
+function randomRows(batch: number, length: number, vocab: number, seed: number): number[][] {
+  const rng = createRng(seed);
+  return Array.from({ length: batch }, () => Array.from({ length }, () => rng.int(0, vocab - 1)));
+}
+
+async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const out = await f();
+  return [out, (performance.now() - t0) / 1000];
+}
+
+/** Greedy decoding with the KV cache: the first step prefills the prompts (and samples the first new token), the rest decode. */
+async function kvDecode(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
+  const run = async (newTokens: number) => {
+    const gen = new Generation(model, randomRows(batch, plan.promptLength, model.cfg.vocab_size, batch), { maxNewTokens: newTokens, temperature: 0 });
+    const [, prefillS] = await timed(() => gen.step());
+    const [, decodeS] = await timed(async () => {
+      while (gen.active > 0) await gen.step();
+    });
+    gen.dispose();
+    return { prefillS, decodeS };
+  };
+  await run(Math.min(4, plan.newTokens)); // warm-up: kernels, shaders, buffer pools
+  const { prefillS, decodeS } = await run(plan.newTokens);
+  const totalS = prefillS + decodeS;
+  return { kind: 'decode_kv', batch, prompt_len: plan.promptLength, new_tokens: plan.newTokens, prefill_s: prefillS, decode_s: decodeS, total_s: totalS, decode_tok_s: (batch * (plan.newTokens - 1)) / decodeS, total_tok_s: (batch * plan.newTokens) / totalS };
+}
+
+/** Greedy decoding by full re-forward: Σ over new tokens of one forward at the current length, integrated from timed samples. */
+async function reforwardDecode(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
+  const segments = plan.reforwardSamples;
+  const lengths = Array.from({ length: segments }, (_, i) => plan.promptLength + Math.round(((i + 0.5) * plan.newTokens) / segments));
+  await greedyNextTokens(model, randomRows(batch, lengths[0], model.cfg.vocab_size, 1)); // warm-up
+  const seconds: number[] = [];
+  for (const length of lengths) {
+    const rows = randomRows(batch, length, model.cfg.vocab_size, length);
+    seconds.push((await timed(() => greedyNextTokens(model, rows)))[1]);
+  }
+  const totalS = seconds.reduce((a, s) => a + (s * plan.newTokens) / segments, 0);
+  return { kind: 'decode_reforward', method: `estimated: forwards timed at lengths ${lengths.join(', ')}, midpoint rule`, batch, prompt_len: plan.promptLength, new_tokens: plan.newTokens, sample_lengths: lengths, sample_s: seconds, total_s: totalS, decode_tok_s: (batch * plan.newTokens) / totalS };
+}
+
+/** The same, token by token (a check of the estimate). */
+async function reforwardDirect(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
+  const prompts = randomRows(batch, plan.promptLength, model.cfg.vocab_size, 7);
+  const [, totalS] = await timed(() => greedyReforward(model, prompts, plan.newTokens));
+  return { kind: 'decode_reforward', method: 'measured token by token', batch, prompt_len: plan.promptLength, new_tokens: plan.newTokens, total_s: totalS, decode_tok_s: (batch * plan.newTokens) / totalS };
+}
+
+/** Prompt tokens per second through the cached forward (chunks of 64), until each row has its first new token. */
+async function prefill(model: Transformer, plan: Plan): Promise<Detail> {
+  const { batch, length } = plan.prefill;
+  const run = async () => {
+    const gen = new Generation(model, randomRows(batch, length, model.cfg.vocab_size, 3), { maxNewTokens: 1, temperature: 0, prefillChunk: 64 });
+    const [, s] = await timed(async () => {
+      while (gen.active > 0) await gen.step();
+    });
+    gen.dispose();
+    return s;
+  };
+  await run();
+  const s = await run();
+  return { kind: 'prefill', batch, prompt_len: length, chunk: 64, seconds: s, tok_s: (batch * length) / s };
+}
+
+/** Training steps (forward, backward, clip at 1.0, AdamW) on random ids. */
+async function train(model: Transformer, plan: Plan): Promise<Detail> {
+  const { batch, seq, steps } = plan.train;
+  const ids = tf.tensor2d(randomRows(batch, seq + 1, model.cfg.vocab_size, 5), undefined, 'int32');
+  const mask = tf.ones([batch, seq]) as tf.Tensor2D;
+  const opt = new AdamW(model.trainableVariables(), { weightDecay: 0 });
+  const step = () => trainStep(model, opt, [() => model.loss(ids, mask)], { lr: 1e-4, maxGradNorm: 1 });
+  await step(); // warm-up
+  const [, s] = await timed(async () => {
+    for (let i = 0; i < steps; i++) await step();
+  });
+  opt.dispose();
+  tf.dispose([ids, mask]);
+  return { kind: 'train', batch, seq, steps, seconds: s, tok_s: (batch * seq * steps) / s };
+}
+
+/** bench/torch_ref.py on the same weights; returns its JSON and the lab's logits difference. */
+async function torchYardstick(model: Transformer, rows: number[][], plan: { batch: number; promptLength: number; newTokens: number; train: Plan['train'] }): Promise<Detail> {
+  const script = join(here, 'torch_ref.py');
+  if (!existsSync(script)) return { kind: 'torch', error: `${script} is missing: no PyTorch yardstick this run` };
+  const ensure = spawnSync('sh', [join(here, 'ensure_torch.sh')], { encoding: 'utf8' });
+  if (ensure.status !== 0) return { kind: 'torch', error: `bench/ensure_torch.sh failed: ${ensure.stderr.trim().slice(-500)}` };
+  const dir = mkdtempSync(join(tmpdir(), 'thor-engine-bench-'));
+  try {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(configToJSON(model.cfg), null, 2));
+    writeFileSync(join(dir, 'model.safetensors'), writeSafetensors(await model.exportWeights()));
+    writeFileSync(join(dir, 'ids.json'), JSON.stringify(rows));
+    const args = [script, '--model', dir, '--ids-json', join(dir, 'ids.json'), '--batch', String(plan.batch), '--prompt-len', String(plan.promptLength), '--new-tokens', String(plan.newTokens), '--train-batch', String(plan.train.batch), '--train-seq', String(plan.train.seq), '--train-steps', String(plan.train.steps)];
+    const run = spawnSync('/usr/bin/python3', args, { encoding: 'utf8', timeout: 600_000, maxBuffer: 256 * 1024 * 1024 });
+    if (run.status !== 0) return { kind: 'torch', error: `torch_ref.py exited with ${run.status ?? run.signal}: ${run.stderr.trim().slice(-800)}` };
+    const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as Record<string, unknown> & { logits_check?: { logits: number[] } };
+    const x = tf.tensor2d(rows, undefined, 'int32');
+    const logits = model.logits(x);
+    const lab = (await logits.data()).subarray(0, rows[0].length * model.cfg.vocab_size);
+    tf.dispose([x, logits]);
+    const theirs = out.logits_check?.logits ?? [];
+    let maxDiff = theirs.length === lab.length ? 0 : Infinity;
+    let maxAbs = 0;
+    for (let i = 0; i < Math.min(theirs.length, lab.length); i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(theirs[i] - lab[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(theirs[i]));
+    }
+    delete out.logits_check;
+    return { kind: 'torch', ...out, logits_compared: lab.length, logits_max_abs_diff: maxDiff, logits_max_abs: maxAbs, args: args.slice(1).join(' ') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const started = performance.now();
+  const isQuick = args.includes('--quick');
+  const backends = (flag(args, '--backends') ?? 'wasm,webgpu').split(',') as ('wasm' | 'webgpu')[];
+  const details: Detail[] = [];
+  const summary: Record<string, number> = {};
+  const machine: Record<string, string | number | undefined> = {};
+  const ran: string[] = [];
+
+  for (const backend of backends) {
+    let adapter: string | undefined;
+    try {
+      const info = await selectNodeBackend([backend as BackendName]);
+      adapter = info.adapter;
+    } catch (e) {
+      details.push({ backend, skipped: `not available here: ${(e as Error).message}` });
+      continue;
+    }
+    ran.push(backend);
+    if (adapter) machine.adapter = adapter;
+    if (backend === 'wasm') machine.wasm_simd = String(tf.env().getBool('WASM_HAS_SIMD_SUPPORT')), machine.wasm_threads = String(tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'));
+    const suffix = backend === 'wasm' ? '' : `_${backend}`;
+    for (const [size, cfg] of Object.entries(MODELS)) {
+      const plan = isQuick ? quick(PLANS[backend][size]) : PLANS[backend][size];
+      const model = Transformer.create(cfg, { seed: 1 });
+      const base = { backend, model: size, params: model.numParameters() };
+      const log = (d: Detail) => {
+        details.push({ ...base, ...d });
+        const rate = (d.decode_tok_s ?? d.tok_s) as number | undefined;
+        console.log(`${backend} ${size} ${d.kind}${d.batch !== undefined ? ` b${d.batch}` : ''}: ${rate?.toFixed(1)} tok/s (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+        return d;
+      };
+      const kv: Record<number, Detail> = {};
+      const re: Record<number, Detail> = {};
+      for (const batch of plan.decodeBatches) {
+        kv[batch] = log(await kvDecode(model, batch, plan));
+        re[batch] = log(await reforwardDecode(model, batch, plan));
+        const speedup = (re[batch].total_s as number) / (kv[batch].total_s as number);
+        details.push({ ...base, kind: 'kv_speedup', batch, new_tokens: plan.newTokens, speedup, note: 'total time for new_tokens tokens: re-forward / KV cache (prefill included)' });
+      }
+      if (backend === 'wasm' && size === '1M' && !isQuick) log(await reforwardDirect(model, 16, plan));
+      const pre = log(await prefill(model, plan));
+      const tr = log(await train(model, plan));
+      if (size === '10M') {
+        if (kv[16] && re[16] && plan.newTokens === 256) summary[`kv_speedup_b16_256${suffix}`] = (re[16].total_s as number) / (kv[16].total_s as number);
+        for (const b of [1, 16, 64]) if (kv[b]) summary[`decode_tok_s_b${b}${suffix}`] = kv[b].decode_tok_s as number;
+        summary[`prefill_tok_s${suffix}`] = pre.tok_s as number;
+        summary[`train_tok_s${suffix}`] = tr.tok_s as number;
+      }
+      if (backend === 'wasm' && size === '10M' && !args.includes('--no-torch')) {
+        const rows = randomRows(2, 24, cfg.vocab_size, 11);
+        const torchPlan = { batch: 16, promptLength: plan.promptLength, newTokens: plan.newTokens, train: plan.train };
+        const t = await torchYardstick(model, rows, torchPlan);
+        details.push({ ...base, ...t });
+        if (t.error) console.log(`torch: ${t.error}`);
+        else {
+          summary.torch_decode_tok_s_b16 = t.decode_tok_s as number;
+          summary.torch_train_tok_s = t.train_tok_s as number;
+          summary.vs_torch_decode = (kv[16].decode_tok_s as number) / (t.decode_tok_s as number);
+          summary.vs_torch_train = (tr.tok_s as number) / (t.train_tok_s as number);
+          summary.torch_logits_max_abs_diff = t.logits_max_abs_diff as number;
+          console.log(`torch: decode ${(t.decode_tok_s as number).toFixed(1)} tok/s, train ${(t.train_tok_s as number).toFixed(1)} tok/s, logits max |diff| ${(t.logits_max_abs_diff as number).toExponential(2)}`);
+        }
+      }
+      model.dispose();
+    }
+    if (backend === 'webgpu') releaseNodeWebGPU();
+  }
+  details.push({ kind: 'run', quick: isQuick, backends_run: ran, seconds: (performance.now() - started) / 1000, plans: isQuick ? 'quick' : PLANS });
+  writeResult('engine', summary, details, machineInfo({ backend: ran.join(', '), ...machine }));
+}

@@ -1,0 +1,52 @@
+/**
+ * `npm run cli -- SUBCOMMAND [args]`: the lab's command line. Each subcommand is one entry in the
+ * table below, loaded only when used (so `exec` never loads tfjs and `train` never loads Pyodide).
+ */
+import { LabError } from '../core/errors';
+
+export interface Subcommand {
+  /** One line for the help text. */
+  summary: string;
+  usage: string;
+  /** Runs the subcommand; resolves to the process exit code. */
+  run(args: string[]): Promise<number>;
+}
+
+const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
+  exec: async () => (await import('./exec')).execCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    await printHelp();
+    return name ? 0 : 2;
+  }
+  const load = SUBCOMMANDS[name];
+  if (!load) {
+    console.error(`unknown subcommand "${name}"`);
+    await printHelp();
+    return 2;
+  }
+  const command = await load();
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(`usage: npm run cli -- ${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  return command.run(args);
+}
+
+async function printHelp(): Promise<void> {
+  console.log('usage: npm run cli -- SUBCOMMAND [args]\n\nsubcommands:');
+  for (const [name, load] of Object.entries(SUBCOMMANDS)) {
+    const command = await load();
+    console.log(`  ${name.padEnd(10)} ${command.summary}\n  ${''.padEnd(10)} npm run cli -- ${command.usage}`);
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (e) {
+  console.error(e instanceof LabError ? `error: ${e.message}` : e);
+  process.exitCode = e instanceof LabError ? 2 : 1;
+}
