@@ -68,12 +68,14 @@ export function embeddingGradOneHot(dy: tf.Tensor2D, ids: tf.Tensor1D, vocab: nu
 export function embedding(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
   const vocab = table.shape[0];
   const op = customOp(([weight], save) => {
-    save([]);
+    // The ids are saved (kept by the tape) rather than captured: a loss closure's own tensors are
+    // disposed when its forward pass ends, before the backward pass runs.
+    save([ids]);
     const value = tf.gather(weight, ids);
-    const gradFunc = (dy: tf.Tensor) =>
+    const gradFunc = (dy: tf.Tensor, [savedIds]: tf.Tensor[]) =>
       tf.getKernel('UnsortedSegmentSum', tf.getBackend())
-        ? tf.unsortedSegmentSum(dy, ids, vocab)
-        : embeddingGradOneHot(dy as tf.Tensor2D, ids, vocab);
+        ? tf.unsortedSegmentSum(dy, savedIds as tf.Tensor1D, vocab)
+        : embeddingGradOneHot(dy as tf.Tensor2D, savedIds as tf.Tensor1D, vocab);
     return { value, gradFunc };
   });
   return op(table) as tf.Tensor2D;
