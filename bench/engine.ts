@@ -55,7 +55,7 @@ const PLANS: Record<'wasm' | 'webgpu', Record<string, Plan>> = {
   },
   webgpu: {
     '1M': { decodeBatches: [1, 16], promptLength: 16, newTokens: 16, reforwardSamples: 2, prefill: { batch: 4, length: 64 }, train: { batch: 4, seq: 32, steps: 2 } },
-    '10M': { decodeBatches: [1, 16], promptLength: 16, newTokens: 8, reforwardSamples: 2, prefill: { batch: 4, length: 64 }, train: { batch: 2, seq: 32, steps: 1 } },
+    '10M': { decodeBatches: [1, 16], promptLength: 16, newTokens: 6, reforwardSamples: 2, prefill: { batch: 2, length: 32 }, train: { batch: 2, seq: 16, steps: 1 } },
   },
 };
 

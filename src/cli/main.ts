@@ -14,6 +14,9 @@ export interface Subcommand {
 
 const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   exec: async () => (await import('./exec')).execCommand,
+  infer: async () => (await import('./infer')).inferCommand,
+  eval: async () => (await import('./eval')).evalCommand,
+  train: async () => (await import('./train')).trainCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -47,9 +47,6 @@ export async function selectBackend(order: BackendName[] = DEFAULT_ORDER, gpu?: 
       await smokeTest();
       tried.push({ name, ok: true });
       const adapter = name === 'webgpu' ? await describeWebGPUAdapter(gpu) : undefined;
-      // SwiftShader (Vulkan on the CPU) runs tfjs's reduce-style matmul shaders, picked for small
-      // outputs, about ten times slower than the packed one (MatMulProgramType.MatMulPackedProgram = 3).
-      if (adapter?.toLowerCase().includes('swiftshader')) tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', 3);
       const failed = tried.filter((t) => !t.ok);
       const reason = failed.length === 0
         ? `${name} is the first choice and works`

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { launchBrowser, screenshot } from './browser';
 import { TABS } from '../../src/app/lib/tabs';
-import { decodeRunFile, encodeRunFile } from '../../src/app/lib/runfile';
+import { decodeRunFile, encodeRunFile } from '../../src/core/run/runfile';
 import { handMadeRun } from '../unit/ui-fixtures';
 
 describe('lab panels in headless Chromium', () => {

@@ -28,10 +28,10 @@ afterAll(async () => {
 });
 
 /** Runs hostile code, checks it ended within the limit plus a second, then checks the pool still works. */
-async function hostile(code: string): Promise<RunResult> {
+async function hostile(code: string, timeoutMs = TIMEOUT_MS): Promise<RunResult> {
   const started = performance.now();
-  const result = await pool.run(code);
-  expect(performance.now() - started).toBeLessThan(TIMEOUT_MS + 1000);
+  const result = await pool.run(code, { timeoutMs });
+  expect(performance.now() - started).toBeLessThan(timeoutMs + 1000);
   const next = await pool.run('print(6 * 7)');
   expect(next).toMatchObject({ status: 'ok', stdout: '42\n' });
   return result;
@@ -105,7 +105,7 @@ describe('sandbox pool: timeouts and limits', () => {
 
   it('ends a call that allocates past the memory limit as memory and replaces its worker', async () => {
     const before = pool.health().replacements;
-    const r = await hostile('chunks = []\nwhile True:\n    chunks.append(bytearray(32 * 2**20))');
+    const r = await hostile('chunks = []\nwhile True:\n    chunks.append(bytearray(32 * 2**20))', 5000);
     expect(r.status).toBe('memory');
     expect(toObservation(r)).toBe('MemoryError');
     expect(pool.health().replacements).toBe(before + 1);
@@ -129,7 +129,7 @@ describe('sandbox pool: isolation', () => {
     ['from pyodide.code import run_js', /cannot reach JavaScript/],
     ['import micropip', /installing packages is not allowed.*available: sympy, mpmath/],
     ['import ctypes', /import of 'ctypes' is not allowed/],
-    ['__import__("importlib").import_module("js")', /cannot reach JavaScript/],
+    ['__import__("importlib").import_module("pyodide_js")', /cannot reach JavaScript/],
   ] as const;
   for (const [code, message] of refusedImports) {
     it(`refuses ${code}`, async () => {
@@ -158,12 +158,17 @@ print(bridge, found)`);
     expect(toObservation(r)).toMatch(/creating module '_pyodide_core' is not allowed/);
   });
 
-  it('refuses heap introspection, hand-made bytecode and audit hooks', async () => {
-    for (const code of ['import gc; gc.get_objects()', 'import gc; gc.get_referrers(1)', 'import marshal; marshal.loads(marshal.dumps(compile("1", "f", "eval")))', 'import sys; sys.addaudithook(lambda *a: None)', '(lambda: 0).__code__.replace(co_code=b"")']) {
+  it('refuses heap introspection and hand-made bytecode', async () => {
+    for (const code of ['import gc; gc.get_objects()', 'import gc; gc.get_referrers(1)', 'import marshal; marshal.loads(marshal.dumps(compile("1", "f", "eval")))', '(lambda: 0).__code__.replace(co_code=b"")']) {
       const r = await hostile(code);
       expect(r.status, code).toBe('error');
       expect(toObservation(r), code).toMatch(/PermissionError: .* not allowed in the sandbox/);
     }
+  });
+
+  it('does not let code add audit hooks of its own', async () => {
+    const r = await hostile('import sys\nsys.addaudithook(lambda *args: 1 / 0)\nopen("x.txt", "w").write("audited?")\nprint("no hook added")');
+    expect(r).toMatchObject({ status: 'ok', stdout: 'no hook added\n' });
   });
 
   it('refuses shell commands and processes', async () => {
@@ -197,6 +202,22 @@ print(bridge, found)`);
     expect(write).toMatchObject({ status: 'ok', stdout: "['notes.txt']\n" });
     expect((await pool.run('import os\nprint(os.listdir("."))')).stdout).toBe('[]\n');
     expect((await pool.run('import sympy\nprint(sympy.__version__)')).stdout).toBe('1.11.1\n');
+  });
+
+  it('shows code no frame of the sandbox but the one that runs it', async () => {
+    const r = await hostile('import sys\nf, chain = sys._getframe(), []\nwhile f:\n    chain.append(f.f_code.co_name)\n    f = f.f_back\nprint(chain, [k for k in sys._getframe(1).f_globals if k != "__builtins__"])');
+    expect(r).toMatchObject({ status: 'ok', stdout: "['<module>', 'execute'] []\n" });
+  });
+
+  it('survives what code does to the interpreter itself', async () => {
+    await pool.run('import sys\nsys.modules.clear()');
+    await pool.run('import sys\nsys.stdout.close()');
+    await pool.run('import sys\nopen("csv.py", "w").write("poisoned = True")\nsys.path.insert(0, ".")\nimport csv');
+    const r = await pool.run('import csv, json\nprint(hasattr(csv, "poisoned"), json.dumps([1]))');
+    expect(r).toMatchObject({ status: 'ok', stdout: 'False [1]\n' });
+    const redirected = await pool.run('import os\nos.dup2(os.open("x", os.O_WRONLY | os.O_CREAT), 1)');
+    expect(redirected.status).toBe('killed');
+    expect(toObservation(redirected)).toMatch(/file descriptor 1 was closed or redirected/);
   });
 
   it('keeps what one call does to builtins and modules away from the next', async () => {
@@ -248,6 +269,8 @@ describe('sandbox pool: exits, errors and odd output', () => {
 
 describe('sandbox pool: sessions and concurrency', () => {
   it('runs calls on several workers at once', async () => {
+    await pool.ready(); // workers replaced by earlier tests are warm again
+    expect(pool.health().idle).toBe(2);
     const started = performance.now();
     const results = await Promise.all([0, 1].map((i) => pool.run(`import time\ntime.sleep(0.6)\nprint(${i})`)));
     expect(results.map((r) => r.stdout)).toEqual(['0\n', '1\n']);

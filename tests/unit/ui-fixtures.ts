@@ -4,7 +4,7 @@
  */
 import { CharTokenizer } from '../../src/core/tokenizer/char';
 import type { ExecutionRecord, Segment, TrajectoryRecord } from '../../src/core/rl/types';
-import type { RunRecord } from '../../src/app/lib/runfile';
+import type { RunRecord } from '../../src/core/run/runfile';
 
 export const tokenizer = CharTokenizer.fromCharset();
 

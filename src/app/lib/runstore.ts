@@ -6,7 +6,7 @@
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { TrajectoryRecord } from '../../core/rl/types';
-import type { CheckpointFiles, RunRecord, StepMetrics } from './runfile';
+import type { CheckpointFiles, RunRecord, StepMetrics } from '../../core/run/runfile';
 
 /** What the Runs list shows: no metrics, rollouts or weights. */
 export interface RunSummary {

@@ -87,6 +87,8 @@ interface Row {
   params: SamplingParams;
   maxNewTokens: number;
   stops: string[];
+  /** Tokens decoded per stop-string check. */
+  stopWindow: number;
   rng: Rng;
 }
 
@@ -141,6 +143,7 @@ export class Generation {
         params,
         maxNewTokens: req.maxNewTokens ?? options.maxNewTokens,
         stops,
+        stopWindow: stopWindow(stops),
         rng: createRng(req.seed ?? seed).fork(`row ${i}`),
       };
     });
@@ -312,7 +315,7 @@ export class Generation {
     r.sampled.push(true);
     const events: GenerationEvent[] = [{ row, kind: 'token', token, logprob }];
     if (this.eos.has(token)) return [...events, this.end(row, 'eos')];
-    const stop = this.decode ? findStop(r.tokens, r.stopFrom, r.stops, this.decode, stopWindow(r.stops)) : undefined;
+    const stop = this.decode ? findStop(r.tokens, r.stopFrom, r.stops, this.decode, r.stopWindow) : undefined;
     if (stop !== undefined) {
       r.stop = stop;
       if (this.onStop === 'finish') return [...events, this.end(row, 'stop')];

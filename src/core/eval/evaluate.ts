@@ -10,6 +10,8 @@ import type { SymbolicChecker } from '../reward/equivalence';
 import type { RewardOptions } from '../reward/reward';
 import { avgAtK, codeCorrectnessTable, majAtK, meanPassAtK, rolloutMetrics, type CodeCorrectnessTable, type MetricValue } from '../rl/metrics';
 import { gradeRecords } from '../rl/grade';
+import { rolloutSettings } from '../rl/trainer';
+import type { RunConfig } from '../run/config';
 import type { TrajectoryRecord } from '../rl/types';
 
 export interface EvalSettings extends RolloutSettings {
@@ -76,5 +78,39 @@ export async function evaluate(
     table: codeCorrectnessTable(records),
     records,
     seconds: (Date.now() - started) / 1000,
+  };
+}
+
+/** Evaluation settings of a run config: its eval section over its rollout settings. */
+export function evalSettingsOf(c: RunConfig, overrides: Partial<EvalSettings> = {}): EvalSettings {
+  const selfCorrection = overrides.selfCorrection !== undefined ? overrides.selfCorrection : c.eval.selfCorrection ? { ...c.selfCorrection } : undefined;
+  return {
+    ...rolloutSettings(c, c.seed),
+    temperature: c.eval.temperature,
+    topP: c.eval.topP,
+    topK: 0,
+    samples: c.eval.samples,
+    instruction: c.rollout.instruction,
+    ...overrides,
+    selfCorrection,
+  };
+}
+
+/** The flat figures of an evaluation, for metrics files and reports. */
+export function evalSummary(r: EvalResult): Record<string, number | null> {
+  return {
+    questions: r.questions,
+    samples: r.samples,
+    accuracy: r.accuracy,
+    maj_at_k: r.majAtK,
+    pass_at_k: r.passAtK,
+    code_ratio: r.metrics.code_ratio,
+    pass_ratio: r.metrics.pass_ratio,
+    tool_calls_per_response: r.metrics.tool_calls_per_response,
+    response_length_mean: r.metrics.response_length_mean,
+    self_corrections: r.metrics.self_corrections,
+    p_correct_given_code_ok: r.table.pCorrectGivenSucceeded,
+    p_correct_given_code_failed: r.table.pCorrectGivenFailed,
+    seconds: r.seconds,
   };
 }

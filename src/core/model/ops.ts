@@ -1,11 +1,11 @@
 /**
- * The two primitives whose default tfjs gradients are slow or missing on some backends, with
- * gradients that work everywhere:
- * - linear: wasm multiplies plain matrices with XNNPACK but transposed operands (which the default
- *   matMul gradient uses) with a naive loop about ten times slower, so the gradient transposes
- *   explicitly there.
- * - embedding lookup: the gradient of gather needs UnsortedSegmentSum, which tfjs-backend-wasm
- *   does not have; without it the gradient is a one-hot matmul.
+ * Matrix products and the embedding lookup, with gradients that are fast or present on every backend:
+ * - wasm multiplies plain matrices with XNNPACK but transposed operands (which the default matMul
+ *   gradient uses) with a naive loop about ten times slower: there the transposes are explicit.
+ * - tfjs-webgpu runs outputs of at most 128 values with a workgroup-reduction shader that
+ *   SwiftShader (WebGPU on the CPU) executes about thirty times slower than the small-output one.
+ * - the gradient of gather needs UnsortedSegmentSum, which tfjs-backend-wasm does not have; without
+ *   it the embedding gradient is a one-hot matmul.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -20,25 +20,43 @@ export function customOp(forward: (inputs: tf.Tensor[], save: tf.GradSaveFunc) =
   return (...inputs) => op(...inputs);
 }
 
-/** Backends whose matMul with transposed operands is much slower than a transpose plus a plain matMul. */
-function prefersExplicitTranspose(): boolean {
-  return tf.getBackend() === 'wasm';
+/** tfjs-webgpu's MatMulProgramType.MatMulSmallOutputSizeProgram. */
+const WEBGPU_SMALL_OUTPUT_PROGRAM = 2;
+
+/**
+ * tf.matMul, steering around the slow paths above: explicit transposes for 2-D products on wasm,
+ * and on webgpu the small-output shader for outputs of at most 128 values (tfjs picks its program
+ * from a global flag, read while the op is built, so the flag is set around the call).
+ */
+export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, transposeB = false): T {
+  const backend = tf.getBackend();
+  // Only 2-D products reach XNNPACK; batched ones take the naive loop with or without transposes.
+  if (backend === 'wasm' && a.rank === 2 && b.rank === 2) return tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b) as T;
+  const rows = a.shape[a.rank - (transposeA ? 1 : 2)];
+  const cols = b.shape[b.rank - (transposeB ? 2 : 1)];
+  const batch = Math.max(a.size / (a.shape[a.rank - 1] * a.shape[a.rank - 2]), b.size / (b.shape[b.rank - 1] * b.shape[b.rank - 2]));
+  if (backend !== 'webgpu' || batch * rows * cols > 128) return tf.matMul(a, b, transposeA, transposeB) as T;
+  const flags = tf.env();
+  const before = flags.get('WEBGPU_MATMUL_PROGRAM_TYPE');
+  flags.set('WEBGPU_MATMUL_PROGRAM_TYPE', WEBGPU_SMALL_OUTPUT_PROGRAM);
+  try {
+    return tf.matMul(a, b, transposeA, transposeB) as T;
+  } finally {
+    flags.set('WEBGPU_MATMUL_PROGRAM_TYPE', before);
+  }
 }
 
-/** a·bᵀ, or aᵀ·b, computed the fastest way for the current backend. */
-function matMulT(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
-  if (!prefersExplicitTranspose()) return tf.matMul(a, b, transposeA, transposeB);
-  return tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b);
-}
-
-/** y = x·W with x [N, in] and W [in, out]; dx = dy·Wᵀ, dW = xᵀ·dy. */
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+/**
+ * y = x·W for x [N, in] and W [in, out] (dx = dy·Wᵀ, dW = xᵀ·dy), or with `transposed` y = x·Wᵀ for
+ * W [out, in] (dx = dy·W, dW = dyᵀ·x): the tied LM head reads the embedding [V, h] that way.
+ */
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, transposed = false): tf.Tensor2D {
   const op = customOp(([input, weight], save) => {
     save([input, weight]);
-    const value = tf.matMul(input as tf.Tensor2D, weight as tf.Tensor2D);
+    const value = matMul(input, weight, false, transposed);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [xs, ws] = saved as tf.Tensor2D[];
-      return [matMulT(dy as tf.Tensor2D, ws, false, true), matMulT(xs, dy as tf.Tensor2D, true, false)];
+      const [xs, ws] = saved;
+      return transposed ? [matMul(dy, ws), matMul(dy, xs, true, false)] : [matMul(dy, ws, false, true), matMul(xs, dy, true, false)];
     };
     return { value, gradFunc };
   });
@@ -57,7 +75,7 @@ export function embeddingGradOneHot(dy: tf.Tensor2D, ids: tf.Tensor1D, vocab: nu
     for (let start = 0; start < n; start += block) {
       const size = Math.min(block, n - start);
       const oneHot = tf.cast(tf.oneHot(tf.slice(ids, start, size), vocab), 'float32') as tf.Tensor2D;
-      const part = matMulT(tf.slice(dy, [start, 0], [size, -1]), oneHot, true, false);
+      const part = matMul(tf.slice(dy, [start, 0], [size, -1]) as tf.Tensor2D, oneHot, true, false);
       acc = acc ? tf.add(acc, part) : part;
     }
     return tf.transpose(acc as tf.Tensor2D);

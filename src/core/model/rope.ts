@@ -4,7 +4,7 @@
  * the same logits here as in transformers.
  */
 import * as tf from '@tensorflow/tfjs';
-import { customOp } from './ops';
+import { customOp, matMul } from './ops';
 
 /** inv_freq[i] = theta^(-2i/d), i < d/2 (RoFormer, Su et al. 2021; HF's _compute_default_rope_parameters). */
 export function inverseFrequencies(headDim: number, theta: number): Float32Array {
@@ -56,8 +56,8 @@ export function rotateHalf(x: tf.Tensor, r: tf.Tensor2D): tf.Tensor {
   const d = r.shape[0];
   const op = customOp(([input], save) => {
     save([]);
-    const value = tf.reshape(tf.matMul(tf.reshape(input, [-1, d]), r), input.shape);
-    const gradFunc = (dy: tf.Tensor) => tf.neg(tf.reshape(tf.matMul(tf.reshape(dy, [-1, d]), r), dy.shape));
+    const value = tf.reshape(matMul(tf.reshape(input, [-1, d]), r), input.shape);
+    const gradFunc = (dy: tf.Tensor) => tf.neg(tf.reshape(matMul(tf.reshape(dy, [-1, d]), r), dy.shape));
     return { value, gradFunc };
   });
   return op(x);

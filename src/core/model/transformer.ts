@@ -15,7 +15,7 @@ import { LabError } from '../errors';
 import { parameterShapes, type ModelConfig } from './config';
 import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
-import { embedding, linear } from './ops';
+import { embedding, linear, matMul } from './ops';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
 import type { WeightMap } from './weights';
 
@@ -313,9 +313,9 @@ export class Transformer {
     const S = kv.k.shape[2];
     const group = nH / nKV;
     // The heads sharing a kv head are stacked along the query axis: one batched matmul per kv head.
-    const scores = tf.matMul(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, false, true);
+    const scores = matMul(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, false, true);
     const probs = tf.softmax(tf.add(tf.reshape(scores, [B, nH, T, S]), ctx.maskBias));
-    const out = tf.matMul(tf.reshape(probs, [B, nKV, group * T, S]), kv.v);
+    const out = matMul(tf.reshape(probs, [B, nKV, group * T, S]), kv.v);
     const merged = tf.reshape(tf.transpose(tf.reshape(out, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
     return this.proj(merged, `${pre}.o_proj`);
   }
@@ -327,10 +327,10 @@ export class Transformer {
     return this.proj(tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.proj(x, `${pre}.up_proj`)), `${pre}.down_proj`);
   }
 
-  /** Logits from final hidden states [N, h]: the tied embedding or lm_head. */
+  /** Logits from final hidden states [N, h]: h·Eᵀ with the tied embedding E [V, h], or h·lm_head. */
   private lmHead(hidden: tf.Tensor2D): tf.Tensor2D {
-    const w = this.cfg.tie_word_embeddings ? tf.transpose(this.p(EMBED)) : this.p(LM_HEAD);
-    return linear(hidden, w as tf.Tensor2D);
+    if (this.cfg.tie_word_embeddings) return linear(hidden, this.p(EMBED) as tf.Tensor2D, true);
+    return linear(hidden, this.p(LM_HEAD) as tf.Tensor2D);
   }
 
   /** cos/sin tables covering positions 0..length-1, grown in powers of two and kept across tidy scopes. */

@@ -13,10 +13,12 @@ export interface TrainingSequence {
   lossMask: number[];
 }
 
-/** Sequence lengths are padded to powers of two from 32 so WebGPU's buffer pool sees few shapes. */
+/**
+ * Sequence lengths are padded to multiples of 32, so WebGPU's buffer pool sees at most
+ * max_positions / 32 shapes, while padding (and attention's T² cost) stays under 32 tokens a row.
+ */
 export function lengthBucket(length: number, maxPositions: number): number {
-  let t = 32;
-  while (t < length) t *= 2;
+  const t = Math.ceil(length / 32) * 32;
   return Math.max(length, Math.min(t, maxPositions));
 }
 

@@ -19,12 +19,14 @@ import _imp
 import _signal
 import builtins
 import gc
+import io
 import json
 import linecache
 import os
 import posix
 import random
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -120,6 +122,19 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
         raise _PermissionError(f"network access and native code ({event}) are not allowed in the sandbox")
 '''
 
+# importlib.import_module raises no "import" audit event; this finder refuses the same names there.
+# It shares nothing with the hook: code can reach (and spoil) the finder, never the hook.
+FINDER_SOURCE = r'''
+def find_spec(name, path=None, target=None, *, _blocked, _bridge, _isinstance=isinstance, _str=str,
+              _ModuleNotFoundError=ModuleNotFoundError):
+    if _isinstance(name, _str):
+        root = _str.partition(name, ".")[0]
+        if root in _blocked:
+            reason = "sandboxed code cannot reach JavaScript" if root in _bridge else "it is not available in the sandbox"
+            raise _ModuleNotFoundError(f"import of {name!r} is not allowed: {reason}", name=name)
+    return None
+'''
+
 EXECUTE_SOURCE = r'''
 def execute(code, compiled, namespace, stateless, *, _filename, _graveyard, _exec=exec, _exc_info=sys.exc_info,
             _BaseException=BaseException, _SystemExit=SystemExit, _MemoryError=MemoryError, _type=type,
@@ -188,10 +203,14 @@ def seal(config_json):
     except ImportError:
         js_proxy_type = None
 
+    bridge_types = ("_pyodide_core", "pyodide.ffi", "_pyodide._core_docs")
+
     def is_bridge(value):
         if core is not None and value is core:
             return True
         if js_proxy_type is not None and isinstance(value, js_proxy_type):
+            return True
+        if type(value).__module__ in bridge_types and not isinstance(value, type):  # JsNull and the like, not classes
             return True
         return core is not None and type(value) is types.BuiltinFunctionType and getattr(value, "__self__", None) is core
 
@@ -381,6 +400,13 @@ def seal(config_json):
     def prepare(code, session=None):
         """Sets up a call and compiles the code. Returns (compiled, namespace, None), or
         (None, None, result JSON) when the code does not compile."""
+        gc.disable()
+        try:
+            return prepare_call(code, session)
+        finally:
+            gc.enable()
+
+    def prepare_call(code, session):
         module = sessions.get(session) if session is not None else None
         if module is None:
             module = types.ModuleType("__main__")
@@ -410,16 +436,54 @@ def seal(config_json):
         return compiled, namespace, None
 
     def finish(session=None):
-        """Restores shared state and wipes the scratch directory of a stateless call."""
-        for stream in (stdout, stderr):
+        """Restores shared state and wipes the scratch directory of a stateless call. Returns None, or
+        why the interpreter cannot be used any more (the worker is then replaced)."""
+        gc.disable()  # user finalizers must not run while this frame is on the stack
+        try:
+            for stream in (stdout, stderr):
+                try:
+                    stream.flush()
+                except BaseException:
+                    pass
+            restore_state()
+            forget_scratch_modules()
+            os.chmod(scratch_root, 0o777)
+            if session is None:
+                wipe_scratch()
+            return reopen_streams()
+        except BaseException as e:
+            return f"restoring the interpreter failed: {type(e).__name__}: {e}"
+        finally:
+            gc.enable()
+
+    def reopen_streams():
+        """sys.stdout and sys.stderr as the sandbox set them up, reopened if the call closed them."""
+        nonlocal stdout, stderr
+        for fd in (1, 2):
             try:
-                stream.flush()
-            except BaseException:
-                pass
-        restore_state()
-        os.chmod(scratch_root, 0o777)
-        if session is None:
-            wipe_scratch()
+                broken = not stat.S_ISCHR(os.fstat(fd).st_mode)
+            except OSError:
+                broken = True
+            if broken:
+                return f"file descriptor {fd} was closed or redirected; this interpreter cannot report output any more"
+        if stdout.closed:
+            stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
+        if stderr.closed:
+            stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
+        for stream in (stdout, stderr):
+            stream.reconfigure(errors="backslashreplace", line_buffering=False, write_through=False)
+        sys.stdout, sys.stderr = stdout, stderr
+        return None
+
+    def forget_scratch_modules():
+        """Drops modules imported from the scratch directory (or planted in sys.modules) by the call,
+        so that a later call importing the same name gets the real one."""
+        for name, module in list(sys.modules.items()):
+            if name in modules_snapshot:
+                continue
+            origin = module.__dict__.get("__file__") if type(module) is types.ModuleType else None
+            if type(module) is not types.ModuleType or (type(origin) is str and origin.startswith(scratch_root + "/")):
+                graveyard.append(sys.modules.pop(name))
 
     def end_session(session):
         module = sessions.pop(session, None)
@@ -432,6 +496,7 @@ def seal(config_json):
     # --- Build the hook and execute() in namespaces of their own --------------------------------
     hook_scope = {"__builtins__": builtins, "posix": posix}
     exec(HOOK_SOURCE, hook_scope)
+    exec(FINDER_SOURCE, hook_scope)
     refused = {
         "os.system": "running shell commands", "os.exec": "starting processes", "os.posix_spawn": "starting processes",
         "os.spawn": "starting processes", "os.fork": "starting processes", "os.forkpty": "starting processes",
@@ -459,6 +524,9 @@ def seal(config_json):
         _root=scratch_root, _devices=frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")),
         _gates=tuple(gates), _write_flags=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
     )
+    hook_scope["find_spec"].__kwdefaults__.update(_blocked=blocked_imports, _bridge=bridge_roots)
+    sys.meta_path.insert(0, types.SimpleNamespace(find_spec=hook_scope["find_spec"]))
+    sys_lists[1] = (sys.meta_path, list(sys.meta_path))
     execute_scope = {"__builtins__": builtins, "sys": sys, "traceback": traceback, "linecache": linecache, "json": json,
                      "_signal": _signal, "warnings": warnings}
     exec(EXECUTE_SOURCE, execute_scope)

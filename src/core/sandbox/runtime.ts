@@ -182,10 +182,13 @@ export class PythonRuntime {
     const packages = await installPackages(pyodide, config);
     const preloadStarted = performance.now();
     const preloaded = new Set<string>();
+    const importMs: Record<string, number> = {};
     for (const name of config.preload) {
       const status = packages.find((p) => p.name === name);
       if (!status?.available) continue;
+      const importStarted = performance.now();
       pyodide.runPython(`import ${name}`);
+      importMs[name] = performance.now() - importStarted;
       preloaded.add(name);
     }
     if (preloaded.has('sympy')) pyodide.runPython(SYMPY_WARMUP, { globals: pyodide.toPy({}) });
@@ -224,6 +227,7 @@ export class PythonRuntime {
       interrupts: config.interruptBuffer !== undefined,
       warmMs: performance.now() - started,
       preloadMs,
+      importMs,
     };
     return new PythonRuntime(
       pyodide, memory, limits, stdout, stderr, { prepare, execute, finish, endSession, isolation }, config.interruptBuffer, info,
@@ -242,7 +246,7 @@ export class PythonRuntime {
     } catch (e) {
       this.dead = true;
       const out = this.stdout.text(this.limits.maxOutputChars);
-      const reason = e instanceof Error ? e.message.split('\n').filter(Boolean).pop() ?? e.message : String(e);
+      const reason = e instanceof Error ? e.message.split('\n').filter((line) => line.trim()).pop() ?? e.message : String(e);
       return { ...this.deadResult(`the Python runtime crashed: ${reason}`), stdout: out.text, truncated: out.truncated };
     }
     const out = this.stdout.text(this.limits.maxOutputChars);
@@ -262,17 +266,30 @@ export class PythonRuntime {
 
   /** prepare (compile, set up the namespace), execute (the user's code), finish (restore state). */
   private execute(code: string, session: string | undefined): Outcome {
+    // Pyodide prints its own report when the runtime dies; the result carries the reason instead.
+    const consoleError = console.error;
+    console.error = () => {};
+    try {
+      return this.executeQuietly(code, session);
+    } finally {
+      console.error = consoleError;
+    }
+  }
+
+  private executeQuietly(code: string, session: string | undefined): Outcome {
     const prepared = this.py.prepare(code, session) as PyObject;
     const [compiled, namespace, failure] = prepared.toJs({ depth: 1 }) as [PyObject | undefined, PyObject | undefined, string | undefined];
     prepared.destroy();
+    let outcome: Outcome;
     try {
-      if (failure !== undefined) return JSON.parse(failure) as Outcome;
-      return JSON.parse(this.py.execute(code, compiled, namespace, session === undefined) as string) as Outcome;
+      outcome = JSON.parse(failure ?? (this.py.execute(code, compiled, namespace, session === undefined) as string)) as Outcome;
     } finally {
       compiled?.destroy();
       namespace?.destroy();
-      this.py.finish(session);
     }
+    const broken = this.py.finish(session) as string | undefined;
+    if (broken) throw new Error(broken);
+    return outcome;
   }
 
   endSession(session: string): boolean {

@@ -62,8 +62,10 @@ export interface SandboxInfo {
   interrupts: boolean;
   /** Milliseconds from worker start to warm (Pyodide loaded, packages preloaded). */
   warmMs: number;
-  /** Milliseconds spent importing the preloaded packages (part of warmMs). */
+  /** Milliseconds spent importing the preloaded packages and warming them up (part of warmMs). */
   preloadMs: number;
+  /** Milliseconds of each preloaded package's import alone. */
+  importMs: Record<string, number>;
 }
 
 /** Limits enforced inside a worker. All have defaults (see DEFAULT_LIMITS). */

@@ -13,9 +13,9 @@
  * archive unpacks with standard tools. Import checks every field and names file, line and field
  * when something is wrong. Pure functions (no IndexedDB, no DOM): the same code runs in Node.
  */
-import { LabError } from '../../core/errors';
-import { bytesToText, tarFolder, textToBytes } from '../../core/files';
-import type { TrajectoryRecord } from '../../core/rl/types';
+import { LabError } from '../errors';
+import { bytesToText, tarFolder, textToBytes } from '../files';
+import type { TrajectoryRecord } from '../rl/types';
 
 export const RUN_FORMAT = 'thor-lab-run';
 export const RUN_FORMAT_VERSION = 1;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LabError } from '../../src/core/errors';
 import { tarFolder, textToBytes } from '../../src/core/files';
-import { checkTrajectory, decodeRunFile, encodeRunFile, readTar, runFolderName, runToFiles, type RunRecord } from '../../src/app/lib/runfile';
+import { checkTrajectory, decodeRunFile, encodeRunFile, readTar, runFolderName, runToFiles, type RunRecord } from '../../src/core/run/runfile';
 import { handMadeRun, handMadeTrajectory } from './ui-fixtures';
 
 /** The error a call throws (fails the test when it does not throw). */

@@ -1,0 +1,146 @@
+/**
+ * `npm run pretrain`: trains the lab's default tiny model, reproducibly from a seed, on
+ * demonstrations built from the task generators (src/core/data/corpus.ts) whose tool outputs come
+ * from really running each program in the Python sandbox. The result knows the TIR format and
+ * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
+ *
+ *   npm run pretrain -- [--seed 1] [--steps 1200] [--tasks 8000] [--tool-share 0.3] [--out DIR]
+ */
+import { writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseModelConfig, countParameters } from '../src/core/model/config';
+import { Transformer } from '../src/core/model/transformer';
+import { saveModelFolder } from '../src/core/model/checkpoint';
+import { AdamW } from '../src/core/optim/adamw';
+import { generateTasks, type Task } from '../src/core/data/tasks';
+import { buildDemonstrations } from '../src/core/data/corpus';
+import { createRng } from '../src/core/rng';
+import { sftSequence, trainSft } from '../src/core/rl/sft';
+import { evaluate } from '../src/core/eval/evaluate';
+import { THOR_REWARD } from '../src/core/reward/reward';
+import { CharTokenizer } from '../src/core/tokenizer/char';
+import { selectNodeBackend } from '../src/node/backend';
+import { folderSink } from '../src/node/files';
+import { createNodePythonPool } from '../src/node/python';
+
+const { values: args } = parseArgs({
+  options: {
+    seed: { type: 'string', default: '1' },
+    steps: { type: 'string', default: '1200' },
+    tasks: { type: 'string', default: '8000' },
+    'tool-share': { type: 'string', default: '0.3' },
+    'batch-size': { type: 'string', default: '32' },
+    lr: { type: 'string', default: '3e-3' },
+    out: { type: 'string', default: 'public/models/thor-tiny' },
+    'eval-every': { type: 'string', default: '300' },
+    'max-tokens': { type: 'string', default: '1024' },
+  },
+});
+const seed = Number(args.seed);
+const steps = Number(args.steps);
+const out = args.out!;
+
+/** The shipped tiny model: Llama-style, character-level, a context long enough for 2 tool calls. */
+export const TINY_CONFIG = {
+  model_type: 'llama',
+  hidden_size: 128,
+  intermediate_size: 352,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 256,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: true,
+};
+
+const backend = await selectNodeBackend(['wasm', 'cpu']);
+console.log(`backend ${backend.name}`);
+const tokenizer = CharTokenizer.fromCharset();
+const cfg = parseModelConfig({ ...TINY_CONFIG, vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId });
+console.log(`model: ${countParameters(cfg).toLocaleString()} parameters, vocab ${cfg.vocab_size}`);
+
+const train = generateTasks({ seed, count: Number(args.tasks), split: 'train', difficulties: [1, 2, 3] });
+const test = generateTasks({ seed, count: 64, split: 'test', difficulties: [1, 2, 3] });
+
+// Real tool outputs: every distinct program runs once in the sandbox.
+const pool = await createNodePythonPool({ preload: ['sympy'] });
+const outputs = new Map<string, string>();
+const t0 = Date.now();
+let failed = 0;
+await Promise.all(
+  [...new Set(train.map((t: Task) => t.program))].map(async (program) => {
+    const r = await pool.run(program, { timeoutMs: 10_000 });
+    if (r.status === 'ok' && r.stdout.trim() !== '') outputs.set(program, r.stdout);
+    else failed++;
+  }),
+);
+console.log(`ran ${outputs.size + failed} programs in ${((Date.now() - t0) / 1000).toFixed(1)} s (${failed} failed)`);
+
+const demos = buildDemonstrations(train, outputs, Number(args['tool-share']), createRng(seed).fork('demonstrations'));
+const seqs = demos.map((d) => sftSequence(tokenizer, d.question, d.response, ''));
+const longest = Math.max(...seqs.map((s) => s.promptTokens.length + s.tokens.length));
+console.log(`${demos.length} demonstrations, ${demos.filter((d) => d.usesTool).length} with code, longest ${longest} tokens`);
+
+const model = Transformer.create(cfg, { seed });
+const optimizer = new AdamW(model.trainableVariables(), { weightDecay: 0.01 });
+const history: { step: number; loss: number; seconds: number }[] = [];
+const evals: Record<string, number | null>[] = [];
+const started = Date.now();
+
+async function quickEval(step: number): Promise<void> {
+  const r = await evaluate(
+    { model, tokenizer, executor: pool },
+    test,
+    { samples: 1, instruction: '', maxToolCalls: 2, maxResponseTokens: 200, temperature: 1, topP: 1, topK: 0, seed, toolTimeoutMs: 5000 },
+    THOR_REWARD,
+  );
+  const e = { step, accuracy: r.accuracy, code_ratio: r.metrics.code_ratio, pass_ratio: r.metrics.pass_ratio, answer_ratio: r.metrics.answer_ratio };
+  evals.push(e);
+  console.log(`  eval@${step} (T=1): accuracy ${r.accuracy.toFixed(3)} code ${e.code_ratio?.toFixed(2)} pass ${e.pass_ratio?.toFixed(2)} answered ${e.answer_ratio?.toFixed(2)}`);
+}
+
+await trainSft(
+  model,
+  optimizer,
+  seqs,
+  { steps, batchSize: Number(args['batch-size']), lr: Number(args.lr), warmupSteps: 50, schedule: 'cosine', minLrRatio: 0.05, maxGradNorm: 1, seed, maxTokens: Number(args['max-tokens']) },
+  async (st) => {
+    history.push({ step: st.step, loss: st.loss, seconds: st.seconds });
+    if (st.step % 10 === 0 || st.step === steps - 1) {
+      const elapsed = (Date.now() - started) / 1000;
+      const eta = (elapsed / (st.step + 1)) * (steps - st.step - 1);
+      console.log(`step ${st.step + 1}/${steps} loss ${st.loss.toFixed(4)} lr ${st.lr.toExponential(2)} ${st.seconds.toFixed(2)} s/step, ETA ${(eta / 60).toFixed(1)} min`);
+    }
+    if ((st.step + 1) % Number(args['eval-every']) === 0 && st.step + 1 < steps) await quickEval(st.step + 1);
+  },
+);
+await quickEval(steps);
+
+const files = await saveModelFolder(folderSink(out), { config: cfg, weights: await model.exportWeights(), tokenizer }, { metadata: { seed: String(seed), steps: String(steps) } });
+await mkdir(out, { recursive: true });
+await writeFile(
+  join(out, 'pretrain.json'),
+  JSON.stringify(
+    {
+      seed,
+      steps,
+      tasks: train.length,
+      toolShare: Number(args['tool-share']),
+      batchSize: Number(args['batch-size']),
+      lr: Number(args.lr),
+      parameters: countParameters(cfg),
+      backend: backend.name,
+      minutes: (Date.now() - started) / 60000,
+      loss: history.map((h) => h.loss),
+      evals,
+    },
+    null,
+    1,
+  ) + '\n',
+);
+console.log(`wrote ${files.join(', ')} and pretrain.json to ${out}`);
+await pool.close();
+model.dispose();
+optimizer.dispose();
