@@ -260,9 +260,10 @@ export class Transformer {
         sin: tf.reshape(tf.gather(rope.sin, step.positions), [batch, length, 1, hd]),
         maskBias: step.maskBias,
         keysValues: (layer, k, v) => {
+          // Kept: they outlive the layer's scope (the caller owns the new cache).
           const written = {
-            k: tf.tensorScatterUpdate(cache[layer].k, step.slots, tf.reshape(k, [-1, hd])) as tf.Tensor4D,
-            v: tf.tensorScatterUpdate(cache[layer].v, step.slots, tf.reshape(v, [-1, hd])) as tf.Tensor4D,
+            k: tf.keep(tf.tensorScatterUpdate(cache[layer].k, step.slots, tf.reshape(k, [-1, hd])) as tf.Tensor4D),
+            v: tf.keep(tf.tensorScatterUpdate(cache[layer].v, step.slots, tf.reshape(v, [-1, hd])) as tf.Tensor4D),
           };
           next.push(written);
           return written;
@@ -286,8 +287,13 @@ export class Transformer {
     let x = embedding(ids, this.p(EMBED) as tf.Tensor2D);
     for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
       const pre = `model.layers.${i}`;
-      x = tf.add(x, this.attention(i, rmsNorm(x, this.p(`${pre}.input_layernorm.weight`), this.cfg.rms_norm_eps), ctx));
-      x = tf.add(x, this.mlp(i, rmsNorm(x, this.p(`${pre}.post_attention_layernorm.weight`), this.cfg.rms_norm_eps)));
+      const input = x;
+      // One scope per layer frees its intermediates as it ends (gradients keep their own copies),
+      // so a forward holds one layer's activations at a time, not all of them.
+      x = tf.tidy(() => {
+        const h = tf.add(input, this.attention(i, rmsNorm(input, this.p(`${pre}.input_layernorm.weight`), this.cfg.rms_norm_eps), ctx)) as tf.Tensor2D;
+        return tf.add(h, this.mlp(i, rmsNorm(h, this.p(`${pre}.post_attention_layernorm.weight`), this.cfg.rms_norm_eps))) as tf.Tensor2D;
+      });
     }
     if (pick) x = tf.gather(x, pick);
     return rmsNorm(x, this.p('model.norm.weight'), this.cfg.rms_norm_eps);

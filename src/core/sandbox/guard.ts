@@ -38,9 +38,9 @@ CODE_FILENAME = "<code>"
 
 HOOK_SOURCE = r'''
 def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_fd, _prefixes, _root, _devices,
-         _gates, _write_flags, _str=str, _bytes=bytes, _int=int, _tuple=tuple, _isinstance=isinstance, _len=len,
-         _type=type, _getcwd=posix.getcwd, _normpath=posix._path_normpath, _fspath=posix.fspath,
-         _PermissionError=PermissionError, _ModuleNotFoundError=ModuleNotFoundError):
+         _sealed, _write_flags, _str=str, _bytes=bytes, _int=int, _isinstance=isinstance, _len=len,
+         _getcwd=posix.getcwd, _normpath=posix._path_normpath, _fspath=posix.fspath,
+         _BaseException=BaseException, _PermissionError=PermissionError, _ModuleNotFoundError=ModuleNotFoundError):
     if event == "import":
         name = args[0] if _len(args) > 0 else None
         if _isinstance(name, _str):
@@ -75,7 +75,7 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
                     if _isinstance(text, _bytes):
                         text = _bytes.decode(text, "utf-8", "surrogateescape")
                     text = _str.__add__("", text)
-                except BaseException:
+                except _BaseException:
                     text = "?"
             full = _normpath(text if _str.startswith(text, "/") else _getcwd() + "/" + text)
             if not (full == _root or _str.startswith(full, _root + "/") or full in _devices):
@@ -85,11 +85,11 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
             raise _PermissionError("reading compiled bytecode is not allowed in the sandbox")
         return
     if event == "object.__getattr__":
-        if _len(args) == 2 and args[1] == "gi_frame":
+        if _len(args) == 2 and (args[1] == "gi_frame" or args[1] == "__defaults__" or args[1] == "__kwdefaults__"):
             target = args[0]
-            for gate in _gates:
-                if target is gate:
-                    raise _PermissionError("the frames of the sandbox's import gates are not accessible")
+            for sealed in _sealed:
+                if target is sealed:
+                    raise _PermissionError("the internals of the sandbox's own functions are not accessible")
         return
     what = _refused.get(event) if _isinstance(event, _str) else None
     if what is not None:
@@ -97,7 +97,10 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
     positions = _writes.get(event) if _isinstance(event, _str) else None
     if positions is not None:
         fd_at = _dir_fd.get(event)
-        if fd_at is not None and _len(args) > fd_at and args[fd_at] is not None:
+        dir_fd = args[fd_at] if fd_at is not None and _len(args) > fd_at else None
+        if _isinstance(dir_fd, _int) and dir_fd >= 0:  # no directory descriptor is None, or -1 here
+            if event == "os.chmod" or event == "os.chown" or event == "os.utime":
+                raise _PermissionError("changing file modes relative to a directory descriptor is not allowed in the sandbox")
             return  # relative to an open directory: the read-only file system modes decide
         for i in positions:
             if i >= _len(args):
@@ -112,7 +115,7 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
                 if _isinstance(text, _bytes):
                     text = _bytes.decode(text, "utf-8", "surrogateescape")
                 text = _str.__add__("", text)
-            except BaseException:
+            except _BaseException:
                 text = "?"
             full = _normpath(text if _str.startswith(text, "/") else _getcwd() + "/" + text)
             if not (full == _root or _str.startswith(full, _root + "/")):
@@ -247,19 +250,20 @@ def seal(config_json):
     gates = []
 
     def gated(original, allow):
-        """Wraps original so that it runs only for allowed specs. original lives in a generator frame,
-        which the audit hook refuses to hand out."""
+        """Wraps original so that it runs only for allowed module names and origins. original lives in
+        a generator frame, which the audit hook refuses to hand out; no code from outside runs while
+        that frame is on the stack (the spec is read before, and rebuilt from checked strings)."""
         def gate():
             result = None
             while True:
-                spec = yield result
-                if allow(spec):
+                name, origin = yield result
+                if allow(name, origin):
                     try:
-                        result = (True, original(spec))
+                        result = (True, original(types.SimpleNamespace(name=name, origin=origin)))
                     except BaseException as e:
                         result = (False, e)
                 else:
-                    result = (False, ModuleNotFoundError(f"creating module {getattr(spec, 'name', '?')!r} is not allowed in the sandbox"))
+                    result = (False, ModuleNotFoundError(f"creating module {name!r} is not allowed in the sandbox"))
 
         generator = gate()
         next(generator)
@@ -267,19 +271,20 @@ def seal(config_json):
         send = generator.send
 
         def create(spec, *rest):
-            ok, value = send(spec)
+            name, origin = getattr(spec, "name", None), getattr(spec, "origin", None)
+            if type(name) is not str or not (origin is None or type(origin) is str):
+                raise ModuleNotFoundError("a module spec needs a name and an origin that are plain strings")
+            ok, value = send((name, origin))
             if ok:
                 return value
             raise value
         return create
 
-    def allow_builtin(spec):
-        name = getattr(spec, "name", None)
-        return type(name) is str and name.partition(".")[0] not in blocked_imports and name not in ("_imp", "sys", "builtins")
+    def allow_builtin(name, origin):
+        return name.partition(".")[0] not in blocked_imports and name not in ("_imp", "sys", "builtins")
 
-    def allow_dynamic(spec):
-        origin = getattr(spec, "origin", None)
-        return allow_builtin(spec) and type(origin) is str and origin.startswith(trusted_prefixes) and ".." not in origin
+    def allow_dynamic(name, origin):
+        return allow_builtin(name, origin) and origin is not None and origin.startswith(trusted_prefixes) and ".." not in origin
 
     _imp.create_builtin = gated(_imp.create_builtin, allow_builtin)
     _imp.create_dynamic = gated(_imp.create_dynamic, allow_dynamic)
@@ -450,6 +455,8 @@ def seal(config_json):
             os.chmod(scratch_root, 0o777)
             if session is None:
                 wipe_scratch()
+            if not all(gate.gi_suspended for gate in gates):
+                return "an import gate was closed; this interpreter cannot create builtin modules any more"
             return reopen_streams()
         except BaseException as e:
             return f"restoring the interpreter failed: {type(e).__name__}: {e}"
@@ -522,7 +529,8 @@ def seal(config_json):
         _dir_fd=types.MappingProxyType(dir_fd),
         _prefixes=("socket.", "ctypes.", "ftplib.", "smtplib.", "poplib.", "imaplib.", "nntplib.", "telnetlib.", "http.client."),
         _root=scratch_root, _devices=frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")),
-        _gates=tuple(gates), _write_flags=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
+        _sealed=tuple(gates) + (sys.setrecursionlimit, time.sleep, os._exit, os.abort, hook_scope["find_spec"]),
+        _write_flags=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
     )
     hook_scope["find_spec"].__kwdefaults__.update(_blocked=blocked_imports, _bridge=bridge_roots)
     sys.meta_path.insert(0, types.SimpleNamespace(find_spec=hook_scope["find_spec"]))

@@ -191,7 +191,11 @@ export class PythonRuntime {
       importMs[name] = performance.now() - importStarted;
       preloaded.add(name);
     }
-    if (preloaded.has('sympy')) pyodide.runPython(SYMPY_WARMUP, { globals: pyodide.toPy({}) });
+    if (preloaded.has('sympy')) {
+      const warmupScope = pyodide.toPy({});
+      pyodide.runPython(SYMPY_WARMUP, { globals: warmupScope });
+      warmupScope.destroy();
+    }
     const preloadMs = performance.now() - preloadStarted;
 
     if (memory) limitMemory(memory, limits.memoryLimitMb);

@@ -1,0 +1,16 @@
+import { preview } from 'vite';
+import { chromium } from 'playwright-core';
+import { mkdtempSync } from 'node:fs';
+const server = await preview({ root: '/work/main/.tmpexp/web', configFile: '/work/main/.tmpexp/web/vite.config.ts', preview: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
+const url = server.resolvedUrls!.local[0];
+const ctx = await chromium.launchPersistentContext(mkdtempSync('/tmp/chr-'), { executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'] });
+const page = ctx.pages()[0] ?? await ctx.newPage();
+const external: string[] = [];
+await ctx.route('**/*', (route) => { const u = new URL(route.request().url()); if (u.hostname !== '127.0.0.1') { external.push(u.href); return route.abort(); } return route.continue(); });
+page.on('console', (m) => console.log('console:', m.text().slice(0, 300)));
+await page.goto(url);
+await page.waitForFunction(() => (window as any).sandboxReport, null, { timeout: 120_000 });
+const report = await page.evaluate(() => (window as any).sandboxReport);
+console.log(JSON.stringify(report, null, 1).slice(0, 4000));
+console.log('external requests:', external);
+await ctx.close(); await server.close();
