@@ -12,5 +12,5 @@ const cases: [string, string][] = JSON.parse(readFileSync(process.argv[2], 'utf8
 for (const [label, code] of cases) {
   const t0 = performance.now();
   const r = rt.run(code, null);
-  console.log(`--- ${label} (${(performance.now() - t0).toFixed(1)} ms)`, JSON.stringify({ ...r, stderr: r.stderr.slice(-300), stdout: r.stdout.slice(0, 300) }));
+  console.log(`--- ${label} (${(performance.now() - t0).toFixed(1)} ms)`, JSON.stringify({ ...r, stderr: r.stderr.slice(-300), stdout: r.stdout.slice(0, 6000) }));
 }

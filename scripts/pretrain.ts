@@ -4,7 +4,7 @@
  * from really running each program in the Python sandbox. The result knows the TIR format and
  * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
  *
- *   npm run pretrain -- [--seed 1] [--steps 1200] [--tasks 8000] [--tool-share 0.3] [--out DIR]
+ *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--out DIR]
  */
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,13 +27,13 @@ import { createNodePythonPool } from '../src/node/python';
 const { values: args } = parseArgs({
   options: {
     seed: { type: 'string', default: '1' },
-    steps: { type: 'string', default: '1200' },
+    steps: { type: 'string', default: '600' },
     tasks: { type: 'string', default: '8000' },
     'tool-share': { type: 'string', default: '0.3' },
     'batch-size': { type: 'string', default: '32' },
     lr: { type: 'string', default: '3e-3' },
     out: { type: 'string', default: 'public/models/thor-tiny' },
-    'eval-every': { type: 'string', default: '300' },
+    'eval-every': { type: 'string', default: '200' },
     'max-tokens': { type: 'string', default: '1024' },
   },
 });

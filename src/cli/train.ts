@@ -26,7 +26,9 @@ export const trainCommand: Subcommand = {
     const { model, tokenizer } = await loadModel(flags.model ?? DEFAULT_MODEL_DIR);
     const data = await loadProblems(config);
     const pool = await createNodePythonPool({ timeoutMs: config.rollout.toolTimeoutMs });
-    const env = { model, tokenizer, executor: pool, checker: sandboxChecker(pool) };
+    // The frozen reference policy for the KL term is a second copy of the starting weights.
+    const reference = config.grpo.klCoef > 0 ? (await loadModel(flags.model ?? DEFAULT_MODEL_DIR)).model : undefined;
+    const env = { model, tokenizer, executor: pool, checker: sandboxChecker(pool), reference };
     const name = newRunId();
     const run = await RunFolder.create(flags.out ?? join('runs', name), name, config);
     console.log(`run ${run.dir}: backend ${backend.name}, ${model.numParameters().toLocaleString()} parameters, ${data.train.length} train / ${data.test.length} test problems`);
@@ -59,6 +61,7 @@ export const trainCommand: Subcommand = {
     } finally {
       trainer.dispose();
       model.dispose();
+      reference?.dispose();
       await pool.close();
     }
   },

@@ -193,7 +193,7 @@ describe('sampling', () => {
 
 describe('buckets and step inputs', () => {
   it('capacities and step lengths come from a few fixed sizes', () => {
-    expect([1, 64, 65, 200, 257].map((n) => capacityBucket(n, 2048))).toEqual([64, 64, 128, 256, 512]);
+    expect([1, 64, 65, 97, 200, 257, 1000].map((n) => capacityBucket(n, 2048))).toEqual([64, 64, 96, 128, 256, 384, 1024]);
     expect(capacityBucket(2000, 1024)).toBe(1025);
     expect([1, 2, 4, 5, 16, 17, 64].map((n) => stepLengthBucket(n, 64))).toEqual([1, 4, 4, 16, 16, 64, 64]);
     expect(stepLengthBucket(5, 8)).toBe(8);

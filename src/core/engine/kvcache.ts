@@ -10,13 +10,16 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config';
 import { MASKED, type CachedStep, type LayerKV } from '../model/transformer';
 
-/** Smallest KV capacity; capacities double from here. */
+/** Smallest KV capacity. */
 export const MIN_CAPACITY = 64;
 
-/** Capacity for `needed` slots: a power of two ≥ 64, or the model's limit (max positions + 1 spare slot). */
+/**
+ * Capacity for `needed` slots: 64, 96, 128, 192, 256, 384, ... (powers of two and their 1.5×: at
+ * most a third of the slots attended in vain), or the model's limit (max positions + 1 spare slot).
+ */
 export function capacityBucket(needed: number, maxPositions: number): number {
   let c = MIN_CAPACITY;
-  while (c < needed) c *= 2;
+  while (c < needed) c = c % 3 === 0 ? (c / 3) * 4 : (c / 2) * 3;
   return Math.min(c, maxPositions + 1);
 }
 

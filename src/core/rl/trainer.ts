@@ -71,6 +71,8 @@ export class GrpoTrainer {
   private order: Problem[] = [];
   private cursor = 0;
   private epoch = 0;
+  /** Questions skipped so far because their prompt exceeds task.maxQuestionTokens or the context. */
+  skippedLongPrompts = 0;
 
   constructor(
     private readonly env: TrainerEnv,
@@ -100,14 +102,21 @@ export class GrpoTrainer {
     const c = this.config;
     const { tokenizer } = this.env;
     const requests: RolloutRequest[] = [];
+    const limit = Math.min(c.task.maxQuestionTokens, this.env.model.cfg.max_position_embeddings - 1);
     problems.forEach((p, q) => {
       const prompt = encodePrompt(tokenizer, p.question, c.rollout.instruction);
+      // A question longer than the context budget is skipped and counted, never truncated.
+      if (prompt.length > limit) {
+        this.skippedLongPrompts++;
+        return;
+      }
       for (let g = 0; g < c.rollout.groupSize; g++) {
         const groupId = `s${this.step}r${round}q${q}`;
         requests.push({ id: `${groupId}g${g}`, groupId, level: 'trajectory', problemId: p.id, question: p.question, reference: p.answer, promptTokens: prompt });
       }
     });
     const seed = this.rng.int(0, 2 ** 31 - 1);
+    if (requests.length === 0) return { records: [], timing: { generationTokens: 0, pythonMs: 0, wallMs: 0 } };
     const out = await runRollouts(
       { ...this.env, onProgress: (d, t) => this.env.onProgress?.('rollout', d, t) },
       requests,
@@ -215,8 +224,8 @@ export class GrpoTrainer {
     let entropy: number | null = null;
     if (trained.length > 0) {
       // log π_old from the rollout policy, recomputed by a full forward (as verl does).
-      const scored = await scoreSequences(this.env.model, trained);
-      const ref = this.env.reference && c.grpo.klCoef > 0 ? (await scoreSequences(this.env.reference, trained)).logp : undefined;
+      const scored = await scoreSequences(this.env.model, trained, c.optim.microBatchTokens);
+      const ref = this.env.reference && c.grpo.klCoef > 0 ? (await scoreSequences(this.env.reference, trained, c.optim.microBatchTokens)).logp : undefined;
       entropy = meanOverMask(scored.entropy, trained.map((r) => r.lossMask));
       const samples: PolicySample[] = trained.map((r, i) => ({
         promptTokens: r.promptTokens,
@@ -241,7 +250,7 @@ export class GrpoTrainer {
             entropyCoef: c.grpo.entropyCoef,
             nllAlpha: c.grpo.nllAlpha,
           },
-          { lr, maxGradNorm: c.optim.gradClip },
+          { lr, maxGradNorm: c.optim.gradClip, maxTokens: c.optim.microBatchTokens },
         );
       }
     }
@@ -253,6 +262,7 @@ export class GrpoTrainer {
       ...rolloutMetrics(records),
       zero_variance_groups: zeroVariance,
       sampling_rounds: rounds + 1,
+      skipped_long_prompts: this.skippedLongPrompts,
       groups_trained: kept.length,
       failed_trajectories_dropped: failedDropped,
       groups_dropped_by_survival: survivalDropped,

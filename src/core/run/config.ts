@@ -54,6 +54,7 @@ const OptimConfig = z.strictObject({
   warmupSteps: int().min(0).default(0).describe('linear warmup steps (verl: 0)'),
   minLrRatio: z.number().min(0).max(1).default(0).describe('final lr / lr for linear and cosine schedules'),
   updatesPerBatch: int().positive().default(1).describe('optimiser steps per rollout batch (1 = on-policy; THOR off-policy variant > 1)'),
+  microBatchTokens: int().positive().default(1024).describe('padded tokens per micro-batch in updates (bounds memory; short rows batch together, which keeps attention cheap)'),
   gradClip: z.number().gt(0).default(1.0).describe('global gradient-norm clip (verl: 1.0)'),
   weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay (verl actor: 0.01)'),
   beta1: z.number().min(0).lt(1).default(0.9).describe('Adam β1 (verl: 0.9)'),
