@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -191,7 +191,8 @@ export async function main(args: string[]): Promise<void> {
   const backends = (flag(args, '--backends') ?? 'wasm,webgpu').split(',') as ('wasm' | 'webgpu')[];
   const details: Detail[] = [];
   const summary: Record<string, number> = {};
-  const machine: Record<string, string | number | undefined> = {};
+  // Other work on the machine slows every figure: the load is recorded with them.
+  const machine: Record<string, string | number | undefined> = { load_avg_1m_start: loadavg()[0] };
   const ran: string[] = [];
 
   for (const backend of backends) {
@@ -260,5 +261,6 @@ export async function main(args: string[]): Promise<void> {
     if (backend === 'webgpu') releaseNodeWebGPU();
   }
   details.push({ kind: 'run', quick: isQuick, backends_run: ran, seconds: (performance.now() - started) / 1000, plans: isQuick ? 'quick' : PLANS });
+  machine.load_avg_1m_end = loadavg()[0];
   writeResult('engine', summary, details, machineInfo({ backend: ran.join(', '), ...machine }));
 }

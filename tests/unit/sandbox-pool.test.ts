@@ -5,13 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabError } from '../../src/core/errors';
 import { toObservation } from '../../src/core/sandbox/observation';
-import type { PythonPool } from '../../src/core/sandbox/pool';
 import type { RunResult } from '../../src/core/sandbox/types';
-import { createNodePythonPool, PYTHON_BUNDLE_DIR, readPythonBundle } from '../../src/node/python';
+import { PythonPool as Pool } from '../../src/core/sandbox/pool';
+import { createNodePythonPool, PYTHON_BUNDLE_DIR, readPythonBundle, spawnNodeSandboxWorker } from '../../src/node/python';
 
 const TIMEOUT_MS = 1500;
 const MAX_OUTPUT = 10_000;
-let pool: PythonPool;
+let pool: Pool;
 
 beforeAll(async () => {
   pool = await createNodePythonPool({
@@ -158,6 +158,37 @@ print(bridge, found)`);
     expect(toObservation(r)).toMatch(/creating module '_pyodide_core' is not allowed/);
   });
 
+  it('finds nothing that leads to JavaScript by walking classes and their functions\' globals', async () => {
+    const r = await hostile(`
+found = []
+seen, stack = set(), [object]
+while stack:
+    for sub in type.__subclasses__(stack.pop()):
+        if sub not in seen:
+            seen.add(sub)
+            stack.append(sub)
+for cls in seen:
+    for value in list(vars(cls).values()):
+        namespace = getattr(getattr(value, "__func__", value), "__globals__", None)
+        for item in list(namespace.values()) if isinstance(namespace, dict) else []:
+            for x in [item] + list(getattr(item, "jsproxies", {}).values()):
+                kind = type(x).__name__
+                if (kind.startswith(("Js", "Py2Js")) and kind != "JsFinder") or type(x).__module__ == "_pyodide_core":
+                    found.append(type(x).__name__)
+print(sorted(set(found)))`, 15_000);
+    expect(r).toMatchObject({ status: 'ok', stdout: '[]\n' });
+  });
+
+  it('keeps the internals of its own functions out of reach', async () => {
+    for (const code of [
+      'import _imp\n_imp.create_builtin.__closure__[0].cell_contents.__self__.gi_frame',
+      'import sys\nsys.setrecursionlimit.__defaults__',
+    ]) {
+      const r = await hostile(code);
+      expect(toObservation(r), code).toBe("PermissionError: the internals of the sandbox's own functions are not accessible");
+    }
+  });
+
   it('refuses heap introspection and hand-made bytecode', async () => {
     for (const code of ['import gc; gc.get_objects()', 'import gc; gc.get_referrers(1)', 'import marshal; marshal.loads(marshal.dumps(compile("1", "f", "eval")))', '(lambda: 0).__code__.replace(co_code=b"")']) {
       const r = await hostile(code);
@@ -193,6 +224,8 @@ print(bridge, found)`);
       'import os\nos.mkdir("/home/pyodide/x")',
       'import os\nfd = os.open("/lib/python3.14/site-packages", os.O_RDONLY)\nos.open("sympy/__init__.py", os.O_WRONLY | os.O_TRUNC, dir_fd=fd)',
       'import os\nos.remove("/lib/python314.zip")',
+      'import os\nfd = os.open("/lib/python3.14/site-packages/sympy", os.O_RDONLY)\nos.chmod("__init__.py", 0o777, dir_fd=fd)',
+      'import os\nos.symlink("/lib/python3.14/site-packages/sympy/__init__.py", "link.py")',
     ]) {
       const r = await hostile(code);
       expect(r.status, code).toBe('error');
@@ -306,5 +339,20 @@ describe('sandbox pool: bad input', () => {
     await expect(pool.run('print(1)', { timeoutMs: -1 })).rejects.toThrow(/timeout must be a positive number/);
     expect(await pool.run('print(1)', { timeoutMs: 5000 })).toMatchObject({ status: 'ok', stdout: '1\n' });
     expect(pool.health()).toMatchObject({ queued: 0, failed: 0 });
+  });
+});
+
+describe('sandbox pool: broken set-ups fail loudly', () => {
+  it('rejects bad pool options with a LabError naming the field', async () => {
+    const runtime = { indexURL: '/nowhere/', packages: [], preload: [], cdnPackages: [] };
+    await expect(Pool.start(spawnNodeSandboxWorker, { size: 0, runtime })).rejects.toThrow(/field "size"/);
+    await expect(Pool.start(spawnNodeSandboxWorker, { timeoutMs: -1, runtime })).rejects.toThrow(/field "timeoutMs"/);
+  });
+
+  it('gives up on workers that cannot start instead of hanging', async () => {
+    const started = performance.now();
+    const start = Pool.start(spawnNodeSandboxWorker, { size: 1, runtime: { indexURL: '/nowhere/', packages: [], preload: [], cdnPackages: [] } });
+    await expect(start).rejects.toThrow(/no Python sandbox worker could start/);
+    expect(performance.now() - started).toBeLessThan(30_000);
   });
 });

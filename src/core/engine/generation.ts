@@ -31,7 +31,7 @@ export interface RowOptions extends Partial<SamplingParams> {
   maxNewTokens?: number;
   /** Strings that end the row's turn, matched in the decoded text across token boundaries. */
   stop?: string[];
-  /** Seed of this row's sampler (default: derived from the generation's seed and the row index). */
+  /** Seed of this row's sampler (per row; default: derived from the generation's seed and the row index). */
   seed?: number;
 }
 
@@ -144,7 +144,8 @@ export class Generation {
         maxNewTokens: req.maxNewTokens ?? options.maxNewTokens,
         stops,
         stopWindow: stopWindow(stops),
-        rng: createRng(req.seed ?? seed).fork(`row ${i}`),
+        // A row's own seed alone fixes its samples, wherever it sits in the batch.
+        rng: req.seed !== undefined ? createRng(req.seed) : createRng(seed).fork(`row ${i}`),
       };
     });
     const longest = Math.max(...this.rows.map((r) => r.tokens.length));

@@ -206,16 +206,21 @@ def seal(config_json):
     except ImportError:
         js_proxy_type = None
 
-    bridge_types = ("_pyodide_core", "pyodide.ffi", "_pyodide._core_docs")
+    bridge_modules = ("_pyodide_core", "pyodide.ffi", "_pyodide._core_docs")
+    # The types _pyodide_core defines (converters, signatures) report "builtins" as their module.
+    core_types = tuple(v for v in vars(core).values() if isinstance(v, type)) if core is not None else ()
 
     def is_bridge(value):
         if core is not None and value is core:
             return True
         if js_proxy_type is not None and isinstance(value, js_proxy_type):
             return True
-        if type(value).__module__ in bridge_types and not isinstance(value, type):  # JsNull and the like, not classes
-            return True
-        return core is not None and type(value) is types.BuiltinFunctionType and getattr(value, "__self__", None) is core
+        if not isinstance(value, type) and (type(value).__module__ in bridge_modules or isinstance(value, core_types)):
+            return True  # JsNull, converters and the like; classes themselves are harmless
+        if type(value) in (types.BuiltinFunctionType, types.MethodWrapperType, types.MethodType):
+            owner = getattr(value, "__self__", None)
+            return owner is not None and owner is not value and is_bridge(owner)
+        return False
 
     def severed(*args, **kwargs):
         raise PermissionError("the JavaScript bridge is not available in the sandbox")
@@ -245,6 +250,14 @@ def seal(config_json):
     for module in list(sys.modules.values()):
         if isinstance(module, types.ModuleType):
             scrub(module.__dict__, 0)
+    for cls in all_classes():  # classes stay reachable through object.__subclasses__()
+        if from_bridge(cls):
+            for key, value in list(vars(cls).items()):
+                if is_bridge(value):
+                    try:
+                        setattr(cls, key, severed)
+                    except (TypeError, AttributeError):
+                        pass  # immutable built-in types hold no such values
 
     # --- 2. Gate module creation that bypasses import statements ---------------------------------
     gates = []
@@ -553,10 +566,8 @@ def seal(config_json):
     return prepare, execute, finish, end_session, isolation
 
 
-def check_isolation(is_bridge):
-    """Walks every object reachable from modules, builtins and classes, looking for anything that
-    leads to JavaScript. Returns the paths found (empty when the seal holds)."""
-    found = []
+def all_classes():
+    """Every class, found the way model code could: through object.__subclasses__()."""
     classes, seen, stack = [], set(), [object]
     while stack:
         cls = stack.pop()
@@ -569,8 +580,15 @@ def check_isolation(is_bridge):
                 seen.add(id(sub))
                 classes.append(sub)
                 stack.append(sub)
+    return classes
+
+
+def check_isolation(is_bridge):
+    """Walks every object reachable from modules, builtins and classes, looking for anything that
+    leads to JavaScript. Returns the paths found (empty when the seal holds)."""
+    found = []
     seen = set()
-    queue = [("sys.modules", dict(sys.modules)), ("builtins", builtins.__dict__), ("classes", classes)]
+    queue = [("sys.modules", dict(sys.modules)), ("builtins", builtins.__dict__), ("classes", all_classes())]
     while queue:
         path, obj = queue.pop()
         if id(obj) in seen:

@@ -323,14 +323,20 @@ export class PythonPool implements Executor {
     try {
       worker = this.spawn();
       const current = worker;
+      let failStart: ((reason: string) => void) | undefined;
+      const diedStarting = new Promise<never>((_, reject) => {
+        failStart = (reason) => reject(new Error(reason));
+      });
       worker.onExit((reason) => {
         if (slot.worker !== current) return;
-        if (slot.onExit) slot.onExit(reason);
+        if (slot.state === 'starting') failStart?.(reason);
+        else if (slot.onExit) slot.onExit(reason);
         else if (slot.state === 'idle' && !this.closed) this.replaceWorker(slot);
       });
       slot.worker = worker;
       const runtime: RuntimeConfig = { ...this.options.runtime, limits: this.options.limits, interruptBuffer: worker.interruptBuffer };
-      const info = await withTimeout(worker.port.init(runtime), this.options.startTimeoutMs, 'the Python worker did not become warm in time');
+      const warm = Promise.race([worker.port.init(runtime), diedStarting]);
+      const info = await withTimeout(warm, this.options.startTimeoutMs, 'the Python worker did not become warm in time');
       if (this.closed || slot.worker !== worker) {
         worker.terminate();
         return;

@@ -50,6 +50,12 @@ export interface RolloutEnv {
   executor: Executor;
   /** Called as rows advance, for progress displays: rows finished so far. */
   onProgress?: (finished: number, total: number) => void;
+  /** Streaming: a token joined a row's response (sampled by the policy, or forced tool output). */
+  onToken?: (row: number, token: number, sampled: boolean) => void;
+  /** Streaming: a code block ran; with `discarded`, self-correction threw the attempt away and the row now ends at discarded.rewindTo. */
+  onExecution?: (row: number, execution: ExecutionRecord, discarded?: DiscardedAttempt) => void;
+  /** Ends the loop between decoding steps (it throws the signal's reason); the model is left untouched. */
+  signal?: AbortSignal;
 }
 
 /** Token timing of a rollout batch, for per-phase metrics. */
@@ -177,18 +183,22 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
       const tokens = responseTokens(row);
       const rewindTo = Math.max(st.floor, execution.codeTokenStart - sc.backtrackTokens);
       const kept = tokens.slice(rewindTo);
-      st.discarded.push({ rewindTo, tokens: kept, text: decode(kept), execution, retry: st.retries });
+      const attempt = { rewindTo, tokens: kept, text: decode(kept), execution, retry: st.retries };
+      st.discarded.push(attempt);
       gen.rewind(row, rewindTo);
+      env.onExecution?.(row, execution, attempt);
       st.scanFrom = decode(tokens.slice(0, rewindTo)).length;
       return gen.resume(row);
     }
     if (execution.succeeded) st.retries = 0;
     st.executions.push(execution);
+    env.onExecution?.(row, execution);
     const before = gen.responseText(row);
     const forced = tokenizer.encode(observationBlock(execution.observation, before.endsWith('\n')));
     const start = responseTokens(row).length;
     gen.force(row, forced);
     const end = responseTokens(row).length;
+    if (env.onToken) for (const t of responseTokens(row).slice(start, end)) env.onToken(row, t, false);
     st.outputs.push({ start, end });
     st.floor = end;
     st.scanFrom = gen.responseText(row).length;
@@ -197,12 +207,15 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
 
   try {
     while (!gen.done) {
+      env.signal?.throwIfAborted();
       while (ready.length > 0) onExecuted(ready.shift()!);
       if (gen.done) break;
       if (gen.active > 0) {
         for (const e of await gen.step()) {
-          if (e.kind === 'token') generated++;
-          else if (e.kind === 'pause') onPause(e.row);
+          if (e.kind === 'token') {
+            generated++;
+            env.onToken?.(e.row, e.token, true);
+          } else if (e.kind === 'pause') onPause(e.row);
           else env.onProgress?.(countDone(gen), requests.length);
         }
       } else if (running.size > 0) {
