@@ -22,6 +22,22 @@ export interface RunSummary {
   hasReport: boolean;
   /** Metrics of the last step, for a one-line summary. */
   lastMetrics?: StepMetrics;
+  /** Runs trained in this browser: where they stand (absent for imported runs and saved models). */
+  live?: LiveRunState;
+}
+
+/**
+ * A run trained here. "running" found after a reload means the tab closed mid-run: the run can go
+ * on from its last checkpoint.
+ */
+export interface LiveRunState {
+  status: 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
+  mode: 'rl' | 'sft';
+  /** Steps the run was started for. */
+  totalSteps: number;
+  /** Training step the stored checkpoint was taken after (0: the starting weights). */
+  checkpointStep?: number;
+  message?: string;
 }
 
 interface RunRow extends RunSummary {
@@ -44,7 +60,11 @@ const checkpointSize = (files: CheckpointFiles | undefined) => Object.values(fil
 
 export interface RunStore {
   /** Stores a whole run, replacing any run with the same id. */
-  save(run: RunRecord): Promise<void>;
+  save(run: RunRecord, live?: LiveRunState): Promise<void>;
+  /** Forgets the steps after `step` (a run going on from an earlier checkpoint retrains them). */
+  truncateSteps(id: string, step: number): Promise<void>;
+  /** Updates where a run trained here stands. */
+  setLive(id: string, live: LiveRunState): Promise<void>;
   /** Newest first. */
   list(): Promise<RunSummary[]>;
   has(id: string): Promise<boolean>;
@@ -52,7 +72,8 @@ export interface RunStore {
   delete(id: string): Promise<void>;
   /** Adds one step of a live run (metrics, and its rollouts when dumped). */
   appendStep(id: string, metrics: StepMetrics, trajectories?: TrajectoryRecord[]): Promise<void>;
-  saveCheckpoint(id: string, files: CheckpointFiles): Promise<void>;
+  /** Stores the run's checkpoint; `step` says which training step it was taken after. */
+  saveCheckpoint(id: string, files: CheckpointFiles, step?: number): Promise<void>;
   saveReport(id: string, report: string): Promise<void>;
   /** Steps that have stored rollouts, ascending. */
   rolloutSteps(id: string): Promise<number[]>;
@@ -78,7 +99,7 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
   };
 
   const store: RunStore = {
-    async save(run) {
+    async save(run, live) {
       const tx = db.transaction(['runs', 'metrics', 'rollouts', 'checkpoints'], 'readwrite');
       const [runs, metrics, rollouts, checkpoints] = [tx.objectStore('runs'), tx.objectStore('metrics'), tx.objectStore('rollouts'), tx.objectStore('checkpoints')];
       await Promise.all([metrics.delete(stepsOf(run.id)), rollouts.delete(stepsOf(run.id)), checkpoints.delete(run.id)]);
@@ -93,6 +114,7 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
         checkpointBytes: checkpointSize(run.checkpoint),
         hasReport: run.report !== undefined,
         ...(run.metrics.length > 0 && { lastMetrics: run.metrics[run.metrics.length - 1] }),
+        ...(live && { live }),
       };
       await Promise.all([
         runs.put(row),
@@ -165,10 +187,43 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
       await tx.done;
     },
 
-    async saveCheckpoint(id, files) {
-      const row = await mustGet(id);
+    async truncateSteps(id, step) {
+      const tx = db.transaction(['runs', 'metrics', 'rollouts'], 'readwrite');
+      const row = await tx.objectStore('runs').get(id);
+      if (!row) throw new Error(`no stored run with id ${id}`);
+      const after = IDBKeyRange.bound([id, step], [id, Infinity], true, false);
+      const [metrics, rollouts] = await Promise.all([tx.objectStore('metrics').getAll(after), tx.objectStore('rollouts').getAll(after)]);
+      const kept = await tx.objectStore('metrics').getAll(IDBKeyRange.bound([id, -Infinity], [id, step]));
+      await Promise.all([
+        tx.objectStore('metrics').delete(after),
+        tx.objectStore('rollouts').delete(after),
+        tx.objectStore('runs').put({
+          ...row,
+          steps: row.steps - metrics.length,
+          trajectories: row.trajectories - rollouts.reduce((n, r) => n + r.trajectories.length, 0),
+          ...(kept.length > 0 ? { lastMetrics: kept[kept.length - 1].metrics } : { lastMetrics: undefined }),
+        }),
+      ]);
+      await tx.done;
+    },
+
+    async setLive(id, live) {
+      const tx = db.transaction('runs', 'readwrite');
+      const row = await tx.store.get(id);
+      if (!row) throw new Error(`no stored run with id ${id}`);
+      await tx.store.put({ ...row, live });
+      await tx.done;
+    },
+
+    async saveCheckpoint(id, files, step) {
       const tx = db.transaction(['runs', 'checkpoints'], 'readwrite');
-      await Promise.all([tx.objectStore('checkpoints').put({ runId: id, files }), tx.objectStore('runs').put({ ...row, checkpointBytes: checkpointSize(files) })]);
+      const row = await tx.objectStore('runs').get(id);
+      if (!row) throw new Error(`no stored run with id ${id}`);
+      const live = row.live && step !== undefined ? { ...row.live, checkpointStep: step } : row.live;
+      await Promise.all([
+        tx.objectStore('checkpoints').put({ runId: id, files }),
+        tx.objectStore('runs').put({ ...row, checkpointBytes: checkpointSize(files), ...(live && { live }) }),
+      ]);
       await tx.done;
     },
 

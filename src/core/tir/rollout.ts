@@ -33,16 +33,8 @@ export interface RolloutSettings {
   stopAfterExecution?: boolean;
 }
 
-export interface RolloutRequest {
-  id: string;
-  groupId: string;
-  level: 'trajectory' | 'step';
-  problemId: string;
-  question: string;
-  reference: string;
-  promptTokens: number[];
-  stepOrigin?: TrajectoryRecord['stepOrigin'];
-}
+/** One row to roll out: the identity fields its TrajectoryRecord will carry, and its prompt. */
+export type RolloutRequest = Pick<TrajectoryRecord, 'id' | 'groupId' | 'level' | 'problemId' | 'question' | 'reference' | 'promptTokens' | 'stepOrigin'>;
 
 export interface RolloutEnv {
   model: Transformer;
