@@ -4,14 +4,16 @@
  * from really running each program in the Python sandbox. The result knows the TIR format and
  * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
  *
- *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--out DIR]
+ *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--out DIR] [--init DIR]
+ *
+ * --init continues from an earlier checkpoint (same architecture) instead of a seeded initialisation.
  */
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseModelConfig, countParameters } from '../src/core/model/config';
 import { Transformer } from '../src/core/model/transformer';
-import { saveModelFolder } from '../src/core/model/checkpoint';
+import { loadWeights, saveModelFolder } from '../src/core/model/checkpoint';
 import { AdamW } from '../src/core/optim/adamw';
 import { generateTasks, type Task } from '../src/core/data/tasks';
 import { buildDemonstrations } from '../src/core/data/corpus';
@@ -21,7 +23,7 @@ import { evaluate } from '../src/core/eval/evaluate';
 import { THOR_REWARD } from '../src/core/reward/reward';
 import { CharTokenizer } from '../src/core/tokenizer/char';
 import { selectNodeBackend } from '../src/node/backend';
-import { folderSink } from '../src/node/files';
+import { folderSink, folderSource } from '../src/node/files';
 import { createNodePythonPool } from '../src/node/python';
 
 const { values: args } = parseArgs({
@@ -35,6 +37,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'public/models/thor-tiny' },
     'eval-every': { type: 'string', default: '200' },
     'max-tokens': { type: 'string', default: '1024' },
+    init: { type: 'string' },
   },
 });
 const seed = Number(args.seed);
@@ -84,6 +87,7 @@ const longest = Math.max(...seqs.map((s) => s.promptTokens.length + s.tokens.len
 console.log(`${demos.length} demonstrations, ${demos.filter((d) => d.usesTool).length} with code, longest ${longest} tokens`);
 
 const model = Transformer.create(cfg, { seed });
+if (args.init) model.loadWeights(await loadWeights(folderSource(args.init), cfg), args.init);
 const optimizer = new AdamW(model.trainableVariables(), { weightDecay: 0.01 });
 const history: { step: number; loss: number; seconds: number }[] = [];
 const evals: Record<string, number | null>[] = [];
@@ -126,6 +130,7 @@ await writeFile(
     {
       seed,
       steps,
+      init: args.init ?? null,
       tasks: train.length,
       toolShare: Number(args['tool-share']),
       batchSize: Number(args['batch-size']),

@@ -1,18 +1,21 @@
-/** The policy worker: holds the model and runs generation and training off the main thread. */
+/**
+ * The policy worker: holds the model and runs generation, training and evaluation off the main
+ * thread, with its Python sandbox workers started from here (tool calls never cross the page).
+ * It only wires the lab service to its browser environment and exposes it over Comlink.
+ */
 import * as Comlink from 'comlink';
-import * as tf from '@tensorflow/tfjs';
 import { selectBrowserBackend } from '../src/app/lib/tfjs-browser';
-import type { BackendInfo, BackendName } from '../src/core/backend';
+import { openRunStore } from '../src/app/lib/runstore';
+import { LabService } from '../src/app/services/lab-service';
+import { startPythonSandbox } from '../src/app/services/python';
+import { shippedModel } from '../src/app/services/shipped-model';
 
-const api = {
-  async init(order?: BackendName[]): Promise<BackendInfo> {
-    return selectBrowserBackend(order);
-  },
-  memory(): { numTensors: number; numBytes: number } {
-    const m = tf.memory();
-    return { numTensors: m.numTensors, numBytes: m.numBytes };
-  },
-};
+const service = new LabService({
+  selectBackend: selectBrowserBackend,
+  startPython: () => startPythonSandbox(),
+  shippedModel: () => shippedModel(new URL(`${import.meta.env.BASE_URL}models/thor-tiny/`, location.href).href),
+  openRunStore: () => openRunStore(),
+});
 
-export type PolicyWorkerApi = typeof api;
-Comlink.expose(api);
+export type PolicyWorkerApi = LabService;
+Comlink.expose(service);

@@ -79,6 +79,9 @@ export interface RunStore {
   rolloutSteps(id: string): Promise<number[]>;
   getRollouts(id: string, step: number): Promise<TrajectoryRecord[] | undefined>;
   getMetrics(id: string): Promise<StepMetrics[]>;
+  getConfig(id: string): Promise<Record<string, unknown> | undefined>;
+  /** What the Runs panel shows of one run: everything but rollouts and checkpoint. */
+  getDetail(id: string): Promise<Omit<RunRecord, 'rollouts' | 'checkpoint'> | undefined>;
   getCheckpoint(id: string): Promise<CheckpointFiles | undefined>;
 }
 
@@ -243,6 +246,17 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
 
     async getMetrics(id) {
       return (await db.getAll('metrics', stepsOf(id))).map((r) => r.metrics);
+    },
+
+    async getConfig(id) {
+      return (await db.get('runs', id))?.config;
+    },
+
+    async getDetail(id) {
+      const row = await db.get('runs', id);
+      if (!row) return undefined;
+      const metrics = await store.getMetrics(id);
+      return { id: row.id, name: row.name, createdAt: row.createdAt, config: row.config, metrics, ...(row.report !== undefined && { report: row.report }) };
     },
 
     async getCheckpoint(id) {

@@ -24,6 +24,7 @@ export const TRAIN_CHARTS: ChartSpec[] = [
     ],
   },
   { id: 'length', title: 'Response length', yLabel: 'tokens', series: [{ key: 'response_length_mean', label: 'mean' }, { key: 'response_length_max', label: 'max' }] },
+  { id: 'loss', title: 'Loss', series: [{ key: 'loss', label: 'loss' }] },
   { id: 'kl', title: 'KL to reference', series: [{ key: 'kl', label: 'KL' }] },
   { id: 'clip', title: 'Clip fraction', series: [{ key: 'clip_fraction', label: 'clipped tokens' }] },
   {

@@ -12,9 +12,9 @@ export type ViewCell =
   | { kind: 'output'; text: string; status: ExecutionStatus | 'unknown' }
   | { kind: 'discarded'; attempt: DiscardedAttempt; parts: { kind: 'text' | 'code' | 'output'; text: string }[] };
 
-/** The inside of a ```python / ```output fence (segments keep their fences); unfenced text as is. */
+/** The inside of a ```python / ```output fence (segments keep their fences; one still being written has no closing fence); unfenced text as is. */
 export function stripFence(text: string): string {
-  const m = /^\s*```[a-z]*\n?([\s\S]*?)\n?```\s*$/.exec(text);
+  const m = /^\s*```[a-z]*\n?([\s\S]*?)\n?```\s*$/.exec(text) ?? /^\s*```[a-z]*\n([\s\S]*)$/.exec(text);
   return m ? m[1] : text;
 }
 

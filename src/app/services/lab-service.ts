@@ -1,0 +1,722 @@
+/**
+ * The lab's engine as one service: the policy model, its Python sandbox, RL and SFT training,
+ * inference and evaluation. It runs inside the policy worker (workers/policy.worker.ts exposes it
+ * over Comlink) and works the same in Node, where the tests drive it. What differs between places
+ * (backends, where Python runs, where the shipped model and the run store live) comes in through
+ * LabServiceEnv.
+ *
+ * One job at a time holds the model (training, inference or evaluation). Jobs are paused and
+ * stopped through a small control word, a SharedArrayBuffer when the page is cross-origin
+ * isolated: the worker reads it between decoding steps without waiting for a message, so a stop
+ * lands within one token even on backends whose awaits never yield to the event loop.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { transfer } from 'comlink';
+import type { BackendInfo, BackendName } from '../../core/backend';
+import { buildDemonstrations } from '../../core/data/corpus';
+import type { Task } from '../../core/data/tasks';
+import type { Problem } from '../../core/data/types';
+import { LabError } from '../../core/errors';
+import { evaluate, evalSettingsOf, evalSummary } from '../../core/eval/evaluate';
+import { MemoryFiles, type FileSource } from '../../core/files';
+import { loadModelFolder, saveModelFolder, type ModelFolder } from '../../core/model/checkpoint';
+import { countParameters, parseModelConfig, type ModelConfig } from '../../core/model/config';
+import { Transformer } from '../../core/model/transformer';
+import { AdamW } from '../../core/optim/adamw';
+import { sandboxChecker } from '../../core/reward/sandbox-checker';
+import { gradeRecords } from '../../core/rl/grade';
+import type { CodeCorrectnessTable } from '../../core/rl/metrics';
+import { sftSequence, trainSft } from '../../core/rl/sft';
+import { GrpoTrainer, rewardOptions, rolloutSettings, type TrainerEnv } from '../../core/rl/trainer';
+import type { TrajectoryRecord } from '../../core/rl/types';
+import { createRng } from '../../core/rng';
+import { defaultRunConfig, parseRunConfig, type RunConfig } from '../../core/run/config';
+import { renderReport } from '../../core/run/report';
+import { newRunId, type CheckpointFiles, type StepMetrics } from '../../core/run/runfile';
+import type { PoolHealth, PythonPool } from '../../core/sandbox/pool';
+import type { Executor, SandboxInfo } from '../../core/sandbox/types';
+import { encodePrompt } from '../../core/tir/prompt';
+import { policyText, runRollouts, type RolloutEnv } from '../../core/tir/rollout';
+import { extractAnswer } from '../../core/reward/extract';
+import { CharTokenizer } from '../../core/tokenizer/char';
+import type { Tokenizer } from '../../core/tokenizer/types';
+import { pickedFilesSource } from '../lib/files';
+import { addExecution, addToken, emptyLiveRow, liveRecord } from '../lib/live';
+import type { LiveRunState, RunStore } from '../lib/runstore';
+import { CONTROL } from './control';
+import type { SandboxCapabilities } from './python';
+
+export { CONTROL };
+
+export interface PythonSandboxHandle {
+  pool: PythonPool;
+  info: SandboxInfo;
+  capabilities: SandboxCapabilities;
+}
+
+export interface LabServiceEnv {
+  selectBackend(order?: BackendName[]): Promise<BackendInfo>;
+  startPython(): Promise<PythonSandboxHandle>;
+  /** The shipped tiny model's folder, and its pretraining notes (pretrain.json) when present. */
+  shippedModel(): { source: FileSource; notes(): Promise<Record<string, unknown> | undefined> };
+  openRunStore(): Promise<RunStore>;
+}
+
+export interface ModelSummary {
+  label: string;
+  origin: 'shipped' | 'new' | 'files' | 'browser';
+  config: ModelConfig;
+  parameters: number;
+  tokenizer: Tokenizer['kind'];
+  /** Float32 weights on the device. */
+  weightBytes: number;
+  loadMs: number;
+  pretrain?: Record<string, unknown>;
+  /** The stored run whose checkpoint this is, or which trains it. */
+  runId?: string;
+}
+
+export interface SandboxStatus {
+  state: 'starting' | 'ready' | 'failed';
+  info?: SandboxInfo;
+  capabilities?: SandboxCapabilities;
+  health?: PoolHealth;
+  error?: string;
+}
+
+export interface MemoryInfo {
+  numTensors: number;
+  numBytes: number;
+  backend: string;
+}
+
+export interface NewModelSize {
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+  context: number;
+}
+
+export interface SftRequest {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  /** Share of task demonstrations written with a tool call. */
+  toolShare: number;
+  /** Demonstrations from a TIR JSON-lines file; without them they are built from the tasks (their programs run in the sandbox). */
+  demonstrations?: { question: string; response: string }[];
+}
+
+export interface TrainRequest {
+  mode: 'rl' | 'sft';
+  config: RunConfig;
+  /** RL questions, or the tasks SFT demonstrations are built from. */
+  train: Problem[];
+  name: string;
+  /** A checkpoint every this many steps (and always at the start, on stop and at the end). */
+  checkpointEvery: number;
+  /** Go on with a stored run from its checkpoint; the model must have been loaded from it. */
+  resume?: { runId: string; fromStep: number };
+  sft?: SftRequest;
+}
+
+export type TrainState = 'preparing' | 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
+
+/** Callbacks of a training run (Comlink proxies on the page side). */
+export interface TrainEvents {
+  started(run: { id: string; name: string; fromStep: number; totalSteps: number; mode: 'rl' | 'sft' }): void;
+  progress(phase: string, done: number, total: number): void;
+  step(step: number, metrics: StepMetrics): void;
+  state(state: TrainState, message?: string): void;
+}
+
+export interface InferRequest {
+  question: string;
+  /** The first words of the answer, given to the model (e.g. a tool lead-in); part of the prompt. */
+  prefix?: string;
+  /** Reference answer: when given, the answer is graded. */
+  reference?: string;
+  temperature: number;
+  maxTokens: number;
+  maxToolCalls: number;
+  selfCorrection: boolean;
+  seed: number;
+}
+
+export interface InferOutcome {
+  record: TrajectoryRecord;
+  stopped: boolean;
+  tokens: number;
+  seconds: number;
+}
+
+export interface EvalRequest {
+  problems: Problem[];
+  label: string;
+  samples: number;
+  temperature: number;
+  maxTokens: number;
+  maxToolCalls: number;
+  selfCorrection: boolean;
+  seed: number;
+}
+
+export interface EvalOutcome {
+  label: string;
+  summary: Record<string, number | null>;
+  table: CodeCorrectnessTable;
+  records: TrajectoryRecord[];
+  stopped: boolean;
+}
+
+interface Policy {
+  model: Transformer;
+  tokenizer: Tokenizer;
+  summary: ModelSummary;
+}
+
+/** Thrown inside a job when the control word asks it to stop or pause. */
+class Interrupted extends Error {
+  constructor(readonly kind: 'pause' | 'stop') {
+    super(kind === 'stop' ? 'stopped' : 'paused');
+  }
+}
+
+/** Sampling settings typed on a form: in range, or a message naming the field. */
+function checkJobSettings(s: { temperature: number; maxTokens: number; maxToolCalls: number; seed: number }, file: string): void {
+  const bad = (field: string, expected: string, found: number) => new LabError('settings', 'bad setting', { file, field, expected, found: String(found) });
+  if (!(s.temperature >= 0 && s.temperature <= 5)) throw bad('temperature', 'a number from 0 to 5', s.temperature);
+  if (!Number.isInteger(s.maxTokens) || s.maxTokens < 1) throw bad('max tokens', 'a whole number ≥ 1', s.maxTokens);
+  if (!Number.isInteger(s.maxToolCalls) || s.maxToolCalls < 0) throw bad('tool calls', 'a whole number ≥ 0', s.maxToolCalls);
+  if (!Number.isInteger(s.seed) || s.seed < 0) throw bad('seed', 'a whole number ≥ 0', s.seed);
+}
+
+const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+export class LabService {
+  private backend: BackendInfo | undefined;
+  private policy: Policy | undefined;
+  private sandbox: Promise<PythonSandboxHandle> | undefined;
+  private sandboxError: string | undefined;
+  private sandboxReady: PythonSandboxHandle | undefined;
+  private store: Promise<RunStore> | undefined;
+  private job: string | undefined;
+  private control: Int32Array = new Int32Array(1);
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly env: LabServiceEnv) {}
+
+  // ---- setup ------------------------------------------------------------------------------
+
+  /**
+   * Picks the compute backend and starts the Python sandbox in the background. `control` is the
+   * page's control word (an Int32Array over a SharedArrayBuffer when it has one).
+   */
+  async init(options: { order?: BackendName[]; control?: Int32Array } = {}): Promise<BackendInfo> {
+    if (options.control) this.control = options.control;
+    this.backend ??= await this.env.selectBackend(options.order);
+    this.startSandbox();
+    return this.backend;
+  }
+
+  private startSandbox(): Promise<PythonSandboxHandle> {
+    this.sandbox ??= this.env.startPython().then(
+      (handle) => (this.sandboxReady = handle),
+      (e: unknown) => {
+        this.sandboxError = e instanceof Error ? e.message : String(e);
+        throw e;
+      },
+    );
+    return this.sandbox;
+  }
+
+  private async executor(): Promise<PythonPool> {
+    return (await this.startSandbox()).pool;
+  }
+
+  /**
+   * The sandbox as an Executor that waits for it only when code runs: generation starts at once,
+   * while Pyodide may still be warming up.
+   */
+  private lazyExecutor(): Executor {
+    return {
+      run: async (code, options) => (await this.executor()).run(code, options),
+      endSession: async (session) => (await this.executor()).endSession(session),
+      close: async () => undefined,
+    };
+  }
+
+  sandboxStatus(): SandboxStatus {
+    const s = this.sandboxReady;
+    if (s) return { state: 'ready', info: s.info, capabilities: s.capabilities, health: s.pool.health() };
+    if (this.sandboxError !== undefined) return { state: 'failed', error: this.sandboxError };
+    return { state: 'starting' };
+  }
+
+  /** Waits for the sandbox (or its failure). */
+  async sandboxWarm(): Promise<SandboxStatus> {
+    await this.startSandbox().catch(() => undefined);
+    return this.sandboxStatus();
+  }
+
+  memory(): MemoryInfo {
+    const m = tf.memory();
+    return { numTensors: m.numTensors, numBytes: m.numBytes, backend: tf.getBackend() };
+  }
+
+  /** The page's way to pause or stop the running job when it has no shared control word. */
+  setControl(value: number): void {
+    Atomics.store(this.control, 0, value);
+    if (value !== CONTROL.pause) this.wake?.();
+  }
+
+  private runStore(): Promise<RunStore> {
+    this.store ??= this.env.openRunStore();
+    return this.store;
+  }
+
+  // ---- the model --------------------------------------------------------------------------
+
+  model(): ModelSummary | undefined {
+    return this.policy?.summary;
+  }
+
+  async loadShippedModel(): Promise<ModelSummary> {
+    const shipped = this.env.shippedModel();
+    const [summary, notes] = await Promise.all([this.loadFolder(shipped.source, 'shipped', 'thor-tiny (shipped)'), shipped.notes().catch(() => undefined)]);
+    if (notes) summary.pretrain = notes;
+    return summary;
+  }
+
+  /** A model folder the user picked (File objects cross to the worker without being read on the page). */
+  async loadPickedModel(files: File[], label: string): Promise<ModelSummary> {
+    return this.loadFolder(pickedFilesSource(files, label), 'files', label);
+  }
+
+  /** The checkpoint stored with a run in this browser. */
+  async loadStoredModel(runId: string): Promise<ModelSummary> {
+    const store = await this.runStore();
+    const [files, runs] = await Promise.all([store.getCheckpoint(runId), store.list()]);
+    if (!files) throw new LabError('checkpoint', 'this run has no stored checkpoint', { file: runId, hint: 'Pick a run listed with a checkpoint' });
+    const name = runs.find((r) => r.id === runId)?.name ?? runId;
+    const summary = await this.loadFolder(new MemoryFiles(name, files), 'browser', name);
+    summary.runId = runId;
+    return summary;
+  }
+
+  /** A fresh model with seeded random weights and the character tokenizer. */
+  async createModel(size: NewModelSize, seed: number): Promise<ModelSummary> {
+    return this.exclusive('creating a model', async () => {
+      const started = Date.now();
+      const tokenizer = CharTokenizer.fromCharset();
+      const config = parseModelConfig(
+        {
+          model_type: 'llama',
+          num_hidden_layers: size.layers,
+          hidden_size: size.hidden,
+          num_attention_heads: size.heads,
+          num_key_value_heads: size.kvHeads,
+          intermediate_size: size.intermediate,
+          max_position_embeddings: size.context,
+          vocab_size: tokenizer.vocabSize,
+          bos_token_id: tokenizer.bosId,
+          eos_token_id: tokenizer.eosId,
+          tie_word_embeddings: true,
+        },
+        'new model',
+      );
+      const model = Transformer.create(config, { seed });
+      const label = `new ${size.layers}×${size.hidden} model (seed ${seed})`;
+      return this.setPolicy(model, tokenizer, { label, origin: 'new', config, tokenizer: tokenizer.kind, parameters: model.numParameters(), weightBytes: model.numParameters() * 4, loadMs: Date.now() - started });
+    });
+  }
+
+  private loadFolder(source: FileSource, origin: ModelSummary['origin'], label: string): Promise<ModelSummary> {
+    return this.exclusive('loading a model', async () => {
+      const started = Date.now();
+      const folder = await loadModelFolder(source);
+      const model = Transformer.fromWeights(folder.config, folder.weights, source.label);
+      const parameters = countParameters(folder.config);
+      return this.setPolicy(model, folder.tokenizer, { label, origin, config: folder.config, tokenizer: folder.tokenizer.kind, parameters, weightBytes: parameters * 4, loadMs: Date.now() - started });
+    });
+  }
+
+  private setPolicy(model: Transformer, tokenizer: Tokenizer, summary: ModelSummary): ModelSummary {
+    this.policy?.model.dispose();
+    this.policy = { model, tokenizer, summary };
+    return summary;
+  }
+
+  private requirePolicy(): Policy {
+    if (!this.policy) throw new LabError('no-model', 'no model is loaded', { hint: 'Load the shipped model, create one or pick a checkpoint in the Model panel' });
+    return this.policy;
+  }
+
+  /** The model as a Hugging Face style folder (transferred, not copied). */
+  async exportModel(): Promise<CheckpointFiles> {
+    const files = await this.checkpointFiles();
+    return transfer(files, Object.values(files).map((b) => b.buffer as ArrayBuffer));
+  }
+
+  /** Keeps the model in this browser as a stored run holding only its checkpoint; returns the run id. */
+  async saveModelToBrowser(name: string): Promise<string> {
+    const { summary } = this.requirePolicy();
+    const files = await this.checkpointFiles();
+    const id = newRunId();
+    const store = await this.runStore();
+    await store.save({ id, name, createdAt: new Date().toISOString(), config: { model: summary.label, parameters: summary.parameters }, metrics: [], rollouts: [], checkpoint: files });
+    return id;
+  }
+
+  private async checkpointFiles(): Promise<CheckpointFiles> {
+    const { model, tokenizer } = this.requirePolicy();
+    const sink = new MemoryFiles('checkpoint');
+    const folder: ModelFolder = { config: model.cfg, weights: await model.exportWeights(), tokenizer };
+    await saveModelFolder(sink, folder);
+    return Object.fromEntries(sink.files);
+  }
+
+  // ---- jobs -------------------------------------------------------------------------------
+
+  /** Runs a job that needs the model to itself; a second one is refused with a message. */
+  private async exclusive<T>(what: string, job: () => Promise<T>): Promise<T> {
+    if (this.job) throw new LabError('busy', `the policy worker is busy ${this.job}`, { hint: `Wait for it to finish or stop it before ${what}` });
+    this.job = what;
+    Atomics.store(this.control, 0, CONTROL.run);
+    try {
+      return await job();
+    } finally {
+      this.job = undefined;
+      Atomics.store(this.control, 0, CONTROL.run);
+    }
+  }
+
+  /** What the control word asks for right now. */
+  private requested(): 'run' | 'pause' | 'stop' {
+    const v = Atomics.load(this.control, 0);
+    return v === CONTROL.stop ? 'stop' : v === CONTROL.pause ? 'pause' : 'run';
+  }
+
+  /** Resolves when the control word leaves "pause" (resume or stop). */
+  private async whilePaused(): Promise<void> {
+    while (this.requested() === 'pause') {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        // The shared word may change without a message: look again now and then.
+        setTimeout(resolve, 250);
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** An abort signal that fires when the control word asks for `kinds`; check() polls it. */
+  private watch(kinds: ('pause' | 'stop')[]): { signal: AbortSignal; check(): void } {
+    const controller = new AbortController();
+    return {
+      signal: controller.signal,
+      check: () => {
+        const r = this.requested();
+        if (r !== 'run' && kinds.includes(r) && !controller.signal.aborted) controller.abort(new Interrupted(r));
+      },
+    };
+  }
+
+  // ---- inference --------------------------------------------------------------------------
+
+  /** One answer, streamed: `update` receives the trajectory as it grows (a few times a second). */
+  async infer(req: InferRequest, update: (record: TrajectoryRecord) => void): Promise<InferOutcome> {
+    return this.exclusive('answering a question', async () => {
+      const { model, tokenizer } = this.requirePolicy();
+      const pool = this.lazyExecutor();
+      checkJobSettings(req, 'inference settings');
+      const c = defaultRunConfig();
+      const prompt = encodePrompt(tokenizer, req.question, c.rollout.instruction);
+      if (req.prefix) prompt.push(...tokenizer.encode(req.prefix));
+      const header = { id: 'inference', question: req.question, reference: req.reference ?? '', promptTokens: prompt };
+      const row = emptyLiveRow();
+      const decode = (ids: number[]) => tokenizer.decode(ids);
+      const watcher = this.watch(['stop']);
+      let sentAt = 0;
+      const send = (force = false) => {
+        const now = Date.now();
+        if (!force && now - sentAt < 60) return;
+        sentAt = now;
+        update(liveRecord(header, row, decode));
+      };
+      const env: RolloutEnv = {
+        model,
+        tokenizer,
+        executor: pool,
+        signal: watcher.signal,
+        onToken: (_row, token, sampled) => {
+          addToken(row, token, sampled);
+          watcher.check();
+          send(row.tokens.length === 1);
+        },
+        onExecution: (_row, execution, discarded) => {
+          addExecution(row, execution, discarded);
+          send(true);
+        },
+      };
+      const started = Date.now();
+      try {
+        const { records } = await runRollouts(
+          env,
+          [{ id: header.id, groupId: header.id, level: 'trajectory', problemId: 'inference', question: req.question, reference: header.reference, promptTokens: header.promptTokens }],
+          {
+            ...rolloutSettings(c, req.seed),
+            temperature: req.temperature,
+            maxResponseTokens: req.maxTokens,
+            maxToolCalls: req.maxToolCalls,
+            selfCorrection: req.selfCorrection ? { ...c.selfCorrection } : undefined,
+          },
+        );
+        const record = records[0];
+        // Without a reference there is nothing to grade, but the answer is still read out.
+        if (req.reference !== undefined && req.reference.trim() !== '') await gradeRecords(records, rewardOptions(c), sandboxChecker(pool));
+        else record.finalAnswer = extractAnswer(policyText(record))?.answer ?? null;
+        return { record, stopped: false, tokens: record.tokens.length, seconds: (Date.now() - started) / 1000 };
+      } catch (e) {
+        if (!(watcher.signal.aborted && e === watcher.signal.reason)) throw e;
+        return { record: liveRecord(header, row, decode), stopped: true, tokens: row.tokens.length, seconds: (Date.now() - started) / 1000 };
+      }
+    });
+  }
+
+  // ---- evaluation -------------------------------------------------------------------------
+
+  async evaluate(req: EvalRequest, progress: (done: number, total: number) => void): Promise<EvalOutcome> {
+    return this.exclusive('evaluating', async () => {
+      const { model, tokenizer } = this.requirePolicy();
+      if (req.problems.length === 0) throw new LabError('eval', 'no problems to evaluate', { hint: 'Generate a test split or upload a benchmark file in the Data panel' });
+      const pool = this.lazyExecutor();
+      checkJobSettings(req, 'evaluation settings');
+      if (!Number.isInteger(req.samples) || req.samples < 1) throw new LabError('eval', 'bad number of samples', { field: 'samples', expected: 'a whole number ≥ 1', found: String(req.samples) });
+      const c = defaultRunConfig();
+      const watcher = this.watch(['stop']);
+      let sentAt = 0;
+      const env = {
+        model,
+        tokenizer,
+        executor: pool,
+        checker: sandboxChecker(pool),
+        signal: watcher.signal,
+        onToken: () => watcher.check(),
+        onProgress: (done: number, total: number) => {
+          const now = Date.now();
+          if (now - sentAt > 100 || done === total) {
+            sentAt = now;
+            progress(done, total);
+          }
+        },
+      };
+      // Batches of 8 rollouts: small enough for a tiny device, and a stop loses at most one batch.
+      const settings = evalSettingsOf(c, {
+        batchSize: 8,
+        seed: req.seed,
+        samples: req.samples,
+        temperature: req.temperature,
+        maxResponseTokens: req.maxTokens,
+        maxToolCalls: req.maxToolCalls,
+        selfCorrection: req.selfCorrection ? { ...c.selfCorrection } : undefined,
+      });
+      try {
+        const r = await evaluate(env, req.problems, settings, rewardOptions(c));
+        return { label: req.label, summary: evalSummary(r), table: r.table, records: r.records, stopped: false };
+      } catch (e) {
+        if (!(watcher.signal.aborted && e === watcher.signal.reason)) throw e;
+        throw new LabError('eval', 'evaluation stopped', { hint: 'Run it again to get its figures' });
+      }
+    });
+  }
+
+  // ---- training ---------------------------------------------------------------------------
+
+  /**
+   * Trains the loaded model and stores the run step by step (metrics, rollouts, checkpoints).
+   * Resolves when the run ends: finished, stopped, or failed (then it rejects).
+   */
+  async train(req: TrainRequest, events: TrainEvents): Promise<{ runId: string; state: TrainState; steps: number }> {
+    return this.exclusive('training', async () => {
+      const policy = this.requirePolicy();
+      const store = await this.runStore();
+      const config = parseRunConfig(req.config, 'training settings');
+      const totalSteps = req.mode === 'sft' ? (req.sft?.steps ?? 0) : config.steps;
+      const runId = req.resume?.runId ?? newRunId();
+      const fromStep = req.resume?.fromStep ?? 0;
+      const live = (status: LiveRunState['status'], message?: string): LiveRunState => ({ status, mode: req.mode, totalSteps, ...(message && { message }) });
+      events.state('preparing');
+      if (req.resume) {
+        await store.truncateSteps(runId, fromStep);
+        await store.setLive(runId, { ...live('running'), checkpointStep: fromStep });
+      } else {
+        const runConfig = req.mode === 'sft' ? { mode: 'sft', sft: { ...req.sft, demonstrations: req.sft?.demonstrations?.length }, seed: config.seed, model: policy.summary.label } : { ...config, model: policy.summary.label };
+        await store.save({ id: runId, name: req.name, createdAt: new Date().toISOString(), config: runConfig as Record<string, unknown>, metrics: [], rollouts: [] }, live('running'));
+        await store.saveCheckpoint(runId, await this.checkpointFiles(), 0);
+      }
+      policy.summary.runId = runId;
+      events.started({ id: runId, name: req.name, fromStep, totalSteps, mode: req.mode });
+      const metricsSoFar: StepMetrics[] = (await store.getMetrics(runId)).slice();
+      const checkpoint = async (step: number) => store.saveCheckpoint(runId, await this.checkpointFiles(), step);
+      let step = fromStep;
+      try {
+        const ended =
+          req.mode === 'sft'
+            ? await this.trainSftRun(req, config, events, async (s, metrics) => {
+                step = s;
+                metricsSoFar.push(metrics);
+                await store.appendStep(runId, metrics);
+                events.step(s, metrics);
+                if (s % req.checkpointEvery === 0 && s < totalSteps) await checkpoint(s);
+              }, (state) => store.setLive(runId, { ...live(state), checkpointStep: step }))
+            : await this.trainRlRun(req, config, fromStep, events, async (s, metrics, records) => {
+                step = s;
+                metricsSoFar.push(metrics);
+                await store.appendStep(runId, metrics, config.dumpRollouts ? records : undefined);
+                events.step(s, metrics);
+                if (s % req.checkpointEvery === 0 && s < totalSteps) await checkpoint(s);
+              }, (state) => store.setLive(runId, { ...live(state), checkpointStep: step }));
+        await checkpoint(step);
+        const state: TrainState = ended === 'stop' ? 'stopped' : 'finished';
+        if (state === 'finished') await store.saveReport(runId, renderReport(`THOR Lab run ${req.name}`, req.mode === 'sft' ? { mode: 'sft', ...req.sft, demonstrations: req.sft?.demonstrations?.length } : config, metricsSoFar, [], []));
+        await store.setLive(runId, { ...live(state), checkpointStep: step });
+        events.state(state);
+        return { runId, state, steps: step };
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        await store.setLive(runId, { ...live('failed', message), checkpointStep: fromStep }).catch(() => undefined);
+        events.state('failed', message);
+        throw e;
+      }
+    });
+  }
+
+  /** Pause support shared by both trainers: marks the run paused, waits, marks it running again. */
+  private async pausePoint(events: TrainEvents, mark: (state: 'paused' | 'running') => Promise<void>): Promise<'run' | 'stop'> {
+    if (this.requested() === 'pause') {
+      await mark('paused');
+      events.state('paused');
+      await this.whilePaused();
+      if (this.requested() === 'stop') return 'stop';
+      await mark('running');
+    }
+    if (this.requested() === 'stop') return 'stop';
+    events.state('running');
+    return 'run';
+  }
+
+  private async trainRlRun(
+    req: TrainRequest,
+    config: RunConfig,
+    fromStep: number,
+    events: TrainEvents,
+    onStep: (step: number, metrics: StepMetrics, records: TrajectoryRecord[]) => Promise<void>,
+    mark: (state: 'paused' | 'running') => Promise<void>,
+  ): Promise<'done' | 'stop'> {
+    const { model, tokenizer } = this.requirePolicy();
+    const pool = this.lazyExecutor();
+    // The frozen reference for the KL term: a copy of the starting weights.
+    const reference = config.grpo.klCoef > 0 ? Transformer.fromWeights(model.cfg, await model.exportWeights(), 'reference') : undefined;
+    let watcher = this.watch(['pause', 'stop']);
+    let sentAt = 0;
+    // The trainer hands this env on to the rollout loop, signal and token hook included.
+    const env: TrainerEnv & Pick<RolloutEnv, 'signal' | 'onToken'> = {
+      model,
+      tokenizer,
+      executor: pool,
+      checker: sandboxChecker(pool),
+      reference,
+      signal: watcher.signal,
+      onToken: () => watcher.check(),
+      onProgress: (phase, done, total) => {
+        watcher.check();
+        const now = Date.now();
+        if (now - sentAt > 100 || done === total) {
+          sentAt = now;
+          events.progress(phase, done, total);
+        }
+      },
+    };
+    const trainer = new GrpoTrainer(env, config, req.train);
+    trainer.step = fromStep;
+    try {
+      while (trainer.step < config.steps) {
+        if ((await this.pausePoint(events, mark)) === 'stop') return 'stop';
+        watcher = this.watch(['pause', 'stop']);
+        env.signal = watcher.signal;
+        let result;
+        try {
+          result = await trainer.trainStep();
+        } catch (e) {
+          // A step cut short leaves the weights as they were: it is simply sampled again.
+          if (watcher.signal.aborted && e === watcher.signal.reason) continue;
+          throw e;
+        }
+        await onStep(result.step, { ...result.metrics, step: result.step }, result.records);
+        await yieldToEvents();
+      }
+      return 'done';
+    } finally {
+      trainer.dispose();
+      reference?.dispose();
+    }
+  }
+
+  private async trainSftRun(
+    req: TrainRequest,
+    config: RunConfig,
+    events: TrainEvents,
+    onStep: (step: number, metrics: StepMetrics) => Promise<void>,
+    mark: (state: 'paused' | 'running') => Promise<void>,
+  ): Promise<'done' | 'stop'> {
+    const { model, tokenizer } = this.requirePolicy();
+    const sft = req.sft;
+    if (!sft) throw new LabError('sft', 'no SFT settings', { field: 'sft' });
+    const demos = sft.demonstrations ?? (await this.taskDemonstrations(req.train, sft.toolShare, config.seed, events));
+    if (demos.length === 0) throw new LabError('sft', 'no demonstrations to learn from', { hint: 'Generate synthetic tasks in the Data panel or load a TIR JSON-lines file' });
+    const limit = model.cfg.max_position_embeddings;
+    const seqs = demos.map((d) => sftSequence(tokenizer, d.question, d.response, config.rollout.instruction)).filter((s) => s.promptTokens.length + s.tokens.length <= limit);
+    if (seqs.length === 0) throw new LabError('sft', 'every demonstration is longer than the model\'s context', { expected: `at most ${limit} tokens`, hint: 'Use shorter demonstrations or a model with a longer context' });
+    const optimizer = new AdamW(model.trainableVariables(), { weightDecay: config.optim.weightDecay });
+    if ((await this.pausePoint(events, mark)) === 'stop') return 'stop';
+    try {
+      await trainSft(
+        model,
+        optimizer,
+        seqs,
+        { steps: sft.steps, batchSize: sft.batchSize, lr: sft.lr, warmupSteps: Math.min(10, Math.floor(sft.steps / 10)), schedule: 'cosine', minLrRatio: 0.1, maxGradNorm: config.optim.gradClip, seed: config.seed, maxTokens: config.optim.microBatchTokens },
+        async (st) => {
+          events.progress('update', st.step + 1, sft.steps);
+          await onStep(st.step + 1, { step: st.step + 1, loss: st.loss, grad_norm: st.gradNorm, lr: st.lr, tokens_trained: st.tokens, time_update_s: st.seconds, time_step_s: st.seconds, sequences: seqs.length });
+          await yieldToEvents();
+          if ((await this.pausePoint(events, mark)) === 'stop') throw new Interrupted('stop');
+        },
+      );
+      return 'done';
+    } catch (e) {
+      if (e instanceof Interrupted) return 'stop';
+      throw e;
+    } finally {
+      optimizer.dispose();
+    }
+  }
+
+  /** Demonstrations from synthetic tasks: each distinct program runs once in the sandbox for its real output. */
+  private async taskDemonstrations(problems: Problem[], toolShare: number, seed: number, events: TrainEvents): Promise<{ question: string; response: string }[]> {
+    const tasks = problems.filter((p): p is Task => typeof (p as Partial<Task>).program === 'string');
+    const pool = await this.executor();
+    const programs = [...new Set(tasks.map((t) => t.program))];
+    const outputs = new Map<string, string>();
+    let done = 0;
+    await Promise.all(
+      programs.map(async (program) => {
+        const r = await pool.run(program, { timeoutMs: 10_000 });
+        if (r.status === 'ok' && r.stdout.trim() !== '') outputs.set(program, r.stdout);
+        events.progress('running task programs', ++done, programs.length);
+      }),
+    );
+    return buildDemonstrations(tasks, outputs, toolShare, createRng(seed).fork('demonstrations'));
+  }
+}
