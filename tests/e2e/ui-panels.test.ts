@@ -45,9 +45,8 @@ describe('lab panels in headless Chromium', () => {
       if (tab.id === 'overview') await expect.poll(() => panel('overview').getByTestId('memory').textContent(), { timeout: 15_000 }).toMatch(/\d+ tensors/);
       await screenshot(page, `panel-${tab.id}`);
     }
-    // panels waiting on engine services say so
-    for (const id of ['train', 'inference', 'eval']) expect(await panel(id).getByTestId('pending').count()).toBeGreaterThan(0);
-    expect(await panel('train').getByTestId('chart').count()).toBe(8);
+    // every chart of a training run is there, empty until a run reports
+    expect(await panel('train').getByTestId('chart').count()).toBe(9);
     expect(await panel('train').getByTestId('settings-valid').count()).toBe(1);
     expect(pageErrors).toEqual([]);
   });

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { readFile } from 'node:fs/promises';
-import { CONTROL, LabService, type TrainEvents, type TrainState } from '../../src/app/services/lab-service';
+import { CONTROL } from '../../src/app/services/control';
+import { LabService, type TrainEvents, type TrainState } from '../../src/app/services/lab-service';
 import { generateTasks } from '../../src/core/data/tasks';
 import { countParameters } from '../../src/core/model/config';
 import { parseRunConfig } from '../../src/core/run/config';
@@ -134,7 +135,8 @@ describe('lab service', () => {
     const run = service.train({ mode: 'rl', config: tinyRl(4), train: tasks, name: 'paused', checkpointEvery: 10 }, rec.events);
     await expect.poll(() => states.at(-1), { timeout: 60_000 }).toBe('paused');
     const id = (await store.list())[0].id;
-    expect((await store.list())[0].live?.status).toBe('paused');
+    // pausing keeps a checkpoint of where the run stands
+    expect((await store.list())[0].live).toMatchObject({ status: 'paused', checkpointStep: 1 });
     // one job at a time: the paused run still holds the model
     await expect(service.infer({ question: 'x', temperature: 0, maxTokens: 5, maxToolCalls: 0, selfCorrection: false, seed: 0 }, () => undefined)).rejects.toThrow(/busy training/);
     service.setControl(CONTROL.stop);
@@ -176,6 +178,16 @@ describe('lab service', () => {
     );
     expect(out.state).toBe('finished');
     expect(rec.steps.map((m) => [m.step, Number.isFinite(m.loss)])).toEqual([[1, true], [2, true]]);
+
+    // demonstrations built from synthetic tasks: their programs run in the sandbox first
+    const fromTasks = recorder();
+    const built = await service.train(
+      { mode: 'sft', config: parseRunConfig({ seed: 1 }), train: tasks.slice(0, 6), name: 'sft from tasks', checkpointEvery: 100, sft: { steps: 1, batchSize: 4, lr: 1e-3, toolShare: 1 } },
+      fromTasks.events,
+    );
+    expect(built.state).toBe('finished');
+    expect(fromTasks.phases.has('running task programs')).toBe(true);
+    expect(fromTasks.steps[0].sequences).toBe(6);
 
     const progress: number[] = [];
     const evaluation = await service.evaluate(

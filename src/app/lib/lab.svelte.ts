@@ -9,6 +9,7 @@ import { CONTROL, type ControlValue } from '../services/control';
 import type { LabService, ModelSummary, SandboxStatus } from '../services/lab-service';
 import { startPolicyWorker, type PolicyWorker } from '../services/policy';
 import { reportError } from './messages.svelte';
+import { keepOffline } from './offline';
 
 const BACKENDS: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
 
@@ -34,6 +35,8 @@ class Lab {
   sandbox = $state.raw<SandboxStatus>({ state: 'starting' });
   /** The job the policy worker is running for this page ("training", "inference", …), or null. */
   busy = $state<string | null>(null);
+  /** Files kept for offline use (0 until the copy is made). */
+  offlineFiles = $state(0);
   /** Set when the worker crashed: its calls will never answer; the page offers a restart. */
   workerFailed = $state<string | null>(null);
   /** Pause / stop word shared with the worker (SharedArrayBuffer when the page is cross-origin isolated). */
@@ -62,7 +65,19 @@ class Lab {
         performance.mark('thor:backend-ready');
         await this.loadModel('the shipped model', (p) => p.loadShippedModel());
         this.sandbox = await policy.sandboxWarm();
+        performance.mark('thor:sandbox-ready');
         if (this.sandbox.state === 'failed') reportError(new Error(this.sandbox.error ?? 'the Python sandbox did not start'), 'Python sandbox');
+        // The built app keeps a copy of everything it loaded, to open and work offline next time.
+        if (import.meta.env.PROD && 'serviceWorker' in navigator) {
+          policy
+            .resourceUrls()
+            .then(keepOffline)
+            .then((n) => {
+              this.offlineFiles = n;
+              performance.mark('thor:offline-ready');
+            })
+            .catch((e: unknown) => reportError(e, 'offline copy'));
+        }
       })
       .catch((e: unknown) => {
         if (!this.backend) this.backendError = e instanceof Error ? e.message : String(e);

@@ -7,16 +7,19 @@ export interface ChartSpec {
   id: string;
   title: string;
   yLabel?: string;
+  /** The y range always shown (shares and rewards: 0 to 1, wider when the data is). */
+  yRange?: [number, number];
   series: { key: string; label: string }[];
 }
 
 export const TRAIN_CHARTS: ChartSpec[] = [
-  { id: 'reward', title: 'Reward', series: [{ key: 'reward_mean', label: 'trajectory reward' }, { key: 'step_reward_mean', label: 'step-level reward' }] },
-  { id: 'accuracy', title: 'Accuracy', series: [{ key: 'accuracy', label: 'correct answers' }] },
-  { id: 'code', title: 'Code ratio', series: [{ key: 'code_ratio', label: 'responses with code' }] },
+  { id: 'reward', title: 'Reward', yRange: [0, 1], series: [{ key: 'reward_mean', label: 'trajectory reward' }, { key: 'step_reward_mean', label: 'step-level reward' }] },
+  { id: 'accuracy', title: 'Accuracy', yRange: [0, 1], series: [{ key: 'accuracy', label: 'correct answers' }] },
+  { id: 'code', title: 'Code ratio', yRange: [0, 1], series: [{ key: 'code_ratio', label: 'responses with code' }] },
   {
     id: 'pass',
     title: 'Pass ratio (code that ran)',
+    yRange: [0, 1],
     series: [
       { key: 'pass_ratio', label: 'all' },
       { key: 'pass_ratio_correct', label: 'correct answers' },
@@ -26,7 +29,7 @@ export const TRAIN_CHARTS: ChartSpec[] = [
   { id: 'length', title: 'Response length', yLabel: 'tokens', series: [{ key: 'response_length_mean', label: 'mean' }, { key: 'response_length_max', label: 'max' }] },
   { id: 'loss', title: 'Loss', series: [{ key: 'loss', label: 'loss' }] },
   { id: 'kl', title: 'KL to reference', series: [{ key: 'kl', label: 'KL' }] },
-  { id: 'clip', title: 'Clip fraction', series: [{ key: 'clip_fraction', label: 'clipped tokens' }] },
+  { id: 'clip', title: 'Clip fraction', yRange: [0, 1], series: [{ key: 'clip_fraction', label: 'clipped tokens' }] },
   {
     id: 'time',
     title: 'Time per phase',

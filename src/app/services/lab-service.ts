@@ -46,8 +46,6 @@ import type { LiveRunState, RunStore } from '../lib/runstore';
 import { CONTROL } from './control';
 import type { SandboxCapabilities } from './python';
 
-export { CONTROL };
-
 export interface PythonSandboxHandle {
   pool: PythonPool;
   info: SandboxInfo;
@@ -217,7 +215,8 @@ export class LabService {
   async init(options: { order?: BackendName[]; control?: Int32Array } = {}): Promise<BackendInfo> {
     if (options.control) this.control = options.control;
     this.backend ??= await this.env.selectBackend(options.order);
-    this.startSandbox();
+    // A sandbox that fails to start is reported by sandboxStatus(); it must not fail init().
+    this.startSandbox().catch(() => undefined);
     return this.backend;
   }
 
@@ -259,6 +258,11 @@ export class LabService {
   async sandboxWarm(): Promise<SandboxStatus> {
     await this.startSandbox().catch(() => undefined);
     return this.sandboxStatus();
+  }
+
+  /** The files this worker fetched (scripts, tfjs binaries, the model), to keep for offline use. */
+  resourceUrls(): string[] {
+    return performance.getEntriesByType('resource').map((e) => e.name);
   }
 
   memory(): MemoryInfo {
@@ -524,6 +528,8 @@ export class LabService {
       });
       try {
         const r = await evaluate(env, req.problems, settings, rewardOptions(c));
+        // A row can end without a finish event (its tool output filled the budget): report the end here.
+        progress(r.records.length, r.records.length);
         return { label: req.label, summary: evalSummary(r), table: r.table, records: r.records, stopped: false };
       } catch (e) {
         if (!(watcher.signal.aborted && e === watcher.signal.reason)) throw e;
@@ -559,8 +565,17 @@ export class LabService {
       policy.summary.runId = runId;
       events.started({ id: runId, name: req.name, fromStep, totalSteps, mode: req.mode });
       const metricsSoFar: StepMetrics[] = (await store.getMetrics(runId)).slice();
-      const checkpoint = async (step: number) => store.saveCheckpoint(runId, await this.checkpointFiles(), step);
       let step = fromStep;
+      let checkpointed = fromStep;
+      const checkpoint = async (at: number) => {
+        await store.saveCheckpoint(runId, await this.checkpointFiles(), at);
+        checkpointed = at;
+      };
+      // A paused run keeps a checkpoint of where it stands: closing the tab then loses nothing.
+      const mark = async (state: 'paused' | 'running') => {
+        if (state === 'paused' && checkpointed !== step) await checkpoint(step);
+        await store.setLive(runId, { ...live(state), checkpointStep: checkpointed });
+      };
       try {
         const ended =
           req.mode === 'sft'
@@ -570,14 +585,14 @@ export class LabService {
                 await store.appendStep(runId, metrics);
                 events.step(s, metrics);
                 if (s % req.checkpointEvery === 0 && s < totalSteps) await checkpoint(s);
-              }, (state) => store.setLive(runId, { ...live(state), checkpointStep: step }))
+              }, mark)
             : await this.trainRlRun(req, config, fromStep, events, async (s, metrics, records) => {
                 step = s;
                 metricsSoFar.push(metrics);
                 await store.appendStep(runId, metrics, config.dumpRollouts ? records : undefined);
                 events.step(s, metrics);
                 if (s % req.checkpointEvery === 0 && s < totalSteps) await checkpoint(s);
-              }, (state) => store.setLive(runId, { ...live(state), checkpointStep: step }));
+              }, mark);
         await checkpoint(step);
         const state: TrainState = ended === 'stop' ? 'stopped' : 'finished';
         if (state === 'finished') await store.saveReport(runId, renderReport(`THOR Lab run ${req.name}`, req.mode === 'sft' ? { mode: 'sft', ...req.sft, demonstrations: req.sft?.demonstrations?.length } : config, metricsSoFar, [], []));
@@ -586,7 +601,7 @@ export class LabService {
         return { runId, state, steps: step };
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
-        await store.setLive(runId, { ...live('failed', message), checkpointStep: fromStep }).catch(() => undefined);
+        await store.setLive(runId, { ...live('failed', message), checkpointStep: checkpointed }).catch(() => undefined);
         events.state('failed', message);
         throw e;
       }

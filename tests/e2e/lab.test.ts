@@ -1,0 +1,291 @@
+/**
+ * The lab at work in headless Chromium against the built app, with the shipped tiny model in the
+ * policy worker on the wasm backend (SwiftShader's WebGPU is far slower; shell.test.ts checks the
+ * WebGPU adapter): streamed answers whose code runs in Pyodide, RL steps that update the charts
+ * and the rollouts, pause / reload / resume, export and import of a trained run, evaluation, models
+ * created and refused, SFT files with bad lines, and an answer with the network cut.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, screenshot } from './browser';
+import { TABS } from '../../src/app/lib/tabs';
+import { decodeRunFile } from '../../src/core/run/runfile';
+
+describe('the lab at work in headless Chromium', () => {
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const appUrl = () => new URL('?backend=wasm', inject('appUrl')).href;
+
+  const panel = (id: string) => page.getByTestId(`panel-${id}`);
+  const openTab = async (id: string) => {
+    await page.getByRole('tab', { name: TABS.find((t) => t.id === id)!.label, exact: true }).click();
+    await panel(id).waitFor({ state: 'visible' });
+  };
+  const trainState = () => panel('train').getByTestId('train-state').textContent();
+  const setKnobs = async (knobs: Record<string, string>) => {
+    for (const [path, value] of Object.entries(knobs)) await panel('train').getByTestId(`knob-${path}`).fill(value);
+  };
+  const TWO_SMALL_STEPS = { steps: '2', 'rollout.groupSize': '2', 'rollout.promptsPerStep': '1', 'rollout.maxResponseTokens': '64', 'stepLevel.maxPrefixes': '1', 'stepLevel.groupSize': '2' };
+  const modelReady = () => page.waitForFunction(() => performance.getEntriesByName('thor:model-ready').length > 0, null, { timeout: 60_000 });
+
+  beforeAll(async () => {
+    context = await launchBrowser();
+    page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(appUrl());
+    await modelReady();
+  });
+
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it('reports the backend asked for, the model and the Python sandbox with its packages', async () => {
+    const overview = panel('overview');
+    expect(await overview.getByTestId('backend').textContent()).toContain('wasm');
+    expect(await overview.getByTestId('overview-model').textContent()).toMatch(/thor-tiny \(shipped\), 751,744 parameters/);
+    await overview.getByTestId('python-version').waitFor({ timeout: 90_000 });
+    expect(await overview.getByTestId('python-version').textContent()).toMatch(/^3\.\d+/);
+    expect(await overview.getByTestId('interrupts').textContent()).toContain('interrupt');
+    const packages = overview.getByTestId('packages');
+    expect(await packages.locator('tr', { hasText: 'sympy' }).textContent()).toMatch(/yes\s*1\.\d+/);
+    await expect.poll(() => overview.getByTestId('memory').textContent(), { timeout: 15_000 }).toMatch(/\d+ tensors, .* in the policy worker \(wasm\)/);
+    await screenshot(page, 'lab-overview');
+  });
+
+  it('streams an answer whose code runs in Python, its output shown', async () => {
+    await openTab('inference');
+    const inference = panel('inference');
+    await inference.getByTestId('question').fill('What is 31*4?');
+    await inference.getByTestId('reference').fill('124');
+    // The tiny model learned that this opening leads to a code block.
+    await inference.getByTestId('prefix').fill('Use Python.\n');
+    await inference.getByTestId('max-tokens').fill('120');
+    await inference.getByTestId('ask').click();
+    const answer = inference.getByTestId('answer');
+    await answer.getByTestId('final-answer').waitFor({ timeout: 60_000 });
+    const code = answer.getByTestId('code-cell').first();
+    expect(await code.textContent()).toMatch(/print\(/);
+    expect(await code.textContent()).toMatch(/round 1 · ok/);
+    const output = answer.getByTestId('output-cell').first();
+    expect(await output.getAttribute('data-status')).toBe('ok');
+    expect(await output.locator('pre').textContent()).toMatch(/^\d+/);
+    // streamed: the first token arrived long before the whole answer
+    const stats = (await inference.getByTestId('answer-stats').textContent()) ?? '';
+    const first = Number(/first token after (\d+) ms/.exec(stats)?.[1]);
+    const total = Number(/tokens in ([\d.]+) s/.exec(stats)?.[1]) * 1000;
+    expect(first).toBeLessThan(total);
+    expect(await answer.getByTestId('correctness').count()).toBe(1);
+    await screenshot(page, 'lab-inference');
+  });
+
+  it('trains two RL steps: the charts, the progress and the rollouts update', async () => {
+    await openTab('train');
+    const train = panel('train');
+    await setKnobs(TWO_SMALL_STEPS);
+    await train.getByTestId('run-name').fill('e2e two steps');
+    await train.getByTestId('train-start').click();
+    await expect.poll(trainState, { timeout: 120_000 }).toBe('finished');
+    expect(await train.getByTestId('train-last').textContent()).toMatch(/step 2: reward \d/);
+    expect(await train.getByTestId('progress').textContent()).toContain('2 / 2 steps');
+    const charts = train.getByTestId('chart');
+    for (const title of ['Reward', 'Accuracy', 'Response length', 'Time per phase']) {
+      const chart = charts.filter({ hasText: title }).first();
+      await expect.poll(() => chart.locator('.empty').count()).toBe(0);
+      expect(await chart.locator('canvas').count()).toBe(1);
+    }
+    await screenshot(page, 'lab-train');
+
+    // the run was stored step by step; its rollouts are on view
+    await openTab('rollouts');
+    const rollouts = panel('rollouts');
+    await expect.poll(() => rollouts.getByTestId('rollouts-step').locator('option').allTextContents()).toEqual(['1', '2']);
+    expect(await rollouts.getByTestId('rollouts-run').locator('option:checked').textContent()).toContain('e2e two steps');
+    await expect.poll(() => rollouts.getByTestId('trajectory').count()).toBeGreaterThanOrEqual(2);
+    await rollouts.getByTestId('trajectory').first().getByLabel('show tokens').check();
+    expect(await rollouts.getByTestId('tokens').first().locator('.tok').count()).toBeGreaterThan(0);
+    await screenshot(page, 'lab-rollouts');
+  });
+
+  it('pauses a run, offers to resume it after a reload, and finishes it from its checkpoint', async () => {
+    await openTab('train');
+    const train = panel('train');
+    await setKnobs({ ...TWO_SMALL_STEPS, steps: '4' });
+    await train.getByTestId('run-name').fill('e2e paused');
+    await train.getByTestId('train-start').click();
+    await expect.poll(() => train.getByTestId('train-last').textContent().catch(() => ''), { timeout: 60_000 }).toMatch(/step \d:/);
+    await train.getByTestId('train-pause').click();
+    await expect.poll(trainState, { timeout: 60_000 }).toBe('paused');
+
+    await page.reload();
+    await modelReady();
+    await openTab('train');
+    const offer = panel('train').getByTestId('resume-offer');
+    await offer.waitFor();
+    // steps run so fast here that the pause may land after step 1, 2 or 3: the offer says which
+    const paused = /e2e paused\s*was paused at step (\d) of 4;\s+its checkpoint is from step (\d)\./.exec((await offer.textContent()) ?? '');
+    expect(paused?.[1]).toBe(paused?.[2]);
+    const at = Number(paused?.[1]);
+    expect(at).toBeGreaterThanOrEqual(1);
+    expect(at).toBeLessThan(4);
+    await screenshot(page, 'lab-train-resume');
+    await offer.getByTestId('resume-run').click();
+    await expect.poll(trainState, { timeout: 120_000 }).toBe('finished');
+    expect(await panel('train').getByTestId('train-last').textContent()).toMatch(/step 4:/);
+    expect(await panel('train').getByTestId('progress').textContent()).toContain(`resumed at step ${at}`);
+    await expect.poll(() => panel('train').getByTestId('resume-offer').count()).toBe(0);
+    await openTab('runs');
+    const row = panel('runs').getByTestId('run-row').filter({ hasText: 'e2e paused' });
+    await expect.poll(() => row.getByTestId('run-status').textContent()).toBe('rl · finished');
+    expect(await row.locator('td.num').first().textContent()).toBe('4');
+  });
+
+  it('exports a trained run as one file and imports it back', async () => {
+    await openTab('runs');
+    const runs = panel('runs');
+    const row = runs.getByTestId('run-row').filter({ hasText: 'e2e two steps' });
+    const [download] = await Promise.all([page.waitForEvent('download'), row.getByTestId('run-export').click()]);
+    const bytes = new Uint8Array(readFileSync((await download.path())!));
+    const run = decodeRunFile(bytes, download.suggestedFilename());
+    expect(run.name).toBe('e2e two steps');
+    expect(run.metrics.map((m) => m.step)).toEqual([1, 2]);
+    expect(run.rollouts.map((d) => d.step)).toEqual([1, 2]);
+    expect(Object.keys(run.checkpoint ?? {}).sort()).toEqual(['char_tokenizer.json', 'config.json', 'model.safetensors']);
+    expect(run.report).toContain('2 steps');
+    expect(run.config).toMatchObject({ steps: 2, rollout: { groupSize: 2 } });
+
+    await row.getByTestId('run-delete').click();
+    await row.getByTestId('run-delete-confirm').click();
+    await expect.poll(() => runs.getByTestId('run-row').filter({ hasText: 'e2e two steps' }).count()).toBe(0);
+    await runs.getByTestId('run-import').setInputFiles({ name: download.suggestedFilename(), mimeType: 'application/x-tar', buffer: Buffer.from(bytes) });
+    const trajectories = run.rollouts.reduce((n, d) => n + d.trajectories.length, 0);
+    await expect.poll(() => runs.getByTestId('import-result').textContent()).toBe(`Imported “e2e two steps”: 2 steps, ${trajectories} trajectories, with checkpoint.`);
+    await runs.getByTestId('run-detail').waitFor();
+    expect(await runs.getByTestId('run-detail').getByTestId('chart').count()).toBeGreaterThanOrEqual(5);
+    await screenshot(page, 'lab-runs');
+  });
+
+  it('evaluates the model on the test split and compares two runs', async () => {
+    await openTab('eval');
+    const evaluation = panel('eval');
+    await evaluation.getByTestId('eval-limit').fill('2');
+    await evaluation.getByTestId('eval-max-tokens').fill('64');
+    await evaluation.getByTestId('eval-run').click();
+    await expect.poll(() => evaluation.getByTestId('eval-accuracy').textContent(), { timeout: 60_000 }).toMatch(/%$/);
+    expect(await evaluation.getByTestId('eval-maj_at_k').textContent()).toMatch(/%$/);
+    const cells = await evaluation.getByTestId('code-answer-table').locator('tbody td').allTextContents();
+    const counts = [cells[0], cells[1], cells[3], cells[4]].map(Number);
+    const noCode = Number(/(\d+) answers? without code/.exec((await evaluation.getByTestId('no-code').textContent()) ?? '')?.[1]);
+    expect(counts.reduce((a, b) => a + b, 0) + noCode).toBe(2);
+    expect(await evaluation.getByTestId('eval-history').locator('thead th').count()).toBe(2);
+    expect(await evaluation.getByTestId('trajectory').count()).toBe(2);
+
+    await evaluation.getByTestId('compare-left').selectOption({ label: 'e2e two steps' });
+    await evaluation.getByTestId('compare-right').selectOption({ label: 'e2e paused' });
+    await evaluation.getByTestId('compare-table').waitFor();
+    expect(await evaluation.getByTestId('compare-table').locator('td', { hasText: /^reward_mean$/ }).count()).toBe(1);
+    await screenshot(page, 'lab-eval');
+  });
+
+  it('creates a model, refuses a broken checkpoint with a message, and reloads the shipped model', async () => {
+    await openTab('model');
+    const model = panel('model');
+    await model.getByRole('button', { name: 'nano', exact: true }).click();
+    await model.getByTestId('create-model').click();
+    await expect.poll(() => model.getByTestId('model-label').textContent()).toBe('new 2×64 model (seed 0)');
+    // kept as a download (a model folder in one .tar) and in this browser
+    const [download] = await Promise.all([page.waitForEvent('download'), model.getByTestId('model-download').click()]);
+    expect(download.suggestedFilename()).toBe('new-2-64-model-seed-0.tar');
+    expect(readFileSync((await download.path())!).subarray(0, 200).toString()).toContain('new-2-64-model-seed-0/');
+    await model.getByLabel('Name of the saved model').fill('e2e nano');
+    await model.getByTestId('model-save').click();
+    await model.getByTestId('model-saved').waitFor();
+    await expect.poll(() => model.getByTestId('stored-checkpoints').textContent()).toContain('e2e nano');
+
+    // a folder whose weights are not safetensors: the worker's error reaches the page as a message
+    const folder = join(mkdtempSync(join(tmpdir(), 'thor-lab-')), 'broken-model');
+    mkdirSync(folder);
+    copyFileSync('public/models/thor-tiny/config.json', join(folder, 'config.json'));
+    copyFileSync('public/models/thor-tiny/char_tokenizer.json', join(folder, 'char_tokenizer.json'));
+    writeFileSync(join(folder, 'model.safetensors'), 'definitely not safetensors');
+    await model.getByTestId('model-folder').setInputFiles(folder);
+    await model.getByTestId('load-folder').click();
+    await model.getByTestId('model-error').waitFor();
+    expect(await model.getByTestId('model-error').textContent()).toMatch(/model\.safetensors/);
+    expect(await page.getByTestId('error-banner').textContent()).toMatch(/loading broken-model.*broken-model\/model\.safetensors/);
+    expect(await model.getByTestId('model-label').textContent()).toBe('new 2×64 model (seed 0)');
+    await screenshot(page, 'lab-model');
+
+    await model.getByTestId('load-shipped').click();
+    await expect.poll(() => model.getByTestId('model-label').textContent()).toBe('thor-tiny (shipped)');
+    // one message, dismissed; the page went on working throughout
+    expect(await page.getByTestId('error-banner').locator('li').count()).toBe(1);
+    await page.getByTestId('error-banner').getByRole('button', { name: 'Dismiss message' }).click();
+    await page.getByTestId('error-banner').waitFor({ state: 'detached' });
+  });
+
+  it('lists the bad lines of an SFT file by line number and trains on the good ones', async () => {
+    await openTab('train');
+    const train = panel('train');
+    await train.getByRole('radio', { name: /^SFT/ }).check();
+    await train.getByRole('radio', { name: 'a TIR JSON-lines file' }).check();
+    const lines = [
+      JSON.stringify({ question: 'What is 6*7?', response: 'Use Python.\n```python\nprint(6*7)\n```\n```output\n42\n```\nSo \\boxed{42}.' }),
+      '{"question": "broken',
+      JSON.stringify({ question: 'What is 2+3?', response: 'Directly: \\boxed{5}.' }),
+      JSON.stringify({ question: 'What is 1+1?' }),
+    ];
+    await train.getByTestId('sft-file').setInputFiles({ name: 'tir.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(lines.join('\n')) });
+    expect(await train.getByTestId('sft-file-summary').textContent()).toBe('tir.jsonl: 2 demonstrations, 2 bad lines.');
+    const errors = (await train.getByTestId('sft-errors').textContent()) ?? '';
+    expect(errors).toContain('tir.jsonl, line 2: line is not valid JSON');
+    expect(errors).toContain('tir.jsonl, line 4: response is missing or empty');
+    await train.getByTestId('sft-steps').fill('2');
+    await train.getByTestId('run-name').fill('e2e sft');
+    await train.getByTestId('train-start').click();
+    await expect.poll(trainState, { timeout: 60_000 }).toBe('finished');
+    expect(await train.getByTestId('train-last').textContent()).toMatch(/step 2: loss \d/);
+    await expect.poll(() => train.getByTestId('chart').filter({ hasText: 'Loss' }).locator('.empty').count()).toBe(0);
+    await screenshot(page, 'lab-train-sft');
+  });
+
+  it('answers with the network cut, and opens again from its offline copy', async () => {
+    await page.waitForFunction(() => performance.getEntriesByName('thor:offline-ready').length > 0, null, { timeout: 60_000 });
+    const ask = async () => {
+      await openTab('inference');
+      const inference = panel('inference');
+      await inference.getByTestId('question').fill('What is 31*4?');
+      await inference.getByTestId('reference').fill('124');
+      await inference.getByTestId('prefix').fill('Use Python.\n');
+      const stats = inference.getByTestId('answer-stats');
+      const before = (await stats.count()) > 0 ? await stats.textContent() : null;
+      await inference.getByTestId('ask').click();
+      // a new answer: its figures differ from the last one's, and it is finished
+      await expect.poll(async () => {
+        const now = (await stats.textContent()) ?? '';
+        return now !== before && /tokens in/.test(now);
+      }, { timeout: 60_000 }).toBe(true);
+      expect(await inference.getByTestId('answer').getByTestId('output-cell').first().getAttribute('data-status')).toBe('ok');
+    };
+    await context.setOffline(true);
+    try {
+      expect(await page.evaluate(() => fetch(`/not-kept-${Date.now()}`).then(() => 'reached', () => 'offline'))).toBe('offline');
+      await ask();
+      // the whole lab again, from the copy its service worker keeps: page, model, tfjs, Pyodide
+      await page.reload();
+      await modelReady();
+      await page.waitForFunction(() => performance.getEntriesByName('thor:sandbox-ready').length > 0, null, { timeout: 90_000 });
+      await openTab('overview');
+      expect(await panel('overview').getByTestId('python-version').textContent()).toMatch(/^3\./);
+      await screenshot(page, 'lab-offline');
+      await ask();
+    } finally {
+      await context.setOffline(false);
+    }
+    expect(pageErrors).toEqual([]);
+  });
+});
