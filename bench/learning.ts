@@ -29,8 +29,8 @@ export const LEARNING_CONFIG: RunConfigInput = {
   seed: 7,
   steps: 10_000,
   task: { testSize: 100 },
-  rollout: { groupSize: 8, promptsPerStep: 8, maxToolCalls: 2, maxResponseTokens: 200 },
-  optim: { lr: 3e-4 },
+  rollout: { groupSize: 8, promptsPerStep: 6, maxToolCalls: 2, maxResponseTokens: 200 },
+  optim: { lr: 5e-4 },
   grpo: { maxExtraRounds: 1 },
   eval: { everySteps: 0, temperature: 0 },
 };
