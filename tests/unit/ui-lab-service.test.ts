@@ -155,11 +155,12 @@ describe('lab service', () => {
   });
 
   it('cuts a step short when stopped mid-rollout, leaving the weights and tensors as they were', async () => {
+    // Several questions, so rows finish at different times and the stop lands while others still decode.
     const weights = (await service.exportModel())['model.safetensors'].slice();
     const before = tf.memory().numTensors;
     const rec = recorder();
     rec.events.progress = () => service.setControl(CONTROL.stop);
-    const out = await service.train({ mode: 'rl', config: parseRunConfig({ ...tinyRl(3), rollout: { ...tinyRl(3).rollout, groupSize: 4, maxResponseTokens: 60 } }), train: tasks, name: 'cut short', checkpointEvery: 10 }, rec.events);
+    const out = await service.train({ mode: 'rl', config: parseRunConfig({ ...tinyRl(3), rollout: { ...tinyRl(3).rollout, groupSize: 4, promptsPerStep: 3, maxResponseTokens: 60 } }), train: tasks, name: 'cut short', checkpointEvery: 10 }, rec.events);
     expect(out).toMatchObject({ state: 'stopped', steps: 0 });
     expect(rec.steps).toEqual([]);
     expect((await service.exportModel())['model.safetensors']).toEqual(weights);
