@@ -20,7 +20,8 @@ import { LabError } from '../../core/errors';
 import { evaluate, evalSettingsOf, evalSummary } from '../../core/eval/evaluate';
 import { MemoryFiles, type FileSource } from '../../core/files';
 import { loadModelFolder, saveModelFolder, type ModelFolder } from '../../core/model/checkpoint';
-import { countParameters, parseModelConfig, type ModelConfig } from '../../core/model/config';
+import { countParameters, type ModelConfig } from '../../core/model/config';
+import { newModelConfig, type NewModelSize } from '../lib/newmodel';
 import { Transformer } from '../../core/model/transformer';
 import { AdamW } from '../../core/optim/adamw';
 import { sandboxChecker } from '../../core/reward/sandbox-checker';
@@ -88,14 +89,7 @@ export interface MemoryInfo {
   backend: string;
 }
 
-export interface NewModelSize {
-  layers: number;
-  hidden: number;
-  heads: number;
-  kvHeads: number;
-  intermediate: number;
-  context: number;
-}
+export type { NewModelSize };
 
 export interface SftRequest {
   steps: number;
@@ -315,22 +309,7 @@ export class LabService {
     return this.exclusive('creating a model', async () => {
       const started = Date.now();
       const tokenizer = CharTokenizer.fromCharset();
-      const config = parseModelConfig(
-        {
-          model_type: 'llama',
-          num_hidden_layers: size.layers,
-          hidden_size: size.hidden,
-          num_attention_heads: size.heads,
-          num_key_value_heads: size.kvHeads,
-          intermediate_size: size.intermediate,
-          max_position_embeddings: size.context,
-          vocab_size: tokenizer.vocabSize,
-          bos_token_id: tokenizer.bosId,
-          eos_token_id: tokenizer.eosId,
-          tie_word_embeddings: true,
-        },
-        'new model',
-      );
+      const config = newModelConfig(size, tokenizer);
       const model = Transformer.create(config, { seed });
       const label = `new ${size.layers}×${size.hidden} model (seed ${seed})`;
       return this.setPolicy(model, tokenizer, { label, origin: 'new', config, tokenizer: tokenizer.kind, parameters: model.numParameters(), weightBytes: model.numParameters() * 4, loadMs: Date.now() - started });
