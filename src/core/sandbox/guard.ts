@@ -37,10 +37,22 @@ import warnings
 CODE_FILENAME = "<code>"
 
 HOOK_SOURCE = r'''
+def path_text(path, *, _str=str, _bytes=bytes, _isinstance=isinstance, _fspath=posix.fspath, _BaseException=BaseException):
+    """A path argument as a plain str, for checks and messages ("?" when it is no path at all)."""
+    try:
+        text = _fspath(path)
+        if _isinstance(text, _bytes):
+            text = _bytes.decode(text, "utf-8", "surrogateescape")
+        return _str.__add__("", text)
+    except _BaseException:
+        return "?"
+
+
 def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_fd, _prefixes, _root, _devices,
          _sealed, _write_flags, _str=str, _bytes=bytes, _int=int, _isinstance=isinstance, _len=len,
-         _getcwd=posix.getcwd, _normpath=posix._path_normpath, _fspath=posix.fspath,
-         _BaseException=BaseException, _PermissionError=PermissionError, _ModuleNotFoundError=ModuleNotFoundError):
+         _getcwd=posix.getcwd, _normpath=posix._path_normpath,
+         _PermissionError=PermissionError, _ModuleNotFoundError=ModuleNotFoundError,
+         _path_text=path_text):
     if event == "import":
         name = args[0] if _len(args) > 0 else None
         if _isinstance(name, _str):
@@ -70,13 +82,7 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
             text = _bytes.decode(path, "utf-8", "surrogateescape")
         if writes and not _isinstance(path, _int):
             if text is None:
-                try:
-                    text = _fspath(path)
-                    if _isinstance(text, _bytes):
-                        text = _bytes.decode(text, "utf-8", "surrogateescape")
-                    text = _str.__add__("", text)
-                except _BaseException:
-                    text = "?"
+                text = _path_text(path)
             full = _normpath(text if _str.startswith(text, "/") else _getcwd() + "/" + text)
             if not (full == _root or _str.startswith(full, _root + "/") or full in _devices):
                 raise _PermissionError(f"writing to {text!r} is not allowed: the sandbox can only write inside {_root}")
@@ -110,13 +116,7 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
                     raise _PermissionError("changing the mode of an open file is not allowed in the sandbox")
                 continue
             target = args[i]
-            try:
-                text = _fspath(target)
-                if _isinstance(text, _bytes):
-                    text = _bytes.decode(text, "utf-8", "surrogateescape")
-                text = _str.__add__("", text)
-            except _BaseException:
-                text = "?"
+            text = _path_text(target)
             full = _normpath(text if _str.startswith(text, "/") else _getcwd() + "/" + text)
             if not (full == _root or _str.startswith(full, _root + "/")):
                 raise _PermissionError(f"{event} on {text!r} is not allowed: the sandbox can only change files inside {_root}")
