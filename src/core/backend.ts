@@ -15,6 +15,23 @@ export interface BackendInfo {
 
 export const DEFAULT_ORDER: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
 
+/** Renderer names of GPU emulations that run on the CPU (Chromium's SwiftShader, Mesa's llvmpipe / lavapipe, Windows' WARP). */
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render/i;
+
+/** True when a WebGPU adapter or WebGL renderer description names a CPU emulation of a GPU. */
+export function isSoftwareRenderer(description: string | undefined): boolean {
+  return description !== undefined && SOFTWARE_RENDERER.test(description);
+}
+
+/**
+ * A GPU backend whose device is emulated on the CPU is tens of times slower than wasm for these
+ * models (measured: bench/results/ui.json). Such backends are skipped unless asked for by name.
+ */
+export interface BackendProbe {
+  /** Description of the device a GPU backend would run on, or undefined when unknown. */
+  describe(name: BackendName): Promise<string | undefined>;
+}
+
 /** Reads a human description of the WebGPU adapter, if the environment has one. */
 export async function describeWebGPUAdapter(gpu: GPU | undefined): Promise<string | undefined> {
   if (!gpu) return undefined;
@@ -33,12 +50,25 @@ export async function describeWebGPUAdapter(gpu: GPU | undefined): Promise<strin
  * Tries backends in order and keeps the first that initialises and runs a small op correctly.
  * Backends must already be registered (import the tfjs-backend-* packages before calling).
  */
-export async function selectBackend(order: BackendName[] = DEFAULT_ORDER, gpu?: GPU): Promise<BackendInfo> {
+export async function selectBackend(
+  order: BackendName[] = DEFAULT_ORDER,
+  gpu?: GPU,
+  options: { allowSoftwareGpu?: boolean; probe?: BackendProbe } = {},
+): Promise<BackendInfo> {
   const tried: BackendInfo['tried'] = [];
+  const probe = options.probe ?? { describe: async (name: BackendName) => (name === 'webgpu' ? describeWebGPUAdapter(gpu).catch(() => undefined) : undefined) };
   for (const name of order) {
     if (!tf.findBackendFactory(name)) {
       tried.push({ name, ok: false, error: 'not registered in this build' });
       continue;
+    }
+    const isLast = name === order[order.length - 1];
+    if (!options.allowSoftwareGpu && !isLast && (name === 'webgpu' || name === 'webgl')) {
+      const device = await probe.describe(name);
+      if (isSoftwareRenderer(device)) {
+        tried.push({ name, ok: false, error: `its device is a CPU emulation (${device}), much slower than wasm; ?backend=${name} uses it anyway` });
+        continue;
+      }
     }
     try {
       const ok = await tf.setBackend(name);

@@ -56,13 +56,14 @@ export async function initNodeWasm(): Promise<void> {
 }
 
 /**
- * Picks a backend in Node. `order` defaults to webgpu (if a Vulkan ICD exists), then wasm, then cpu.
+ * Picks a backend in Node. `order` defaults to webgpu (if a Vulkan ICD exists and its device is not
+ * a CPU emulation such as SwiftShader), then wasm, then cpu; an order given is taken as asked.
  */
 export async function selectNodeBackend(order?: BackendName[]): Promise<BackendInfo> {
   await initNodeWasm();
   const want = order ?? (['webgpu', 'wasm', 'cpu'] as BackendName[]);
   const gpu = want.includes('webgpu') ? await initNodeWebGPU() : undefined;
-  return selectBackend(want, gpu);
+  return selectBackend(want, gpu, { allowSoftwareGpu: order !== undefined });
 }
 
 /**

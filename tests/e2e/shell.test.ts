@@ -23,12 +23,21 @@ describe('app shell in headless Chromium', () => {
     expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true);
   });
 
-  it('runs tfjs on WebGPU in the policy worker and shows the adapter', async () => {
-    await page.getByTestId('adapter').waitFor({ timeout: 60_000 });
-    const backend = await page.getByTestId('backend').textContent();
-    expect(backend).toContain('webgpu');
-    expect(await page.getByTestId('adapter').textContent()).toMatch(/swiftshader|google/i);
+  it('passes over the software WebGPU device (SwiftShader) for wasm by default, and says why', async () => {
+    await expect.poll(() => page.getByTestId('backend').textContent(), { timeout: 60_000 }).toContain('wasm');
+    expect(await page.getByTestId('backend-reason').textContent()).toMatch(/webgpu \(its device is a CPU emulation \(.*swiftshader/i);
     await screenshot(page, 'shell-overview');
+    expect(errors).toEqual([]);
+  });
+
+  it('runs tfjs on WebGPU in the policy worker when asked by name and shows the adapter', async () => {
+    const gpuPage = await context.newPage();
+    gpuPage.on('pageerror', (e) => errors.push(e.message));
+    await gpuPage.goto(new URL('?backend=webgpu', inject('appUrl')).href);
+    await gpuPage.getByTestId('adapter').waitFor({ timeout: 60_000 });
+    expect(await gpuPage.getByTestId('backend').textContent()).toContain('webgpu');
+    expect(await gpuPage.getByTestId('adapter').textContent()).toMatch(/swiftshader|google/i);
+    await gpuPage.close();
     expect(errors).toEqual([]);
   });
 });

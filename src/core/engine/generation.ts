@@ -19,7 +19,7 @@ import { LabError } from '../errors';
 import { createRng, type Rng } from '../rng';
 import type { Tokenizer } from '../tokenizer/types';
 import type { Transformer } from '../model/transformer';
-import { KVCache, stepLengthBucket, stepTensors, type RowFeed } from './kvcache';
+import { KVCache, chooseStepLength, stepTensors, type RowFeed } from './kvcache';
 import { DEFAULT_SAMPLING, sampleToken, type Candidates, type SamplingParams } from './sampling';
 import { findStop, stopWindow, type Decode } from './stop';
 
@@ -183,9 +183,8 @@ export class Generation {
    */
   async step(): Promise<GenerationEvent[]> {
     const feeding = this.rows.map((r) => (r.status === 'active' ? r.tokens.length - r.cached : 0));
-    const most = Math.max(...feeding);
-    if (most === 0) return [];
-    const length = stepLengthBucket(Math.min(most, this.chunk), this.chunk);
+    const length = chooseStepLength(feeding, this.chunk);
+    if (length === 0) return [];
     const feeds: RowFeed[] = this.rows.map((r, b) => ({ start: r.cached, tokens: r.tokens.slice(r.cached, r.cached + Math.min(feeding[b], length)) }));
     this.cache.ensure(Math.max(...feeds.map((f) => f.start + f.tokens.length)) + 1);
 

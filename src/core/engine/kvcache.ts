@@ -23,11 +23,27 @@ export function capacityBucket(needed: number, maxPositions: number): number {
   return Math.min(c, maxPositions + 1);
 }
 
-/** Tokens fed per row in one step: 1, 4, 16, 64, ... (powers of 4) below the prefill chunk, or the chunk itself. */
-export function stepLengthBucket(needed: number, chunk: number): number {
-  let t = 1;
-  while (t < needed && t * 4 < chunk) t *= 4;
-  return t >= needed ? t : chunk;
+/** A step's fixed cost (op launches, sampling) in units of one fed position; see chooseStepLength. */
+const STEP_OVERHEAD = 3;
+
+/**
+ * Positions fed per row this step, given how many tokens each row has waiting (0: none). Every row
+ * of the batch computes `length` positions, so a long step for one row's tool output would make every
+ * decoding row pay for it; the length that feeds the most waiting tokens per unit of cost
+ * (length + STEP_OVERHEAD) wins, the longer one on ties. Candidates are the step-length buckets.
+ */
+export function chooseStepLength(waiting: readonly number[], chunk: number): number {
+  const most = Math.max(0, ...waiting);
+  if (most === 0) return 0;
+  let best = 1;
+  let bestScore = -1;
+  for (let t = 1; ; t = t * 4 < chunk ? t * 4 : chunk) {
+    const fed = waiting.reduce((sum, w) => sum + Math.min(w, t), 0);
+    const score = fed / (t + STEP_OVERHEAD);
+    if (score >= bestScore) [best, bestScore] = [t, score];
+    if (t >= chunk || t >= most) break;
+  }
+  return best;
 }
 
 /** What one row feeds in a step: `tokens` starting at position `start` (none: the row sits this step out). */

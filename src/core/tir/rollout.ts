@@ -203,6 +203,9 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
       while (ready.length > 0) onExecuted(ready.shift()!);
       if (gen.done) break;
       if (gen.active > 0) {
+        // A decode step on wasm awaits only microtasks; a finished tool call arrives as a message
+        // (a macrotask), so let it in between steps or its row would wait for every other row.
+        if (running.size > 0) await nextMacrotask();
         for (const e of await gen.step()) {
           if (e.kind === 'token') {
             generated++;
@@ -284,4 +287,9 @@ export function policyText(record: Pick<TrajectoryRecord, 'segments'>): string {
 export function endsInOpenCode(text: string): boolean {
   const open = text.lastIndexOf(CODE_OPEN);
   return open >= 0 && text.indexOf(CODE_CLOSE, open + CODE_OPEN.length) < 0;
+}
+
+/** Resolves after pending macrotasks (worker messages) have had their turn. */
+function nextMacrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
