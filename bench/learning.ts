@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- learning [--minutes 30] [--variants thor,grpo,no-tools] [--test 200] [--samples 4]
- *  [--eval-every 25] [--set section.key=value ...]`: does RL with tools teach the shipped tiny model? From the same
- * start and seed, one run per variant:
+ *  [--eval-every 40] [--set section.key=value ...]`: does RL with tools teach the shipped tiny model?
+ * From the same start and seed, one run per variant:
  *   thor      tools (C = 2) with THOR's step level,
  *   grpo      tools without the step level,
  *   no-tools  C = 0, for as many RL steps as the THOR run made.
@@ -10,8 +10,8 @@
  * evaluated on the held-out synthetic test split before and after: sampled at temperature 1 as the
  * policy is trained (avg@k, the headline figures) and greedily, and every --eval-every steps in
  * between (sampled; not counted in the budget); the THOR run also with self-correction at
- * inference. Charts: bench/results/learning-accuracy.svg and learning-code-ratio.svg. Writes bench/results/learning.json and the THOR run's folder under
- * runs/learning-thor/.
+ * inference. Writes bench/results/learning.json, the held-out curves as learning-accuracy.svg and
+ * learning-code-ratio.svg next to it, and the THOR run's folder under runs/learning-thor/.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -157,7 +157,7 @@ export async function main(argv: string[]): Promise<void> {
       variants: { type: 'string', default: 'thor,grpo,no-tools' },
       test: { type: 'string', default: '200' },
       samples: { type: 'string', default: String(LEARNING_CONFIG.eval?.samples ?? 4) },
-      'eval-every': { type: 'string', default: '25' },
+      'eval-every': { type: 'string', default: '40' },
       set: { type: 'string', multiple: true },
       model: { type: 'string' },
     },

@@ -98,6 +98,9 @@ describe('the lab at work in headless Chromium', () => {
       await expect.poll(() => chart.locator('.empty').count()).toBe(0);
       expect(await chart.locator('canvas').count()).toBe(1);
     }
+    // the held-out split was evaluated before the first step (eval.everySteps = 10 > 2 steps)
+    expect(await train.getByTestId('train-heldout').textContent()).toMatch(/held-out \(\d+ test problems\) before training: accuracy (0|1)\.\d{3}, code (0|1)\.\d{2}/);
+    expect(await charts.filter({ hasText: 'Accuracy' }).first().locator('.u-legend').textContent()).toContain('held-out');
     await screenshot(page, 'lab-train');
 
     // the run was stored step by step; its rollouts are on view
@@ -114,7 +117,7 @@ describe('the lab at work in headless Chromium', () => {
   it('pauses a run, offers to resume it after a reload, and finishes it from its checkpoint', async () => {
     await openTab('train');
     const train = panel('train');
-    await setKnobs({ ...TWO_SMALL_STEPS, steps: '4' });
+    await setKnobs({ ...TWO_SMALL_STEPS, steps: '4', 'eval.everySteps': '0' });
     await train.getByTestId('run-name').fill('e2e paused');
     await train.getByTestId('train-start').click();
     await expect.poll(() => train.getByTestId('train-last').textContent().catch(() => ''), { timeout: 60_000 }).toMatch(/step \d:/);

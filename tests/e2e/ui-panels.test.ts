@@ -35,7 +35,7 @@ describe('lab panels in headless Chromium', () => {
   });
 
   it('opens every tab, remembers it in the URL hash, and screenshots it', async () => {
-    await page.getByTestId('adapter').waitFor({ timeout: 60_000 });
+    await page.getByTestId('backend-reason').waitFor({ timeout: 60_000 });
     for (const tab of TABS) {
       await openTab(tab.id);
       expect(new URL(page.url()).hash).toBe(`#${tab.id}`);

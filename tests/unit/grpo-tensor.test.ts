@@ -12,6 +12,7 @@ import { aggregationWeights, microBatches, packIds, positiveNllWeights } from '.
 import { aggregateLoss, grpoLoss, LOSS_AGGREGATIONS, positiveAdvantageNll, type LossAggregation } from '../../src/core/rl/losses';
 import { buildPolicyLoss, policyUpdate, scoreSequences, sftUpdate, type PolicyLossSettings, type PolicySample } from '../../src/core/rl/update';
 import { createRng } from '../../src/core/rng';
+import type { LabError } from '../../src/core/errors';
 import { selectNodeBackend } from '../../src/node/backend';
 
 const cfg = parseModelConfig({
@@ -29,6 +30,18 @@ const cfg = parseModelConfig({
 beforeAll(async () => {
   await selectNodeBackend(['cpu']);
 });
+
+/** The value of a built loss: the sum over its micro-batches (statistics freed). */
+async function lossValue(built: ReturnType<typeof buildPolicyLoss>): Promise<number> {
+  let total = 0;
+  for (const f of built.lossFns) {
+    const v = tf.tidy(f);
+    total += (await v.data())[0];
+    v.dispose();
+  }
+  tf.dispose(built.stats);
+  return total;
+}
 
 function randomSamples(seed: number, n: number): PolicySample[] {
   const rng = createRng(seed);
@@ -111,13 +124,7 @@ describe('tensor GRPO loss', () => {
       // A small token budget forces several micro-batches.
       const built = buildPolicyLoss(model, samples, settings, 64);
       expect(built.lossFns.length).toBeGreaterThan(1);
-      let total = 0;
-      for (const f of built.lossFns) {
-        const v = tf.tidy(f);
-        total += (await v.data())[0];
-        v.dispose();
-      }
-      tf.dispose(built.stats);
+      const total = await lossValue(built);
       const ref = grpoLoss(
         {
           logpNew: logp,
@@ -132,6 +139,44 @@ describe('tensor GRPO loss', () => {
       expect(ref.clipFraction).toBeGreaterThan(0);
       expect(ref.dualClipFraction).toBeGreaterThan(0);
       expect(total).toBeCloseTo(ref.loss, 4);
+    }
+    model.dispose();
+  });
+
+  it('scores and trains the policy that sampled: logits / the rollout temperature', async () => {
+    const model = Transformer.create(cfg, { seed: 3 });
+    const samples = randomSamples(4, 3);
+    const T = 0.7;
+    const { logp } = await scoreSequences(model, samples, 8192, T);
+    for (const [i, s] of samples.entries()) {
+      const seq = [...s.promptTokens, ...s.tokens];
+      const ids = tf.tensor2d([seq], [1, seq.length], 'int32');
+      const lp = model.tokenLogprobs(ids, { temperature: T });
+      const want = Array.from(await lp.data()).slice(s.promptTokens.length - 1);
+      tf.dispose([ids, lp]);
+      logp[i].forEach((v, j) => expect(v).toBeCloseTo(want[j], 4));
+    }
+    const plain = await scoreSequences(model, samples);
+    expect(plain.logp[0].some((v, j) => Math.abs(v - logp[0][j]) > 1e-3)).toBe(true);
+    // The loss at temperature T is grpoLoss over the temperature-T log-probabilities.
+    samples.forEach((s, i) => (s.oldLogprobs = logp[i].map((v, j) => v + (j % 3 === 0 ? 0.3 : -0.2))));
+    const settings: PolicyLossSettings = { clip: { epsLow: 0.2, epsHigh: 0.28, dualClipC: 3 }, aggregation: 'token-mean', klCoef: 0, klEstimator: 'k3', entropyCoef: 0, nllAlpha: 0.01, temperature: T };
+    const built = buildPolicyLoss(model, samples, settings);
+    const total = await lossValue(built);
+    const ref = grpoLoss({ logpNew: logp, logpOld: samples.map((s) => s.oldLogprobs), advantages: samples.map((s) => s.advantage), mask: samples.map((s) => s.lossMask) }, settings);
+    expect(total).toBeCloseTo(ref.loss, 4);
+    model.dispose();
+  });
+
+  it('refuses a KL term without the reference policy\'s log-probabilities, naming the sample', () => {
+    const model = Transformer.create(cfg, { seed: 3 });
+    const samples = randomSamples(4, 2);
+    const settings: PolicyLossSettings = { clip: { epsLow: 0.2, epsHigh: 0.28, dualClipC: 3 }, aggregation: 'token-mean', klCoef: 0.1, klEstimator: 'k3', entropyCoef: 0, nllAlpha: 0 };
+    expect(() => buildPolicyLoss(model, samples, settings)).toThrow(/reference policy/);
+    try {
+      buildPolicyLoss(model, samples, settings);
+    } catch (e) {
+      expect((e as LabError).details).toMatchObject({ field: 'samples[0].refLogprobs' });
     }
     model.dispose();
   });

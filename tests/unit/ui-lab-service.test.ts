@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { readFile } from 'node:fs/promises';
 import { CONTROL } from '../../src/app/services/control';
-import { LabService, type TrainEvents, type TrainState } from '../../src/app/services/lab-service';
+import { LabService, type HeldOutFigures, type TrainEvents, type TrainState } from '../../src/app/services/lab-service';
 import { generateTasks } from '../../src/core/data/tasks';
 import { countParameters } from '../../src/core/model/config';
 import { parseRunConfig } from '../../src/core/run/config';
@@ -46,6 +46,7 @@ function recorder(onStep?: (step: number) => void) {
   const steps: StepMetrics[] = [];
   const states: TrainState[] = [];
   const phases = new Set<string>();
+  const evaluations: { step: number; figures: HeldOutFigures }[] = [];
   const events: TrainEvents = {
     started: () => undefined,
     progress: (phase) => phases.add(phase),
@@ -53,9 +54,10 @@ function recorder(onStep?: (step: number) => void) {
       steps.push(metrics);
       onStep?.(step);
     },
+    evaluated: (step, figures) => evaluations.push({ step, figures }),
     state: (state) => states.push(state),
   };
-  return { events, steps, states, phases };
+  return { events, steps, states, phases, evaluations };
 }
 
 beforeAll(async () => {
@@ -104,7 +106,9 @@ describe('lab service', () => {
   it('trains two RL steps, storing metrics, rollouts, checkpoints and a report', async () => {
     const before = tf.memory().numTensors;
     const rec = recorder();
-    const out = await service.train({ mode: 'rl', config: tinyRl(2), train: tasks, name: 'two steps', checkpointEvery: 1 }, rec.events);
+    const test = generateTasks({ seed: 5, count: 4, split: 'test', difficulties: [1] });
+    const config = parseRunConfig({ ...tinyRl(2), eval: { everySteps: 2 } });
+    const out = await service.train({ mode: 'rl', config, train: tasks, test, name: 'two steps', checkpointEvery: 1 }, rec.events);
     expect(out.state).toBe('finished');
     expect(rec.steps.map((m) => m.step)).toEqual([1, 2]);
     for (const m of rec.steps) {
@@ -112,12 +116,20 @@ describe('lab service', () => {
       expect(m.time_step_s).toBeGreaterThan(0);
     }
     expect(rec.phases.has('rollout')).toBe(true);
+    // held-out evaluation: before the first step, and inside the metrics of step 2 (every 2 steps)
+    expect(rec.evaluations.map((e) => e.step)).toEqual([0]);
+    expect(rec.evaluations[0].figures.heldout_accuracy).toBeGreaterThanOrEqual(0);
+    expect(rec.evaluations[0].figures.heldout_accuracy).toBeLessThanOrEqual(1);
+    expect(rec.steps[0].heldout_accuracy).toBeUndefined();
+    expect(typeof rec.steps[1].heldout_accuracy).toBe('number');
+    expect(rec.phases.has('held-out evaluation')).toBe(true);
     expect(rec.states.at(-1)).toBe('finished');
     const run = await store.get(out.runId);
     expect(run?.metrics.map((m) => m.step)).toEqual([1, 2]);
     expect(run?.rollouts.map((d) => d.step)).toEqual([1, 2]);
     expect(run?.rollouts[0].trajectories.length).toBeGreaterThanOrEqual(2);
     expect(run?.report).toContain('2 steps');
+    expect(run?.report).toMatch(/## Held-out evaluation[\s\S]*\| 0 \| [\d.]+ \|[\s\S]*\| 2 \| [\d.]+ \|/);
     expect((await store.list()).find((r) => r.id === out.runId)?.live).toMatchObject({ status: 'finished', checkpointStep: 2, mode: 'rl' });
     // the stored checkpoint is the trained model
     const folder = await loadModelFolder(new MemoryFiles('checkpoint', run!.checkpoint!));

@@ -14,8 +14,8 @@ export interface ChartSpec {
 
 export const TRAIN_CHARTS: ChartSpec[] = [
   { id: 'reward', title: 'Reward', yRange: [0, 1], series: [{ key: 'reward_mean', label: 'trajectory reward' }, { key: 'step_reward_mean', label: 'step-level reward' }] },
-  { id: 'accuracy', title: 'Accuracy', yRange: [0, 1], series: [{ key: 'accuracy', label: 'correct answers' }] },
-  { id: 'code', title: 'Code ratio', yRange: [0, 1], series: [{ key: 'code_ratio', label: 'responses with code' }] },
+  { id: 'accuracy', title: 'Accuracy', yRange: [0, 1], series: [{ key: 'accuracy', label: 'training samples' }, { key: 'heldout_accuracy', label: 'held-out' }] },
+  { id: 'code', title: 'Code ratio', yRange: [0, 1], series: [{ key: 'code_ratio', label: 'training samples' }, { key: 'heldout_code_ratio', label: 'held-out' }] },
   {
     id: 'pass',
     title: 'Pass ratio (code that ran)',

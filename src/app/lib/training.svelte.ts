@@ -4,25 +4,16 @@
  * step by step; this side only draws what the worker's callbacks report.
  */
 import * as Comlink from 'comlink';
-import type { RunConfig } from '../../core/run/config';
 import type { StepMetrics } from '../../core/run/runfile';
-import type { Problem } from '../../core/data/types';
-import type { SftRequest, TrainEvents, TrainState } from '../services/lab-service';
+import type { HeldOutFigures, TrainEvents, TrainRequest, TrainState } from '../services/lab-service';
 import { CONTROL } from '../services/control';
 import { ChartData } from './chartdata.svelte';
 import { lab } from './lab.svelte';
 import { runStore, storedRuns } from './runs.svelte';
 import { TRAIN_CHARTS, type ChartSpec } from './traincharts';
 
-export interface StartOptions {
-  mode: 'rl' | 'sft';
-  config: RunConfig;
-  train: Problem[];
-  name: string;
-  checkpointEvery: number;
-  sft?: SftRequest;
-  resume?: { runId: string; fromStep: number };
-}
+/** What starts (or resumes) a run: the worker's request as it is. */
+export type StartOptions = TrainRequest;
 
 class Training {
   state = $state<TrainState | 'idle'>('idle');
@@ -37,6 +28,8 @@ class Training {
   message = $state<string | null>(null);
   /** Figures of the last step, for the summary line. */
   last = $state.raw<StepMetrics | null>(null);
+  /** The latest held-out evaluation of an RL run (step 0: before training). */
+  heldOut = $state.raw<{ step: number; figures: HeldOutFigures } | null>(null);
   /** One chart per spec, fed as steps arrive. */
   readonly charts: { spec: ChartSpec; data: ChartData }[] = TRAIN_CHARTS.map((spec) => ({ spec, data: new ChartData(spec.series.length) }));
 
@@ -67,9 +60,15 @@ class Training {
       step: (step, metrics) => {
         this.done = step;
         this.last = metrics;
+        if (typeof metrics.heldout_accuracy === 'number') this.heldOut = { step, figures: metrics as unknown as HeldOutFigures };
         for (const { spec, data } of this.charts) data.push(step, spec.series.map((s) => metrics[s.key] as number | null | undefined));
         performance.mark('thor:train-step');
         storedRuns.changed();
+      },
+      evaluated: (step, figures) => {
+        this.heldOut = { step, figures };
+        const values = figures as unknown as Record<string, number | null>;
+        for (const { spec, data } of this.charts) data.push(step, spec.series.map((s) => values[s.key]));
       },
       state: (state, message) => {
         this.state = state;
@@ -85,6 +84,7 @@ class Training {
     this.state = 'preparing';
     this.message = null;
     this.last = null;
+    this.heldOut = null;
     this.done = 0;
     this.total = options.mode === 'sft' ? (options.sft?.steps ?? 0) : options.config.steps;
     this.startedAt = null;
@@ -97,6 +97,7 @@ class Training {
             mode: options.mode,
             config: options.config,
             train: options.train,
+            ...(options.test && { test: options.test }),
             name: options.name,
             checkpointEvery: options.checkpointEvery,
             ...(options.sft && { sft: options.sft }),

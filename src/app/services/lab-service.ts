@@ -106,6 +106,11 @@ export interface TrainRequest {
   config: RunConfig;
   /** RL questions, or the tasks SFT demonstrations are built from. */
   train: Problem[];
+  /**
+   * Held-out questions an RL run evaluates on before its first step and every config.eval.everySteps
+   * steps (config.eval settings); the figures join that step's metrics as heldout_*.
+   */
+  test?: Problem[];
   name: string;
   /** A checkpoint every this many steps (and always at the start, on stop and at the end). */
   checkpointEvery: number;
@@ -121,7 +126,16 @@ export interface TrainEvents {
   started(run: { id: string; name: string; fromStep: number; totalSteps: number; mode: 'rl' | 'sft' }): void;
   progress(phase: string, done: number, total: number): void;
   step(step: number, metrics: StepMetrics): void;
+  /** The held-out figures before the first step (later ones come inside the step's metrics). */
+  evaluated(step: number, figures: HeldOutFigures): void;
   state(state: TrainState, message?: string): void;
+}
+
+/** Held-out evaluation during an RL run, as metric keys. */
+export interface HeldOutFigures {
+  heldout_accuracy: number;
+  heldout_code_ratio: number | null;
+  heldout_pass_ratio: number | null;
 }
 
 export interface InferRequest {
@@ -544,6 +558,8 @@ export class LabService {
       policy.summary.runId = runId;
       events.started({ id: runId, name: req.name, fromStep, totalSteps, mode: req.mode });
       const metricsSoFar: StepMetrics[] = (await store.getMetrics(runId)).slice();
+      // The report's held-out table: the evaluation before training, then those inside step metrics.
+      let heldOutBefore: HeldOutFigures | undefined;
       let step = fromStep;
       let checkpointed = fromStep;
       const checkpoint = async (at: number) => {
@@ -571,10 +587,19 @@ export class LabService {
                 await store.appendStep(runId, metrics, config.dumpRollouts ? records : undefined);
                 events.step(s, metrics);
                 if (s % req.checkpointEvery === 0 && s < totalSteps) await checkpoint(s);
-              }, mark);
+              }, mark, (figures) => {
+                heldOutBefore = figures;
+                events.evaluated(0, figures);
+              });
         await checkpoint(step);
         const state: TrainState = ended === 'stop' ? 'stopped' : 'finished';
-        if (state === 'finished') await store.saveReport(runId, renderReport(`THOR Lab run ${req.name}`, req.mode === 'sft' ? { mode: 'sft', ...req.sft, demonstrations: req.sft?.demonstrations?.length } : config, metricsSoFar, [], []));
+        const evals = [...(heldOutBefore ? [{ step: 0, ...heldOutBefore }] : []), ...metricsSoFar.filter((m) => typeof m.heldout_accuracy === 'number')].map((m) => ({
+          step: m.step,
+          accuracy: m.heldout_accuracy,
+          code_ratio: m.heldout_code_ratio,
+          pass_ratio: m.heldout_pass_ratio,
+        }));
+        if (state === 'finished') await store.saveReport(runId, renderReport(`THOR Lab run ${req.name}`, req.mode === 'sft' ? { mode: 'sft', ...req.sft, demonstrations: req.sft?.demonstrations?.length } : config, metricsSoFar, evals, []));
         await store.setLive(runId, { ...live(state), checkpointStep: step });
         events.state(state);
         return { runId, state, steps: step };
@@ -608,6 +633,7 @@ export class LabService {
     events: TrainEvents,
     onStep: (step: number, metrics: StepMetrics, records: TrajectoryRecord[]) => Promise<void>,
     mark: (state: 'paused' | 'running') => Promise<void>,
+    onHeldOutBefore: (figures: HeldOutFigures) => void,
   ): Promise<'done' | 'stop'> {
     const { model, tokenizer } = this.requirePolicy();
     const pool = this.lazyExecutor();
@@ -635,7 +661,29 @@ export class LabService {
     };
     const trainer = new GrpoTrainer(env, config, req.train);
     trainer.step = fromStep;
+    const every = config.eval.everySteps;
+    const test = req.test ?? [];
+    // Held-out evaluation; a pause or stop during it skips it (the run itself is not affected).
+    const heldOut = async (): Promise<HeldOutFigures | undefined> => {
+      if (test.length === 0 || every <= 0) return undefined;
+      try {
+        const r = await evaluate(
+          { ...env, onProgress: (done, total) => env.onProgress?.('held-out evaluation', done, total) },
+          test,
+          evalSettingsOf(config),
+          rewardOptions(config),
+        );
+        return { heldout_accuracy: r.accuracy, heldout_code_ratio: r.metrics.code_ratio, heldout_pass_ratio: r.metrics.pass_ratio };
+      } catch (e) {
+        if (watcher.signal.aborted && e === watcher.signal.reason) return undefined;
+        throw e;
+      }
+    };
     try {
+      if (fromStep === 0) {
+        const before = await heldOut();
+        if (before) onHeldOutBefore(before);
+      }
       while (trainer.step < config.steps) {
         if ((await this.pausePoint(events, mark)) === 'stop') return 'stop';
         watcher = this.watch(['pause', 'stop']);
@@ -648,7 +696,8 @@ export class LabService {
           if (watcher.signal.aborted && e === watcher.signal.reason) continue;
           throw e;
         }
-        await onStep(result.step, { ...result.metrics, step: result.step }, result.records);
+        const figures = every > 0 && result.step % every === 0 ? await heldOut() : undefined;
+        await onStep(result.step, { ...result.metrics, ...figures, step: result.step }, result.records);
         await yieldToEvents();
       }
       return 'done';

@@ -7,6 +7,7 @@
  *   5. one token-mean batch of trajectory and step samples; `updatesPerBatch` optimiser steps.
  * Every stage is switchable from the RunConfig, so GRPO vs THOR is one flag.
  */
+import { LabError } from '../errors';
 import type { Transformer } from '../model/transformer';
 import type { Tokenizer } from '../tokenizer/types';
 import type { Executor } from '../sandbox/types';
@@ -80,6 +81,9 @@ export class GrpoTrainer {
     private readonly train: readonly Problem[],
   ) {
     if (train.length === 0) throw new RangeError('no training problems');
+    if (config.grpo.klCoef > 0 && !env.reference) {
+      throw new LabError('grpo', 'grpo.klCoef > 0 needs a frozen reference policy', { field: 'grpo.klCoef', expected: '0, or a reference model passed to the trainer', found: String(config.grpo.klCoef) });
+    }
     const o = config.optim;
     this.optimizer = new AdamW(env.model.trainableVariables(), { beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay });
     this.rng = createRng(config.seed).fork('trainer');
@@ -224,8 +228,8 @@ export class GrpoTrainer {
     let entropy: number | null = null;
     if (trained.length > 0) {
       // log π_old from the rollout policy, recomputed by a full forward (as verl does).
-      const scored = await scoreSequences(this.env.model, trained, c.optim.microBatchTokens);
-      const ref = this.env.reference && c.grpo.klCoef > 0 ? (await scoreSequences(this.env.reference, trained, c.optim.microBatchTokens)).logp : undefined;
+      const scored = await scoreSequences(this.env.model, trained, c.optim.microBatchTokens, c.rollout.temperature);
+      const ref = this.env.reference && c.grpo.klCoef > 0 ? (await scoreSequences(this.env.reference, trained, c.optim.microBatchTokens, c.rollout.temperature)).logp : undefined;
       entropy = meanOverMask(scored.entropy, trained.map((r) => r.lossMask));
       const samples: PolicySample[] = trained.map((r, i) => ({
         promptTokens: r.promptTokens,
@@ -249,6 +253,7 @@ export class GrpoTrainer {
             klEstimator: c.grpo.klEstimator,
             entropyCoef: c.grpo.entropyCoef,
             nllAlpha: c.grpo.nllAlpha,
+            temperature: c.rollout.temperature,
           },
           { lr, maxGradNorm: c.optim.gradClip, maxTokens: c.optim.microBatchTokens },
         );
@@ -258,7 +263,7 @@ export class GrpoTrainer {
     const totalMs = Date.now() - t0;
     const records = [...all, ...step.samples];
     const metrics: Record<string, MetricValue> = {
-      step: this.step,
+      step: this.step + 1, // the number of the step just taken (1-based, as evaluations count)
       ...rolloutMetrics(records),
       zero_variance_groups: zeroVariance,
       sampling_rounds: rounds + 1,

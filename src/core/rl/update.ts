@@ -5,6 +5,7 @@
  * plain-array reference in losses.ts, which the tests compare it to.
  */
 import * as tf from '@tensorflow/tfjs';
+import { LabError } from '../errors';
 import type { Transformer } from '../model/transformer';
 import { logprobsOfTargets } from '../model/logprobs';
 import type { AdamW } from '../optim/adamw';
@@ -25,13 +26,23 @@ import type { ClipOptions, KlEstimator, LossAggregation } from './losses';
 /** Log-ratios are clamped before exp (verl clamps to ±20) so a stray token cannot overflow. */
 const LOG_RATIO_CLAMP = 20;
 
-/** Log-probabilities [B, T-1] and per-token entropy [B, T-1] of the packed ids, without gradients. */
-export function scoreTensors(model: Transformer, packed: PackedIds): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
+/** Logits [B·(T-1), V] predicting tokens 1..T-1, divided by the sampling temperature (as verl does). */
+function shiftedLogits(model: Transformer, ids: tf.Tensor2D, temperature: number): tf.Tensor2D {
+  const [B, T] = ids.shape;
+  const V = model.cfg.vocab_size;
+  const logits = tf.reshape(tf.slice(model.logits(ids), [0, 0, 0], [B, T - 1, V]), [-1, V]) as tf.Tensor2D;
+  return temperature === 1 ? logits : tf.div(logits, temperature);
+}
+
+/**
+ * Log-probabilities [B, T-1] and per-token entropy [B, T-1] of the packed ids, without gradients,
+ * under the policy that sampled them (logits / temperature).
+ */
+export function scoreTensors(model: Transformer, packed: PackedIds, temperature = 1): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
   return tf.tidy(() => {
     const [B, T] = [packed.batch, packed.length];
     const ids = tf.tensor2d(packed.ids, [B, T], 'int32');
-    const V = model.cfg.vocab_size;
-    const logits = tf.reshape(tf.slice(model.logits(ids), [0, 0, 0], [B, T - 1, V]), [-1, V]) as tf.Tensor2D;
+    const logits = shiftedLogits(model, ids, temperature);
     const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D;
     const logSoft = tf.logSoftmax(logits);
     const entropy = tf.neg(tf.sum(tf.mul(tf.exp(logSoft), logSoft), -1));
@@ -43,14 +54,14 @@ export function scoreTensors(model: Transformer, packed: PackedIds): { logp: tf.
 }
 
 /** Per response token: log π(token) and the entropy of π at that position, for each sequence. */
-export async function scoreSequences(model: Transformer, seqs: readonly TrainingSequence[], maxTokens = 8192): Promise<{ logp: number[][]; entropy: number[][] }> {
+export async function scoreSequences(model: Transformer, seqs: readonly TrainingSequence[], maxTokens = 8192, temperature = 1): Promise<{ logp: number[][]; entropy: number[][] }> {
   const logp: number[][] = new Array(seqs.length);
   const entropy: number[][] = new Array(seqs.length);
   const maxPos = model.cfg.max_position_embeddings;
   for (const rows of microBatches(seqs.map((s) => s.promptTokens.length + s.tokens.length), maxTokens, maxPos)) {
     const part = rows.map((i) => seqs[i]);
     const packed = packIds(part, maxPos);
-    const t = scoreTensors(model, packed);
+    const t = scoreTensors(model, packed, temperature);
     const [lp, en] = await Promise.all([t.logp.data(), t.entropy.data()]);
     tf.dispose([t.logp, t.entropy]);
     const lpRows = responsesFromPerToken(packed, part, lp);
@@ -81,6 +92,8 @@ export interface PolicyLossSettings {
   klEstimator: KlEstimator;
   entropyCoef: number;
   nllAlpha: number;
+  /** The rollouts' sampling temperature: log-probabilities are those of logits / temperature (default 1). */
+  temperature?: number;
 }
 
 /** Statistics of one update, token means over the trained tokens. */
@@ -131,6 +144,10 @@ export interface PolicyLoss {
  */
 export function buildPolicyLoss(model: Transformer, samples: readonly PolicySample[], s: PolicyLossSettings, maxTokens = 8192): PolicyLoss {
   const maxPos = model.cfg.max_position_embeddings;
+  if (s.klCoef > 0) {
+    const missing = samples.findIndex((x) => x.refLogprobs === undefined);
+    if (missing >= 0) throw new LabError('grpo', 'the KL term needs the frozen reference policy\'s log-probabilities', { field: `samples[${missing}].refLogprobs`, expected: 'log-probabilities from the reference model when grpo.klCoef > 0', found: 'none', hint: 'score the samples with the reference model, or set grpo.klCoef to 0' });
+  }
   const masks = samples.map((x) => x.lossMask);
   const pgW = aggregationWeights(masks, s.aggregation, s.maxLength);
   const nllW = positiveNllWeights(masks, samples.map((x) => x.advantage), s.nllAlpha);
@@ -143,7 +160,7 @@ export function buildPolicyLoss(model: Transformer, samples: readonly PolicySamp
       packed,
       adv: perTokenFromRows(packed, part, part.map((x) => x.advantage)),
       old: perTokenFromResponses(packed, part.map((x) => x.oldLogprobs)),
-      ref: s.klCoef > 0 ? perTokenFromResponses(packed, part.map((x) => x.refLogprobs ?? x.oldLogprobs)) : undefined,
+      ref: s.klCoef > 0 ? perTokenFromResponses(packed, part.map((x) => x.refLogprobs!)) : undefined,
       pgWeight: perTokenFromResponses(packed, rows.map((i) => pgW[i])),
       nllWeight: perTokenFromResponses(packed, rows.map((i) => nllW[i])),
       tokenWeight: perTokenFromResponses(packed, rows.map((i) => tokW[i])),
@@ -164,14 +181,14 @@ function microBatchLoss(model: Transformer, m: MicroInputs, s: PolicyLossSetting
   const old = tf.tensor2d(m.old, shape);
   let logp: tf.Tensor2D;
   let entropy: tf.Tensor | undefined;
+  const temperature = s.temperature ?? 1;
   if (s.entropyCoef > 0) {
-    const V = model.cfg.vocab_size;
-    const logits = tf.reshape(tf.slice(model.logits(ids), [0, 0, 0], [B, T - 1, V]), [-1, V]) as tf.Tensor2D;
+    const logits = shiftedLogits(model, ids, temperature);
     const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D;
     logp = tf.reshape(logprobsOfTargets(logits, targets), shape) as tf.Tensor2D;
     const ls = tf.logSoftmax(logits);
     entropy = tf.reshape(tf.neg(tf.sum(tf.mul(tf.exp(ls), ls), -1)), shape);
-  } else logp = model.tokenLogprobs(ids);
+  } else logp = model.tokenLogprobs(ids, { temperature });
   const logRatio = tf.clipByValue(tf.mul(tf.sub(logp, old), mask), -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP);
   const ratio = tf.exp(logRatio);
   const pg1 = tf.mul(tf.neg(adv), ratio);

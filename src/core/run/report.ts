@@ -19,9 +19,19 @@ function niceNumber(v: number): string {
   return Number(v.toPrecision(3)).toString();
 }
 
+/** Round tick positions covering [lo, hi]: about `count` steps of 1, 2, 2.5 or 5 × 10^k. */
+export function niceTicks(lo: number, hi: number, count = 4): number[] {
+  const raw = (hi - lo) / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((v) => v >= raw * (1 - 1e-9)) ?? 10 * magnitude;
+  const first = Math.floor(lo / step + 1e-9);
+  const last = Math.ceil(hi / step - 1e-9);
+  return Array.from({ length: last - first + 1 }, (_, i) => Number(((first + i) * step).toPrecision(12)));
+}
+
 /** A line chart of one or more series as a standalone SVG document. */
 export function svgLineChart(title: string, series: Series[], xLabel = 'step', width = 560, height = 300): string {
-  const pad = { left: 56, right: 16, top: 32, bottom: 40 };
+  const pad = { left: 56, right: 16, top: 44, bottom: 40 };
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const xs = all.map((p) => p[0]);
   const ys = all.map((p) => p[1]);
@@ -30,6 +40,10 @@ export function svgLineChart(title: string, series: Series[], xLabel = 'step', w
   if (!all.length) [x0, x1, y0, y1] = [0, 1, 0, 1];
   if (x0 === x1) x1 = x0 + 1;
   if (y0 === y1) [y0, y1] = [y0 - 0.5, y1 + 0.5];
+  const xTicks = niceTicks(x0, x1);
+  const yTicks = niceTicks(y0, y1);
+  [x0, x1] = [xTicks[0], xTicks[xTicks.length - 1]];
+  [y0, y1] = [yTicks[0], yTicks[yTicks.length - 1]];
   const W = width - pad.left - pad.right;
   const H = height - pad.top - pad.bottom;
   const sx = (x: number) => pad.left + ((x - x0) / (x1 - x0)) * W;
@@ -39,21 +53,19 @@ export function svgLineChart(title: string, series: Series[], xLabel = 'step', w
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<text x="${pad.left}" y="18" font-size="13" font-weight="bold">${esc(title)}</text>`,
   ];
-  for (let i = 0; i <= 4; i++) {
-    const y = y0 + ((y1 - y0) * i) / 4;
+  for (const y of yTicks) {
     parts.push(`<line x1="${pad.left}" x2="${pad.left + W}" y1="${sy(y)}" y2="${sy(y)}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${pad.left - 6}" y="${sy(y) + 4}" text-anchor="end" fill="#555">${niceNumber(y)}</text>`);
-    const x = x0 + ((x1 - x0) * i) / 4;
-    parts.push(`<text x="${sx(x)}" y="${pad.top + H + 16}" text-anchor="middle" fill="#555">${niceNumber(x)}</text>`);
   }
+  for (const x of xTicks) parts.push(`<text x="${sx(x)}" y="${pad.top + H + 16}" text-anchor="middle" fill="#555">${niceNumber(x)}</text>`);
   parts.push(`<text x="${pad.left + W / 2}" y="${height - 6}" text-anchor="middle" fill="#555">${esc(xLabel)}</text>`);
   series.forEach((s, i) => {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     const color = COLORS[i % COLORS.length];
     if (pts.length > 1) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
     for (const [x, y] of pts.length <= 40 ? pts : []) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${color}"/>`);
-    parts.push(`<rect x="${pad.left + 8 + i * 130}" y="${pad.top - 4}" width="10" height="3" fill="${color}"/>`);
-    parts.push(`<text x="${pad.left + 22 + i * 130}" y="${pad.top}" fill="#333">${esc(s.name)}</text>`);
+    parts.push(`<rect x="${pad.left + 8 + i * 130}" y="${pad.top - 16}" width="10" height="3" fill="${color}"/>`);
+    parts.push(`<text x="${pad.left + 22 + i * 130}" y="${pad.top - 12}" fill="#333">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';

@@ -173,6 +173,8 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
       st.retries++;
       st.calls--;
       const tokens = responseTokens(row);
+      // Back up L_suf tokens before the failed fence, but never into an earlier tool output: what
+      // the interpreter printed stays, as the step level's prefixes keep it.
       const rewindTo = Math.max(st.floor, execution.codeTokenStart - sc.backtrackTokens);
       const kept = tokens.slice(rewindTo);
       const attempt = { rewindTo, tokens: kept, text: decode(kept), execution, retry: st.retries };
@@ -182,7 +184,9 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
       st.scanFrom = decode(tokens.slice(0, rewindTo)).length;
       return gen.resume(row);
     }
-    if (execution.succeeded) st.retries = 0;
+    // This step is settled (its code ran, or its retries are spent): the next failing step gets
+    // its own N_corr retries.
+    st.retries = 0;
     st.executions.push(execution);
     env.onExecution?.(row, execution);
     const before = gen.responseText(row);
