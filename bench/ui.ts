@@ -34,6 +34,7 @@ function stepConfig(steps: number): RunConfigInput {
     rollout: { groupSize: 4, promptsPerStep: 2, maxResponseTokens: 64 },
     grpo: { dynamicSampling: false },
     stepLevel: { maxPrefixes: 2, groupSize: 2, suffixTokens: 8 },
+    eval: { everySteps: 0 }, // the measured steps only: no held-out evaluation in between
   };
 }
 
