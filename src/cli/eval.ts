@@ -44,9 +44,12 @@ export const evalCommand: Subcommand = {
     const limited = problems.slice(0, numberFlag(flags.limit, '--limit', problems.length));
     const pool = await createNodePythonPool({ timeoutMs: config.rollout.toolTimeoutMs });
     try {
+      const temperature = numberFlag(flags.temperature, '--temperature', config.eval.temperature)!;
+      // Greedy decoding gives one answer however often it is asked: k = 1 unless --samples says otherwise.
+      const samples = numberFlag(flags.samples, '--samples', temperature === 0 ? 1 : config.eval.samples);
       const settings = evalSettingsOf(config, {
-        samples: numberFlag(flags.samples, '--samples', config.eval.samples),
-        temperature: numberFlag(flags.temperature, '--temperature', config.eval.temperature),
+        samples,
+        temperature,
         ...(flags['self-correction'] ? { selfCorrection: { ...config.selfCorrection } } : {}),
       });
       const r = await evaluate({ model, tokenizer, executor: pool, checker: sandboxChecker(pool), onProgress: (d, t) => process.stderr.write(`\r${d}/${t}`) }, limited, settings, rewardOptions(config));

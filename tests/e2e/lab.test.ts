@@ -29,7 +29,7 @@ describe('the lab at work in headless Chromium', () => {
   const setKnobs = async (knobs: Record<string, string>) => {
     for (const [path, value] of Object.entries(knobs)) await panel('train').getByTestId(`knob-${path}`).fill(value);
   };
-  const TWO_SMALL_STEPS = { steps: '2', 'rollout.groupSize': '2', 'rollout.promptsPerStep': '1', 'rollout.maxResponseTokens': '64', 'stepLevel.maxPrefixes': '1', 'stepLevel.groupSize': '2' };
+  const TWO_SMALL_STEPS = { steps: '2', 'rollout.groupSize': '2', 'rollout.promptsPerStep': '1', 'rollout.maxResponseTokens': '64', 'stepLevel.maxPrefixes': '1', 'stepLevel.groupSize': '2', 'eval.samples': '1' };
   const modelReady = () => page.waitForFunction(() => performance.getEntriesByName('thor:model-ready').length > 0, null, { timeout: 60_000 });
 
   beforeAll(async () => {
@@ -98,7 +98,7 @@ describe('the lab at work in headless Chromium', () => {
       await expect.poll(() => chart.locator('.empty').count()).toBe(0);
       expect(await chart.locator('canvas').count()).toBe(1);
     }
-    // the held-out split was evaluated before the first step (eval.everySteps = 10 > 2 steps)
+    // the held-out split was evaluated before the first step (eval.everySteps = 20 > 2 steps)
     expect(await train.getByTestId('train-heldout').textContent()).toMatch(/held-out \(\d+ test problems\) before training: accuracy (0|1)\.\d{3}, code (0|1)\.\d{2}/);
     expect(await charts.filter({ hasText: 'Accuracy' }).first().locator('.u-legend').textContent()).toContain('held-out');
     await screenshot(page, 'lab-train');

@@ -102,7 +102,7 @@ describe('RunConfig errors', () => {
     expect(errorOf({ stepLevel: { suffixTokens: 256 } })?.details).toMatchObject({ field: 'stepLevel.suffixTokens', expected: 'less than rollout.maxResponseTokens (256)' });
     expect(errorOf({ grpo: { overlong: 'penalty', overlongCacheTokens: 300 } })?.details).toMatchObject({ field: 'grpo.overlongCacheTokens' });
     expect(errorOf({ steps: 5, optim: { warmupSteps: 10 } })?.details).toMatchObject({ field: 'optim.warmupSteps' });
-    expect(errorOf({ eval: { samples: 4 } })?.details).toMatchObject({ field: 'eval.samples' });
+    expect(errorOf({ eval: { samples: 4, temperature: 0 } })?.details).toMatchObject({ field: 'eval.samples' });
     expect(errorOf({ eval: { samples: 4, temperature: 0.6 } })).toBeUndefined();
     expect(errorOf({ task: { source: 'file' } })?.details).toMatchObject({ field: 'task.file' });
   });

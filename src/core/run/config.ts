@@ -93,9 +93,9 @@ const SelfCorrectionConfig = z.strictObject({
 });
 
 const EvalConfig = z.strictObject({
-  everySteps: int().min(0).default(10).describe('evaluate every N steps; 0 = only before and after'),
-  samples: int().positive().default(1).describe('k samples per question for avg@k / maj@k / pass@k (THOR reports avg@4)'),
-  temperature: z.number().min(0).default(0).describe('0 = greedy (ToRL reports greedy)'),
+  everySteps: int().min(0).default(20).describe('evaluate every N steps; 0 = only before and after'),
+  samples: int().positive().default(4).describe('k samples per question for avg@k / maj@k / pass@k (THOR reports avg@4; 1 with temperature 0 = greedy)'),
+  temperature: z.number().min(0).default(1.0).describe('sampling temperature at evaluation: 1.0 evaluates the policy as RL samples it (THOR); 0 = greedy with samples = 1 (ToRL)'),
   topP: z.number().gt(0).max(1).default(1.0).describe('nucleus sampling at evaluation'),
   selfCorrection: z.boolean().default(false).describe('THOR self-correction at inference'),
   benchmarks: z.array(z.string()).default([]).describe('extra benchmark files to evaluate (e.g. data/benchmarks/gsm8k-test.jsonl)'),
