@@ -157,7 +157,7 @@ describe('the lab at work in headless Chromium', () => {
     expect(run.name).toBe('e2e two steps');
     expect(run.metrics.map((m) => m.step)).toEqual([1, 2]);
     expect(run.rollouts.map((d) => d.step)).toEqual([1, 2]);
-    expect(Object.keys(run.checkpoint ?? {}).sort()).toEqual(['char_tokenizer.json', 'config.json', 'model.safetensors']);
+    expect(Object.keys(run.checkpoint ?? {}).sort()).toEqual(['char_tokenizer.json', 'config.json', 'model.safetensors', 'optimizer.safetensors']);
     expect(run.report).toContain('2 steps');
     expect(run.config).toMatchObject({ steps: 2, rollout: { groupSize: 2 } });
 

@@ -9,7 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { CONTROL } from '../../src/app/services/control';
 import { LabService, type HeldOutFigures, type TrainEvents, type TrainState } from '../../src/app/services/lab-service';
 import { generateTasks } from '../../src/core/data/tasks';
-import { countParameters } from '../../src/core/model/config';
+import { readSafetensorsHeader } from '../../src/core/model/safetensors';
+import { countParameters, parameterShapes } from '../../src/core/model/config';
 import { parseRunConfig } from '../../src/core/run/config';
 import type { StepMetrics } from '../../src/core/run/runfile';
 import { MemoryFiles } from '../../src/core/files';
@@ -155,6 +156,12 @@ describe('lab service', () => {
     const out = await run;
     expect(out).toMatchObject({ runId: id, state: 'stopped', steps: 1 });
     expect((await store.list())[0].live).toMatchObject({ status: 'stopped', checkpointStep: 1 });
+    // the checkpoint keeps the optimiser's moments: two per parameter, with the update count
+    const optimizerFile = (await store.getCheckpoint(id))?.['optimizer.safetensors'];
+    expect(optimizerFile).toBeDefined();
+    const stoppedAt = readSafetensorsHeader(optimizerFile!, 'optimizer.safetensors');
+    expect(stoppedAt.entries.length).toBe(2 * parameterShapes(service.model()!.config).size);
+    expect(Number(stoppedAt.metadata.step)).toBeGreaterThanOrEqual(0);
 
     // resume: the checkpoint goes back into the worker, and the run goes on to its last step
     const loaded = await service.loadStoredModel(id);
@@ -164,6 +171,10 @@ describe('lab service', () => {
     expect(resumed).toMatchObject({ runId: id, state: 'finished', steps: 2 });
     expect(more.steps.map((m) => m.step)).toEqual([2]);
     expect((await store.getMetrics(id)).map((m) => m.step)).toEqual([1, 2]);
+    // the resumed run went on with the stored moments, not fresh ones
+    expect(more.phases.has('optimizer moments restored')).toBe(true);
+    const endedAt = readSafetensorsHeader((await store.getCheckpoint(id))!['optimizer.safetensors'], 'optimizer.safetensors');
+    expect(Number(endedAt.metadata.step)).toBeGreaterThanOrEqual(Number(stoppedAt.metadata.step));
   });
 
   it('cuts a step short when stopped mid-rollout, leaving the weights and tensors as they were', async () => {

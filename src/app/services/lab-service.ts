@@ -23,7 +23,7 @@ import { loadModelFolder, saveModelFolder, type ModelFolder } from '../../core/m
 import { countParameters, type ModelConfig } from '../../core/model/config';
 import { newModelConfig, type NewModelSize } from '../lib/newmodel';
 import { Transformer } from '../../core/model/transformer';
-import { AdamW } from '../../core/optim/adamw';
+import { AdamW, type AdamWState } from '../../core/optim/adamw';
 import { sandboxChecker } from '../../core/reward/sandbox-checker';
 import { gradeRecords } from '../../core/rl/grade';
 import type { CodeCorrectnessTable } from '../../core/rl/metrics';
@@ -33,6 +33,7 @@ import type { TrajectoryRecord } from '../../core/rl/types';
 import { createRng } from '../../core/rng';
 import { defaultRunConfig, parseRunConfig, type RunConfig } from '../../core/run/config';
 import { renderReport } from '../../core/run/report';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../core/model/safetensors';
 import { newRunId, type CheckpointFiles, type StepMetrics } from '../../core/run/runfile';
 import type { PoolHealth, PythonPool } from '../../core/sandbox/pool';
 import type { Executor, SandboxInfo } from '../../core/sandbox/types';
@@ -201,6 +202,10 @@ function checkJobSettings(s: { temperature: number; maxTokens: number; maxToolCa
 
 const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
+/** The optimiser's moments in a run's checkpoint, and the largest size stored (2 moments × 4 bytes per parameter). */
+const OPTIMIZER_FILE = 'optimizer.safetensors';
+const MAX_STORED_MOMENT_BYTES = 512 * 1024 * 1024;
+
 export class LabService {
   private backend: BackendInfo | undefined;
   private policy: Policy | undefined;
@@ -210,6 +215,9 @@ export class LabService {
   private store: Promise<RunStore> | undefined;
   private job: string | undefined;
   private control: Int32Array = new Int32Array(1);
+  /** The optimiser of the RL run in progress (its moments go into checkpoints), then its final state. */
+  private runOptimizer: { optimizer: AdamW; key: (v: tf.Variable) => string } | undefined;
+  private endedRunOptimizer: AdamWState | undefined;
   private wake: (() => void) | undefined;
 
   constructor(private readonly env: LabServiceEnv) {}
@@ -372,7 +380,24 @@ export class LabService {
     const sink = new MemoryFiles('checkpoint');
     const folder: ModelFolder = { config: model.cfg, weights: await model.exportWeights(), tokenizer };
     await saveModelFolder(sink, folder);
-    return Object.fromEntries(sink.files);
+    const files: CheckpointFiles = Object.fromEntries(sink.files);
+    // An RL run's checkpoint also keeps the optimiser's moments, so a resumed run goes on as it was
+    // (unless they would be too large to store in the browser).
+    const live = this.runOptimizer;
+    if ((live || this.endedRunOptimizer) && 2 * 4 * model.numParameters() <= MAX_STORED_MOMENT_BYTES) {
+      const state = live ? await live.optimizer.exportState(live.key) : this.endedRunOptimizer!;
+      files[OPTIMIZER_FILE] = writeSafetensors(state.moments, { step: String(state.step), layout: 'AdamW moments m.NAME / v.NAME, device layout' });
+    }
+    return files;
+  }
+
+  /** Gives a resumed run's optimiser the moments stored with its checkpoint, when there are some. */
+  private async restoreOptimizer(runId: string, optimizer: AdamW, key: (v: tf.Variable) => string): Promise<boolean> {
+    const bytes = (await (await this.runStore()).getCheckpoint(runId))?.[OPTIMIZER_FILE];
+    if (!bytes) return false;
+    const header = readSafetensorsHeader(bytes, OPTIMIZER_FILE);
+    optimizer.importState({ step: Number(header.metadata.step), moments: readSafetensors(bytes, OPTIMIZER_FILE) }, key, OPTIMIZER_FILE);
+    return true;
   }
 
   // ---- jobs -------------------------------------------------------------------------------
@@ -608,6 +633,8 @@ export class LabService {
         await store.setLive(runId, { ...live('failed', message), checkpointStep: checkpointed }).catch(() => undefined);
         events.state('failed', message);
         throw e;
+      } finally {
+        this.endedRunOptimizer = undefined;
       }
     });
   }
@@ -679,7 +706,13 @@ export class LabService {
         throw e;
       }
     };
+    const key = (v: tf.Variable) => model.nameOf(v) ?? v.name;
     try {
+      if (req.resume) {
+        const restored = await this.restoreOptimizer(req.resume.runId, trainer.optimizer, key);
+        events.progress(restored ? 'optimizer moments restored' : 'optimizer moments start afresh (none stored)', 1, 1);
+      }
+      this.runOptimizer = { optimizer: trainer.optimizer, key };
       if (fromStep === 0) {
         const before = await heldOut();
         if (before) onHeldOutBefore(before);
@@ -702,6 +735,9 @@ export class LabService {
       }
       return 'done';
     } finally {
+      // The run's last checkpoint is taken after this returns: it gets the moments as they are now.
+      if (this.runOptimizer) this.endedRunOptimizer = await this.runOptimizer.optimizer.exportState(key).catch(() => undefined);
+      this.runOptimizer = undefined;
       trainer.dispose();
       reference?.dispose();
     }

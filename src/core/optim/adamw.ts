@@ -5,6 +5,14 @@
  *   w ← w - lr·wd·w - lr·(m / (1-β1ᵗ)) / (sqrt(v / (1-β2ᵗ)) + ε)
  */
 import * as tf from '@tensorflow/tfjs';
+import { LabError } from '../errors';
+import type { WeightMap } from '../model/weights';
+
+/** The optimiser's state outside the device: step count and moments `m.KEY` / `v.KEY` per variable. */
+export interface AdamWState {
+  step: number;
+  moments: WeightMap;
+}
 
 export interface AdamWConfig {
   beta1?: number;
@@ -61,6 +69,38 @@ export class AdamW {
         s.variable.assign(tf.sub(decayed, tf.mul(update, lr)));
       });
     }
+  }
+
+  /** A copy of the state; `key` names each variable (e.g. its parameter name) stably across models. */
+  async exportState(key: (variable: tf.Variable) => string): Promise<AdamWState> {
+    const moments: WeightMap = new Map();
+    for (const s of this.slots.values()) {
+      const k = key(s.variable);
+      moments.set(`m.${k}`, { shape: [...s.m.shape], data: Float32Array.from((await s.m.data()) as Float32Array) });
+      moments.set(`v.${k}`, { shape: [...s.v.shape], data: Float32Array.from((await s.v.data()) as Float32Array) });
+    }
+    return { step: this.step, moments };
+  }
+
+  /** Restores a state from exportState; every variable's moments must be there with its shape. */
+  importState(state: AdamWState, key: (variable: tf.Variable) => string, file = 'optimizer state'): void {
+    if (!Number.isInteger(state.step) || state.step < 0) throw new LabError('optimizer', 'the step count is not a whole number', { file, field: 'step', expected: 'an integer >= 0', found: String(state.step) });
+    const checked = [...this.slots.values()].map((s) => {
+      const k = key(s.variable);
+      const [m, v] = [state.moments.get(`m.${k}`), state.moments.get(`v.${k}`)];
+      for (const [name, t] of [[`m.${k}`, m], [`v.${k}`, v]] as const) {
+        if (!t) throw new LabError('optimizer', 'a moment is missing', { file, field: name, expected: `[${s.variable.shape.join(', ')}]`, found: 'nothing' });
+        if (t.shape.join() !== s.variable.shape.join()) throw new LabError('optimizer', 'a moment has the wrong shape', { file, field: name, expected: `[${s.variable.shape.join(', ')}]`, found: `[${t.shape.join(', ')}]` });
+      }
+      return { s, m: m!, v: v! };
+    });
+    for (const { s, m, v } of checked) {
+      tf.tidy(() => {
+        s.m.assign(tf.tensor(m.data, s.variable.shape, 'float32'));
+        s.v.assign(tf.tensor(v.data, s.variable.shape, 'float32'));
+      });
+    }
+    this.step = state.step;
   }
 
   dispose(): void {
