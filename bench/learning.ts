@@ -84,7 +84,9 @@ export async function runVariant(variant: string, minutes: number, maxSteps: num
   try {
     const data = await loadProblems(cfg);
     const m = await loadModel(modelDir);
-    const env = { model: m.model, tokenizer: m.tokenizer, executor: pool, checker };
+    // The frozen reference for a KL term (grpo.klCoef > 0): a second copy of the starting weights.
+    const reference = cfg.grpo.klCoef > 0 ? (await loadModel(modelDir)).model : undefined;
+    const env = { model: m.model, tokenizer: m.tokenizer, executor: pool, checker, reference };
     const evalNow = async (how: 'sampled' | 'greedy' | 'self-correction') => {
       const overrides = how === 'greedy' ? { temperature: 0, samples: 1 } : how === 'self-correction' ? { selfCorrection: { ...cfg.selfCorrection } } : {};
       const r = await evaluate(env, data.test, evalSettingsOf(cfg, overrides), rewardOptions(cfg));
@@ -134,6 +136,7 @@ export async function runVariant(variant: string, minutes: number, maxSteps: num
     console.log(`[${variant}] ${steps} steps in ${trainMinutes.toFixed(1)} min: accuracy ${before.accuracy.toFixed(3)} -> ${after.accuracy.toFixed(3)} (greedy ${beforeGreedy.accuracy.toFixed(3)} -> ${afterGreedy.accuracy.toFixed(3)})`);
     trainer.dispose();
     m.model.dispose();
+    reference?.dispose();
     return result;
   } finally {
     await pool.close();
@@ -179,11 +182,11 @@ export async function main(argv: string[]): Promise<void> {
   const results = variants.map(read);
   const by = Object.fromEntries(results.map((r) => [r.variant, r]));
   const summary: Record<string, number> = {};
-  const main = by.thor ?? by.grpo ?? results[0];
+  const headline = by.thor ?? by.grpo ?? results[0];
   const n = (v: number | null | undefined) => v ?? 0;
-  summary.accuracy_before = n(main.before.accuracy);
-  summary.code_ratio_before = n(main.before.code_ratio);
-  summary.pass_ratio_before = n(main.before.pass_ratio);
+  summary.accuracy_before = n(headline.before.accuracy);
+  summary.code_ratio_before = n(headline.before.code_ratio);
+  summary.pass_ratio_before = n(headline.before.pass_ratio);
   if (by.thor) {
     summary.accuracy_after = n(by.thor.after.accuracy);
     summary.code_ratio_after = n(by.thor.after.code_ratio);
@@ -204,7 +207,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const chart = (title: string, key: 'accuracy' | 'code_ratio') =>
     svgLineChart(title, results.map((r) => ({ name: r.variant, points: r.evalCurve.map((e) => [e.step, e[key] ?? NaN] as [number, number]) })), 'RL step');
-  writeFileSync(join(RESULTS_DIR, 'learning-accuracy.svg'), chart(`held-out accuracy (avg@${values.samples}, T = ${main.config.eval.temperature})`, 'accuracy'));
+  writeFileSync(join(RESULTS_DIR, 'learning-accuracy.svg'), chart(`held-out accuracy (avg@${values.samples}, T = ${headline.config.eval.temperature})`, 'accuracy'));
   writeFileSync(join(RESULTS_DIR, 'learning-code-ratio.svg'), chart('held-out code ratio', 'code_ratio'));
   const backend = await nodeBackend();
   writeResult(
@@ -215,7 +218,7 @@ export async function main(argv: string[]): Promise<void> {
       backend: backend.name,
       budget_minutes: Number(values.minutes),
       tool_variants_in_parallel: timed.length,
-      eval: `${values.test} held-out questions; headline: avg@${values.samples} at temperature ${main.config.eval.temperature}; also greedy`,
+      eval: `${values.test} held-out questions; headline: avg@${values.samples} at temperature ${headline.config.eval.temperature}; also greedy`,
       settings: (values.set ?? []).join(' ') || 'LEARNING_CONFIG',
     }),
   );

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { sandboxChecker } from '../core/reward/sandbox-checker';
 import { GrpoTrainer } from '../core/rl/trainer';
-import { evaluate, evalSettingsOf, evalSummary } from '../core/eval/evaluate';
+import { evaluate, evalSettingsOf, evalSummary, evaluationDue } from '../core/eval/evaluate';
 import { rewardOptions } from '../core/rl/trainer';
 import { createNodePythonPool } from '../node/python';
 import { loadModel, loadProblems, nodeBackend, parseBackend, DEFAULT_MODEL_DIR } from '../node/lab';
@@ -52,9 +52,8 @@ export const trainCommand: Subcommand = {
           `step ${s}/${config.steps}  reward ${fmt(metrics.reward_mean)}  acc ${fmt(metrics.accuracy)}  code ${fmt(metrics.code_ratio)}  pass ${fmt(metrics.pass_ratio)}  ` +
             `len ${fmt(metrics.response_length_mean, 0)}  ${fmt(metrics.time_step_s, 1)} s  ETA ${(eta / 60000).toFixed(1)} min`,
         );
-        if (config.eval.everySteps > 0 && s % config.eval.everySteps === 0 && s < config.steps) await runEval(s);
+        if (evaluationDue(s, config.steps, config.eval.everySteps)) await runEval(s);
       }
-      await runEval(config.steps);
       await run.writeCheckpoint({ config: model.cfg, weights: await model.exportWeights(), tokenizer });
       console.log(`report: ${await run.writeReport(`THOR Lab run ${name}`)}`);
       return 0;

@@ -98,8 +98,8 @@ describe('the lab at work in headless Chromium', () => {
       await expect.poll(() => chart.locator('.empty').count()).toBe(0);
       expect(await chart.locator('canvas').count()).toBe(1);
     }
-    // the held-out split was evaluated before the first step (eval.everySteps = 20 > 2 steps)
-    expect(await train.getByTestId('train-heldout').textContent()).toMatch(/held-out \(\d+ test problems\) before training: accuracy (0|1)\.\d{3}, code (0|1)\.\d{2}/);
+    // held-out evaluation before the first step and after the last (eval.everySteps = 20 > 2 steps)
+    expect(await train.getByTestId('train-heldout').textContent()).toMatch(/held-out \(\d+ test problems\) after step 2: accuracy (0|1)\.\d{3}, code (0|1)\.\d{2}/);
     expect(await charts.filter({ hasText: 'Accuracy' }).first().locator('.u-legend').textContent()).toContain('held-out');
     await screenshot(page, 'lab-train');
 

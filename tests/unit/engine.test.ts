@@ -9,7 +9,7 @@ import { createRng } from '../../src/core/rng';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { Generation, generate } from '../../src/core/engine/generation';
-import { capacityBucket, chooseStepLength, stepArrays } from '../../src/core/engine/kvcache';
+import { capacityBucket, chooseStepLength, STEP_OVERHEAD, stepArrays } from '../../src/core/engine/kvcache';
 import { greedyNextTokens, greedyReforward } from '../../src/core/engine/reforward';
 import { logSumExp, sampleToken } from '../../src/core/engine/sampling';
 import { findStop } from '../../src/core/engine/stop';
@@ -213,8 +213,10 @@ describe('buckets and step inputs', () => {
     expect(chooseStepLength([20, ...Array(47).fill(1)], 64)).toBe(1);
     // Every row prefilling a 50-token prompt: steps of 16.
     expect(chooseStepLength(Array(48).fill(50), 64)).toBe(16);
-    // Only rows with tool output left: they take it in one go.
+    // Only rows with tool output left: steps of 16.
     expect(chooseStepLength([20, 0, 0, 30], 64)).toBe(16);
+    // With a GPU's larger fixed cost per step, a whole batch's prompts go in one step.
+    expect(chooseStepLength(Array(48).fill(50), 64, STEP_OVERHEAD.gpu)).toBe(64);
   });
 
   it('writes each row at its own positions and masks slots beyond them; padding goes to the spare slot', () => {

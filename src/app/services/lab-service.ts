@@ -17,7 +17,7 @@ import { buildDemonstrations } from '../../core/data/corpus';
 import type { Task } from '../../core/data/tasks';
 import type { Problem } from '../../core/data/types';
 import { LabError } from '../../core/errors';
-import { evaluate, evalSettingsOf, evalSummary } from '../../core/eval/evaluate';
+import { evaluate, evalSettingsOf, evalSummary, evaluationDue } from '../../core/eval/evaluate';
 import { MemoryFiles, type FileSource } from '../../core/files';
 import { loadModelFolder, saveModelFolder, type ModelFolder } from '../../core/model/checkpoint';
 import { countParameters, type ModelConfig } from '../../core/model/config';
@@ -46,6 +46,7 @@ import { pickedFilesSource } from '../lib/files';
 import { addExecution, addToken, emptyLiveRow, liveRecord } from '../lib/live';
 import type { LiveRunState, RunStore } from '../lib/runstore';
 import { CONTROL } from './control';
+import { nextMacrotask } from '../../core/tick';
 import type { SandboxCapabilities } from './python';
 
 export interface PythonSandboxHandle {
@@ -134,6 +135,7 @@ export interface TrainEvents {
 
 /** Held-out evaluation during an RL run, as metric keys. */
 export interface HeldOutFigures {
+  heldout_questions: number;
   heldout_accuracy: number;
   heldout_code_ratio: number | null;
   heldout_pass_ratio: number | null;
@@ -200,11 +202,13 @@ function checkJobSettings(s: { temperature: number; maxTokens: number; maxToolCa
   if (!Number.isInteger(s.seed) || s.seed < 0) throw bad('seed', 'a whole number ≥ 0', s.seed);
 }
 
-const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 /** The optimiser's moments in a run's checkpoint, and the largest size stored (2 moments × 4 bytes per parameter). */
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const MAX_STORED_MOMENT_BYTES = 512 * 1024 * 1024;
+/** Held-out questions evaluated during an RL run (avg@k over more says little more, and costs k rollouts each). */
+const HELD_OUT_MAX_QUESTIONS = 200;
+const momentsFit = (model: Transformer) => 2 * 4 * model.numParameters() <= MAX_STORED_MOMENT_BYTES;
 
 export class LabService {
   private backend: BackendInfo | undefined;
@@ -384,7 +388,7 @@ export class LabService {
     // An RL run's checkpoint also keeps the optimiser's moments, so a resumed run goes on as it was
     // (unless they would be too large to store in the browser).
     const live = this.runOptimizer;
-    if ((live || this.endedRunOptimizer) && 2 * 4 * model.numParameters() <= MAX_STORED_MOMENT_BYTES) {
+    if ((live || this.endedRunOptimizer) && momentsFit(model)) {
       const state = live ? await live.optimizer.exportState(live.key) : this.endedRunOptimizer!;
       files[OPTIMIZER_FILE] = writeSafetensors(state.moments, { step: String(state.step), layout: 'AdamW moments m.NAME / v.NAME, device layout' });
     }
@@ -688,11 +692,12 @@ export class LabService {
     };
     const trainer = new GrpoTrainer(env, config, req.train);
     trainer.step = fromStep;
-    const every = config.eval.everySteps;
-    const test = req.test ?? [];
-    // Held-out evaluation; a pause or stop during it skips it (the run itself is not affected).
+    // At most HELD_OUT_MAX_QUESTIONS (an uploaded benchmark can hold thousands).
+    const test = (req.test ?? []).slice(0, HELD_OUT_MAX_QUESTIONS);
+    // Held-out evaluation (before the first step, every eval.everySteps, after the last); a pause or
+    // stop during it skips it (the run itself is not affected).
     const heldOut = async (): Promise<HeldOutFigures | undefined> => {
-      if (test.length === 0 || every <= 0) return undefined;
+      if (test.length === 0) return undefined;
       try {
         const r = await evaluate(
           { ...env, onProgress: (done, total) => env.onProgress?.('held-out evaluation', done, total) },
@@ -700,17 +705,19 @@ export class LabService {
           evalSettingsOf(config),
           rewardOptions(config),
         );
-        return { heldout_accuracy: r.accuracy, heldout_code_ratio: r.metrics.code_ratio, heldout_pass_ratio: r.metrics.pass_ratio };
+        return { heldout_questions: test.length, heldout_accuracy: r.accuracy, heldout_code_ratio: r.metrics.code_ratio, heldout_pass_ratio: r.metrics.pass_ratio };
       } catch (e) {
         if (watcher.signal.aborted && e === watcher.signal.reason) return undefined;
         throw e;
       }
     };
     const key = (v: tf.Variable) => model.nameOf(v) ?? v.name;
+    let failed = false;
     try {
       if (req.resume) {
-        const restored = await this.restoreOptimizer(req.resume.runId, trainer.optimizer, key);
-        events.progress(restored ? 'optimizer moments restored' : 'optimizer moments start afresh (none stored)', 1, 1);
+        // Moments that cannot be read or do not fit this model are not worth failing the run for.
+        const restored = await this.restoreOptimizer(req.resume.runId, trainer.optimizer, key).catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+        events.progress(restored === true ? 'optimizer moments restored' : `optimizer moments start afresh (${restored === false ? 'none stored' : restored})`, 1, 1);
       }
       this.runOptimizer = { optimizer: trainer.optimizer, key };
       if (fromStep === 0) {
@@ -729,14 +736,17 @@ export class LabService {
           if (watcher.signal.aborted && e === watcher.signal.reason) continue;
           throw e;
         }
-        const figures = every > 0 && result.step % every === 0 ? await heldOut() : undefined;
+        const figures = evaluationDue(result.step, config.steps, config.eval.everySteps) ? await heldOut() : undefined;
         await onStep(result.step, { ...result.metrics, ...figures, step: result.step }, result.records);
-        await yieldToEvents();
+        await nextMacrotask();
       }
       return 'done';
+    } catch (e) {
+      failed = true;
+      throw e;
     } finally {
       // The run's last checkpoint is taken after this returns: it gets the moments as they are now.
-      if (this.runOptimizer) this.endedRunOptimizer = await this.runOptimizer.optimizer.exportState(key).catch(() => undefined);
+      if (this.runOptimizer && !failed && momentsFit(model)) this.endedRunOptimizer = await this.runOptimizer.optimizer.exportState(key).catch(() => undefined);
       this.runOptimizer = undefined;
       trainer.dispose();
       reference?.dispose();
@@ -769,7 +779,7 @@ export class LabService {
         async (st) => {
           events.progress('update', st.step + 1, sft.steps);
           await onStep(st.step + 1, { step: st.step + 1, loss: st.loss, grad_norm: st.gradNorm, lr: st.lr, tokens_trained: st.tokens, time_update_s: st.seconds, time_step_s: st.seconds, sequences: seqs.length });
-          await yieldToEvents();
+          await nextMacrotask();
           if ((await this.pausePoint(events, mark)) === 'stop') throw new Interrupted('stop');
         },
       );

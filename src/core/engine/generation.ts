@@ -19,7 +19,7 @@ import { LabError } from '../errors';
 import { createRng, type Rng } from '../rng';
 import type { Tokenizer } from '../tokenizer/types';
 import type { Transformer } from '../model/transformer';
-import { KVCache, chooseStepLength, stepTensors, type RowFeed } from './kvcache';
+import { KVCache, chooseStepLength, STEP_OVERHEAD, stepTensors, type RowFeed } from './kvcache';
 import { DEFAULT_SAMPLING, sampleToken, type Candidates, type SamplingParams } from './sampling';
 import { findStop, stopWindow, type Decode } from './stop';
 
@@ -100,6 +100,7 @@ export class Generation {
   private readonly decode?: Decode;
   private readonly onStop: 'finish' | 'pause';
   private readonly chunk: number;
+  private readonly stepOverhead: number;
   private readonly maxPositions: number;
 
   constructor(model: Transformer, requests: (number[] | RowRequest)[], options: GenerationOptions) {
@@ -108,6 +109,7 @@ export class Generation {
     this.maxPositions = cfg.max_position_embeddings;
     this.onStop = options.onStop ?? 'finish';
     this.chunk = Math.max(1, options.prefillChunk ?? 64);
+    this.stepOverhead = ['webgpu', 'webgl'].includes(tf.getBackend()) ? STEP_OVERHEAD.gpu : STEP_OVERHEAD.cpu;
     const tokenizer = typeof options.decode === 'object' ? options.decode : undefined;
     this.decode = tokenizer ? (ids) => tokenizer.decode(ids) : (options.decode as Decode | undefined);
     const configEos = cfg.eos_token_id ?? tokenizer?.eosId;
@@ -178,12 +180,13 @@ export class Generation {
   }
 
   /**
-   * One forward over the batch: every active row feeds its uncached tokens (up to the prefill chunk),
-   * and each row whose tokens are then all cached samples its next token.
+   * One forward over the batch: every active row feeds up to `length` of its uncached tokens (the
+   * length chooseStepLength finds cheapest for what the rows have waiting, at most the prefill
+   * chunk), and each row whose tokens are then all cached samples its next token.
    */
   async step(): Promise<GenerationEvent[]> {
     const feeding = this.rows.map((r) => (r.status === 'active' ? r.tokens.length - r.cached : 0));
-    const length = chooseStepLength(feeding, this.chunk);
+    const length = chooseStepLength(feeding, this.chunk, this.stepOverhead);
     if (length === 0) return [];
     const feeds: RowFeed[] = this.rows.map((r, b) => ({ start: r.cached, tokens: r.tokens.slice(r.cached, r.cached + Math.min(feeding[b], length)) }));
     this.cache.ensure(Math.max(...feeds.map((f) => f.start + f.tokens.length)) + 1);

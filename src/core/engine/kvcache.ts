@@ -23,23 +23,27 @@ export function capacityBucket(needed: number, maxPositions: number): number {
   return Math.min(c, maxPositions + 1);
 }
 
-/** A step's fixed cost (op launches, sampling) in units of one fed position; see chooseStepLength. */
-const STEP_OVERHEAD = 3;
+/**
+ * A step's fixed cost (op launches, sampling, a read back) in units of one fed position, per backend
+ * kind; see chooseStepLength. On the CPU (wasm) compute grows with every position; on a GPU the
+ * fixed cost dominates, so longer steps pay off sooner.
+ */
+export const STEP_OVERHEAD = { cpu: 3, gpu: 16 } as const;
 
 /**
  * Positions fed per row this step, given how many tokens each row has waiting (0: none). Every row
  * of the batch computes `length` positions, so a long step for one row's tool output would make every
  * decoding row pay for it; the length that feeds the most waiting tokens per unit of cost
- * (length + STEP_OVERHEAD) wins, the longer one on ties. Candidates are the step-length buckets.
+ * (length + overhead) wins, the longer one on ties. Candidates are the step-length buckets.
  */
-export function chooseStepLength(waiting: readonly number[], chunk: number): number {
+export function chooseStepLength(waiting: readonly number[], chunk: number, overhead: number = STEP_OVERHEAD.cpu): number {
   const most = Math.max(0, ...waiting);
   if (most === 0) return 0;
   let best = 1;
   let bestScore = -1;
   for (let t = 1; ; t = t * 4 < chunk ? t * 4 : chunk) {
     const fed = waiting.reduce((sum, w) => sum + Math.min(w, t), 0);
-    const score = fed / (t + STEP_OVERHEAD);
+    const score = fed / (t + overhead);
     if (score >= bestScore) [best, bestScore] = [t, score];
     if (t >= chunk || t >= most) break;
   }

@@ -96,6 +96,11 @@ export function evalSettingsOf(c: RunConfig, overrides: Partial<EvalSettings> = 
   };
 }
 
+/** Held-out evaluation points of a run: before the first step (0), every `every` steps, and after the last. */
+export function evaluationDue(step: number, steps: number, every: number): boolean {
+  return step === 0 || step === steps || (every > 0 && step % every === 0);
+}
+
 /** The flat figures of an evaluation, for metrics files and reports. */
 export function evalSummary(r: EvalResult): Record<string, number | null> {
   return {

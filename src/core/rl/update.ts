@@ -26,12 +26,16 @@ import type { ClipOptions, KlEstimator, LossAggregation } from './losses';
 /** Log-ratios are clamped before exp (verl clamps to ±20) so a stray token cannot overflow. */
 const LOG_RATIO_CLAMP = 20;
 
+/** The temperature log-probabilities are taken at: the sampling one, or 1 for greedy rollouts (T = 0). */
+const scoringTemperature = (t: number | undefined) => (t !== undefined && t > 0 ? t : 1);
+
 /** Logits [B·(T-1), V] predicting tokens 1..T-1, divided by the sampling temperature (as verl does). */
 function shiftedLogits(model: Transformer, ids: tf.Tensor2D, temperature: number): tf.Tensor2D {
   const [B, T] = ids.shape;
   const V = model.cfg.vocab_size;
   const logits = tf.reshape(tf.slice(model.logits(ids), [0, 0, 0], [B, T - 1, V]), [-1, V]) as tf.Tensor2D;
-  return temperature === 1 ? logits : tf.div(logits, temperature);
+  const t = scoringTemperature(temperature);
+  return t === 1 ? logits : tf.div(logits, t);
 }
 
 /**
@@ -181,7 +185,7 @@ function microBatchLoss(model: Transformer, m: MicroInputs, s: PolicyLossSetting
   const old = tf.tensor2d(m.old, shape);
   let logp: tf.Tensor2D;
   let entropy: tf.Tensor | undefined;
-  const temperature = s.temperature ?? 1;
+  const temperature = scoringTemperature(s.temperature);
   if (s.entropyCoef > 0) {
     const logits = shiftedLogits(model, ids, temperature);
     const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D;

@@ -23,7 +23,7 @@ function niceNumber(v: number): string {
 export function niceTicks(lo: number, hi: number, count = 4): number[] {
   const raw = (hi - lo) / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((v) => v >= raw * (1 - 1e-9)) ?? 10 * magnitude;
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((v) => v >= raw * (1 - 1e-9))!;
   const first = Math.floor(lo / step + 1e-9);
   const last = Math.ceil(hi / step - 1e-9);
   return Array.from({ length: last - first + 1 }, (_, i) => Number(((first + i) * step).toPrecision(12)));

@@ -5,6 +5,7 @@
  * THOR's self-correction at inference (§5: a failed step is rewound and regenerated) and THOR's
  * step-level continuations (§4: one tool call, stop right after executing).
  */
+import { nextMacrotask } from '../tick';
 import type { Transformer } from '../model/transformer';
 import type { Tokenizer } from '../tokenizer/types';
 import type { Executor } from '../sandbox/types';
@@ -291,9 +292,4 @@ export function policyText(record: Pick<TrajectoryRecord, 'segments'>): string {
 export function endsInOpenCode(text: string): boolean {
   const open = text.lastIndexOf(CODE_OPEN);
   return open >= 0 && text.indexOf(CODE_CLOSE, open + CODE_OPEN.length) < 0;
-}
-
-/** Resolves after pending macrotasks (worker messages) have had their turn. */
-function nextMacrotask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
