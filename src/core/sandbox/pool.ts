@@ -328,7 +328,11 @@ export class PythonPool implements Executor {
         failStart = (reason) => reject(new Error(reason));
       });
       worker.onExit((reason) => {
-        if (slot.worker !== current) return;
+        // Closed while starting: settle the start now, or its start timeout would keep the process alive.
+        if (slot.worker !== current) {
+          if (this.closed) failStart?.(reason);
+          return;
+        }
         if (slot.state === 'starting') failStart?.(reason);
         else if (slot.onExit) slot.onExit(reason);
         else if (slot.state === 'idle' && !this.closed) this.replaceWorker(slot);
