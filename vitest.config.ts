@@ -15,13 +15,16 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node' },
+        // Unit tests first, then the browser tests: run side by side, a CPU-bound browser (SwiftShader)
+        // starves the sandbox's timing tests on a 2-core machine.
+        test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node', sequence: { groupOrder: 0 } },
       },
       {
         extends: true,
         test: {
           name: 'e2e',
           include: ['tests/e2e/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
           environment: 'node',
           globalSetup: ['tests/e2e/global-setup.ts'],
           // One browser at a time: SwiftShader WebGPU is CPU-bound and the machine has 2 cores.
