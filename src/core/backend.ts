@@ -23,14 +23,6 @@ export function isSoftwareRenderer(description: string | undefined): boolean {
   return description !== undefined && SOFTWARE_RENDERER.test(description);
 }
 
-/**
- * A GPU backend whose device is emulated on the CPU is tens of times slower than wasm for these
- * models (measured: bench/results/ui.json). Such backends are skipped unless asked for by name.
- */
-export interface BackendProbe {
-  /** Description of the device a GPU backend would run on, or undefined when unknown. */
-  describe(name: BackendName): Promise<string | undefined>;
-}
 
 /** Reads a human description of the WebGPU adapter, if the environment has one. */
 export async function describeWebGPUAdapter(gpu: GPU | undefined): Promise<string | undefined> {
@@ -53,10 +45,19 @@ export async function describeWebGPUAdapter(gpu: GPU | undefined): Promise<strin
 export async function selectBackend(
   order: BackendName[] = DEFAULT_ORDER,
   gpu?: GPU,
-  options: { allowSoftwareGpu?: boolean; probe?: BackendProbe } = {},
+  options: {
+    /**
+     * A GPU backend whose device is emulated on the CPU is tens of times slower than wasm for these
+     * models (bench/results/ui.json); it is skipped unless this is set (a backend asked for by name).
+     */
+    allowSoftwareGpu?: boolean;
+    /** The WebGL renderer string, where the environment can read one (browsers). */
+    webglRenderer?: () => string | undefined;
+  } = {},
 ): Promise<BackendInfo> {
   const tried: BackendInfo['tried'] = [];
-  const probe = options.probe ?? { describe: async (name: BackendName) => (name === 'webgpu' ? describeWebGPUAdapter(gpu).catch(() => undefined) : undefined) };
+  let webgpuAdapter: Promise<string | undefined> | undefined;
+  const webgpuDescription = () => (webgpuAdapter ??= describeWebGPUAdapter(gpu).catch(() => undefined));
   for (const name of order) {
     if (!tf.findBackendFactory(name)) {
       tried.push({ name, ok: false, error: 'not registered in this build' });
@@ -64,7 +65,7 @@ export async function selectBackend(
     }
     const isLast = name === order[order.length - 1];
     if (!options.allowSoftwareGpu && !isLast && (name === 'webgpu' || name === 'webgl')) {
-      const device = await probe.describe(name);
+      const device = name === 'webgpu' ? await webgpuDescription() : options.webglRenderer?.();
       if (isSoftwareRenderer(device)) {
         tried.push({ name, ok: false, error: `its device is a CPU emulation (${device}), much slower than wasm; ?backend=${name} uses it anyway` });
         continue;
@@ -76,7 +77,7 @@ export async function selectBackend(
       await tf.ready();
       await smokeTest();
       tried.push({ name, ok: true });
-      const adapter = name === 'webgpu' ? await describeWebGPUAdapter(gpu) : undefined;
+      const adapter = name === 'webgpu' ? await webgpuDescription() : undefined;
       const failed = tried.filter((t) => !t.ok);
       const reason = failed.length === 0
         ? `${name} is the first choice and works`

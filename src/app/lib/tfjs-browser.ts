@@ -8,7 +8,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import { describeWebGPUAdapter, selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../../core/backend';
+import { selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../../core/backend';
 
 // The multithreaded wasm build starts its pthread workers from its own script URL, which a bundled
 // module worker does not have: it fails there. The single-threaded SIMD build works everywhere.
@@ -40,7 +40,7 @@ export async function selectBrowserBackend(order?: BackendName[]): Promise<Backe
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   const info = await selectBackend(order ?? DEFAULT_ORDER, gpu, {
     allowSoftwareGpu: order !== undefined,
-    probe: { describe: async (name) => (name === 'webgpu' ? describeWebGPUAdapter(gpu).catch(() => undefined) : webglRenderer()) },
+    webglRenderer,
   });
   if (info.name !== 'webgpu' && !gpu) {
     info.reason = `this browser exposes no WebGPU (navigator.gpu is missing${globalThis.isSecureContext ? '' : '; the page is not a secure context'}); ${info.reason}`;

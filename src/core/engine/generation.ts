@@ -49,6 +49,11 @@ export interface GenerationOptions extends RowOptions {
   onStop?: 'finish' | 'pause';
   /** Most tokens one row feeds in one step (prompts and forced tokens go in chunks). Default 64. */
   prefillChunk?: number;
+  /**
+   * A step's fixed cost in fed positions (chooseStepLength); default by backend (STEP_OVERHEAD).
+   * Infinity feeds every row up to the longest waiting feed each step.
+   */
+  stepOverhead?: number;
 }
 
 export type GenerationEvent =
@@ -109,7 +114,7 @@ export class Generation {
     this.maxPositions = cfg.max_position_embeddings;
     this.onStop = options.onStop ?? 'finish';
     this.chunk = Math.max(1, options.prefillChunk ?? 64);
-    this.stepOverhead = ['webgpu', 'webgl'].includes(tf.getBackend()) ? STEP_OVERHEAD.gpu : STEP_OVERHEAD.cpu;
+    this.stepOverhead = options.stepOverhead ?? (['webgpu', 'webgl'].includes(tf.getBackend()) ? STEP_OVERHEAD.gpu : STEP_OVERHEAD.cpu);
     const tokenizer = typeof options.decode === 'object' ? options.decode : undefined;
     this.decode = tokenizer ? (ids) => tokenizer.decode(ids) : (options.decode as Decode | undefined);
     const configEos = cfg.eos_token_id ?? tokenizer?.eosId;

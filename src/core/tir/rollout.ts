@@ -28,6 +28,8 @@ export interface RolloutSettings {
   observation?: Partial<ObservationOptions>;
   /** One Python namespace per trajectory instead of a fresh one per call. */
   statefulPython?: boolean;
+  /** Generation's step cost (GenerationOptions.stepOverhead); default by backend. */
+  stepOverhead?: number;
   /** THOR self-correction: on a failed call, back up and regenerate the step. */
   selfCorrection?: { backtrackTokens: number; maxRetries: number };
   /** THOR step level: end each row right after its first execution (the output is not appended). */
@@ -110,6 +112,7 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
       onStop: 'pause',
       // Every fence pauses the row; the pause handler decides whether a python block just closed.
       stop: usesTools ? [CODE_CLOSE] : [],
+      stepOverhead: s.stepOverhead,
     },
   );
   const states: RowState[] = requests.map(() => ({ calls: 0, scanFrom: 0, floor: 0, retries: 0, executions: [], outputs: [], discarded: [] }));
