@@ -37,6 +37,17 @@ describe('cli exec', () => {
     expect(performance.now() - started).toBeLessThan(60_000);
   });
 
+  it('exits once it has printed, also when the call ended with its worker replaced', () => {
+    // A replaced worker's replacement starts in the background; closing the pool must end that start,
+    // or its start timeout (120 s) would hold the process past spawnSync's 90 s limit (code null).
+    const swallow = cli(['exec', '--timeout', '1000'], 'while True:\n    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n        pass\n');
+    expect(swallow.code).toBe(1);
+    expect(JSON.parse(swallow.stdout.trim())).toMatchObject({ status: 'timeout' });
+    const grow = cli(['exec'], 'a = []\nwhile True:\n    a.append(bytearray(10**7))\n');
+    expect(grow.code).toBe(1);
+    expect(JSON.parse(grow.stdout.trim()).status).toMatch(/^(memory|killed)$/);
+  });
+
   it('refuses bad arguments with exit code 2 and says why', () => {
     const zero = cli(['exec', '--timeout', '0'], 'print(1)');
     expect(zero.code).toBe(2);

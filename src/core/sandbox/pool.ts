@@ -74,6 +74,8 @@ interface Slot {
   sessions: Set<string>;
   /** Set while a call runs: resolves that call when the worker dies under it. */
   onExit?: (reason: string) => void;
+  /** Set while the worker starts: ends the start at once (the pool closed, or the worker died). */
+  abortStart?: (reason: string) => void;
   startFailures: number;
 }
 
@@ -187,6 +189,9 @@ export class PythonPool implements Executor {
     for (const job of this.queue.splice(0)) job.reject(new LabError('sandbox-closed', 'the Python sandbox pool was closed'));
     for (const slot of this.slots) {
       slot.state = 'closed';
+      // A worker terminated on purpose reports no exit: a start in progress is ended here, or its
+      // start timeout would keep the process alive long after the pool closed.
+      slot.abortStart?.('the Python sandbox pool was closed');
       slot.worker?.terminate();
       slot.worker = undefined;
     }
@@ -323,24 +328,21 @@ export class PythonPool implements Executor {
     try {
       worker = this.spawn();
       const current = worker;
-      let failStart: ((reason: string) => void) | undefined;
       const diedStarting = new Promise<never>((_, reject) => {
-        failStart = (reason) => reject(new Error(reason));
+        slot.abortStart = (reason) => reject(new Error(reason));
       });
       worker.onExit((reason) => {
-        // Closed while starting: settle the start now, or its start timeout would keep the process alive.
-        if (slot.worker !== current) {
-          if (this.closed) failStart?.(reason);
-          return;
-        }
-        if (slot.state === 'starting') failStart?.(reason);
+        if (slot.worker !== current) return;
+        if (slot.state === 'starting') slot.abortStart?.(reason);
         else if (slot.onExit) slot.onExit(reason);
         else if (slot.state === 'idle' && !this.closed) this.replaceWorker(slot);
       });
       slot.worker = worker;
       const runtime: RuntimeConfig = { ...this.options.runtime, limits: this.options.limits, interruptBuffer: worker.interruptBuffer };
       const warm = Promise.race([worker.port.init(runtime), diedStarting]);
-      const info = await withTimeout(warm, this.options.startTimeoutMs, 'the Python worker did not become warm in time');
+      const info = await withTimeout(warm, this.options.startTimeoutMs, 'the Python worker did not become warm in time').finally(() => {
+        slot.abortStart = undefined;
+      });
       if (this.closed || slot.worker !== worker) {
         worker.terminate();
         return;
