@@ -29,6 +29,8 @@ export default defineConfig({
           globalSetup: ['tests/e2e/global-setup.ts'],
           // One browser at a time: SwiftShader WebGPU is CPU-bound and the machine has 2 cores.
           maxWorkers: 1,
+          // A browser test trains, reloads and waits on a CPU-bound page: its waits, each bounded, add up to minutes.
+          testTimeout: 360_000,
           fileParallelism: false,
         },
       },

@@ -20,15 +20,19 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineInfo, RESULTS_DIR, writeResult } from './lib';
-import { svgLineChart } from '../src/core/run/report';
-import { parseRunConfig, type RunConfig, type RunConfigInput } from '../src/core/run/config';
-import { GrpoTrainer, rewardOptions } from '../src/core/rl/trainer';
+import { reportFiles, svgLineChart } from '../src/core/run/report';
+import { parseRunConfig, type RunConfig, type RunConfigInput } from '../src/core/config/schema';
+import { applySettings, parseAssignment } from '../src/core/config/settings';
+import { MemoryFiles } from '../src/core/files';
+import { configProblems } from '../src/core/lab/service';
+import { saveModelFolder } from '../src/core/model/checkpoint';
+import { GrpoTrainer } from '../src/core/rl/trainer';
 import { evaluate, evalSettingsOf, evalSummary, type EvalResult } from '../src/core/eval/evaluate';
 import { sandboxChecker } from '../src/core/reward/sandbox-checker';
-import { applySetting } from '../src/cli/args';
+import { selectNodeBackend } from '../src/node/backend';
 import { createNodePythonPool } from '../src/node/python';
-import { loadModel, loadProblems, nodeBackend } from '../src/node/lab';
-import { RunFolder } from '../src/node/runfolder';
+import { loadModel } from '../src/node/lab';
+import { DiskRunStore } from '../src/node/runstore';
 
 /** The run settings of the evidence: RunConfig defaults except where set here. */
 export const LEARNING_CONFIG: RunConfigInput = {
@@ -71,33 +75,36 @@ function configOf(variant: string, testSize: number, samples: number, sets: stri
   const v = VARIANTS[variant];
   if (!v) throw new Error(`unknown variant ${variant} (expected ${Object.keys(VARIANTS).join(', ')})`);
   const input = structuredClone({ ...LEARNING_CONFIG, ...v, task: { ...LEARNING_CONFIG.task, testSize }, eval: { ...LEARNING_CONFIG.eval, samples } }) as Record<string, unknown>;
-  for (const s of sets) applySetting(input, s);
-  return parseRunConfig(input, '--set');
+  return parseRunConfig(applySettings(input, sets.map((s) => parseAssignment(s))), '--set');
 }
 
 /** One variant, in this process: evaluate, train for the budget, evaluate again. */
 export async function runVariant(variant: string, minutes: number, maxSteps: number, testSize: number, samples: number, evalEvery: number, sets: string[], modelDir?: string): Promise<VariantResult> {
-  await nodeBackend();
+  await selectNodeBackend(['wasm', 'cpu']);
   const cfg = configOf(variant, testSize, samples, sets);
   const pool = await createNodePythonPool();
   const checker = sandboxChecker(pool);
   try {
-    const data = await loadProblems(cfg);
+    const data = { train: await configProblems(cfg, 'train'), test: await configProblems(cfg, 'test') };
     const m = await loadModel(modelDir);
     // The frozen reference for a KL term (grpo.klCoef > 0): a second copy of the starting weights.
     const reference = cfg.grpo.klCoef > 0 ? (await loadModel(modelDir)).model : undefined;
     const env = { model: m.model, tokenizer: m.tokenizer, executor: pool, checker, reference };
     const evalNow = async (how: 'sampled' | 'greedy' | 'self-correction') => {
       const overrides = how === 'greedy' ? { temperature: 0, samples: 1 } : how === 'self-correction' ? { selfCorrection: { ...cfg.selfCorrection } } : {};
-      const r = await evaluate(env, data.test, evalSettingsOf(cfg, overrides), rewardOptions(cfg));
+      const r = await evaluate(env, data.test, evalSettingsOf(cfg, overrides), cfg.reward);
       console.log(`[${variant}] eval ${how}: accuracy ${r.accuracy.toFixed(3)} code ${r.metrics.code_ratio?.toFixed(2)} pass ${r.metrics.pass_ratio?.toFixed(2) ?? '—'} (${r.seconds.toFixed(0)} s)`);
       return r;
     };
     const before = await evalNow('sampled');
     const beforeGreedy = await evalNow('greedy');
     const trainer = new GrpoTrainer(env, cfg, data.train);
-    const run = variant === 'thor' ? await RunFolder.create('runs/learning-thor', 'learning-thor', cfg) : undefined;
-    await run?.appendEval({ step: 0, ...evalSummary(before) });
+    // The THOR run is kept as a run folder (runs/learning-thor/), as the lab keeps its runs.
+    const run = variant === 'thor' ? { store: new DiskRunStore('runs'), id: 'learning-thor' } : undefined;
+    if (run) {
+      await run.store.delete(run.id);
+      await run.store.save({ id: run.id, name: run.id, createdAt: new Date().toISOString(), model: modelDir ?? 'thor-tiny (shipped)', state: { status: 'running', mode: 'rl', totalSteps: maxSteps, checkpointStep: 0 }, config: cfg, metrics: [], evals: [{ step: 0, ...evalSummary(before) }], rollouts: [] });
+    }
     const curve: VariantResult['curve'] = [];
     const evalCurve: VariantResult['evalCurve'] = [{ step: 0, minutes: 0, accuracy: before.accuracy, code_ratio: before.metrics.code_ratio, pass_ratio: before.metrics.pass_ratio }];
     let trainMs = 0; // RL steps only: held-out evaluations in between are not counted
@@ -109,13 +116,12 @@ export async function runVariant(variant: string, minutes: number, maxSteps: num
       steps++;
       const at = trainMs / 60_000;
       curve.push({ step: steps, minutes: at, reward: metrics.reward_mean, code_ratio: metrics.code_ratio, pass_ratio: metrics.pass_ratio, accuracy: metrics.accuracy });
-      await run?.appendMetrics(metrics);
-      if (run && steps % 10 === 0) await run.writeRollouts(steps, records);
+      await run?.store.appendStep(run.id, { ...metrics, step: steps }, steps % 10 === 0 ? records : undefined);
       console.log(`[${variant}] step ${steps} (${at.toFixed(1)} min) reward ${metrics.reward_mean?.toFixed(3)} code ${metrics.code_ratio?.toFixed(2)} pass ${metrics.pass_ratio?.toFixed(2) ?? '—'} ${metrics.time_step_s?.toFixed(1)} s`);
       if (evalEvery > 0 && steps % evalEvery === 0 && steps < maxSteps && trainMs < minutes * 60_000) {
         const r = await evalNow('sampled');
         evalCurve.push({ step: steps, minutes: at, accuracy: r.accuracy, code_ratio: r.metrics.code_ratio, pass_ratio: r.metrics.pass_ratio });
-        await run?.appendEval({ step: steps, ...evalSummary(r) });
+        await run?.store.appendEval(run.id, { step: steps, ...evalSummary(r) });
       }
     }
     const trainMinutes = trainMs / 60_000;
@@ -129,9 +135,13 @@ export async function runVariant(variant: string, minutes: number, maxSteps: num
     };
     if (variant === 'thor') result.selfCorrection = evalSummary(await evalNow('self-correction'));
     if (run) {
-      await run.appendEval({ step: steps, ...evalSummary(after) });
-      await run.writeCheckpoint({ config: m.model.cfg, weights: await m.model.exportWeights(), tokenizer: m.tokenizer });
-      await run.writeReport('THOR Lab learning benchmark: the THOR run');
+      await run.store.appendEval(run.id, { step: steps, ...evalSummary(after) });
+      const checkpoint = new MemoryFiles('checkpoint');
+      await saveModelFolder(checkpoint, { config: m.model.cfg, weights: await m.model.exportWeights(), tokenizer: m.tokenizer });
+      await run.store.saveCheckpoint(run.id, Object.fromEntries(checkpoint.files), steps);
+      const detail = await run.store.getDetail(run.id);
+      await run.store.saveReport(run.id, reportFiles('THOR Lab learning benchmark: the THOR run', cfg, detail?.metrics ?? [], detail?.evals ?? []));
+      await run.store.setState(run.id, { status: 'finished', mode: 'rl', totalSteps: steps, checkpointStep: steps });
     }
     console.log(`[${variant}] ${steps} steps in ${trainMinutes.toFixed(1)} min: accuracy ${before.accuracy.toFixed(3)} -> ${after.accuracy.toFixed(3)} (greedy ${beforeGreedy.accuracy.toFixed(3)} -> ${afterGreedy.accuracy.toFixed(3)})`);
     trainer.dispose();
@@ -209,7 +219,7 @@ export async function main(argv: string[]): Promise<void> {
     svgLineChart(title, results.map((r) => ({ name: r.variant, points: r.evalCurve.map((e) => [e.step, e[key] ?? NaN] as [number, number]) })), 'RL step');
   writeFileSync(join(RESULTS_DIR, 'learning-accuracy.svg'), chart(`held-out accuracy (avg@${values.samples}, T = ${headline.config.eval.temperature})`, 'accuracy'));
   writeFileSync(join(RESULTS_DIR, 'learning-code-ratio.svg'), chart('held-out code ratio', 'code_ratio'));
-  const backend = await nodeBackend();
+  const backend = await selectNodeBackend(['wasm', 'cpu']);
   writeResult(
     'learning',
     summary,

@@ -9,21 +9,23 @@
 import { parseArgs } from 'node:util';
 import { machineInfo, writeResult } from './lib';
 import { LEARNING_CONFIG } from './learning';
-import { parseRunConfig } from '../src/core/run/config';
-import { rolloutSettings } from '../src/core/rl/trainer';
+import { parseRunConfig } from '../src/core/config/schema';
+import { configProblems } from '../src/core/lab/service';
+import { rolloutSettings } from '../src/core/tir/settings';
 import { encodePrompt } from '../src/core/tir/prompt';
 import { runRollouts, type RolloutRequest } from '../src/core/tir/rollout';
 import { createNodePythonPool } from '../src/node/python';
-import { loadModel, loadProblems, nodeBackend } from '../src/node/lab';
+import { selectNodeBackend } from '../src/node/backend';
+import { loadModel } from '../src/node/lab';
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { repeats: { type: 'string', default: '3' } } });
   const repeats = Number(values.repeats);
-  const backend = await nodeBackend();
+  const backend = await selectNodeBackend(['wasm', 'cpu']);
   const cfg = parseRunConfig(LEARNING_CONFIG);
   const pool = await createNodePythonPool();
   try {
-    const { train } = await loadProblems(cfg);
+    const train = await configProblems(cfg, 'train');
     const { model, tokenizer } = await loadModel();
     const { groupSize: G, promptsPerStep: Q } = cfg.rollout;
     const requests: RolloutRequest[] = train.slice(0, Q).flatMap((p, q) =>

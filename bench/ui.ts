@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { build, preview } from 'vite';
 import type { Page } from 'playwright-core';
 import { launchBrowser } from '../tests/e2e/browser';
-import { defaultRunConfig, parseRunConfig, type RunConfigInput } from '../src/core/run/config';
+import { defaultRunConfig, parseRunConfig, type RunConfigInput } from '../src/core/config/schema';
 import { generateTasks } from '../src/core/data/tasks';
 import { GrpoTrainer } from '../src/core/rl/trainer';
 import { sandboxChecker } from '../src/core/reward/sandbox-checker';

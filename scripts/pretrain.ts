@@ -14,9 +14,8 @@ import { parseArgs } from 'node:util';
 import { parseModelConfig, countParameters } from '../src/core/model/config';
 import { Transformer } from '../src/core/model/transformer';
 import { loadWeights, saveModelFolder } from '../src/core/model/checkpoint';
-import { AdamW } from '../src/core/optim/adamw';
 import { generateTasks, type Task } from '../src/core/data/tasks';
-import { buildDemonstrations } from '../src/core/data/corpus';
+import { buildDemonstrations } from '../src/core/tir/demonstrations';
 import { createRng } from '../src/core/rng';
 import { sftSequence, trainSft } from '../src/core/rl/sft';
 import { evaluate } from '../src/core/eval/evaluate';
@@ -88,7 +87,6 @@ console.log(`${demos.length} demonstrations, ${demos.filter((d) => d.usesTool).l
 
 const model = Transformer.create(cfg, { seed });
 if (args.init) model.loadWeights(await loadWeights(folderSource(args.init), cfg), args.init);
-const optimizer = new AdamW(model.trainableVariables(), { weightDecay: 0.01 });
 const history: { step: number; loss: number; seconds: number }[] = [];
 const evals: Record<string, number | null>[] = [];
 const started = Date.now();
@@ -107,9 +105,8 @@ async function quickEval(step: number): Promise<void> {
 
 await trainSft(
   model,
-  optimizer,
   seqs,
-  { steps, batchSize: Number(args['batch-size']), lr: Number(args.lr), warmupSteps: 50, schedule: 'cosine', minLrRatio: 0.05, maxGradNorm: 1, seed, maxTokens: Number(args['max-tokens']) },
+  { steps, batchSize: Number(args['batch-size']), lr: Number(args.lr), warmupSteps: 50, schedule: 'cosine', minLrRatio: 0.05, maxGradNorm: 1, seed, maxTokens: Number(args['max-tokens']), optimizer: { weightDecay: 0.01 } },
   async (st) => {
     history.push({ step: st.step, loss: st.loss, seconds: st.seconds });
     if (st.step % 10 === 0 || st.step === steps - 1) {
@@ -148,4 +145,3 @@ await writeFile(
 console.log(`wrote ${files.join(', ')} and pretrain.json to ${out}`);
 await pool.close();
 model.dispose();
-optimizer.dispose();

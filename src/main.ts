@@ -1,7 +1,14 @@
+/**
+ * The page: the lab service in this tab's policy worker (the one switch a remote node will add
+ * to), and the Svelte lab that talks to it.
+ */
 import { mount } from 'svelte';
 import App from './app/App.svelte';
+import { lab } from './app/lib/lab.svelte';
 import './app/global.css';
+import { connectPolicyWorker, warmPageModules } from './browser/client';
 
 const target = document.getElementById('app');
 if (!target) throw new Error('index.html has no #app element');
-export default mount(App, { target });
+lab.start(connectPolicyWorker);
+export default mount(App, { target, props: { warm: warmPageModules } });

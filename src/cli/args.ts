@@ -1,60 +1,77 @@
-/** Argument helpers shared by the subcommands: node:util's parseArgs with errors that name the flag. */
+/**
+ * Arguments of the subcommands: node:util's parseArgs with errors that name the flag, and the one
+ * way settings reach a run config: a JSON file, `--set section.key=value`, and flags that stand for
+ * knobs, all checked by the run config's schema, so an error names the flag the user typed.
+ */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { parseRunConfig, type ConfigUse, type RunConfig } from '../core/config/schema';
+import { applySettings, parseAssignment, settingValue, type Setting } from '../core/config/settings';
 import { LabError } from '../core/errors';
-import { parseRunConfig, type RunConfig } from '../core/run/config';
 
 export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, usage: string) {
   try {
     return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
   } catch (e) {
-    throw new LabError('cli-args', (e as Error).message, { hint: `usage: npm run cli -- ${usage}` });
+    // node:util's messages run over several lines and end with a full stop.
+    throw new LabError('cli-args', (e as Error).message.replace(/\s*\n\s*/g, ' ').replace(/\.$/, ''), { hint: `usage: npm run cli -- ${usage}` });
   }
 }
 
-export function numberFlag(value: string | undefined, flag: string, fallback?: number): number | undefined {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new LabError('cli-args', 'not a number', { field: flag, expected: 'a number', found: value });
-  return n;
+/** A flag that stands for a knob: `--samples 4` is eval.samples = 4. */
+export interface KnobFlag {
+  flag: string;
+  path: string;
+  /** What the flag was given: text (read as JSON when it parses), true for a bare switch, undefined when absent. */
+  value: string | boolean | undefined;
 }
 
-/** Sets `a.b.c=value` in a nested object; the value is read as JSON when it parses, else as a string. */
-export function applySetting(target: Record<string, unknown>, assignment: string): void {
-  const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new LabError('cli-args', 'a setting must look like section.key=value', { field: '--set', expected: 'e.g. rollout.maxToolCalls=1', found: assignment });
-  const path = assignment.slice(0, eq).split('.');
-  const raw = assignment.slice(eq + 1);
-  let value: unknown = raw;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    /* plain string */
-  }
-  let node = target;
-  for (const key of path.slice(0, -1)) {
-    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
-    node = node[key] as Record<string, unknown>;
-  }
-  node[path[path.length - 1]] = value;
+export interface SettingsInput {
+  /** A JSON config file. */
+  file?: string;
+  /** `--set` assignments. */
+  sets?: readonly string[];
+  flags?: readonly KnobFlag[];
 }
 
-/** A RunConfig from an optional JSON file plus `--set` overrides, validated (errors name file and field). */
-export function runConfigFrom(file: string | undefined, sets: string[]): RunConfig {
+/** The config input the file, the assignments and the flags describe (flags last), and how errors should name each knob. */
+export function settingsFrom(s: SettingsInput): { input: Record<string, unknown>; labels: Record<string, string> } {
   let input: Record<string, unknown> = {};
-  if (file) {
+  if (s.file) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readFileSync(s.file, 'utf8');
     } catch (e) {
-      throw new LabError('files', `cannot read the config: ${(e as Error).message}`, { file });
+      throw new LabError('files', `cannot read the config: ${(e as Error).message}`, { file: s.file });
     }
     try {
-      input = JSON.parse(text);
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('the top level must be an object of settings');
+      input = parsed as Record<string, unknown>;
     } catch (e) {
-      throw new LabError('config', `not JSON: ${(e as Error).message}`, { file });
+      throw new LabError('BAD_RUN_CONFIG', `not a JSON config: ${(e as Error).message}`, { file: s.file });
     }
   }
-  for (const s of sets) applySetting(input, s);
-  return parseRunConfig(input, file ?? '--set');
+  const labels: Record<string, string> = {};
+  const settings: Setting[] = (s.sets ?? []).map((a) => parseAssignment(a, '--set'));
+  for (const f of s.flags ?? []) {
+    if (f.value === undefined) continue;
+    settings.push({ path: f.path, value: typeof f.value === 'boolean' ? f.value : settingValue(f.path, f.value), source: f.flag });
+    labels[f.path] = f.flag;
+  }
+  return { input: applySettings(input, settings), labels };
+}
+
+/** A checked run config from those settings; errors name the flag, the file or --set. */
+export function configFrom(s: SettingsInput, use: ConfigUse): { config: RunConfig; input: Record<string, unknown> } {
+  const { input, labels } = settingsFrom(s);
+  return { config: parseRunConfig(input, { source: s.file ?? 'command line', use, labels }), input };
+}
+
+/** A whole number ≥ 1 given to a flag that is no knob (e.g. --limit). */
+export function countFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 1) throw new LabError('cli-args', 'not a count', { field: flag, expected: 'a whole number ≥ 1', found: value });
+  return n;
 }

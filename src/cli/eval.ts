@@ -1,19 +1,16 @@
 /**
  * `npm run cli -- eval`: evaluates a model folder on the synthetic test split or a benchmark file
  * (GSM8K / MATH style JSON lines): avg@k, maj@k, pass@k, code and pass ratios, and THOR's
- * code-succeeded × answer-correct table.
+ * code-succeeded × answer-correct table (docs/evaluation.md).
  */
 import { writeFile } from 'node:fs/promises';
-import { sandboxChecker } from '../core/reward/sandbox-checker';
-import { evaluate, evalSettingsOf, evalSummary } from '../core/eval/evaluate';
-import { rewardOptions } from '../core/rl/trainer';
-import { createNodePythonPool } from '../node/python';
-import { loadModel, loadProblems, nodeBackend, parseBackend, readProblemsFile, DEFAULT_MODEL_DIR } from '../node/lab';
-import { numberFlag, parseFlags, runConfigFrom } from './args';
-import type { Subcommand } from './main';
+import { generateTasks } from '../core/data/tasks';
+import { nodeLab, parseBackend, readProblemsFile } from '../node/lab';
+import { configFrom, countFlag, parseFlags } from './args';
+import type { Subcommand } from './command';
 
 const USAGE =
-  'eval [--model DIR] [--file BENCH.jsonl] [--limit N] [--samples K] [--temperature T] [--self-correction] [--no-tools] [--set section.key=value ...] [--out FILE.jsonl] [--backend wasm|webgpu|cpu]';
+  'eval [--model DIR] [--file BENCH.jsonl] [--limit N] [--samples K] [--temperature T] [--max-tokens N] [--seed N] [--self-correction] [--no-tools] [--set section.key=value ...] [--out FILE.jsonl] [--backend wasm|webgpu|cpu]';
 
 export const evalCommand: Subcommand = {
   summary: 'evaluate a model on the test split or a benchmark file (avg@k, maj@k, code × correct table)',
@@ -27,6 +24,8 @@ export const evalCommand: Subcommand = {
         limit: { type: 'string' },
         samples: { type: 'string' },
         temperature: { type: 'string' },
+        'max-tokens': { type: 'string' },
+        seed: { type: 'string' },
         'self-correction': { type: 'boolean' },
         'no-tools': { type: 'boolean' },
         set: { type: 'string', multiple: true },
@@ -35,31 +34,41 @@ export const evalCommand: Subcommand = {
       },
       USAGE,
     );
-    const sets = [...(flags.set ?? [])];
-    if (flags['no-tools']) sets.push('rollout.maxToolCalls=0', 'stepLevel.enabled=false');
-    const config = runConfigFrom(undefined, sets);
-    await nodeBackend(parseBackend(flags.backend));
-    const { model, tokenizer } = await loadModel(flags.model ?? DEFAULT_MODEL_DIR);
-    const problems = flags.file ? (await readProblemsFile(flags.file)).problems : (await loadProblems(config)).test;
-    const limited = problems.slice(0, numberFlag(flags.limit, '--limit', problems.length));
-    const pool = await createNodePythonPool({ timeoutMs: config.rollout.toolTimeoutMs });
+    // Greedy decoding gives one answer however often it is asked: --temperature 0 alone means k = 1.
+    const greedyAlone = flags.temperature !== undefined && Number(flags.temperature) === 0 && flags.samples === undefined;
+    const { config, input } = configFrom(
+      {
+        sets: flags.set,
+        flags: [
+          { flag: '--samples', path: 'eval.samples', value: greedyAlone ? '1' : flags.samples },
+          { flag: '--temperature', path: 'eval.temperature', value: flags.temperature },
+          { flag: '--max-tokens', path: 'rollout.maxResponseTokens', value: flags['max-tokens'] },
+          { flag: '--seed', path: 'seed', value: flags.seed },
+          { flag: '--self-correction', path: 'eval.selfCorrection', value: flags['self-correction'] },
+          { flag: '--no-tools', path: 'rollout.maxToolCalls', value: flags['no-tools'] ? '0' : undefined },
+        ],
+      },
+      'evaluation',
+    );
+    const limit = countFlag(flags.limit, '--limit');
+    const problems = flags.file
+      ? (await readProblemsFile(flags.file, config.task.maxQuestionTokens)).problems
+      : generateTasks({ seed: config.seed, count: config.task.testSize, split: 'test', kinds: config.task.kinds, difficulties: config.task.difficulties, testFraction: config.task.testFraction });
+    const lab = await nodeLab({ backend: parseBackend(flags.backend) });
     try {
-      const temperature = numberFlag(flags.temperature, '--temperature', config.eval.temperature)!;
-      // Greedy decoding gives one answer however often it is asked: k = 1 unless --samples says otherwise.
-      const samples = numberFlag(flags.samples, '--samples', temperature === 0 ? 1 : config.eval.samples);
-      const settings = evalSettingsOf(config, {
-        samples,
-        temperature,
-        ...(flags['self-correction'] ? { selfCorrection: { ...config.selfCorrection } } : {}),
+      await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
+      const started = Date.now();
+      const r = await lab.evaluate({ problems: problems.slice(0, limit), label: flags.file ?? 'test split', settings: input }, (e) => {
+        if (e.type !== 'progress') return;
+        const eta = e.done > 0 ? ((Date.now() - started) / e.done) * (e.total - e.done) : NaN;
+        process.stderr.write(`\r${e.done}/${e.total} rollouts${Number.isFinite(eta) ? `, ETA ${(eta / 1000).toFixed(0)} s` : ''}   `);
       });
-      const r = await evaluate({ model, tokenizer, executor: pool, checker: sandboxChecker(pool), onProgress: (d, t) => process.stderr.write(`\r${d}/${t}`) }, limited, settings, rewardOptions(config));
       process.stderr.write('\n');
-      console.log(JSON.stringify({ ...evalSummary(r), table: r.table }, null, 2));
+      console.log(JSON.stringify({ ...r.summary, table: r.table }, null, 2));
       if (flags.out) await writeFile(flags.out, r.records.map((x) => JSON.stringify(x)).join('\n') + '\n');
       return 0;
     } finally {
-      model.dispose();
-      await pool.close();
+      await lab.close();
     }
   },
 };

@@ -10,7 +10,7 @@ import { checkTimeout } from '../core/sandbox/input';
 import { toObservation } from '../core/sandbox/observation';
 import { DEFAULT_TIMEOUT_MS } from '../core/sandbox/types';
 import { createNodePythonPool } from '../node/python';
-import type { Subcommand } from './main';
+import type { Subcommand } from './command';
 
 interface ExecArgs {
   file?: string;

@@ -1,16 +1,10 @@
 /**
- * `npm run cli -- SUBCOMMAND [args]`: the lab's command line. Each subcommand is one entry in the
- * table below, loaded only when used (so `exec` never loads tfjs and `train` never loads Pyodide).
+ * `npm run cli -- SUBCOMMAND [args]`: the lab's command line, a door onto the lab service (built in
+ * src/node/lab.ts). Each subcommand is one entry in the table below, loaded only when used (so
+ * `exec` never loads tfjs).
  */
 import { LabError } from '../core/errors';
-
-export interface Subcommand {
-  /** One line for the help text. */
-  summary: string;
-  usage: string;
-  /** Runs the subcommand; resolves to the process exit code. */
-  run(args: string[]): Promise<number>;
-}
+import type { Subcommand } from './command';
 
 const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   exec: async () => (await import('./exec')).execCommand,

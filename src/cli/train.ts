@@ -1,71 +1,139 @@
 /**
- * `npm run cli -- train`: an RL run (GRPO, or THOR with the step level) from a model folder, written
- * to a run folder: config.json, metrics.jsonl, evals.jsonl, rollouts/, checkpoint/, report.md.
+ * `npm run cli -- train`: an RL run (GRPO, or THOR with the step level) or an SFT run, driven by the
+ * lab service's one training loop and kept as a run folder: run.json, config.json, metrics.jsonl,
+ * evals.jsonl, rollouts/, checkpoint/ (weights and optimiser moments), report.md. Ctrl-C stops after
+ * the current step with a checkpoint; `--resume RUN_DIR` goes on from it, for a browser export
+ * unpacked with tar -xf as for a run made here.
  */
-import { join } from 'node:path';
-import { sandboxChecker } from '../core/reward/sandbox-checker';
-import { GrpoTrainer } from '../core/rl/trainer';
-import { evaluate, evalSettingsOf, evalSummary, evaluationDue } from '../core/eval/evaluate';
-import { rewardOptions } from '../core/rl/trainer';
-import { createNodePythonPool } from '../node/python';
-import { loadModel, loadProblems, nodeBackend, parseBackend, DEFAULT_MODEL_DIR } from '../node/lab';
-import { RunFolder } from '../node/runfolder';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { LabError } from '../core/errors';
+import type { LabEvent } from '../core/lab/api';
+import { CONTROL } from '../core/lab/control';
 import { newRunId } from '../core/run/runfile';
-import { parseFlags, runConfigFrom } from './args';
-import type { Subcommand } from './main';
+import { readDemonstrationsJsonl, type Demonstration } from '../core/tir/demonstrations';
+import { DEFAULT_RUNS_DIR, nodeLab, parseBackend } from '../node/lab';
+import { DiskRunStore } from '../node/runstore';
+import { configFrom, parseFlags, settingsFrom } from './args';
+import type { Subcommand } from './command';
 
-const USAGE = 'train [--config FILE.json] [--set section.key=value ...] [--model DIR] [--out DIR] [--backend wasm|webgpu|cpu]';
+const USAGE =
+  'train [--config FILE.json] [--set section.key=value ...] [--mode rl|sft] [--steps N] [--sft-file DEMOS.jsonl] [--model DIR] [--out RUN_DIR] [--name NAME] [--resume RUN_DIR] [--backend wasm|webgpu|cpu]';
 
 export const trainCommand: Subcommand = {
-  summary: 'RL-train a model with GRPO / THOR on the run config\'s tasks; writes a run folder',
+  summary: 'train a model (RL: GRPO / THOR, or SFT) into a run folder; Ctrl-C stops with a checkpoint, --resume goes on',
   usage: USAGE,
   run: async (args) => {
-    const flags = parseFlags(args, { config: { type: 'string' }, set: { type: 'string', multiple: true }, model: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' } }, USAGE);
-    const config = runConfigFrom(flags.config, flags.set ?? []);
-    const backend = await nodeBackend(parseBackend(flags.backend));
-    const { model, tokenizer } = await loadModel(flags.model ?? DEFAULT_MODEL_DIR);
-    const data = await loadProblems(config);
-    const pool = await createNodePythonPool({ timeoutMs: config.rollout.toolTimeoutMs });
-    // The frozen reference policy for the KL term is a second copy of the starting weights.
-    const reference = config.grpo.klCoef > 0 ? (await loadModel(flags.model ?? DEFAULT_MODEL_DIR)).model : undefined;
-    const env = { model, tokenizer, executor: pool, checker: sandboxChecker(pool), reference };
-    const name = newRunId();
-    const run = await RunFolder.create(flags.out ?? join('runs', name), name, config);
-    console.log(`run ${run.dir}: backend ${backend.name}, ${model.numParameters().toLocaleString()} parameters, ${data.train.length} train / ${data.test.length} test problems`);
-    const trainer = new GrpoTrainer(env, config, data.train);
-    const evalSettings = evalSettingsOf(config);
-    const runEval = async (step: number) => {
-      const r = await evaluate(env, data.test, evalSettings, rewardOptions(config));
-      const row = { step, ...evalSummary(r) };
-      await run.appendEval(row);
-      console.log(`eval @${step}: accuracy ${r.accuracy.toFixed(3)}  code ratio ${fmt(r.metrics.code_ratio)}  pass ratio ${fmt(r.metrics.pass_ratio)}  (${r.seconds.toFixed(0)} s)`);
+    const flags = parseFlags(
+      args,
+      {
+        config: { type: 'string' },
+        set: { type: 'string', multiple: true },
+        mode: { type: 'string' },
+        steps: { type: 'string' },
+        'sft-file': { type: 'string' },
+        model: { type: 'string' },
+        out: { type: 'string' },
+        name: { type: 'string' },
+        resume: { type: 'string' },
+        backend: { type: 'string' },
+      },
+      USAGE,
+    );
+    const settings = {
+      file: flags.config,
+      sets: flags.set,
+      flags: [
+        { flag: '--mode', path: 'mode', value: flags.mode && JSON.stringify(flags.mode) },
+        { flag: '--steps', path: flags.mode === 'sft' ? 'sft.steps' : 'steps', value: flags.steps },
+      ],
     };
+    const demonstrations = flags['sft-file'] ? readDemonstrations(flags['sft-file']) : undefined;
+
+    let store: DiskRunStore;
+    let request;
+    if (flags.resume) {
+      if (flags.out || flags.model) throw new LabError('cli-args', 'a resumed run keeps its folder and model', { field: flags.out ? '--out' : '--model', hint: 'leave it out with --resume' });
+      const found = await DiskRunStore.forRunFolder(flags.resume);
+      store = found.store;
+      request = { resume: { runId: found.id }, config: settingsFrom(settings).input, demonstrations };
+    } else {
+      const { input } = configFrom(settings, 'run');
+      const out = flags.out ?? join(DEFAULT_RUNS_DIR, newRunId());
+      if (existsSync(out)) throw new LabError('cli-args', 'the run folder exists already', { field: '--out', found: out, hint: 'go on with it with --resume, or pick another folder' });
+      store = new DiskRunStore(dirname(out));
+      request = { config: input, runId: basename(out), name: flags.name ?? basename(out), demonstrations };
+    }
+
+    const lab = await nodeLab({ backend: parseBackend(flags.backend), store });
+    let interrupts = 0;
+    const onSigint = () => {
+      if (++interrupts > 1) process.exit(130);
+      console.error('\nstopping after this step, with a checkpoint (Ctrl-C again to quit at once)');
+      void lab.setControl(CONTROL.stop);
+    };
+    process.on('SIGINT', onSigint);
     try {
-      await runEval(0);
-      const started = Date.now();
-      for (let s = 1; s <= config.steps; s++) {
-        const { metrics, records } = await trainer.trainStep();
-        await run.appendMetrics(metrics);
-        if (config.dumpRollouts) await run.writeRollouts(s, records);
-        const eta = ((Date.now() - started) / s) * (config.steps - s);
-        console.log(
-          `step ${s}/${config.steps}  reward ${fmt(metrics.reward_mean)}  acc ${fmt(metrics.accuracy)}  code ${fmt(metrics.code_ratio)}  pass ${fmt(metrics.pass_ratio)}  ` +
-            `len ${fmt(metrics.response_length_mean, 0)}  ${fmt(metrics.time_step_s, 1)} s  ETA ${(eta / 60000).toFixed(1)} min`,
-        );
-        if (evaluationDue(s, config.steps, config.eval.everySteps)) await runEval(s);
-      }
-      await run.writeCheckpoint({ config: model.cfg, weights: await model.exportWeights(), tokenizer });
-      console.log(`report: ${await run.writeReport(`THOR Lab run ${name}`)}`);
+      if (!flags.resume) await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
+      const printer = eventPrinter();
+      const outcome = await lab.train(request, printer);
+      const dir = await store.dirOf(outcome.runId);
+      if (outcome.state === 'stopped') console.log(`stopped after step ${outcome.steps}; go on with: npm run cli -- train --resume ${dir}`);
+      else console.log(`finished ${outcome.steps} steps; report: ${join(dir, 'report.md')}`);
       return 0;
     } finally {
-      trainer.dispose();
-      model.dispose();
-      reference?.dispose();
-      await pool.close();
+      process.off('SIGINT', onSigint);
+      await lab.close();
     }
   },
 };
 
-function fmt(v: number | null | undefined, digits = 3): string {
-  return v === null || v === undefined ? '—' : v.toFixed(digits);
+function readDemonstrations(file: string): Demonstration[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new LabError('files', `cannot read the demonstrations: ${(e as Error).message}`, { file });
+  }
+  const { demonstrations, skipped } = readDemonstrationsJsonl(text, basename(file));
+  for (const s of skipped.slice(0, 5)) console.error(`skipped ${file} line ${s.line}: ${s.message}`);
+  if (skipped.length > 5) console.error(`... and ${skipped.length - 5} more skipped lines`);
+  if (demonstrations.length === 0) throw new LabError('files', 'no usable demonstration', { file, expected: 'JSON lines {"question": ..., "response": ...}', found: `${skipped.length} bad line(s)` });
+  return demonstrations;
+}
+
+const fmt = (v: unknown, digits = 3) => (typeof v === 'number' ? v.toFixed(digits) : '—');
+
+/** Prints a run's events as lines: steps with an ETA, held-out evaluations, messages, state changes. */
+function eventPrinter(): (e: LabEvent) => void {
+  let started = 0;
+  let fromStep = 0;
+  let total = 0;
+  let mode: 'rl' | 'sft' = 'rl';
+  const tty = process.stderr.isTTY;
+  return (e) => {
+    if (e.type === 'run') {
+      ({ fromStep, totalSteps: total, mode } = e);
+      started = Date.now();
+      console.log(`run ${e.name} (${e.id}): ${mode === 'rl' ? 'RL' : 'SFT'}, ${fromStep > 0 ? `going on from step ${fromStep} to ` : ''}${total} steps`);
+    } else if (e.type === 'step') {
+      const eta = ((Date.now() - started) / Math.max(1, e.step - fromStep)) * (total - e.step);
+      const m = e.metrics;
+      const figures =
+        mode === 'rl'
+          ? `reward ${fmt(m.reward_mean)}  acc ${fmt(m.accuracy)}  code ${fmt(m.code_ratio)}  pass ${fmt(m.pass_ratio)}  len ${fmt(m.response_length_mean, 0)}`
+          : `loss ${fmt(m.loss, 4)}  lr ${fmt(m.lr, 5)}`;
+      if (tty) process.stderr.write('\r\x1b[K');
+      console.log(`step ${e.step}/${total}  ${figures}  ${fmt(m.time_step_s, 1)} s  ETA ${(eta / 60000).toFixed(1)} min`);
+    } else if (e.type === 'heldout') {
+      if (tty) process.stderr.write('\r\x1b[K');
+      console.log(`held-out @${e.step} (${e.figures.heldout_questions} questions): accuracy ${fmt(e.figures.heldout_accuracy)}  code ratio ${fmt(e.figures.heldout_code_ratio)}  pass ratio ${fmt(e.figures.heldout_pass_ratio)}`);
+    } else if (e.type === 'message') {
+      console.log(e.text);
+    } else if (e.type === 'progress' && tty) {
+      process.stderr.write(`\r\x1b[K${e.phase} ${e.done}/${e.total}`);
+    } else if (e.type === 'state' && e.state === 'failed') {
+      console.error(`the run failed: ${e.message ?? ''}`);
+    }
+  };
 }

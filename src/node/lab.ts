@@ -1,37 +1,64 @@
 /**
- * What the command line, benchmarks and server share in Node: a model folder loaded onto the chosen
- * tfjs backend, the sandbox pool, and the problems a run config asks for.
+ * The lab service in Node (the command line, benchmarks, tests, a remote node): tfjs on wasm (or
+ * Dawn's WebGPU when asked), Python in worker threads, runs as folders on disk, model folders read
+ * by path.
  */
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
+import type { BackendName } from '../core/backend';
+import { readProblemsJsonl, type SkippedLine } from '../core/data/readers';
+import type { Problem } from '../core/data/types';
 import { LabError } from '../core/errors';
+import { LabService, type LabEnv } from '../core/lab/service';
 import { loadModelFolder } from '../core/model/checkpoint';
+import type { ModelConfig } from '../core/model/config';
 import { Transformer } from '../core/model/transformer';
 import type { Tokenizer } from '../core/tokenizer/types';
-import type { ModelConfig } from '../core/model/config';
-import type { BackendInfo, BackendName } from '../core/backend';
-import type { Problem } from '../core/data/types';
-import { generateTasks } from '../core/data/tasks';
-import { readProblemsJsonl } from '../core/data/readers';
-import type { RunConfig } from '../core/run/config';
+import type { RunStore } from '../core/run/store';
 import { selectNodeBackend } from './backend';
 import { folderSource } from './files';
+import { createNodePythonPool, type NodePythonPoolOptions } from './python';
+import { DiskRunStore } from './runstore';
 
 /** The shipped tiny model, the lab's default. */
 export const DEFAULT_MODEL_DIR = 'public/models/thor-tiny';
+/** Where the command line keeps its runs. */
+export const DEFAULT_RUNS_DIR = 'runs';
 
-export interface LoadedModel {
-  model: Transformer;
-  tokenizer: Tokenizer;
-  config: ModelConfig;
-  dir: string;
+export interface NodeLabOptions {
+  /** Runs are kept here (default: runs/), or in this store. */
+  runsDir?: string;
+  store?: RunStore;
+  python?: NodePythonPoolOptions;
 }
 
-export async function loadModel(dir = DEFAULT_MODEL_DIR): Promise<LoadedModel> {
-  const folder = await loadModelFolder(folderSource(dir));
-  const model = Transformer.create(folder.config, { seed: 0 });
-  model.loadWeights(folder.weights, dir);
-  return { model, tokenizer: folder.tokenizer, config: folder.config, dir };
+export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
+  return {
+    selectBackend: (order) => selectNodeBackend(order ?? ['wasm', 'cpu']),
+    startPython: async () => {
+      const pool = await createNodePythonPool(options.python);
+      // Node worker threads always have SharedArrayBuffer: timeouts interrupt Python.
+      return { pool, info: pool.info()!, capabilities: { interrupts: true, crossOriginIsolated: false, online: false } };
+    },
+    modelFiles: (source) => {
+      if (source.kind === 'files') throw new LabError('model', 'picked files are a browser source', { hint: 'give a folder path instead' });
+      const dir = source.kind === 'shipped' ? DEFAULT_MODEL_DIR : source.path;
+      return {
+        files: folderSource(dir),
+        label: source.kind === 'shipped' ? 'thor-tiny' : dir,
+        notes: source.kind === 'shipped' ? async () => JSON.parse(await readFile(join(DEFAULT_MODEL_DIR, 'pretrain.json'), 'utf8')) as Record<string, unknown> : undefined,
+      };
+    },
+    openRunStore: async () => options.store ?? new DiskRunStore(options.runsDir ?? DEFAULT_RUNS_DIR),
+    readProblemsFile: async (path, maxQuestionTokens) => (await readProblemsFile(path, maxQuestionTokens)).problems,
+  };
+}
+
+/** A lab service for this process, its backend picked (wasm unless `order` says otherwise). */
+export async function nodeLab(options: NodeLabOptions & { backend?: BackendName[] } = {}): Promise<LabService> {
+  const lab = new LabService(nodeLabEnv(options));
+  await lab.init({ order: options.backend });
+  return lab;
 }
 
 export function parseBackend(value: string | undefined): BackendName[] | undefined {
@@ -42,24 +69,8 @@ export function parseBackend(value: string | undefined): BackendName[] | undefin
   return names;
 }
 
-/** wasm by default in Node: on a machine without a GPU, WebGPU runs on SwiftShader, far slower. */
-export async function nodeBackend(order: BackendName[] = ['wasm', 'cpu']): Promise<BackendInfo> {
-  return selectNodeBackend(order);
-}
-
-/** Train and test problems of a run: synthetic splits, or a JSON-lines file (its own test set is the synthetic one). */
-export async function loadProblems(c: RunConfig): Promise<{ train: Problem[]; test: Problem[]; skipped: number }> {
-  const test = generateTasks({ seed: c.seed, count: c.task.testSize, split: 'test', kinds: c.task.kinds, difficulties: c.task.difficulties, testFraction: c.task.testFraction });
-  if (c.task.source === 'synthetic') {
-    const train = generateTasks({ seed: c.seed, count: c.task.trainSize, split: 'train', kinds: c.task.kinds, difficulties: c.task.difficulties, testFraction: c.task.testFraction });
-    return { train, test, skipped: 0 };
-  }
-  if (!c.task.file) throw new LabError('BAD_RUN_CONFIG', 'task.source is "file" but no file is given', { field: 'task.file', expected: 'a JSON-lines path', found: 'nothing' });
-  const read = await readProblemsFile(c.task.file, c.task.maxQuestionTokens);
-  return { train: read.problems.slice(0, c.task.trainSize), test, skipped: read.skipped };
-}
-
-export async function readProblemsFile(path: string, maxQuestionLength?: number): Promise<{ problems: Problem[]; skipped: number }> {
+/** Problems of a JSON-lines file (GSM8K / MATH style); bad lines are skipped, named on stderr and counted. */
+export async function readProblemsFile(path: string, maxQuestionLength?: number): Promise<{ problems: Problem[]; skipped: SkippedLine[] }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -69,5 +80,12 @@ export async function readProblemsFile(path: string, maxQuestionLength?: number)
   const r = readProblemsJsonl(text, { file: basename(path), mode: 'lenient', maxQuestionLength });
   for (const s of r.skipped.slice(0, 5)) console.error(`skipped ${path} line ${s.line}: ${s.reason}${s.message ? ` (${s.message})` : ''}`);
   if (r.skipped.length > 5) console.error(`... and ${r.skipped.length - 5} more skipped lines`);
-  return { problems: r.problems, skipped: r.skipped.length };
+  if (r.problems.length === 0) throw new LabError('files', 'the file has no usable question', { file: path, expected: 'JSON lines with a question and an answer', found: r.skipped.length ? `${r.skipped.length} skipped line(s), the first: ${r.skipped[0].reason}` : 'no lines' });
+  return { problems: r.problems, skipped: r.skipped };
+}
+
+/** A model folder loaded straight onto the current backend, without a service (benchmarks and scripts measure the parts). */
+export async function loadModel(dir = DEFAULT_MODEL_DIR): Promise<{ model: Transformer; tokenizer: Tokenizer; config: ModelConfig }> {
+  const folder = await loadModelFolder(folderSource(dir));
+  return { model: Transformer.fromWeights(folder.config, folder.weights, dir), tokenizer: folder.tokenizer, config: folder.config };
 }

@@ -22,6 +22,8 @@ const WORKER_URL = new URL('../../workers/python.worker.ts', import.meta.url);
 
 /** Where build-python-bundle.mjs writes the bundle. */
 export const PYTHON_BUNDLE_DIR = join(REPO_ROOT, 'public', 'python');
+/** The sandbox's Python side, handed to each interpreter as text. */
+export const GUARD_PY = join(REPO_ROOT, 'src', 'core', 'sandbox', 'guard.py');
 
 /** What build-python-bundle.mjs writes next to the archive. */
 export interface BundleManifest {
@@ -58,6 +60,7 @@ export async function createNodePythonPool(options: NodePythonPoolOptions = {}):
     ...poolOptions,
     runtime: {
       indexURL: pyodideIndexPath(),
+      guardSource: readFileSync(GUARD_PY, 'utf8'),
       bundle,
       packages: packages ?? ['sympy', 'mpmath', 'numpy'],
       preload: preload ?? ['sympy', 'mpmath'],

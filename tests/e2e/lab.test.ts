@@ -3,16 +3,20 @@
  * policy worker on the wasm backend (SwiftShader's WebGPU is far slower; shell.test.ts checks the
  * WebGPU adapter): streamed answers whose code runs in Pyodide, RL steps that update the charts
  * and the rollouts, pause / reload / resume, export and import of a trained run, evaluation, models
- * created and refused, SFT files with bad lines, and an answer with the network cut.
+ * created and refused, SFT files with bad lines, and an answer with the network cut. Each test makes
+ * the runs it looks at (a held-out split of a few questions keeps them short), and every wait says how
+ * long it may take.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, screenshot } from './browser';
+import { eventually, launchBrowser, screenshot } from './browser';
 import { TABS } from '../../src/app/lib/tabs';
-import { decodeRunFile } from '../../src/core/run/runfile';
+import { decodeRunFile, encodeRunFile } from '../../src/core/run/runfile';
+import { handMadeRun } from '../unit/ui-fixtures';
+
 
 describe('the lab at work in headless Chromium', () => {
   let context: BrowserContext;
@@ -29,7 +33,21 @@ describe('the lab at work in headless Chromium', () => {
   const setKnobs = async (knobs: Record<string, string>) => {
     for (const [path, value] of Object.entries(knobs)) await panel('train').getByTestId(`knob-${path}`).fill(value);
   };
-  const TWO_SMALL_STEPS = { steps: '2', 'rollout.groupSize': '2', 'rollout.promptsPerStep': '1', 'rollout.maxResponseTokens': '64', 'stepLevel.maxPrefixes': '1', 'stepLevel.groupSize': '2', 'eval.samples': '1' };
+  const TWO_SMALL_STEPS = { steps: '2', 'rollout.groupSize': '2', 'rollout.promptsPerStep': '1', 'rollout.maxResponseTokens': '64', 'stepLevel.maxPrefixes': '1', 'stepLevel.groupSize': '2', 'eval.samples': '1', 'eval.maxQuestions': '4' };
+  /** Trains a run of these settings from the Train panel and waits for it to end. */
+  const trainRun = async (name: string, knobs: Record<string, string>) => {
+    await openTab('train');
+    await setKnobs(knobs);
+    await panel('train').getByTestId('run-name').fill(name);
+    await panel('train').getByTestId('train-start').click();
+    await eventually(trainState, 180_000).toBe('finished');
+  };
+  /** Imports a run file through the Runs panel and waits for its row. */
+  const importRun = async (name: string, bytes: Uint8Array) => {
+    await openTab('runs');
+    await panel('runs').getByTestId('run-import').setInputFiles({ name, mimeType: 'application/x-tar', buffer: Buffer.from(bytes) });
+    await eventually(() => panel('runs').getByTestId('import-result').textContent()).toMatch(/^Imported/);
+  };
   const modelReady = () => page.waitForFunction(() => performance.getEntriesByName('thor:model-ready').length > 0, null, { timeout: 60_000 });
 
   beforeAll(async () => {
@@ -53,7 +71,7 @@ describe('the lab at work in headless Chromium', () => {
     expect(await overview.getByTestId('interrupts').textContent()).toContain('interrupt');
     const packages = overview.getByTestId('packages');
     expect(await packages.locator('tr', { hasText: 'sympy' }).textContent()).toMatch(/yes\s*1\.\d+/);
-    await expect.poll(() => overview.getByTestId('memory').textContent(), { timeout: 15_000 }).toMatch(/\d+ tensors, .* in the policy worker \(wasm\)/);
+    await eventually(() => overview.getByTestId('memory').textContent()).toMatch(/\d+ tensors, .* in the policy worker \(wasm\)/);
     await screenshot(page, 'lab-overview');
   });
 
@@ -64,7 +82,7 @@ describe('the lab at work in headless Chromium', () => {
     await inference.getByTestId('reference').fill('124');
     // The tiny model learned that this opening leads to a code block.
     await inference.getByTestId('prefix').fill('Use Python.\n');
-    await inference.getByTestId('max-tokens').fill('120');
+    await inference.getByTestId('infer-rollout.maxResponseTokens').fill('120');
     await inference.getByTestId('ask').click();
     const answer = inference.getByTestId('answer');
     await answer.getByTestId('final-answer').waitFor({ timeout: 60_000 });
@@ -84,33 +102,31 @@ describe('the lab at work in headless Chromium', () => {
   });
 
   it('trains two RL steps: the charts, the progress and the rollouts update', async () => {
-    await openTab('train');
+    await trainRun('e2e two steps', TWO_SMALL_STEPS);
     const train = panel('train');
-    await setKnobs(TWO_SMALL_STEPS);
-    await train.getByTestId('run-name').fill('e2e two steps');
-    await train.getByTestId('train-start').click();
-    await expect.poll(trainState, { timeout: 120_000 }).toBe('finished');
     expect(await train.getByTestId('train-last').textContent()).toMatch(/step 2: reward \d/);
     expect(await train.getByTestId('progress').textContent()).toContain('2 / 2 steps');
     const charts = train.getByTestId('chart');
     for (const title of ['Reward', 'Accuracy', 'Response length', 'Time per phase']) {
       const chart = charts.filter({ hasText: title }).first();
-      await expect.poll(() => chart.locator('.empty').count()).toBe(0);
+      await eventually(() => chart.locator('.empty').count()).toBe(0);
       expect(await chart.locator('canvas').count()).toBe(1);
     }
     // held-out evaluation before the first step and after the last (eval.everySteps = 20 > 2 steps)
-    expect(await train.getByTestId('train-heldout').textContent()).toMatch(/held-out \(\d+ test problems\) after step 2: accuracy (0|1)\.\d{3}, code (0|1)\.\d{2}/);
+    expect(await train.getByTestId('train-heldout').textContent()).toMatch(/held-out \(4 test problems\) after step 2: accuracy (0|1)\.\d{3}, code (0|1)\.\d{2}/);
     expect(await charts.filter({ hasText: 'Accuracy' }).first().locator('.u-legend').textContent()).toContain('held-out');
     await screenshot(page, 'lab-train');
 
     // the run was stored step by step; its rollouts are on view
     await openTab('rollouts');
     const rollouts = panel('rollouts');
-    await expect.poll(() => rollouts.getByTestId('rollouts-step').locator('option').allTextContents()).toEqual(['1', '2']);
+    await eventually(() => rollouts.getByTestId('rollouts-step').locator('option').allTextContents()).toEqual(['1', '2']);
     expect(await rollouts.getByTestId('rollouts-run').locator('option:checked').textContent()).toContain('e2e two steps');
-    await expect.poll(() => rollouts.getByTestId('trajectory').count()).toBeGreaterThanOrEqual(2);
+    await eventually(() => rollouts.getByTestId('trajectory').count()).toBeGreaterThanOrEqual(2);
     await rollouts.getByTestId('trajectory').first().getByLabel('show tokens').check();
     expect(await rollouts.getByTestId('tokens').first().locator('.tok').count()).toBeGreaterThan(0);
+    // decoded by the run's own tokenizer (its checkpoint), not shown as ids
+    await eventually(() => rollouts.getByTestId('rollouts-summary').textContent()).not.toContain('tokens shown as ids');
     await screenshot(page, 'lab-rollouts');
   });
 
@@ -120,9 +136,9 @@ describe('the lab at work in headless Chromium', () => {
     await setKnobs({ ...TWO_SMALL_STEPS, steps: '4', 'eval.everySteps': '0' });
     await train.getByTestId('run-name').fill('e2e paused');
     await train.getByTestId('train-start').click();
-    await expect.poll(() => train.getByTestId('train-last').textContent().catch(() => ''), { timeout: 60_000 }).toMatch(/step \d:/);
+    await eventually(() => train.getByTestId('train-last').textContent().catch(() => ''), 120_000).toMatch(/step \d:/);
     await train.getByTestId('train-pause').click();
-    await expect.poll(trainState, { timeout: 60_000 }).toBe('paused');
+    await eventually(trainState, 60_000).toBe('paused');
 
     await page.reload();
     await modelReady();
@@ -130,55 +146,64 @@ describe('the lab at work in headless Chromium', () => {
     const offer = panel('train').getByTestId('resume-offer');
     await offer.waitFor();
     // steps run so fast here that the pause may land after step 1, 2 or 3: the offer says which
-    const paused = /e2e paused\s*was paused at step (\d) of 4;\s+its checkpoint is from step (\d)\./.exec((await offer.textContent()) ?? '');
+    const paused = /e2e paused\s*\(RL\) was paused at step (\d) of 4;\s+its checkpoint is from step (\d)\./.exec((await offer.textContent()) ?? '');
     expect(paused?.[1]).toBe(paused?.[2]);
     const at = Number(paused?.[1]);
     expect(at).toBeGreaterThanOrEqual(1);
     expect(at).toBeLessThan(4);
     await screenshot(page, 'lab-train-resume');
     await offer.getByTestId('resume-run').click();
-    await expect.poll(trainState, { timeout: 120_000 }).toBe('finished');
+    await eventually(trainState, 180_000).toBe('finished');
+    expect(await panel('train').getByTestId('train-note').textContent()).toBe('optimizer moments restored');
     expect(await panel('train').getByTestId('train-last').textContent()).toMatch(/step 4:/);
     expect(await panel('train').getByTestId('progress').textContent()).toContain(`resumed at step ${at}`);
-    await expect.poll(() => panel('train').getByTestId('resume-offer').count()).toBe(0);
+    await eventually(() => panel('train').getByTestId('resume-offer').count()).toBe(0);
     await openTab('runs');
     const row = panel('runs').getByTestId('run-row').filter({ hasText: 'e2e paused' });
-    await expect.poll(() => row.getByTestId('run-status').textContent()).toBe('rl · finished');
+    await eventually(() => row.getByTestId('run-status').textContent()).toBe('rl · finished');
     expect(await row.locator('td.num').first().textContent()).toBe('4');
   });
 
   it('exports a trained run as one file and imports it back', async () => {
+    await trainRun('e2e export', { ...TWO_SMALL_STEPS, steps: '1' });
     await openTab('runs');
     const runs = panel('runs');
-    const row = runs.getByTestId('run-row').filter({ hasText: 'e2e two steps' });
+    const row = runs.getByTestId('run-row').filter({ hasText: 'e2e export' });
     const [download] = await Promise.all([page.waitForEvent('download'), row.getByTestId('run-export').click()]);
     const bytes = new Uint8Array(readFileSync((await download.path())!));
     const run = decodeRunFile(bytes, download.suggestedFilename());
-    expect(run.name).toBe('e2e two steps');
-    expect(run.metrics.map((m) => m.step)).toEqual([1, 2]);
-    expect(run.rollouts.map((d) => d.step)).toEqual([1, 2]);
+    expect(run.name).toBe('e2e export');
+    expect(run.metrics.map((m) => m.step)).toEqual([1]);
+    expect(run.evals.map((e) => e.step)).toEqual([0, 1]);
+    expect(run.rollouts.map((d) => d.step)).toEqual([1]);
     expect(Object.keys(run.checkpoint ?? {}).sort()).toEqual(['char_tokenizer.json', 'config.json', 'model.safetensors', 'optimizer.safetensors']);
-    expect(run.report).toContain('2 steps');
-    expect(run.config).toMatchObject({ steps: 2, rollout: { groupSize: 2 } });
+    expect(run.report?.['report.md']).toContain('1 steps');
+    expect(run.report?.['reward.svg']).toMatch(/^<svg/);
+    expect(run.state).toEqual({ status: 'finished', mode: 'rl', totalSteps: 1, checkpointStep: 1 });
+    expect(run.config).toMatchObject({ steps: 1, rollout: { groupSize: 2 } });
 
     await row.getByTestId('run-delete').click();
     await row.getByTestId('run-delete-confirm').click();
-    await expect.poll(() => runs.getByTestId('run-row').filter({ hasText: 'e2e two steps' }).count()).toBe(0);
+    await eventually(() => runs.getByTestId('run-row').filter({ hasText: 'e2e export' }).count()).toBe(0);
     await runs.getByTestId('run-import').setInputFiles({ name: download.suggestedFilename(), mimeType: 'application/x-tar', buffer: Buffer.from(bytes) });
     const trajectories = run.rollouts.reduce((n, d) => n + d.trajectories.length, 0);
-    await expect.poll(() => runs.getByTestId('import-result').textContent()).toBe(`Imported “e2e two steps”: 2 steps, ${trajectories} trajectories, with checkpoint.`);
+    await eventually(() => runs.getByTestId('import-result').textContent()).toBe(`Imported “e2e export”: 1 steps, ${trajectories} trajectories, with checkpoint.`);
     await runs.getByTestId('run-detail').waitFor();
     expect(await runs.getByTestId('run-detail').getByTestId('chart').count()).toBeGreaterThanOrEqual(5);
     await screenshot(page, 'lab-runs');
   });
 
   it('evaluates the model on the test split and compares two runs', async () => {
+    // two runs to compare, made here
+    await importRun('compare-a.tar', encodeRunFile({ ...handMadeRun(), id: 'compare-a', name: 'e2e compare a' }).bytes);
+    await importRun('compare-b.tar', encodeRunFile({ ...handMadeRun(), id: 'compare-b', name: 'e2e compare b', metrics: [{ step: 1, reward_mean: 0.75 }] }).bytes);
     await openTab('eval');
     const evaluation = panel('eval');
     await evaluation.getByTestId('eval-limit').fill('2');
-    await evaluation.getByTestId('eval-max-tokens').fill('64');
+    await evaluation.getByTestId('eval-eval.samples').fill('1');
+    await evaluation.getByTestId('eval-rollout.maxResponseTokens').fill('64');
     await evaluation.getByTestId('eval-run').click();
-    await expect.poll(() => evaluation.getByTestId('eval-accuracy').textContent(), { timeout: 60_000 }).toMatch(/%$/);
+    await eventually(() => evaluation.getByTestId('eval-accuracy').textContent(), 120_000).toMatch(/%$/);
     expect(await evaluation.getByTestId('eval-maj_at_k').textContent()).toMatch(/%$/);
     const cells = await evaluation.getByTestId('code-answer-table').locator('tbody td').allTextContents();
     const counts = [cells[0], cells[1], cells[3], cells[4]].map(Number);
@@ -187,10 +212,11 @@ describe('the lab at work in headless Chromium', () => {
     expect(await evaluation.getByTestId('eval-history').locator('thead th').count()).toBe(2);
     expect(await evaluation.getByTestId('trajectory').count()).toBe(2);
 
-    await evaluation.getByTestId('compare-left').selectOption({ label: 'e2e two steps' });
-    await evaluation.getByTestId('compare-right').selectOption({ label: 'e2e paused' });
+    await evaluation.getByTestId('compare-left').selectOption({ label: 'e2e compare a' });
+    await evaluation.getByTestId('compare-right').selectOption({ label: 'e2e compare b' });
     await evaluation.getByTestId('compare-table').waitFor();
-    expect(await evaluation.getByTestId('compare-table').locator('td', { hasText: /^reward_mean$/ }).count()).toBe(1);
+    const reward = evaluation.getByTestId('compare-table').locator('tr', { has: page.locator('td', { hasText: /^reward_mean$/ }) });
+    expect(await reward.locator('td').allTextContents()).toEqual(['reward_mean', '0.5000', '0.7500']);
     await screenshot(page, 'lab-eval');
   });
 
@@ -199,7 +225,7 @@ describe('the lab at work in headless Chromium', () => {
     const model = panel('model');
     await model.getByRole('button', { name: 'nano', exact: true }).click();
     await model.getByTestId('create-model').click();
-    await expect.poll(() => model.getByTestId('model-label').textContent()).toBe('new 2×64 model (seed 0)');
+    await eventually(() => model.getByTestId('model-label').textContent()).toBe('new 2×64 model (seed 0)');
     // kept as a download (a model folder in one .tar) and in this browser
     const [download] = await Promise.all([page.waitForEvent('download'), model.getByTestId('model-download').click()]);
     expect(download.suggestedFilename()).toBe('new-2-64-model-seed-0.tar');
@@ -207,7 +233,7 @@ describe('the lab at work in headless Chromium', () => {
     await model.getByLabel('Name of the saved model').fill('e2e nano');
     await model.getByTestId('model-save').click();
     await model.getByTestId('model-saved').waitFor();
-    await expect.poll(() => model.getByTestId('stored-checkpoints').textContent()).toContain('e2e nano');
+    await eventually(() => model.getByTestId('stored-checkpoints').textContent()).toContain('e2e nano');
 
     // a folder whose weights are not safetensors: the worker's error reaches the page as a message
     const folder = join(mkdtempSync(join(tmpdir(), 'thor-lab-')), 'broken-model');
@@ -217,14 +243,14 @@ describe('the lab at work in headless Chromium', () => {
     writeFileSync(join(folder, 'model.safetensors'), 'definitely not safetensors');
     await model.getByTestId('model-folder').setInputFiles(folder);
     await model.getByTestId('load-folder').click();
-    await model.getByTestId('model-error').waitFor();
+    await model.getByTestId('model-error').waitFor({ timeout: 30_000 });
     expect(await model.getByTestId('model-error').textContent()).toMatch(/model\.safetensors/);
     expect(await page.getByTestId('error-banner').textContent()).toMatch(/loading broken-model.*broken-model\/model\.safetensors/);
     expect(await model.getByTestId('model-label').textContent()).toBe('new 2×64 model (seed 0)');
     await screenshot(page, 'lab-model');
 
     await model.getByTestId('load-shipped').click();
-    await expect.poll(() => model.getByTestId('model-label').textContent()).toBe('thor-tiny (shipped)');
+    await eventually(() => model.getByTestId('model-label').textContent()).toBe('thor-tiny (shipped)');
     // one message, dismissed; the page went on working throughout
     expect(await page.getByTestId('error-banner').locator('li').count()).toBe(1);
     await page.getByTestId('error-banner').getByRole('button', { name: 'Dismiss message' }).click();
@@ -247,12 +273,16 @@ describe('the lab at work in headless Chromium', () => {
     const errors = (await train.getByTestId('sft-errors').textContent()) ?? '';
     expect(errors).toContain('tir.jsonl, line 2: line is not valid JSON');
     expect(errors).toContain('tir.jsonl, line 4: response is missing or empty');
-    await train.getByTestId('sft-steps').fill('2');
+    await train.getByTestId('knob-sft.steps').fill('2');
+    await train.getByTestId('knob-sft.warmupSteps').fill('0');
+    await train.getByTestId('knob-eval.maxQuestions').fill('2');
     await train.getByTestId('run-name').fill('e2e sft');
     await train.getByTestId('train-start').click();
-    await expect.poll(trainState, { timeout: 60_000 }).toBe('finished');
+    await eventually(trainState, 120_000).toBe('finished');
     expect(await train.getByTestId('train-last').textContent()).toMatch(/step 2: loss \d/);
-    await expect.poll(() => train.getByTestId('chart').filter({ hasText: 'Loss' }).locator('.empty').count()).toBe(0);
+    await eventually(() => train.getByTestId('chart').filter({ hasText: 'Loss' }).locator('.empty').count()).toBe(0);
+    // held-out evaluation before and after SFT, as for RL
+    expect(await train.getByTestId('train-heldout').textContent()).toMatch(/held-out \(2 test problems\) after step 2/);
     await screenshot(page, 'lab-train-sft');
   });
 
@@ -268,10 +298,10 @@ describe('the lab at work in headless Chromium', () => {
       const before = (await stats.count()) > 0 ? await stats.textContent() : null;
       await inference.getByTestId('ask').click();
       // a new answer: its figures differ from the last one's, and it is finished
-      await expect.poll(async () => {
+      await eventually(async () => {
         const now = (await stats.textContent()) ?? '';
         return now !== before && /tokens in/.test(now);
-      }, { timeout: 60_000 }).toBe(true);
+      }, 90_000).toBe(true);
       expect(await inference.getByTestId('answer').getByTestId('output-cell').first().getAttribute('data-status')).toBe('ok');
     };
     await context.setOffline(true);

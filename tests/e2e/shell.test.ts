@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, screenshot } from './browser';
+import { eventually, launchBrowser, screenshot } from './browser';
 
 describe('app shell in headless Chromium', () => {
   let context: BrowserContext;
@@ -19,12 +19,12 @@ describe('app shell in headless Chromium', () => {
   });
 
   it('is cross-origin isolated', async () => {
-    await expect.poll(() => page.getByTestId('isolated').textContent()).toContain('yes');
+    await eventually(() => page.getByTestId('isolated').textContent()).toContain('yes');
     expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true);
   });
 
   it('passes over the software WebGPU device (SwiftShader) for wasm by default, and says why', async () => {
-    await expect.poll(() => page.getByTestId('backend').textContent(), { timeout: 60_000 }).toContain('wasm');
+    await eventually(() => page.getByTestId('backend').textContent(), 60_000).toContain('wasm');
     expect(await page.getByTestId('backend-reason').textContent()).toMatch(/webgpu \(its device is a CPU emulation \(.*swiftshader/i);
     await screenshot(page, 'shell-overview');
     expect(errors).toEqual([]);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, screenshot } from './browser';
+import { eventually, launchBrowser, screenshot } from './browser';
 import { TABS } from '../../src/app/lib/tabs';
 import { decodeRunFile, encodeRunFile } from '../../src/core/run/runfile';
 import { handMadeRun } from '../unit/ui-fixtures';
@@ -42,7 +42,7 @@ describe('lab panels in headless Chromium', () => {
       expect(await page.getByRole('tab', { selected: true }).textContent()).toBe(tab.label);
       // only the current panel is shown
       expect(await page.locator('[role="tabpanel"]:visible').count()).toBe(1);
-      if (tab.id === 'overview') await expect.poll(() => panel('overview').getByTestId('memory').textContent(), { timeout: 15_000 }).toMatch(/\d+ tensors/);
+      if (tab.id === 'overview') await eventually(() => panel('overview').getByTestId('memory').textContent(), 15_000).toMatch(/\d+ tensors/);
       await screenshot(page, `panel-${tab.id}`);
     }
     // every chart of a training run is there, empty until a run reports
@@ -69,12 +69,12 @@ describe('lab panels in headless Chromium', () => {
     await openTab('data');
     const data = panel('data');
     // the default task set is there on first visit
-    await expect.poll(() => data.getByTestId('train-count').textContent()).toMatch(/^2000 training problems/);
+    await eventually(() => data.getByTestId('train-count').textContent()).toMatch(/^2000 training problems/);
     await data.getByTestId('train-size').fill('50');
     await data.getByTestId('test-size').fill('10');
     await data.getByTestId('seed').fill('3');
     await data.getByTestId('generate').click();
-    await expect.poll(() => data.getByTestId('synthetic-summary').textContent()).toMatch(/50 train \+ 10 test tasks \(seed 3\)/);
+    await eventually(() => data.getByTestId('synthetic-summary').textContent()).toMatch(/50 train \+ 10 test tasks \(seed 3\)/);
     expect(await data.getByTestId('train-count').textContent()).toMatch(/^50 training problems/);
     expect(await data.getByTestId('test-count').textContent()).toMatch(/^10 test problems/);
     const table = data.getByTestId('problem-table');
@@ -111,7 +111,7 @@ describe('lab panels in headless Chromium', () => {
 
     // a real benchmark file next to it, previewed with its math rendered
     await data.getByTestId('upload-input').setInputFiles(join(process.cwd(), 'data', 'benchmarks', 'math500-test.jsonl'));
-    await expect.poll(() => data.getByTestId('test-count').textContent()).toMatch(/^510 test problems/);
+    await eventually(() => data.getByTestId('test-count').textContent()).toMatch(/^510 test problems/);
     expect(await data.getByTestId('problem-table').locator('caption').textContent()).toContain('math500-test.jsonl: 500 problems');
     expect(await data.getByTestId('problem-table').locator('.katex').count()).toBeGreaterThan(5);
 
@@ -122,7 +122,7 @@ describe('lab panels in headless Chromium', () => {
       return transfer;
     });
     await data.getByRole('region', { name: 'Drop JSON lines files here' }).dispatchEvent('drop', { dataTransfer: dropped });
-    await expect.poll(() => data.getByTestId('test-count').textContent()).toMatch(/^511 test problems/);
+    await eventually(() => data.getByTestId('test-count').textContent()).toMatch(/^511 test problems/);
     expect(await data.getByTestId('problem-table').locator('tbody tr').first().textContent()).toContain('What is 6*7?');
     await data.getByRole('radio', { name: 'math500-test.jsonl' }).check();
     await screenshot(page, 'panel-data');
@@ -132,7 +132,7 @@ describe('lab panels in headless Chromium', () => {
     expect(await panel('train').getByTestId('task-set').textContent()).toContain('52 training, 511 test problems');
     await openTab('data');
     await data.getByTestId('generate').click();
-    await expect.poll(() => data.getByTestId('synthetic-summary').textContent()).toMatch(/50 train/);
+    await eventually(() => data.getByTestId('synthetic-summary').textContent()).toMatch(/50 train/);
     expect(pageErrors).toEqual([]);
   });
 
@@ -142,7 +142,7 @@ describe('lab panels in headless Chromium', () => {
     await openTab('runs');
     const runs = panel('runs');
     await runs.getByTestId('run-import').setInputFiles({ name: file.name, mimeType: 'application/x-tar', buffer: Buffer.from(file.bytes) });
-    await expect.poll(() => runs.getByTestId('import-result').textContent()).toMatch(/Imported “hand-made run”: 2 steps, 3 trajectories, with checkpoint/);
+    await eventually(() => runs.getByTestId('import-result').textContent()).toMatch(/Imported “hand-made run”: 2 steps, 3 trajectories, with checkpoint/);
     expect(await runs.getByTestId('run-row').count()).toBe(1);
     await runs.getByTestId('run-detail').waitFor();
     expect(await runs.getByTestId('run-detail').getByTestId('chart').count()).toBe(3); // reward, accuracy, code ratio
@@ -151,7 +151,7 @@ describe('lab panels in headless Chromium', () => {
     // its rollouts, rendered, with tokens decoded by the run's own tokenizer
     await openTab('rollouts');
     const rollouts = panel('rollouts');
-    await expect.poll(() => rollouts.getByTestId('rollouts-summary').textContent()).toMatch(/2 samples in 1 group/);
+    await eventually(() => rollouts.getByTestId('rollouts-summary').textContent()).toMatch(/2 samples in 1 group/);
     const views = rollouts.getByTestId('trajectory');
     expect(await views.count()).toBe(2);
     expect(await views.first().getByTestId('code-cell').textContent()).toContain('print(123*456)');
@@ -167,7 +167,7 @@ describe('lab panels in headless Chromium', () => {
     expect((await tokens.textContent())?.replace(/↵/g, '')).toContain('print(123*456)');
     await screenshot(page, 'panel-rollouts-tokens');
     await rollouts.getByTestId('rollouts-step').selectOption('1');
-    await expect.poll(() => rollouts.getByTestId('rollouts-summary').textContent()).toMatch(/1 samples? in 1 group/);
+    await eventually(() => rollouts.getByTestId('rollouts-summary').textContent()).toMatch(/1 samples? in 1 group/);
 
     // export gives back the same run
     await openTab('runs');
@@ -178,18 +178,18 @@ describe('lab panels in headless Chromium', () => {
 
     // importing it again keeps both; a broken file is refused with its reason
     await runs.getByTestId('run-import').setInputFiles({ name: file.name, mimeType: 'application/x-tar', buffer: Buffer.from(file.bytes) });
-    await expect.poll(() => runs.getByTestId('import-result').textContent()).toMatch(/kept as a copy/);
+    await eventually(() => runs.getByTestId('import-result').textContent()).toMatch(/kept as a copy/);
     expect(await runs.getByTestId('run-row').count()).toBe(2);
     await runs.getByTestId('run-import').setInputFiles({ name: 'notes.tar', mimeType: 'application/x-tar', buffer: Buffer.from('not a tar file at all'.repeat(40)) });
-    await expect.poll(() => runs.getByTestId('import-error').textContent()).toMatch(/notes\.tar: not a run file/);
+    await eventually(() => runs.getByTestId('import-error').textContent()).toMatch(/notes\.tar: not a tar archive/);
 
     // delete asks once more, then removes the run from storage
     await runs.getByTestId('run-delete').first().click();
     await runs.getByTestId('run-delete-confirm').click();
-    await expect.poll(() => runs.getByTestId('run-row').count()).toBe(1);
+    await eventually(() => runs.getByTestId('run-row').count()).toBe(1);
     await page.reload();
     await panel('runs').waitFor({ state: 'visible' });
-    await expect.poll(() => panel('runs').getByTestId('run-row').count()).toBe(1);
+    await eventually(() => panel('runs').getByTestId('run-row').count()).toBe(1);
     expect(pageErrors).toEqual([]);
   });
 
@@ -202,11 +202,11 @@ describe('lab panels in headless Chromium', () => {
     });
     const banner = page.getByTestId('error-banner');
     await banner.waitFor();
-    await expect.poll(() => banner.locator('li').count()).toBe(2);
+    await eventually(() => banner.locator('li').count()).toBe(2);
     expect(await banner.textContent()).toContain('failure outside any panel');
     expect(await banner.textContent()).toContain('a rejected worker call');
     await banner.getByRole('button', { name: 'Dismiss message' }).first().click();
-    await expect.poll(() => banner.locator('li').count()).toBe(1);
+    await eventually(() => banner.locator('li').count()).toBe(1);
     await banner.getByRole('button', { name: 'Dismiss message' }).click();
     await banner.waitFor({ state: 'detached' });
     await openTab('data');

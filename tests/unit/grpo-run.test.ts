@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Transformer } from '../../src/core/model/transformer';
 import { GrpoTrainer } from '../../src/core/rl/trainer';
-import { parseRunConfig } from '../../src/core/run/config';
+import { parseRunConfig } from '../../src/core/config/schema';
 import type { PythonPool } from '../../src/core/sandbox/pool';
 import { selectNodeBackend } from '../../src/node/backend';
 import { createNodePythonPool } from '../../src/node/python';

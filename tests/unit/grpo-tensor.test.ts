@@ -1,15 +1,18 @@
 /**
- * The tensor GRPO loss against the plain-array reference (losses.ts): the same number for every
- * aggregation mode, with clipping, dual clipping, KL, entropy and THOR's α·NLL active, over several
- * micro-batches; an update raises the probability of a positive-advantage sample; no tensor leaks.
+ * The GRPO objective's named tensor functions (src/core/rl/objective.ts) against the tests' plain-array
+ * oracle (grpo-oracle.ts): each function on its own, then the whole loss for every aggregation with
+ * clipping, dual clipping, KL, entropy and THOR's α·NLL active over several micro-batches; an update
+ * raises the probability of a positive-advantage sample; no tensor leaks.
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { AdamW } from '../../src/core/optim/adamw';
-import { aggregationWeights, microBatches, packIds, positiveNllWeights } from '../../src/core/rl/batch';
-import { aggregateLoss, grpoLoss, LOSS_AGGREGATIONS, positiveAdvantageNll, type LossAggregation } from '../../src/core/rl/losses';
+import { LOSS_AGGREGATIONS, KL_ESTIMATORS, type LossAggregation } from '../../src/core/config/schema';
+import { microBatches, packIds } from '../../src/core/rl/batch';
+import { AGGREGATIONS, clippedPolicyLoss, dualClip, importanceRatio, KL_ESTIMATES, positiveAdvantageNll as nllTensor, type BatchNorms } from '../../src/core/rl/objective';
+import { aggregateLoss, clippedTokenLoss, grpoLoss, klEstimate, positiveAdvantageNll } from './grpo-oracle';
 import { buildPolicyLoss, policyUpdate, scoreSequences, sftUpdate, type PolicyLossSettings, type PolicySample } from '../../src/core/rl/update';
 import { createRng } from '../../src/core/rng';
 import type { LabError } from '../../src/core/errors';
@@ -61,25 +64,76 @@ function randomSamples(seed: number, n: number): PolicySample[] {
   });
 }
 
-describe('aggregation weights', () => {
-  it('Σ w·l equals aggregateLoss for each mode', () => {
-    const rng = createRng(3);
-    const masks = [[1, 1, 0, 1], [1, 0], [0, 0, 0], [1, 1, 1, 1, 1]];
-    const values = masks.map((m) => m.map(() => rng.next() * 4 - 2));
-    for (const mode of LOSS_AGGREGATIONS) {
-      const w = aggregationWeights(masks, mode, 7);
-      const viaWeights = values.reduce((acc, row, i) => acc + row.reduce((a, v, t) => a + v * w[i][t], 0), 0);
-      expect(viaWeights).toBeCloseTo(aggregateLoss(values, masks, mode, 7), 12);
+/** Plain rows as a [B, T] tensor, rows padded with `pad` (masked out). */
+const rows = (values: number[][], width: number, pad = 0) => tf.tensor2d(values.map((r) => [...r, ...Array(width - r.length).fill(pad)]), [values.length, width]);
+const value = async (t: tf.Tensor) => {
+  const v = Array.from(await t.data());
+  t.dispose();
+  return v;
+};
+
+describe('the objective, one named function at a time', () => {
+  it('clipped policy loss and dual clip equal the oracle token by token (and say which tokens were clipped)', async () => {
+    const ratios = [0.5, 0.79, 0.81, 1, 1.2, 1.27, 1.29, 2, 3.5, 5];
+    const clip = { epsLow: 0.2, epsHigh: 0.28, dualClipC: 3 };
+    for (const advantage of [1.3, -0.7, 0]) {
+      const logOld = ratios.map(() => -1);
+      const logNew = ratios.map((r) => Math.log(r) - 1);
+      const got = tf.tidy(() => {
+        const { ratio } = importanceRatio(tf.tensor1d(logNew), tf.tensor1d(logOld), tf.onesLike(tf.tensor1d(logNew)));
+        const adv = tf.fill([ratios.length], advantage);
+        const c = clippedPolicyLoss(ratio, adv, clip.epsLow, clip.epsHigh);
+        const d = dualClip(c.loss, adv, clip.dualClipC);
+        return tf.stack([d.loss, c.clipped, d.capped]);
+      });
+      const [loss, clipped, capped] = [0, 1, 2].map((k) => (got.arraySync() as number[][])[k]);
+      got.dispose();
+      ratios.forEach((_, t) => {
+        const want = clippedTokenLoss(logNew[t], logOld[t], advantage, clip);
+        expect(loss[t]).toBeCloseTo(want.loss, 5);
+        expect(clipped[t]).toBe(want.clipped ? 1 : 0);
+        expect(capped[t]).toBe(want.dualClipped ? 1 : 0);
+      });
+      if (advantage < 0) expect(capped.some((c) => c === 1)).toBe(true);
     }
   });
 
-  it('α·NLL weights reproduce positiveAdvantageNll', () => {
-    const masks = [[1, 1, 0], [1, 1, 1], [1, 0]];
-    const logp = [[-1, -2, -9], [-0.5, -0.5, -0.5], [-3, -9]];
+  it('the KL estimators equal the oracle (k3 clamped)', async () => {
+    const logNew = [-0.1, -2, -5, -0.01, -14];
+    const logRef = [-0.3, -1, -5, -13, -0.2];
+    for (const k of KL_ESTIMATORS) {
+      const got = await value(tf.tidy(() => KL_ESTIMATES[k](tf.tensor1d(logNew), tf.tensor1d(logRef))));
+      got.forEach((v, t) => expect(v).toBeCloseTo(klEstimate(logNew[t], logRef[t], k), 4));
+    }
+  });
+
+  it('each aggregation over micro-batches adds up to the oracle over the whole batch', async () => {
+    const rng = createRng(3);
+    const masks = [[1, 1, 0, 1], [1, 0], [0, 0, 0], [1, 1, 1, 1, 1]];
+    const values = masks.map((m) => m.map(() => rng.next() * 4 - 2));
+    const counts = masks.map((m) => m.reduce((a, b) => a + b, 0));
+    const norms: BatchNorms = { tokens: counts.reduce((a, b) => a + b, 0), rows: masks.length, rowsWithTokens: counts.filter((c) => c > 0).length, maxLength: 7, positiveTokens: 0 };
+    // Two micro-batches: rows 0-1 and rows 2-3, each padded to its own width.
+    const parts = [[0, 1], [2, 3]];
+    for (const mode of LOSS_AGGREGATIONS as readonly LossAggregation[]) {
+      let total = 0;
+      for (const part of parts) {
+        const width = Math.max(...part.map((i) => masks[i].length));
+        total += (await value(tf.tidy(() => AGGREGATIONS[mode](rows(part.map((i) => values[i]), width, 9), rows(part.map((i) => masks[i]), width), norms))))[0];
+      }
+      expect(total, mode).toBeCloseTo(aggregateLoss(values, masks, mode, 7), 5);
+    }
+  });
+
+  it("THOR's NLL term is a token mean over positive-advantage rows only", async () => {
+    const masks = [[1, 1, 0], [1, 1, 1], [1, 0, 0]];
+    const logp = [[-1, -2, -9], [-0.5, -0.5, -0.5], [-3, -9, -9]];
     const adv = [0.7, -1, 0.2];
-    const w = positiveNllWeights(masks, adv, 0.01);
-    const viaWeights = -logp.reduce((acc, row, i) => acc + row.reduce((a, v, t) => a + v * w[i][t], 0), 0);
-    expect(viaWeights).toBeCloseTo(0.01 * positiveAdvantageNll(logp, adv, masks), 12);
+    const positiveTokens = masks.reduce((a, m, i) => a + (adv[i] > 0 ? m.reduce((x, y) => x + y, 0) : 0), 0);
+    const norms: BatchNorms = { tokens: 0, rows: 3, rowsWithTokens: 3, maxLength: 3, positiveTokens };
+    const got = await value(tf.tidy(() => nllTensor(rows(logp, 3), tf.tensor2d(adv.map((a) => [a, a, a])), rows(masks, 3), norms)));
+    expect(got[0]).toBeCloseTo(positiveAdvantageNll(logp, adv, masks), 5);
+    expect(got[0]).toBeCloseTo((1 + 2 + 3) / 3, 5);
   });
 
   it('packs response tokens so log-probability index P+j-1 predicts response token j', () => {

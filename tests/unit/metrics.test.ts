@@ -7,10 +7,10 @@ import {
   majorityIndex,
   meanPassAtK,
   passAtK,
-  rolloutMetrics,
-  tokensPerSecond,
-} from '../../src/core/rl/metrics';
-import type { ExecutionRecord, TrajectoryRecord } from '../../src/core/rl/types';
+  trajectoryMetrics,
+} from '../../src/core/eval/metrics';
+import { groupMetrics } from '../../src/core/rl/metrics';
+import type { ExecutionRecord, TrajectoryRecord } from '../../src/core/tir/types';
 
 function execution(succeeded: boolean, round = 0): ExecutionRecord {
   return {
@@ -70,7 +70,7 @@ const episodes = [r1, r2, r3, r4, r5, r6];
 
 describe('per-step rollout metrics', () => {
   it('computes each figure by hand', () => {
-    const m = rolloutMetrics([...episodes, s1, s2]);
+    const m = { ...trajectoryMetrics([...episodes, s1, s2]), ...groupMetrics([...episodes, s1, s2]) };
     expect(m.trajectories).toBe(6);
     expect(m.groups).toBe(2);
     expect(m.reward_mean).toBeCloseTo(4 / 6, 12);
@@ -84,8 +84,7 @@ describe('per-step rollout metrics', () => {
     expect(m.response_length_mean).toBe(35);
     expect(m.response_length_max).toBe(60);
     expect(m.truncation_ratio).toBeCloseTo(1 / 6, 12);
-    expect(m.zero_variance_groups).toBe(1); // g2: rewards 1, 1
-    expect(m.zero_variance_ratio).toBe(0.5);
+    expect(m.zero_variance_ratio).toBe(0.5); // g2: rewards 1, 1
     expect(m.all_correct_groups).toBe(1);
     expect(m.all_wrong_groups).toBe(0);
     expect(m.self_corrections).toBe(1);
@@ -94,17 +93,13 @@ describe('per-step rollout metrics', () => {
   });
 
   it('reports undefined ratios as null (valid JSON)', () => {
-    const m = rolloutMetrics([r4, r5]);
+    const m = trajectoryMetrics([r4, r5]);
     expect(m.pass_ratio).toBeNull();
     expect(m.pass_ratio_correct).toBeNull();
     expect(m.step_reward_mean).toBeNull();
     expect(JSON.parse(JSON.stringify(m))).toEqual(m);
-    expect(rolloutMetrics([]).accuracy).toBeNull();
-  });
-
-  it('tokens per second', () => {
-    expect(tokensPerSecond(1000, 4)).toBe(250);
-    expect(tokensPerSecond(5, 0)).toBeNull();
+    expect(trajectoryMetrics([]).accuracy).toBeNull();
+    expect(groupMetrics([]).zero_variance_ratio).toBeNull();
   });
 });
 
@@ -144,10 +139,21 @@ describe('evaluation', () => {
     ).toBeCloseTo(1 / 3, 12);
   });
 
-  it("reproduces THOR's χ² = 336 from its table", () => {
-    // THOR App. D: succeeded & correct 3950, succeeded & wrong 1549, failed & correct 139, failed & wrong 318
-    expect(chiSquare2x2(3950, 1549, 139, 318)).toBeCloseTo(336.29, 2);
-    expect(3950 / (3950 + 1549)).toBeCloseTo(0.718, 3);
+  it("reproduces THOR's App. D table from trajectories: 71.8 % vs 30.4 % correct, χ² = 336", () => {
+    // THOR App. D: code succeeded & correct 3950, succeeded & wrong 1549, failed & correct 139, failed & wrong 318.
+    const counts: [boolean, boolean, number][] = [
+      [true, true, 3950],
+      [true, false, 1549],
+      [false, true, 139],
+      [false, false, 318],
+    ];
+    const records = counts.flatMap(([ran, correct, n]) => Array.from({ length: n }, () => record('app-d', { correct, runs: ran ? [true, true] : [true, false], length: 4 })));
+    records.push(record('app-d', { correct: true, length: 4 })); // no code: outside the table
+    const t = codeCorrectnessTable(records);
+    expect(t).toMatchObject({ succeededCorrect: 3950, succeededIncorrect: 1549, failedCorrect: 139, failedIncorrect: 318, noCode: 1 });
+    expect(t.pCorrectGivenSucceeded).toBeCloseTo(0.718, 3);
+    expect(t.pCorrectGivenFailed).toBeCloseTo(0.304, 3);
+    expect(t.chiSquare).toBeCloseTo(336.29, 2);
     expect(chiSquare2x2(1, 0, 1, 0)).toBeNull();
   });
 

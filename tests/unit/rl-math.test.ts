@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { batchAdvantages, groupAdvantages, groupBy, isZeroVariance, sampleStd, tokenAdvantages } from '../../src/core/rl/advantages';
+/**
+ * GRPO's plain-number parts against hand-computed values: advantages and filters (the lab's own code),
+ * and the tests' oracle of the objective (grpo-oracle.ts), which the tensor objective is checked against.
+ */
+import { batchAdvantages, groupAdvantages, isZeroVariance } from '../../src/core/rl/advantages';
+import type { ClipOptions } from '../../src/core/rl/objective';
+import { groupBy, sampleStd } from '../../src/core/stats';
 import {
   applyOverlong,
   fillBatch,
@@ -9,8 +15,8 @@ import {
   selectTrainingGroups,
   splitZeroVariance,
 } from '../../src/core/rl/filters';
-import { aggregateLoss, clippedTokenLoss, grpoLoss, k3, klEstimate, klLoss, policyLoss, positiveAdvantageNll, type ClipOptions } from '../../src/core/rl/losses';
-import type { ExecutionRecord, TrajectoryRecord } from '../../src/core/rl/types';
+import { aggregateLoss, clippedTokenLoss, grpoLoss, k3, klEstimate, klLoss, policyLoss, positiveAdvantageNll } from './grpo-oracle';
+import type { ExecutionRecord, TrajectoryRecord } from '../../src/core/tir/types';
 
 const DAPO: ClipOptions = { epsLow: 0.2, epsHigh: 0.28, dualClipC: 3 };
 const ln = Math.log;
@@ -53,7 +59,6 @@ describe('group advantages', () => {
       { id: 'y', members: ['y1'] },
     ]);
     expect(() => batchAdvantages([1], ['a', 'b'], true)).toThrow(RangeError);
-    expect(tokenAdvantages(0.5, [0, 1, 1, 0])).toEqual([0, 0.5, 0.5, 0]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LabError } from '../../src/core/errors';
-import { defaultRunConfig, describeRunConfig, parseRunConfig } from '../../src/core/run/config';
+import { defaultRunConfig, describeRunConfig, parseRunConfig } from '../../src/core/config/schema';
+import { applySettings, parseAssignment } from '../../src/core/config/settings';
 
 /** The LabError thrown for a config, or undefined when it parses. */
 function errorOf(input: unknown): LabError | undefined {
@@ -55,18 +56,36 @@ describe('RunConfig defaults', () => {
     const docs = describeRunConfig();
     expect(docs.length).toBeGreaterThan(50);
     expect(docs.every((d) => d.description.length > 5)).toBe(true);
-    expect(docs.find((d) => d.path === 'grpo.clipEpsHigh')).toEqual({ path: 'grpo.clipEpsHigh', default: 0.28, description: expect.stringContaining('DAPO') });
+    expect(docs.find((d) => d.path === 'grpo.clipEpsHigh')).toMatchObject({ path: 'grpo.clipEpsHigh', default: 0.28, kind: 'number', min: 0, minInclusive: false, description: expect.stringContaining('DAPO') });
     expect(docs.find((d) => d.path === 'grpo.nllAlpha')?.description).toContain('THOR');
     expect(docs.find((d) => d.path === 'rollout.groupSize')?.default).toBe(8);
   });
 });
 
 describe('RunConfig errors', () => {
-  it('G = 1 with std normalisation', () => {
+  it('G = 1, with or without std normalisation: every advantage would be 0', () => {
     const e = errorOf({ rollout: { groupSize: 1 } });
-    expect(e?.details).toMatchObject({ file: 'run.json', field: 'rollout.groupSize', expected: 'at least 2 with grpo.normalizeStd', found: '1' });
-    expect(e?.message).toMatch(/^run\.json, field "rollout\.groupSize": a group of one has no standard deviation/);
-    expect(errorOf({ rollout: { groupSize: 1 }, grpo: { normalizeStd: false } })).toBeUndefined();
+    expect(e?.details).toMatchObject({ file: 'run.json', field: 'rollout.groupSize', expected: 'at least 2', found: '1' });
+    expect(e?.message).toMatch(/^run\.json, field "rollout\.groupSize": GRPO's baseline is the group's mean reward/);
+    expect(errorOf({ rollout: { groupSize: 1 }, grpo: { normalizeStd: false } })?.details.field).toBe('rollout.groupSize');
+    // An SFT run never samples groups.
+    expect(errorOf({ mode: 'sft', rollout: { groupSize: 1 } })).toBeUndefined();
+  });
+
+  it('checks only what a single answer or an evaluation reads', () => {
+    const parse = (input: unknown, use: 'inference' | 'evaluation') => parseRunConfig(input, { source: 'form', use });
+    expect(parse({ rollout: { maxToolCalls: 0, temperature: 0 } }, 'inference').rollout.maxToolCalls).toBe(0);
+    expect(() => parse({ eval: { samples: 3, temperature: 0 } }, 'evaluation')).toThrow(/eval\.samples/);
+    expect(() => parse({ infer: { temperature: 2.5 } }, 'inference')).toThrow(/infer\.temperature.*<= 2/);
+  });
+
+  it('names a setting by the flag that gave it', () => {
+    try {
+      parseRunConfig({ eval: { samples: 2.5 } }, { source: 'command line', labels: { 'eval.samples': '--samples' } });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as LabError).details).toMatchObject({ field: '--samples (eval.samples)', expected: 'a whole number', found: '2.5' });
+    }
   });
 
   it('lr <= 0', () => {
@@ -85,7 +104,7 @@ describe('RunConfig errors', () => {
   });
 
   it('wrong types, unknown names and unknown choices', () => {
-    expect(errorOf({ rollout: { groupSize: '8' } })?.details).toMatchObject({ field: 'rollout.groupSize', expected: 'number', found: '"8"' });
+    expect(errorOf({ rollout: { groupSize: '8' } })?.details).toMatchObject({ field: 'rollout.groupSize', expected: 'a number', found: '"8"' });
     expect(errorOf({ rollout: { groupSize: 2.5 } })?.details).toMatchObject({ field: 'rollout.groupSize' });
     const typo = errorOf({ rollout: { groupSiz: 8 } });
     expect(typo?.details).toMatchObject({ field: 'rollout.groupSiz', found: 'unknown setting "groupSiz"' });
@@ -109,5 +128,29 @@ describe('RunConfig errors', () => {
 
   it('counts the other problems when there are several', () => {
     expect(errorOf({ optim: { lr: 0, gradClip: -1 } })?.message).toContain('(and 1 more problem)');
+  });
+});
+
+describe('settings one at a time (--set, flags, forms)', () => {
+  it('writes a dotted knob path, reading values as JSON and text knobs as text', () => {
+    const input = applySettings({ rollout: { groupSize: 4 } }, [parseAssignment('rollout.maxToolCalls=1'), parseAssignment('grpo.dualClipC=null'), parseAssignment('rollout.instruction=42')]);
+    expect(input).toEqual({ rollout: { groupSize: 4, maxToolCalls: 1, instruction: '42' }, grpo: { dualClipC: null } });
+    expect(parseRunConfig(input).rollout.instruction).toBe('42');
+  });
+
+  it('refuses a path that is no knob before writing anything (a typo, or the object prototype)', () => {
+    const before = ({} as Record<string, unknown>).groupSize;
+    for (const path of ['__proto__.groupSize', 'constructor.prototype.x', 'rollout.groupSiz', 'nosuch']) {
+      expect(() => applySettings({}, [parseAssignment(`${path}=1`)])).toThrow(LabError);
+    }
+    expect(({} as Record<string, unknown>).groupSize).toBe(before);
+    expect(Object.prototype).not.toHaveProperty('groupSize');
+    try {
+      applySettings({}, [parseAssignment('rollout.groupSiz=1')]);
+    } catch (e) {
+      expect((e as LabError).details).toMatchObject({ file: '--set', field: 'rollout.groupSiz' });
+      expect((e as LabError).details.hint).toContain('rollout.groupSize');
+    }
+    expect(() => parseAssignment('rollout.groupSize')).toThrow(/section\.key=value/);
   });
 });

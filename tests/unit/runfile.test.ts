@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { LabError } from '../../src/core/errors';
-import { tarFolder, textToBytes } from '../../src/core/files';
-import { checkTrajectory, decodeRunFile, encodeRunFile, readTar, runFolderName, runToFiles, type RunRecord } from '../../src/core/run/runfile';
+import { textToBytes } from '../../src/core/files';
+import { readTar, writeTar } from '../../src/core/tar';
+import { checkTrajectory, decodeRunFile, encodeRunFile, runFolderName, runToFiles, type RunRecord } from '../../src/core/run/runfile';
 import { handMadeRun, handMadeTrajectory } from './ui-fixtures';
 
 /** The error a call throws (fails the test when it does not throw). */
@@ -19,7 +20,7 @@ function thrown(f: () => unknown): LabError {
 function withFile(run: RunRecord, name: string, content: string): Uint8Array {
   const files = runToFiles(run);
   files.set(name, textToBytes(content));
-  return tarFolder(runFolderName(run), files);
+  return writeTar(runFolderName(run), files);
 }
 
 describe('run file encoding', () => {
@@ -39,18 +40,20 @@ describe('run file encoding', () => {
       'thor-run-20250101-120000-abc123/run.json',
       'thor-run-20250101-120000-abc123/config.json',
       'thor-run-20250101-120000-abc123/metrics.jsonl',
+      'thor-run-20250101-120000-abc123/evals.jsonl',
       'thor-run-20250101-120000-abc123/rollouts/step-000001.jsonl',
       'thor-run-20250101-120000-abc123/rollouts/step-000002.jsonl',
       'thor-run-20250101-120000-abc123/checkpoint/config.json',
       'thor-run-20250101-120000-abc123/checkpoint/model.safetensors',
       'thor-run-20250101-120000-abc123/checkpoint/char_tokenizer.json',
       'thor-run-20250101-120000-abc123/report.md',
+      'thor-run-20250101-120000-abc123/reward.svg',
     ]);
   });
 
   it('keeps optional parts optional', () => {
-    const { checkpoint: _c, report: _r, ...bare } = handMadeRun();
-    const run: RunRecord = { ...bare, metrics: [], rollouts: [] };
+    const { checkpoint: _c, report: _r, model: _m, state: _s, ...bare } = handMadeRun();
+    const run: RunRecord = { ...bare, metrics: [], evals: [], rollouts: [] };
     const back = decodeRunFile(encodeRunFile(run).bytes, 'bare.tar');
     expect(back).toEqual(run);
     expect('checkpoint' in back).toBe(false);
@@ -65,8 +68,19 @@ describe('run file encoding', () => {
   it('reads an archive re-packed from inside the folder (./ paths, no top folder)', () => {
     const run = handMadeRun();
     const files = runToFiles(run);
-    const flat = tarFolder('.', files);
+    const flat = writeTar('.', files);
     expect(decodeRunFile(flat, 'repacked.tar')).toEqual(run);
+  });
+
+  it('reads a version 1 run file (no state, no model, no evaluations, the report as text)', () => {
+    const files = runToFiles({ ...handMadeRun(), state: undefined, model: undefined, evals: [], report: { 'report.md': '# old\n' } });
+    const manifest = JSON.parse(new TextDecoder().decode(files.get('run.json')));
+    files.set('run.json', textToBytes(JSON.stringify({ format: manifest.format, version: 1, id: manifest.id, name: manifest.name, createdAt: manifest.createdAt })));
+    const back = decodeRunFile(writeTar('old', files), 'old.tar');
+    expect(back.state).toBeUndefined();
+    expect(back.evals).toEqual([]);
+    expect(back.report).toEqual({ 'report.md': '# old\n' });
+    expect(back.metrics).toEqual(handMadeRun().metrics);
   });
 
   it('makes file-safe folder names from any id', () => {
@@ -80,7 +94,7 @@ describe('run file import errors', () => {
   it('refuses a file that is not a tar archive', () => {
     const e = thrown(() => decodeRunFile(textToBytes('{"not": "a tar"}'.padEnd(600, ' ')), 'notes.json'));
     expect(e.details.file).toBe('notes.json');
-    expect(e.message).toMatch(/not a run file/);
+    expect(e.message).toMatch(/not a tar archive/);
     expect(thrown(() => decodeRunFile(new Uint8Array(0), 'empty.tar')).message).toMatch(/an empty file/);
   });
 
@@ -93,7 +107,7 @@ describe('run file import errors', () => {
   it('refuses a damaged header', () => {
     const bytes = encodeRunFile(handMadeRun()).bytes.slice();
     bytes[5] ^= 0xff;
-    expect(thrown(() => decodeRunFile(bytes, 'bad.tar')).message).toMatch(/not a run file/);
+    expect(thrown(() => decodeRunFile(bytes, 'bad.tar')).message).toMatch(/not a tar archive/);
   });
 
   it('names the file and field of a bad manifest', () => {
@@ -104,6 +118,19 @@ describe('run file import errors', () => {
     expect(other.details.field).toBe('format');
     const newer = thrown(() => decodeRunFile(withFile(run, 'run.json', JSON.stringify({ format: 'thor-lab-run', version: 99 })), 'r.tar'));
     expect(newer.message).toMatch(/newer THOR Lab/);
+  });
+
+  it("names the field of a bad run state (what a resume reads)", () => {
+    const manifest = { format: 'thor-lab-run', version: 2, id: 'a', name: 'n', createdAt: '2025-01-01T00:00:00Z' };
+    const bad = (state: unknown) => thrown(() => decodeRunFile(withFile(handMadeRun(), 'run.json', JSON.stringify({ ...manifest, state })), 'r.tar')).details;
+    expect(bad({ status: 'sleeping', mode: 'rl', totalSteps: 4, checkpointStep: 2 })).toMatchObject({ file: 'r.tar/run.json', field: 'state.status', found: '"sleeping"' });
+    expect(bad({ status: 'paused', mode: 'rl', totalSteps: 4, checkpointStep: -1 })).toMatchObject({ field: 'state.checkpointStep' });
+    expect(bad({ status: 'paused', mode: 'grpo', totalSteps: 4, checkpointStep: 1 })).toMatchObject({ field: 'state.mode' });
+  });
+
+  it('names the line of a bad evaluation row', () => {
+    const e = thrown(() => decodeRunFile(withFile(handMadeRun(), 'evals.jsonl', '{"step": 0, "accuracy": 0.5}\n{"accuracy": 0.6}\n'), 'r.tar'));
+    expect(e.details).toMatchObject({ file: 'r.tar/evals.jsonl', line: 2, field: 'step' });
   });
 
   it('names the line of a bad metrics row', () => {
@@ -137,7 +164,7 @@ describe('run file import errors', () => {
     expect(thrown(() => decodeRunFile(encodeRunFile({ ...run, checkpoint: noWeights }).bytes, 'r.tar')).message).toMatch(/no weights/);
     const files = runToFiles(run);
     files.delete('config.json');
-    expect(thrown(() => decodeRunFile(tarFolder('x', files), 'r.tar')).message).toMatch(/no config.json/);
+    expect(thrown(() => decodeRunFile(writeTar('x', files), 'r.tar')).message).toMatch(/no config.json/);
   });
 
   it('refuses checkpoint names that cannot be exported', () => {

@@ -348,14 +348,14 @@ describe('sandbox pool: bad input', () => {
 
 describe('sandbox pool: broken set-ups fail loudly', () => {
   it('rejects bad pool options with a LabError naming the field', async () => {
-    const runtime = { indexURL: '/nowhere/', packages: [], preload: [], cdnPackages: [] };
+    const runtime = { indexURL: '/nowhere/', guardSource: '', packages: [], preload: [], cdnPackages: [] };
     await expect(Pool.start(spawnNodeSandboxWorker, { size: 0, runtime })).rejects.toThrow(/field "size"/);
     await expect(Pool.start(spawnNodeSandboxWorker, { timeoutMs: -1, runtime })).rejects.toThrow(/field "timeoutMs"/);
   });
 
   it('gives up on workers that cannot start instead of hanging', async () => {
     const started = performance.now();
-    const start = Pool.start(spawnNodeSandboxWorker, { size: 1, runtime: { indexURL: '/nowhere/', packages: [], preload: [], cdnPackages: [] } });
+    const start = Pool.start(spawnNodeSandboxWorker, { size: 1, runtime: { indexURL: '/nowhere/', guardSource: '', packages: [], preload: [], cdnPackages: [] } });
     await expect(start).rejects.toThrow(/no Python sandbox worker could start/);
     expect(performance.now() - started).toBeLessThan(30_000);
   });

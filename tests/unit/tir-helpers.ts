@@ -5,7 +5,6 @@
  */
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
-import { AdamW } from '../../src/core/optim/adamw';
 import { sftSequence, trainSft } from '../../src/core/rl/sft';
 import { CharTokenizer } from '../../src/core/tokenizer/char';
 
@@ -25,9 +24,7 @@ export async function memorisingModel(examples: { question: string; response: st
     eos_token_id: tokenizer.eosId,
   });
   const model = Transformer.create(cfg, { seed: 1 });
-  const optimizer = new AdamW(model.trainableVariables(), { weightDecay: 0 });
   const seqs = examples.map((e) => sftSequence(tokenizer, e.question, e.response, ''));
-  await trainSft(model, optimizer, seqs, { steps, batchSize: seqs.length, lr: 1e-2, warmupSteps: 10, schedule: 'cosine', minLrRatio: 0.1, maxGradNorm: 1, seed: 1 });
-  optimizer.dispose();
+  await trainSft(model, seqs, { steps, batchSize: seqs.length, lr: 1e-2, warmupSteps: 10, schedule: 'cosine', minLrRatio: 0.1, maxGradNorm: 1, seed: 1, optimizer: { weightDecay: 0 } });
   return model;
 }

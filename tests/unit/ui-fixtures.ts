@@ -3,7 +3,7 @@
  * segments and execution spans agree) and a small run holding it, for the UI's tests.
  */
 import { CharTokenizer } from '../../src/core/tokenizer/char';
-import type { ExecutionRecord, Segment, TrajectoryRecord } from '../../src/core/rl/types';
+import type { ExecutionRecord, Segment, TrajectoryRecord } from '../../src/core/tir/types';
 import type { RunRecord } from '../../src/core/run/runfile';
 
 export const tokenizer = CharTokenizer.fromCharset();
@@ -96,10 +96,16 @@ export function handMadeRun(): RunRecord {
     id: '20250101-120000-abc123',
     name: 'hand-made run',
     createdAt: '2025-01-01T12:00:00.000Z',
-    config: { seed: 7, steps: 2, rollout: { groupSize: 2 } },
+    model: 'thor-tiny (shipped)',
+    state: { status: 'stopped', mode: 'rl', totalSteps: 4, checkpointStep: 2 },
+    config: { seed: 7, steps: 4, rollout: { groupSize: 2 } },
     metrics: [
       { step: 1, reward_mean: 0.25, accuracy: 0.25, code_ratio: 0.5 },
       { step: 2, reward_mean: 0.5, accuracy: 0.5, code_ratio: null },
+    ],
+    evals: [
+      { step: 0, accuracy: 0.2, code_ratio: 0.4, pass_ratio: 1 },
+      { step: 2, accuracy: 0.4, code_ratio: 0.6, pass_ratio: 0.9 },
     ],
     rollouts: [
       { step: 1, trajectories: [handMadeTrajectory()] },
@@ -110,6 +116,6 @@ export function handMadeRun(): RunRecord {
       'model.safetensors': new Uint8Array([1, 2, 3, 4, 250, 251, 252, 0]),
       'char_tokenizer.json': new TextEncoder().encode(tokenizer.toFiles()['char_tokenizer.json']),
     },
-    report: '# Report\n\nReward went from 0.25 to 0.5.\n',
+    report: { 'report.md': '# Report\n\nReward went from 0.25 to 0.5.\n\n![reward](reward.svg)\n', 'reward.svg': '<svg xmlns="http://www.w3.org/2000/svg"></svg>' },
   };
 }

@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { render } from 'svelte/server';
 import TrajectoryView from '../../src/app/components/TrajectoryView.svelte';
-import { addExecution, addToken, emptyLiveRow, liveRecord } from '../../src/app/lib/live';
-import { readDemonstrationsJsonl } from '../../src/app/lib/sftdata';
-import { stripFence } from '../../src/app/lib/trajectory';
+import { addExecution, addToken, emptyLiveRow, liveRecord } from '../../src/core/tir/live';
+import { readDemonstrationsJsonl } from '../../src/core/tir/demonstrations';
+import { blockBody } from '../../src/core/tir/format';
 import { handMadeTrajectory, tokenizer } from './ui-fixtures';
 
 const decode = (ids: number[]) => tokenizer.decode(ids);
@@ -44,7 +44,7 @@ describe('live trajectory', () => {
   it('shows a code block still being written as code, and running', () => {
     const partial = replay(done.executions[0].codeTokenStart + 12);
     expect(partial.segments.map((s) => s.kind)).toEqual(['text', 'code']);
-    expect(stripFence(partial.segments[1].text)).toBe('print(123*456)\n```'.slice(0, 12 - '```python\n'.length));
+    expect(blockBody(partial.segments[1].text)).toBe('print(123*456)\n```'.slice(0, 12 - '```python\n'.length));
     const html = render(TrajectoryView, { props: { record: partial, live: true } }).body;
     expect(html).toContain('running…');
     expect(html).not.toContain('data-testid="final-answer"');

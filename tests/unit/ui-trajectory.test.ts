@@ -7,7 +7,8 @@ import { render } from 'svelte/server';
 import TrajectoryView from '../../src/app/components/TrajectoryView.svelte';
 import MathText from '../../src/app/components/MathText.svelte';
 import { splitMath } from '../../src/app/lib/mathtext';
-import { stripFence, tokenCounts, tokenSpans, trajectoryCells } from '../../src/app/lib/trajectory';
+import { blockBody } from '../../src/core/tir/format';
+import { tokenCounts, tokenSpans, trajectoryCells } from '../../src/app/lib/trajectory';
 import { handMadeStepSample, handMadeTrajectory, tokenizer } from './ui-fixtures';
 
 const decodeToken = (id: number) => tokenizer.decode([id]);
@@ -157,8 +158,8 @@ describe('MathText', () => {
   });
 
   it('strips fences from code and output segments only', () => {
-    expect(stripFence('```python\nprint(1)\n```')).toBe('print(1)');
-    expect(stripFence('```output\n1\n```\n')).toBe('1');
-    expect(stripFence('plain')).toBe('plain');
+    expect(blockBody('```python\nprint(1)\n```')).toBe('print(1)');
+    expect(blockBody('```output\n1\n```\n')).toBe('1');
+    expect(blockBody('plain')).toBe('plain');
   });
 });

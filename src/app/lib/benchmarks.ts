@@ -2,9 +2,7 @@
  * The public test sets in data/benchmarks/, served by the app itself as static files (fetched only
  * when chosen), read with the same JSON-lines reader as an upload.
  */
-import { readProblemsJsonl, type SkippedLine } from '../../core/data/readers';
-import type { Problem } from '../../core/data/types';
-import { LabError } from '../../core/errors';
+import { LabError, readProblemsJsonl, type Problem, type SkippedLine } from '../../core/lab/index';
 import gsm8k from '../../../data/benchmarks/gsm8k-test.jsonl?url';
 import math500 from '../../../data/benchmarks/math500-test.jsonl?url';
 import aime24 from '../../../data/benchmarks/aime24.jsonl?url';

@@ -26,18 +26,27 @@ export class ChartData {
     this.version++;
   }
 
+  /** Like push, but values for the x of the last point join that point (a held-out evaluation after its step). */
+  put(x: number, values: readonly (number | null | undefined)[]): void {
+    const last = this.columns[0].length - 1;
+    if (last < 0 || this.columns[0][last] !== x) return this.push(x, values);
+    for (let s = 0; s < this.seriesCount; s++) {
+      const v = values[s];
+      if (typeof v === 'number' && Number.isFinite(v)) this.columns[s + 1][last] = v;
+    }
+    this.version++;
+  }
+
   clear(): void {
     for (const c of this.columns) c.length = 0;
     this.version++;
   }
 
-  /** Chart columns from rows of named figures (e.g. stored per-step metrics). */
+  /** Chart columns from rows of named figures (e.g. stored per-step metrics), rows of the same x merged. */
   static fromRows(rows: readonly Record<string, unknown>[], x: string, keys: readonly string[]): ChartData {
     const data = new ChartData(keys.length);
-    for (const row of rows) {
-      const xv = row[x];
-      if (typeof xv === 'number') data.push(xv, keys.map((k) => row[k] as number | null | undefined));
-    }
+    const sorted = rows.filter((r) => typeof r[x] === 'number').sort((a, b) => (a[x] as number) - (b[x] as number));
+    for (const row of sorted) data.put(row[x] as number, keys.map((k) => row[k] as number | null | undefined));
     return data;
   }
 }

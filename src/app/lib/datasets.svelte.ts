@@ -3,10 +3,7 @@
  * never overlap) and any uploaded benchmark files, each assigned to one split. Training reads
  * `train`, evaluation reads `test`. Arrays are stored raw (not deeply reactive): they can be large.
  */
-import type { Problem } from '../../core/data/types';
-import type { SkippedLine } from '../../core/data/readers';
-import { generateTasks, type Split, type Task, type TaskKind } from '../../core/data/tasks';
-import { defaultRunConfig } from '../../core/run/config';
+import { defaultRunConfig, generateTasks, type Problem, type SkippedLine, type Split, type Task, type TaskKind } from '../../core/lab/index';
 
 export interface SyntheticSettings {
   kinds: TaskKind[];

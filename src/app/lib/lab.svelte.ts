@@ -1,13 +1,9 @@
 /**
- * The services the panels share: the policy worker (model, Python sandbox, generation, training,
- * all off the main thread) and what it reports: the compute backend, the loaded model, the
- * sandbox, and which job it is running. Started once by the app; the shipped model loads by default.
+ * The lab service the panels share, and what it reports: the compute backend, the loaded model, the
+ * sandbox, and which job it is running. The service lives in the policy worker (main.ts connects
+ * it); panels call it through `lab.api`, its typed interface, and never see how it is reached.
  */
-import type { Remote } from 'comlink';
-import type { BackendInfo, BackendName } from '../../core/backend';
-import { CONTROL, type ControlValue } from '../services/control';
-import type { LabService, ModelSummary, SandboxStatus } from '../services/lab-service';
-import { startPolicyWorker, type PolicyWorker } from '../services/policy';
+import { CONTROL, type BackendInfo, type BackendName, type ControlValue, type LabApi, type LabConnection, type ModelSummary, type SandboxStatus } from '../../core/lab/index';
 import { reportError } from './messages.svelte';
 import { keepOffline } from './offline';
 
@@ -21,23 +17,21 @@ export function backendOrderFromUrl(search: string): BackendName[] | undefined {
 }
 
 class Lab {
-  /**
-   * Not reactive on purpose: a Comlink proxy answers every property read (and Svelte's dev-mode
-   * checks would turn into calls to the worker). Panels react to `backend`, which comes after it.
-   */
-  policy: Remote<LabService> | null = null;
-  private worker: PolicyWorker | null = null;
+  /** Not reactive on purpose: panels react to `backend`, which is set once the service answers. */
+  api: LabApi | null = null;
+  private connection: LabConnection | null = null;
+  private connect: (() => LabConnection) | null = null;
   backend = $state.raw<BackendInfo | null>(null);
   backendError = $state<string | null>(null);
   model = $state.raw<ModelSummary | null>(null);
   modelStatus = $state<'none' | 'loading' | 'ready' | 'failed'>('none');
   modelError = $state<string | null>(null);
   sandbox = $state.raw<SandboxStatus>({ state: 'starting' });
-  /** The job the policy worker is running for this page ("training", "inference", …), or null. */
+  /** The job the service is running for this page ("training", "inference", …), or null. */
   busy = $state<string | null>(null);
   /** Files kept for offline use (0 until the copy is made). */
   offlineFiles = $state(0);
-  /** Set when the worker crashed: its calls will never answer; the page offers a restart. */
+  /** Set when the service's worker crashed: its calls will never answer; the page offers a restart. */
   workerFailed = $state<string | null>(null);
   /** Pause / stop word shared with the worker (SharedArrayBuffer when the page is cross-origin isolated). */
   readonly control: Int32Array;
@@ -48,28 +42,30 @@ class Lab {
     this.control = new Int32Array(this.sharedControl ? new SharedArrayBuffer(4) : new ArrayBuffer(4));
   }
 
-  start(): void {
-    if (this.policy) return;
-    const worker = startPolicyWorker();
-    this.worker = worker;
-    this.policy = worker.api;
-    worker.onError((message) => {
+  /** Connects the service, picks its backend and loads the shipped model. */
+  start(connect: () => LabConnection): void {
+    if (this.api) return;
+    this.connect = connect;
+    const connection = connect();
+    this.connection = connection;
+    this.api = connection.api;
+    connection.onError((message) => {
       this.workerFailed = message;
       reportError(new Error(message), 'policy worker');
     });
-    const policy = worker.api;
-    policy
+    const api = connection.api;
+    api
       .init({ order: backendOrderFromUrl(location.search), control: this.control })
       .then(async (info) => {
         this.backend = info;
         performance.mark('thor:backend-ready');
-        await this.loadModel('the shipped model', (p) => p.loadShippedModel());
-        this.sandbox = await policy.sandboxWarm();
+        await this.loadModel('the shipped model', (a) => a.loadModel({ kind: 'shipped' }));
+        this.sandbox = await api.sandboxWarm();
         performance.mark('thor:sandbox-ready');
         if (this.sandbox.state === 'failed') reportError(new Error(this.sandbox.error ?? 'the Python sandbox did not start'), 'Python sandbox');
         // The built app keeps a copy of everything it loaded, to open and work offline next time.
         if (import.meta.env.PROD && 'serviceWorker' in navigator) {
-          policy
+          api
             .resourceUrls()
             .then(keepOffline)
             .then((n) => {
@@ -85,11 +81,11 @@ class Lab {
       });
   }
 
-  /** Throws the worker away and starts a fresh one (after a crash); the model must be loaded again. */
+  /** Throws the service's worker away and starts a fresh one (after a crash); the model must be loaded again. */
   restart(): void {
-    this.worker?.terminate();
-    this.worker = null;
-    this.policy = null;
+    this.connection?.terminate();
+    this.connection = null;
+    this.api = null;
     this.backend = null;
     this.backendError = null;
     this.model = null;
@@ -97,18 +93,18 @@ class Lab {
     this.sandbox = { state: 'starting' };
     this.busy = null;
     this.workerFailed = null;
-    this.start();
+    if (this.connect) this.start(this.connect);
   }
 
-  /** Runs a job in the worker while the page shows it busy; failures become messages (and rethrow). */
-  async job<T>(what: string, work: (policy: Remote<LabService>) => Promise<T>): Promise<T> {
-    const policy = this.policy;
-    if (!policy) throw new Error('the policy worker is not running');
-    if (this.busy) throw new Error(`the policy worker is busy ${this.busy}`);
+  /** Runs a job of the service while the page shows it busy; failures become messages (and rethrow). */
+  async job<T>(what: string, work: (api: LabApi) => Promise<T>): Promise<T> {
+    const api = this.api;
+    if (!api) throw new Error('the lab service is not running');
+    if (this.busy) throw new Error(`the lab is busy ${this.busy}`);
     this.busy = what;
     Atomics.store(this.control, 0, CONTROL.run);
     try {
-      return await work(policy);
+      return await work(api);
     } catch (e) {
       reportError(e, what);
       throw e;
@@ -117,8 +113,14 @@ class Lab {
     }
   }
 
-  /** Loads a model into the worker; the previous one stays if this fails. */
-  async loadModel(what: string, load: (policy: Remote<LabService>) => Promise<ModelSummary>): Promise<ModelSummary | undefined> {
+  /** The service for calls that are no job (the run store, status); throws when it is not running. */
+  service(): LabApi {
+    if (!this.api) throw new Error('the lab service is not running');
+    return this.api;
+  }
+
+  /** Loads a model; the previous one stays if this fails. */
+  async loadModel(what: string, load: (api: LabApi) => Promise<ModelSummary>): Promise<ModelSummary | undefined> {
     const previous = this.modelStatus;
     this.modelStatus = 'loading';
     this.modelError = null;
@@ -139,12 +141,21 @@ class Lab {
   setControl(value: ControlValue): void {
     Atomics.store(this.control, 0, value);
     // Without shared memory the word lives in the worker; a message sets it (and wakes a paused job).
-    this.policy?.setControl(value).catch((e: unknown) => reportError(e, 'policy worker'));
+    this.api?.setControl(value).catch((e: unknown) => reportError(e, 'policy worker'));
+  }
+
+  /** The model the service holds now (a resumed run loads its own). */
+  async refreshModel(): Promise<void> {
+    const model = await this.api?.model();
+    if (model) {
+      this.model = model;
+      this.modelStatus = 'ready';
+    }
   }
 
   async refreshSandbox(): Promise<void> {
-    if (!this.policy || !this.backend) return;
-    this.sandbox = await this.policy.sandboxStatus();
+    if (!this.api || !this.backend) return;
+    this.sandbox = await this.api.sandboxStatus();
   }
 }
 

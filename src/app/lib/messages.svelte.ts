@@ -3,7 +3,7 @@
  * here from anywhere in the app and shown by the error banner, so a failure is a message and not a
  * dead page. Repeats of the same message are counted instead of stacked.
  */
-import { errorToPlain } from '../../core/errors';
+import { errorToPlain } from '../../core/lab/index';
 
 export interface LabMessage {
   id: number;

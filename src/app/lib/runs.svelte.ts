@@ -1,12 +1,6 @@
-/** The app's one connection to the run store, and the list of stored runs every panel sees. */
-import { openRunStore, type RunStore, type RunSummary } from './runstore';
-
-let storePromise: Promise<RunStore> | undefined;
-
-export function runStore(): Promise<RunStore> {
-  storePromise ??= openRunStore();
-  return storePromise;
-}
+/** The list of stored runs every panel sees, read from the lab service's run store. */
+import type { RunSummary } from '../../core/lab/index';
+import { lab } from './lab.svelte';
 
 class StoredRuns {
   /** Newest first. */
@@ -29,7 +23,7 @@ class StoredRuns {
   }
 
   async refresh(): Promise<void> {
-    this.items = await (await runStore()).list();
+    this.items = await lab.service().listRuns();
     this.loaded = true;
     if (this.selected && !this.items.some((r) => r.id === this.selected)) this.selected = null;
   }

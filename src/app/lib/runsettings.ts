@@ -1,68 +1,33 @@
 /**
- * The training settings form, derived from the run config schema itself: every knob with its
- * default, description and input kind (choices come from the schema's enums), and the way back
- * from what was typed to a config that parseRunConfig validates.
+ * Settings forms derived from the run config's own description: every knob with its default,
+ * description, input kind and limits (describeRunConfig), and the way back from what was typed to a
+ * config that the schema checks, with the same messages as a config file or the command line.
  */
-import { describeRunConfig, parseRunConfig, RunConfigSchema, type RunConfig } from '../../core/run/config';
+import { applySettings, describeRunConfig, parseRunConfig, type Knob, type RunConfig } from '../../core/lab/index';
 
-export type SettingKind = 'boolean' | 'number' | 'choice' | 'list' | 'text';
-
-export interface SettingField {
-  /** Dotted path in RunConfig, e.g. "grpo.clipEpsHigh". */
-  path: string;
+export interface SettingField extends Knob {
   /** First part of the path ("" for top-level knobs). */
   group: string;
   key: string;
-  description: string;
-  default: unknown;
-  kind: SettingKind;
-  /** Allowed values of a choice. */
-  options?: string[];
-  /** null is a valid value (e.g. grpo.dualClipC: null = off). */
-  nullable: boolean;
 }
 
-/** What the inputs hold: text for everything but checkboxes. */
-export type SettingValues = Record<string, string | boolean>;
-
-interface SchemaNode {
-  def?: { type?: string; innerType?: SchemaNode };
-  shape?: Record<string, SchemaNode>;
-  options?: unknown[];
-}
-
-/** The leaf schema at a path, looking through default / prefault / optional / nullable wrappers. */
-function leaf(path: string): { node: SchemaNode | undefined; nullable: boolean } {
-  let nullable = false;
-  const unwrap = (s: SchemaNode | undefined): SchemaNode | undefined => {
-    while (s?.def?.innerType) {
-      if (s.def.type === 'nullable') nullable = true;
-      s = s.def.innerType;
-    }
-    return s;
-  };
-  let node: SchemaNode | undefined = RunConfigSchema as unknown as SchemaNode;
-  for (const key of path.split('.')) node = unwrap(node)?.shape?.[key];
-  return { node: unwrap(node), nullable };
-}
+/** What the inputs hold: text (or a number input's number) for everything but checkboxes. */
+export type SettingValues = Record<string, string | number | boolean | null>;
 
 export function settingFields(): SettingField[] {
   return describeRunConfig().map((knob) => {
     const parts = knob.path.split('.');
-    const { node, nullable } = leaf(knob.path);
-    const type = node?.def?.type;
-    const kind: SettingKind =
-      type === 'boolean' ? 'boolean' : type === 'number' ? 'number' : type === 'enum' ? 'choice' : type === 'array' ? 'list' : 'text';
-    return {
-      path: knob.path,
-      group: parts.length > 1 ? parts[0] : '',
-      key: parts[parts.length - 1],
-      description: knob.description,
-      default: knob.default,
-      kind,
-      ...(kind === 'choice' && { options: (node?.options ?? []).map(String) }),
-      nullable,
-    };
+    return { ...knob, group: parts.length > 1 ? parts[0] : '', key: parts[parts.length - 1] };
+  });
+}
+
+/** The fields of some knobs, by path, in the order asked (a panel's short form). */
+export function fieldsAt(paths: readonly string[]): SettingField[] {
+  const all = settingFields();
+  return paths.map((p) => {
+    const f = all.find((x) => x.path === p);
+    if (!f) throw new Error(`no setting ${p}`);
+    return f;
   });
 }
 
@@ -78,35 +43,43 @@ export function defaultValues(fields: readonly SettingField[]): SettingValues {
 
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
 
-/** Typed text back to values: numbers where the schema wants numbers (other text goes through, for the validator to name). */
-function fieldValue(f: SettingField, raw: string | boolean): unknown {
-  if (typeof raw === 'boolean') return raw;
+/** Typed text back to values: numbers where the schema wants numbers (other text goes through, for the schema to name). */
+function fieldValue(f: SettingField, raw: string | number | boolean | null): unknown {
+  if (typeof raw === 'boolean' || typeof raw === 'number') return raw;
+  if (raw === null) return f.nullable ? null : undefined;
   const text = raw.trim();
   if (f.kind === 'list') return text === '' ? [] : text.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => (NUMBER.test(s) ? Number(s) : s));
   if (text === '') return f.nullable ? null : undefined;
   if (f.kind === 'number') return NUMBER.test(text) ? Number(text) : text;
-  return text;
+  return f.kind === 'text' ? raw : text;
 }
 
-/** The nested config object the inputs describe (not yet validated). */
-export function configInput(fields: readonly SettingField[], values: SettingValues): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const f of fields) {
-    const v = fieldValue(f, values[f.path] ?? '');
-    if (v === undefined) continue;
-    const parts = f.path.split('.');
-    let target = out;
-    for (const p of parts.slice(0, -1)) target = (target[p] ??= {}) as Record<string, unknown>;
-    target[parts[parts.length - 1]] = v;
-  }
-  return out;
+/** The nested config input the inputs describe (not yet checked). */
+export function configInput(fields: readonly SettingField[], values: SettingValues, base: Record<string, unknown> = {}): Record<string, unknown> {
+  return applySettings(
+    base,
+    fields.flatMap((f) => {
+      const value = fieldValue(f, values[f.path] ?? '');
+      return value === undefined ? [] : [{ path: f.path, value, source: 'form' }];
+    }),
+  );
 }
 
-/** A validated config, or the validator's message naming the field. */
-export function validateSettings(fields: readonly SettingField[], values: SettingValues): { config: RunConfig } | { error: string } {
+/** A checked config, or the schema's message naming the field. */
+export function validateSettings(fields: readonly SettingField[], values: SettingValues, use: 'run' | 'evaluation' | 'inference' = 'run', base: Record<string, unknown> = {}): { config: RunConfig; input: Record<string, unknown> } | { error: string } {
   try {
-    return { config: parseRunConfig(configInput(fields, values), 'training settings') };
+    const input = configInput(fields, values, base);
+    return { config: parseRunConfig(input, { source: use === 'run' ? 'training settings' : `${use} settings`, use }), input };
   } catch (e) {
     return { error: e instanceof Error ? e.message : String(e) };
   }
+}
+
+/** The HTML input bounds of a number knob (exclusive bounds are left to the schema's message). */
+export function inputBounds(f: Knob): { min?: number; max?: number; step?: number | 'any' } {
+  return {
+    ...(f.min !== undefined && { min: f.min }),
+    ...(f.max !== undefined && { max: f.max }),
+    step: f.integer ? 1 : 'any',
+  };
 }

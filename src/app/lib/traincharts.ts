@@ -1,7 +1,7 @@
 /**
- * The live charts of a training run, each naming the per-step metric keys it draws (keys of
- * rolloutMetrics in src/core/rl/metrics.ts and of the trainer's step report). Stored runs are drawn
- * from the same specs, so a finished run looks the way it did live.
+ * The live charts of a training run, each naming the per-step metric keys it draws (the trainer's
+ * step metrics) and the held-out figures (heldout_*, from the run's evaluations). Stored runs are
+ * drawn from the same specs, so a finished run looks the way it did live.
  */
 export interface ChartSpec {
   id: string;
@@ -41,3 +41,9 @@ export const TRAIN_CHARTS: ChartSpec[] = [
     ],
   },
 ];
+
+/** An evaluation row's figures under the held-out keys the charts draw. */
+export function heldOutValues(row: Record<string, unknown>): Record<string, number | null> {
+  const n = (v: unknown) => (typeof v === 'number' ? v : null);
+  return { step: n(row.step), heldout_accuracy: n(row.accuracy), heldout_code_ratio: n(row.code_ratio), heldout_pass_ratio: n(row.pass_ratio) };
+}

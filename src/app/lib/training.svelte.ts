@@ -1,19 +1,13 @@
 /**
  * The training run this page started (or resumed), as the panels see it: state, progress of the
- * current step, and the live charts. The run itself lives in the policy worker, which stores it
- * step by step; this side only draws what the worker's callbacks report.
+ * current step, held-out figures and the live charts. The run itself lives in the lab service,
+ * which stores it step by step; this side only draws what its events report.
  */
-import * as Comlink from 'comlink';
-import type { StepMetrics } from '../../core/run/runfile';
-import type { HeldOutFigures, TrainEvents, TrainRequest, TrainState } from '../services/lab-service';
-import { CONTROL } from '../services/control';
+import { CONTROL, type HeldOutFigures, type LabEvent, type StepMetrics, type TrainRequest, type TrainState } from '../../core/lab/index';
 import { ChartData } from './chartdata.svelte';
 import { lab } from './lab.svelte';
-import { runStore, storedRuns } from './runs.svelte';
-import { TRAIN_CHARTS, type ChartSpec } from './traincharts';
-
-/** What starts (or resumes) a run: the worker's request as it is. */
-export type StartOptions = TrainRequest;
+import { storedRuns } from './runs.svelte';
+import { heldOutValues, TRAIN_CHARTS, type ChartSpec } from './traincharts';
 
 class Training {
   state = $state<TrainState | 'idle'>('idle');
@@ -25,12 +19,15 @@ class Training {
   fromStep = $state(0);
   startedAt = $state<number | null>(null);
   phase = $state<{ name: string; done: number; total: number } | null>(null);
+  /** Why the run failed. */
   message = $state<string | null>(null);
+  /** The service's last word on the run that is no failure (e.g. optimiser moments restored). */
+  note = $state<string | null>(null);
   /** Figures of the last step, for the summary line. */
   last = $state.raw<StepMetrics | null>(null);
-  /** The latest held-out evaluation of an RL run (step 0: before training). */
+  /** The latest held-out evaluation of the run (step 0: before training). */
   heldOut = $state.raw<{ step: number; figures: HeldOutFigures } | null>(null);
-  /** One chart per spec, fed as steps arrive. */
+  /** One chart per spec, fed as steps and evaluations arrive. */
   readonly charts: { spec: ChartSpec; data: ChartData }[] = TRAIN_CHARTS.map((spec) => ({ spec, data: new ChartData(spec.series.length) }));
 
   get failed(): boolean {
@@ -41,73 +38,70 @@ class Training {
     return this.state === 'preparing' || this.state === 'running' || this.state === 'paused';
   }
 
-  private events(): TrainEvents {
-    return {
-      started: (run) => {
-        this.runId = run.id;
-        this.runName = run.name;
-        this.fromStep = run.fromStep;
-        this.done = run.fromStep;
-        this.total = run.totalSteps;
-        this.mode = run.mode;
-        this.startedAt = Date.now();
-        storedRuns.selected = run.id;
-        void storedRuns.refresh();
-      },
-      progress: (name, done, total) => {
-        this.phase = { name, done, total };
-      },
-      step: (step, metrics) => {
-        this.done = step;
-        this.last = metrics;
-        if (typeof metrics.heldout_accuracy === 'number') this.heldOut = { step, figures: metrics as unknown as HeldOutFigures };
-        for (const { spec, data } of this.charts) data.push(step, spec.series.map((s) => metrics[s.key] as number | null | undefined));
-        performance.mark('thor:train-step');
-        storedRuns.changed();
-      },
-      evaluated: (step, figures) => {
-        this.heldOut = { step, figures };
-        const values = figures as unknown as Record<string, number | null>;
-        for (const { spec, data } of this.charts) data.push(step, spec.series.map((s) => values[s.key]));
-      },
-      state: (state, message) => {
-        this.state = state;
-        this.message = message ?? null;
-        if (state !== 'running') this.phase = null;
-      },
-    };
+  private plot(step: number, values: Record<string, unknown>): void {
+    for (const { spec, data } of this.charts) {
+      const row = spec.series.map((s) => values[s.key] as number | null | undefined);
+      if (row.some((v) => typeof v === 'number')) data.put(step, row);
+    }
   }
 
-  /** Starts a run in the worker; resolves when it ends. */
-  async start(options: StartOptions): Promise<void> {
+  private onEvent = (e: LabEvent): void => {
+    switch (e.type) {
+      case 'run':
+        this.runId = e.id;
+        this.runName = e.name;
+        this.fromStep = e.fromStep;
+        this.done = e.fromStep;
+        this.total = e.totalSteps;
+        this.mode = e.mode;
+        this.startedAt = Date.now();
+        storedRuns.selected = e.id;
+        void storedRuns.refresh();
+        // A resumed run trains the checkpoint the service loaded for it.
+        void lab.refreshModel();
+        break;
+      case 'progress':
+        this.phase = { name: e.phase, done: e.done, total: e.total };
+        break;
+      case 'step':
+        this.done = e.step;
+        this.last = e.metrics;
+        this.plot(e.step, e.metrics);
+        performance.mark('thor:train-step');
+        storedRuns.changed();
+        break;
+      case 'heldout':
+        this.heldOut = { step: e.step, figures: e.figures };
+        this.plot(e.step, heldOutValues(e.row));
+        break;
+      case 'message':
+        this.note = e.text;
+        break;
+      case 'state':
+        this.state = e.state;
+        this.message = e.message ?? null;
+        if (e.state !== 'running') this.phase = null;
+        break;
+    }
+  };
+
+  /** Starts (or resumes) a run in the service; resolves when it ends. */
+  async start(request: TrainRequest): Promise<void> {
     for (const { data } of this.charts) data.clear();
     this.state = 'preparing';
     this.message = null;
+    this.note = null;
     this.last = null;
     this.heldOut = null;
     this.done = 0;
-    this.total = options.mode === 'sft' ? (options.sft?.steps ?? 0) : options.config.steps;
+    this.total = 0;
     this.startedAt = null;
     this.phase = null;
-    if (options.resume) await this.replayStoredMetrics(options.resume.runId, options.resume.fromStep);
+    if (request.resume) await this.replayStored(request.resume.runId);
     try {
-      await lab.job('training', (policy) =>
-        policy.train(
-          {
-            mode: options.mode,
-            config: options.config,
-            train: options.train,
-            ...(options.test && { test: options.test }),
-            name: options.name,
-            checkpointEvery: options.checkpointEvery,
-            ...(options.sft && { sft: options.sft }),
-            ...(options.resume && { resume: options.resume }),
-          },
-          Comlink.proxy(this.events()),
-        ),
-      );
+      await lab.job('training', (api) => api.train(request, this.onEvent));
     } catch (e) {
-      // The worker reports its own failures; this catches calls that never reached it.
+      // The service reports its own failures; this catches calls that never reached it.
       if (!this.failed) {
         this.state = 'failed';
         this.message = e instanceof Error ? e.message : String(e);
@@ -119,12 +113,12 @@ class Training {
     }
   }
 
-  /** A resumed run's charts start with the steps it already has. */
-  private async replayStoredMetrics(runId: string, upTo: number): Promise<void> {
-    const metrics = await (await runStore()).getMetrics(runId);
-    for (const m of metrics.filter((x) => x.step <= upTo)) {
-      for (const { spec, data } of this.charts) data.push(m.step, spec.series.map((s) => m[s.key] as number | null | undefined));
-    }
+  /** A resumed run's charts start with the steps and evaluations it already has (up to its checkpoint). */
+  private async replayStored(runId: string): Promise<void> {
+    const detail = await lab.service().runDetail(runId);
+    const upTo = detail?.state?.checkpointStep ?? 0;
+    const rows = [...(detail?.metrics ?? []), ...(detail?.evals ?? []).map((e) => ({ ...heldOutValues(e), step: e.step }))].filter((r) => r.step <= upTo).sort((a, b) => a.step - b.step);
+    for (const r of rows) this.plot(r.step, r);
   }
 
   pause(): void {

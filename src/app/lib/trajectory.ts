@@ -3,20 +3,13 @@
  * as reasoning, code and output cells (each output tied to the execution that produced it), the
  * self-correction attempts placed where generation was rewound, and the tokens classed by mask.
  */
-import { parseSegments } from '../../core/tir/format';
-import type { DiscardedAttempt, ExecutionRecord, ExecutionStatus, TrajectoryRecord } from '../../core/rl/types';
+import { blockBody, splitFences, type DiscardedAttempt, type ExecutionRecord, type ExecutionStatus, type TrajectoryRecord } from '../../core/lab/index';
 
 export type ViewCell =
   | { kind: 'text'; text: string }
   | { kind: 'code'; code: string; execution?: ExecutionRecord }
   | { kind: 'output'; text: string; status: ExecutionStatus | 'unknown' }
   | { kind: 'discarded'; attempt: DiscardedAttempt; parts: { kind: 'text' | 'code' | 'output'; text: string }[] };
-
-/** The inside of a ```python / ```output fence (segments keep their fences; one still being written has no closing fence); unfenced text as is. */
-export function stripFence(text: string): string {
-  const m = /^\s*```[a-z]*\n?([\s\S]*?)\n?```\s*$/.exec(text) ?? /^\s*```[a-z]*\n([\s\S]*)$/.exec(text);
-  return m ? m[1] : text;
-}
 
 /** Execution of a code segment: the one whose fence starts at the segment's first token, else the next in order. */
 function executionFor(record: TrajectoryRecord, tokenStart: number, order: number): ExecutionRecord | undefined {
@@ -31,9 +24,9 @@ export function trajectoryCells(record: TrajectoryRecord): ViewCell[] {
     if (seg.kind === 'text') cells.push({ at: seg.tokenStart, cell: { kind: 'text', text: seg.text } });
     else if (seg.kind === 'code') {
       lastExecution = executionFor(record, seg.tokenStart, codeOrder++);
-      cells.push({ at: seg.tokenStart, cell: { kind: 'code', code: stripFence(seg.text), execution: lastExecution } });
+      cells.push({ at: seg.tokenStart, cell: { kind: 'code', code: blockBody(seg.text), execution: lastExecution } });
     } else {
-      cells.push({ at: seg.tokenStart, cell: { kind: 'output', text: stripFence(seg.text), status: lastExecution?.status ?? 'unknown' } });
+      cells.push({ at: seg.tokenStart, cell: { kind: 'output', text: blockBody(seg.text), status: lastExecution?.status ?? 'unknown' } });
       lastExecution = undefined;
     }
   }
@@ -54,7 +47,7 @@ export function trajectoryCells(record: TrajectoryRecord): ViewCell[] {
 }
 
 function discardedCell(attempt: DiscardedAttempt): ViewCell {
-  return { kind: 'discarded', attempt, parts: parseSegments(attempt.text) };
+  return { kind: 'discarded', attempt, parts: splitFences(attempt.text).map((p) => ({ kind: p.kind, text: p.body })) };
 }
 
 /**

@@ -24,7 +24,8 @@ import { DEFAULT_SAMPLING, sampleToken, type Candidates, type SamplingParams } f
 import { findStop, stopWindow, type Decode } from './stop';
 
 export type RowStatus = 'active' | 'paused' | 'done';
-export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
+/** Why a row ended: its end-of-sequence token, a stop string or the caller, or its token budget. */
+export type FinishReason = 'eos' | 'stop' | 'length';
 
 export interface RowOptions extends Partial<SamplingParams> {
   /** Response budget: sampled and forced tokens after the prompt. */
@@ -276,7 +277,7 @@ export class Generation {
   }
 
   /** Ends a row now. */
-  finish(row: number, reason: FinishReason = 'aborted'): void {
+  finish(row: number, reason: FinishReason): void {
     const r = this.row(row);
     if (r.status !== 'done') this.end(row, reason);
   }

@@ -8,11 +8,11 @@ import { encodePrompt } from '../tir/prompt';
 import { runRollouts, type RolloutEnv, type RolloutRequest, type RolloutSettings } from '../tir/rollout';
 import type { SymbolicChecker } from '../reward/equivalence';
 import type { RewardOptions } from '../reward/reward';
-import { avgAtK, codeCorrectnessTable, majAtK, meanPassAtK, rolloutMetrics, type CodeCorrectnessTable, type MetricValue } from '../rl/metrics';
-import { gradeRecords } from '../rl/grade';
-import { rolloutSettings } from '../rl/trainer';
-import type { RunConfig } from '../run/config';
-import type { TrajectoryRecord } from '../rl/types';
+import { avgAtK, codeCorrectnessTable, majAtK, meanPassAtK, trajectoryMetrics, type CodeCorrectnessTable, type MetricValue } from './metrics';
+import { gradeRecords } from '../reward/grade';
+import { rolloutSettings, selfCorrectionSettings } from '../tir/settings';
+import type { RunConfig } from '../config/schema';
+import type { TrajectoryRecord } from '../tir/types';
 
 export interface EvalSettings extends RolloutSettings {
   /** k samples per question. */
@@ -74,7 +74,7 @@ export async function evaluate(
     accuracy: avgAtK(perQuestion.map((rs) => rs.map((r) => r.correct))),
     majAtK: majAtK(perQuestion.map((rs) => rs.map((r) => ({ answer: r.finalAnswer, correct: r.correct })))),
     passAtK: meanPassAtK(perQuestion.map((rs) => rs.map((r) => r.correct)), k),
-    metrics: rolloutMetrics(records),
+    metrics: trajectoryMetrics(records),
     table: codeCorrectnessTable(records),
     records,
     seconds: (Date.now() - started) / 1000,
@@ -83,7 +83,6 @@ export async function evaluate(
 
 /** Evaluation settings of a run config: its eval section over its rollout settings. */
 export function evalSettingsOf(c: RunConfig, overrides: Partial<EvalSettings> = {}): EvalSettings {
-  const selfCorrection = overrides.selfCorrection !== undefined ? overrides.selfCorrection : c.eval.selfCorrection ? { ...c.selfCorrection } : undefined;
   return {
     ...rolloutSettings(c, c.seed),
     temperature: c.eval.temperature,
@@ -91,8 +90,8 @@ export function evalSettingsOf(c: RunConfig, overrides: Partial<EvalSettings> = 
     topK: 0,
     samples: c.eval.samples,
     instruction: c.rollout.instruction,
+    selfCorrection: selfCorrectionSettings(c, c.eval.selfCorrection),
     ...overrides,
-    selfCorrection,
   };
 }
 

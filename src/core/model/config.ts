@@ -23,12 +23,14 @@ export interface ModelConfig {
   eos_token_id?: number | number[] | null;
 }
 
+/** Fields a model's config.json must give (a context length guessed wrong would run past the model's positions). */
 const REQUIRED_NUMBERS = [
   'hidden_size',
   'intermediate_size',
   'num_hidden_layers',
   'num_attention_heads',
   'vocab_size',
+  'max_position_embeddings',
 ] as const;
 
 /**
@@ -74,7 +76,7 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): ModelConfi
     rms_norm_eps: num('rms_norm_eps', 1e-6),
     vocab_size: r.vocab_size as number,
     tie_word_embeddings: bool('tie_word_embeddings', false),
-    max_position_embeddings: num('max_position_embeddings', 2048, true),
+    max_position_embeddings: r.max_position_embeddings as number,
     // Qwen2 always has q/k/v biases and its config.json has no attention_bias field.
     attention_bias: bool('attention_bias', modelType === 'qwen2'),
     bos_token_id: (r.bos_token_id as number | null | undefined) ?? null,
@@ -140,4 +142,34 @@ export function parameterShapes(cfg: ModelConfig): Map<string, number[]> {
   shapes.set('model.norm.weight', [h]);
   if (!cfg.tie_word_embeddings) shapes.set('lm_head.weight', [cfg.vocab_size, h]);
   return shapes;
+}
+
+/** The size of a new character-level model, as the Model panel asks for it. */
+export interface NewModelSize {
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+  context: number;
+}
+
+/** The HF config of a new Llama-style character model of that size (tied embeddings). */
+export function newModelConfig(size: NewModelSize, tokenizer: { vocabSize: number; bosId?: number; eosId?: number }): ModelConfig {
+  return parseModelConfig(
+    {
+      model_type: 'llama',
+      num_hidden_layers: size.layers,
+      hidden_size: size.hidden,
+      num_attention_heads: size.heads,
+      num_key_value_heads: size.kvHeads,
+      intermediate_size: size.intermediate,
+      max_position_embeddings: size.context,
+      vocab_size: tokenizer.vocabSize,
+      bos_token_id: tokenizer.bosId,
+      eos_token_id: tokenizer.eosId,
+      tie_word_embeddings: true,
+    },
+    'new model',
+  );
 }

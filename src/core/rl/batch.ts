@@ -1,10 +1,8 @@
 /**
  * Packing trajectory records into padded training batches: prompt + response ids [B, T] and, aligned
- * with the model's next-token log-probabilities [B, T-1], the loss mask, per-token advantages, old
- * log-probabilities and the per-token weights that realise each loss aggregation. Plain arrays only;
- * the tensor loss (policy-loss.ts) reads these.
+ * with the model's next-token log-probabilities [B, T-1], the loss mask, per-token advantages and old
+ * log-probabilities. Plain arrays only; the objective (objective.ts) reads them as tensors.
  */
-import type { LossAggregation, Row } from './losses';
 
 /** A response to train on: what the batch needs of a TrajectoryRecord (or an SFT example). */
 export interface TrainingSequence {
@@ -61,7 +59,7 @@ export function perTokenFromRows(packed: PackedIds, seqs: readonly TrainingSeque
 }
 
 /** Places each row's per-response-token values (e.g. old log-probabilities) in the [B, T-1] layout. */
-export function perTokenFromResponses(packed: PackedIds, values: readonly Row[]): Float32Array {
+export function perTokenFromResponses(packed: PackedIds, values: readonly ArrayLike<number>[]): Float32Array {
   const T1 = packed.length - 1;
   const out = new Float32Array(packed.batch * T1);
   values.forEach((row, b) => out.set(Array.from(row), b * T1 + packed.responseStart[b]));
@@ -72,32 +70,6 @@ export function perTokenFromResponses(packed: PackedIds, values: readonly Row[])
 export function responsesFromPerToken(packed: PackedIds, seqs: readonly TrainingSequence[], values: ArrayLike<number>): number[][] {
   const T1 = packed.length - 1;
   return seqs.map((s, b) => Array.from({ length: s.tokens.length }, (_, j) => values[b * T1 + packed.responseStart[b] + j]));
-}
-
-/**
- * Per-token weights w with Σ w·l equal to the aggregated loss over the WHOLE batch (all micro-batches):
- * token-mean 1/N; seq-mean-token-mean 1/(|o_i|·B'); seq-mean-token-sum-norm 1/(B·L_max) — the same
- * definitions as aggregateLoss in losses.ts. Rows are lists of mask values over response tokens.
- */
-export function aggregationWeights(masks: readonly Row[], mode: LossAggregation, maxLength?: number): number[][] {
-  const counts = masks.map((m) => Array.from(m).reduce((a, b) => a + b, 0));
-  const total = counts.reduce((a, b) => a + b, 0);
-  const rowsWithTokens = counts.filter((c) => c > 0).length;
-  const lMax = maxLength ?? Math.max(0, ...masks.map((m) => m.length));
-  return masks.map((m, i) =>
-    Array.from(m, (v) => {
-      if (!v) return 0;
-      if (mode === 'token-mean') return v / total;
-      if (mode === 'seq-mean-token-mean') return v / (counts[i] * rowsWithTokens);
-      return v / (masks.length * lMax);
-    }),
-  );
-}
-
-/** THOR's α·NLL weights: α / (#tokens of positive-advantage rows) on those rows' tokens (positiveAdvantageNll). */
-export function positiveNllWeights(masks: readonly Row[], advantages: readonly number[], alpha: number): number[][] {
-  const n = masks.reduce((acc, m, i) => acc + (advantages[i] > 0 ? Array.from(m).reduce((a, b) => a + b, 0) : 0), 0);
-  return masks.map((m, i) => Array.from(m, (v) => (n > 0 && advantages[i] > 0 ? (alpha * v) / n : 0)));
 }
 
 /** Splits row indices into micro-batches of at most `maxTokens` padded tokens each (rows sorted by length). */

@@ -4,8 +4,9 @@
  * Order as in THOR's trainer: rewards (with any overlong penalty), code-failure filter, then
  * zero-variance groups, then advantages on what is left.
  */
-import { groupBy, isZeroVariance, type Group } from './advantages';
-import { hasFailedExecution, type TrajectoryRecord } from './types';
+import { groupBy, type Group } from '../stats';
+import { isZeroVariance } from './advantages';
+import { hasFailedExecution, type TrajectoryRecord } from '../tir/types';
 
 export type OverlongMode = 'none' | 'mask' | 'penalty';
 

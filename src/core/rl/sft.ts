@@ -1,13 +1,14 @@
 /**
  * Supervised fine-tuning data from TIR text (cold start, and the tiny model's pretraining): each
  * response is tokenised piece by piece so that tool output — the "\n```output\n...\n```\n" blocks a
- * rollout would have forced — is masked out of the loss, token for token as in a rollout.
+ * rollout would have forced — is masked out of the loss, token for token as in a rollout
+ * (docs/tir-format.md#loss-masking).
  */
 import type { Tokenizer } from '../tokenizer/types';
-import { OUTPUT_OPEN, CODE_CLOSE } from '../tir/format';
+import { forcedSpans } from '../tir/format';
 import { encodePrompt } from '../tir/prompt';
 import type { Transformer } from '../model/transformer';
-import type { AdamW } from '../optim/adamw';
+import { AdamW, type AdamWConfig } from '../optim/adamw';
 import { learningRate } from '../optim/schedule';
 import { createRng } from '../rng';
 import type { TrainingSequence } from './batch';
@@ -19,22 +20,14 @@ export interface ResponsePiece {
   forced: boolean;
 }
 
-/** Splits a TIR response into policy text and forced observation blocks (with the newline a rollout adds before them). */
+/** Splits a TIR response into policy text and the forced observation blocks a rollout would have inserted. */
 export function splitForced(response: string): ResponsePiece[] {
   const pieces: ResponsePiece[] = [];
   let at = 0;
-  for (;;) {
-    const open = response.indexOf(OUTPUT_OPEN, at);
-    if (open < 0) break;
-    const close = response.indexOf(CODE_CLOSE, open + OUTPUT_OPEN.length);
-    if (close < 0) break;
-    let start = open;
-    if (start > at && response[start - 1] === '\n' && response.slice(at, start - 1).endsWith(CODE_CLOSE)) start -= 1;
-    let end = close + CODE_CLOSE.length;
-    if (response[end] === '\n') end += 1;
-    if (start > at) pieces.push({ text: response.slice(at, start), forced: false });
-    pieces.push({ text: response.slice(start, end), forced: true });
-    at = end;
+  for (const span of forcedSpans(response)) {
+    if (span.start > at) pieces.push({ text: response.slice(at, span.start), forced: false });
+    pieces.push({ text: response.slice(span.start, span.end), forced: true });
+    at = span.end;
   }
   if (at < response.length) pieces.push({ text: response.slice(at), forced: false });
   return pieces;
@@ -68,6 +61,8 @@ export interface SftSettings {
   seed: number;
   /** Padded tokens per micro-batch (bounds memory). */
   maxTokens?: number;
+  /** AdamW's settings (defaults: torch's, weight decay 0.01). */
+  optimizer?: AdamWConfig;
 }
 
 export interface SftStep {
@@ -79,34 +74,68 @@ export interface SftStep {
   seconds: number;
 }
 
-/** Runs `steps` SFT updates over seeded shuffled batches of the sequences (epochs reshuffle). */
-export async function trainSft(
-  model: Transformer,
-  optimizer: AdamW,
-  seqs: readonly TrainingSequence[],
-  s: SftSettings,
-  onStep?: (st: SftStep) => void | Promise<void>,
-): Promise<SftStep[]> {
-  if (seqs.length === 0) throw new RangeError('SFT needs at least one sequence');
-  const history: SftStep[] = [];
-  let order: TrainingSequence[] = [];
-  let epoch = 0;
-  let cursor = 0;
-  for (let step = 0; step < s.steps; step++) {
-    const batch: TrainingSequence[] = [];
-    while (batch.length < s.batchSize) {
-      if (cursor >= order.length) {
-        order = createRng(s.seed).fork(`sft epoch ${epoch++}`).shuffle(seqs);
-        cursor = 0;
+/**
+ * SFT one step at a time over seeded shuffled batches (each epoch reshuffles): step k always trains
+ * the same batch, so a run resumed at step k goes on exactly where it stopped.
+ */
+export class SftTrainer {
+  readonly optimizer: AdamW;
+  /** Steps taken. */
+  step = 0;
+  private readonly orders = new Map<number, TrainingSequence[]>();
+
+  constructor(
+    private readonly model: Transformer,
+    private readonly seqs: readonly TrainingSequence[],
+    private readonly s: SftSettings,
+  ) {
+    if (seqs.length === 0) throw new RangeError('SFT needs at least one sequence');
+    this.optimizer = new AdamW(model.trainableVariables(), s.optimizer ?? {});
+  }
+
+  /** The sequences of step `step`: positions step·B .. step·B + B - 1 of the epochs laid end to end. */
+  batch(step: number): TrainingSequence[] {
+    const n = this.seqs.length;
+    return Array.from({ length: this.s.batchSize }, (_, k) => {
+      const i = step * this.s.batchSize + k;
+      const epoch = Math.floor(i / n);
+      let order = this.orders.get(epoch);
+      if (!order) {
+        order = createRng(this.s.seed).fork(`sft epoch ${epoch}`).shuffle(this.seqs);
+        this.orders.clear();
+        this.orders.set(epoch, order);
       }
-      batch.push(order[cursor++]);
-    }
-    const lr = learningRate(step, { peak: s.lr, warmupSteps: s.warmupSteps, totalSteps: s.steps, kind: s.schedule, minRatio: s.minLrRatio });
+      return order[i % n];
+    });
+  }
+
+  async trainStep(): Promise<SftStep> {
+    const s = this.s;
+    const lr = learningRate(this.step, { peak: s.lr, warmupSteps: s.warmupSteps, totalSteps: s.steps, kind: s.schedule, minRatio: s.minLrRatio });
     const t0 = Date.now();
-    const r = await sftUpdate(model, optimizer, batch, { lr, maxGradNorm: s.maxGradNorm, maxTokens: s.maxTokens });
-    const st = { step, loss: r.loss, gradNorm: r.gradNorm, lr, tokens: r.tokens, seconds: (Date.now() - t0) / 1000 };
-    history.push(st);
-    await onStep?.(st);
+    const r = await sftUpdate(this.model, this.optimizer, this.batch(this.step), { lr, maxGradNorm: s.maxGradNorm, maxTokens: s.maxTokens });
+    const st = { step: this.step, loss: r.loss, gradNorm: r.gradNorm, lr, tokens: r.tokens, seconds: (Date.now() - t0) / 1000 };
+    this.step++;
+    return st;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+/** Runs `steps` SFT updates (SftTrainer) and returns their figures. */
+export async function trainSft(model: Transformer, seqs: readonly TrainingSequence[], s: SftSettings, onStep?: (st: SftStep) => void | Promise<void>): Promise<SftStep[]> {
+  const trainer = new SftTrainer(model, seqs, s);
+  const history: SftStep[] = [];
+  try {
+    while (trainer.step < s.steps) {
+      const st = await trainer.trainStep();
+      history.push(st);
+      await onStep?.(st);
+    }
+  } finally {
+    trainer.dispose();
   }
   return history;
 }

@@ -4,7 +4,7 @@
  * sampled; a continuation's reward is 1 when its code ran (exit ok, non-empty stdout), else 0.
  */
 import type { Rng } from '../rng';
-import type { TrajectoryRecord } from './types';
+import type { TrajectoryRecord } from '../tir/types';
 
 export interface FailedAction {
   record: TrajectoryRecord;

@@ -1,5 +1,5 @@
 /**
- * The THOR training loop (algorithms.md §3-4), one RL step at a time:
+ * One THOR RL step at a time (docs/grpo.md, docs/step-level.md):
  *   1. sample G trajectories for each of the step's questions (TIR rollouts with the sandbox);
  *   2. grade them; DAPO dynamic sampling refills the batch when groups carry no signal;
  *   3. overlong handling, THOR's failed-code filter, zero-variance groups; group advantages;
@@ -14,18 +14,20 @@ import type { Executor } from '../sandbox/types';
 import type { Problem } from '../data/types';
 import { createRng, type Rng } from '../rng';
 import type { SymbolicChecker } from '../reward/equivalence';
-import type { RewardOptions } from '../reward/reward';
-import { gradeRecords } from './grade';
+import { gradeRecords } from '../reward/grade';
 import { AdamW } from '../optim/adamw';
 import { learningRate } from '../optim/schedule';
 import { runRollouts, type RolloutRequest, type RolloutSettings, type RolloutTiming } from '../tir/rollout';
 import { encodePrompt } from '../tir/prompt';
-import type { RunConfig } from '../run/config';
-import { batchAdvantages, groupBy, isZeroVariance } from './advantages';
+import { rolloutSettings } from '../tir/settings';
+import type { RunConfig } from '../config/schema';
+import { groupBy } from '../stats';
+import { batchAdvantages, isZeroVariance } from './advantages';
 import { needsAnotherRound, selectTrainingGroups, fillBatch } from './filters';
-import { rolloutMetrics, type MetricValue } from './metrics';
+import { trajectoryMetrics, type MetricValue } from '../eval/metrics';
+import { groupMetrics } from './metrics';
 import { selectFailedActions, stepCut, stepPrompt, stepReward } from './step-level';
-import type { TrajectoryRecord } from './types';
+import type { TrajectoryRecord } from '../tir/types';
 import { policyUpdate, scoreSequences, type PolicySample, type UpdateStats } from './update';
 
 export interface TrainerEnv {
@@ -46,32 +48,12 @@ export interface StepResult {
   records: TrajectoryRecord[];
 }
 
-export function rewardOptions(c: RunConfig): RewardOptions {
-  return { ...c.reward };
-}
-
-export function rolloutSettings(c: RunConfig, seed: number): RolloutSettings {
-  const r = c.rollout;
-  return {
-    maxToolCalls: r.maxToolCalls,
-    maxResponseTokens: r.maxResponseTokens,
-    temperature: r.temperature,
-    topP: r.topP,
-    topK: r.topK,
-    seed,
-    toolTimeoutMs: r.toolTimeoutMs,
-    observation: { maxChars: r.observationMaxChars, head: Math.floor(r.observationMaxChars / 2), tail: Math.floor(r.observationMaxChars / 2) },
-    statefulPython: r.statefulPython,
-  };
-}
-
 export class GrpoTrainer {
   readonly optimizer: AdamW;
   step = 0;
-  private readonly rng: Rng;
-  private order: Problem[] = [];
-  private cursor = 0;
-  private epoch = 0;
+  /** This step's random stream: a function of the seed and the step, so a resumed run samples as an unbroken one. */
+  private rng: Rng;
+  private orders = new Map<number, Problem[]>();
   /** Questions skipped so far because their prompt exceeds task.maxQuestionTokens or the context. */
   skippedLongPrompts = 0;
 
@@ -86,20 +68,32 @@ export class GrpoTrainer {
     }
     const o = config.optim;
     this.optimizer = new AdamW(env.model.trainableVariables(), { beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay });
-    this.rng = createRng(config.seed).fork('trainer');
+    this.rng = this.stepRng();
   }
 
-  /** The next questions, in a seeded shuffled order, reshuffled each epoch. */
-  private nextProblems(n: number): Problem[] {
-    const out: Problem[] = [];
-    while (out.length < n) {
-      if (this.cursor >= this.order.length) {
-        this.order = createRng(this.config.seed).fork(`epoch ${this.epoch++}`).shuffle(this.train);
-        this.cursor = 0;
+  private stepRng(): Rng {
+    return createRng(this.config.seed).fork(`step ${this.step}`);
+  }
+
+  /**
+   * The questions of this step's sampling round: the first round takes the next promptsPerStep of
+   * the seeded order (epochs of shuffles laid end to end); DAPO's extra rounds draw from the
+   * training set at random.
+   */
+  private problemsFor(round: number, n: number): Problem[] {
+    if (round > 0) return this.rng.fork(`round ${round}`).shuffle(this.train).slice(0, n);
+    const size = this.train.length;
+    return Array.from({ length: n }, (_, k) => {
+      const i = this.step * this.config.rollout.promptsPerStep + k;
+      const epoch = Math.floor(i / size);
+      let order = this.orders.get(epoch);
+      if (!order) {
+        order = createRng(this.config.seed).fork(`epoch ${epoch}`).shuffle(this.train);
+        this.orders.clear();
+        this.orders.set(epoch, order);
       }
-      out.push(this.order[this.cursor++]);
-    }
-    return out;
+      return order[i % size];
+    });
   }
 
   private async sampleGroups(problems: Problem[], round: number): Promise<{ records: TrajectoryRecord[]; timing: RolloutTiming }> {
@@ -126,7 +120,7 @@ export class GrpoTrainer {
       requests,
       rolloutSettings(c, seed),
     );
-    await gradeRecords(out.records, rewardOptions(c), this.env.checker);
+    await gradeRecords(out.records, c.reward, this.env.checker);
     return out;
   }
 
@@ -178,6 +172,7 @@ export class GrpoTrainer {
   async trainStep(): Promise<StepResult> {
     const c = this.config;
     const t0 = Date.now();
+    this.rng = this.stepRng();
     const target = c.rollout.promptsPerStep;
     const all: TrajectoryRecord[] = [];
     let genTokens = 0;
@@ -190,7 +185,7 @@ export class GrpoTrainer {
     let rounds = 0;
     for (;;) {
       const need = rounds === 0 ? target : target - kept.length;
-      const { records, timing } = await this.sampleGroups(this.nextProblems(need), rounds);
+      const { records, timing } = await this.sampleGroups(this.problemsFor(rounds, need), rounds);
       all.push(...records);
       genTokens += timing.generationTokens;
       pythonMs += timing.pythonMs;
@@ -264,7 +259,8 @@ export class GrpoTrainer {
     const records = [...all, ...step.samples];
     const metrics: Record<string, MetricValue> = {
       step: this.step + 1, // the number of the step just taken (1-based, as evaluations count)
-      ...rolloutMetrics(records),
+      ...trajectoryMetrics(records),
+      ...groupMetrics(records),
       zero_variance_groups: zeroVariance,
       sampling_rounds: rounds + 1,
       skipped_long_prompts: this.skippedLongPrompts,

@@ -1,8 +1,7 @@
 /**
- * The tensor side of GRPO and SFT: recomputing old log-probabilities, the clipped policy loss with
- * THOR's α·NLL, optional k3 KL and entropy bonus, over micro-batches whose per-token weights realise
- * the chosen aggregation over the whole batch (batch.ts). The arithmetic is the same as the
- * plain-array reference in losses.ts, which the tests compare it to.
+ * Updates of the policy: recomputing old log-probabilities, one optimiser step of the GRPO objective
+ * (objective.ts) over micro-batches, and one of SFT. The tests check the objective against a
+ * plain-array oracle of the same formulas.
  */
 import * as tf from '@tensorflow/tfjs';
 import { LabError } from '../errors';
@@ -10,51 +9,32 @@ import type { Transformer } from '../model/transformer';
 import { logprobsOfTargets } from '../model/logprobs';
 import type { AdamW } from '../optim/adamw';
 import { trainStep } from '../optim/step';
-import {
-  aggregationWeights,
-  microBatches,
-  packIds,
-  perTokenFromResponses,
-  perTokenFromRows,
-  positiveNllWeights,
-  responsesFromPerToken,
-  type PackedIds,
-  type TrainingSequence,
-} from './batch';
-import type { ClipOptions, KlEstimator, LossAggregation } from './losses';
-
-/** Log-ratios are clamped before exp (verl clamps to ±20) so a stray token cannot overflow. */
-const LOG_RATIO_CLAMP = 20;
+import { microBatches, packIds, perTokenFromResponses, perTokenFromRows, responsesFromPerToken, type PackedIds, type TrainingSequence } from './batch';
+import { AGGREGATIONS, grpoObjective, type BatchNorms, type ObjectiveSettings } from './objective';
 
 /** The temperature log-probabilities are taken at: the sampling one, or 1 for greedy rollouts (T = 0). */
 const scoringTemperature = (t: number | undefined) => (t !== undefined && t > 0 ? t : 1);
 
-/** Logits [B·(T-1), V] predicting tokens 1..T-1, divided by the sampling temperature (as verl does). */
-function shiftedLogits(model: Transformer, ids: tf.Tensor2D, temperature: number): tf.Tensor2D {
+/**
+ * Log-probabilities [B, T-1] of the next tokens and the policy's entropy [B, T-1] at each position,
+ * under logits / temperature (the sampling distribution, as verl scores it).
+ */
+function logpAndEntropy(model: Transformer, ids: tf.Tensor2D, temperature: number): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
   const [B, T] = ids.shape;
   const V = model.cfg.vocab_size;
-  const logits = tf.reshape(tf.slice(model.logits(ids), [0, 0, 0], [B, T - 1, V]), [-1, V]) as tf.Tensor2D;
-  const t = scoringTemperature(temperature);
-  return t === 1 ? logits : tf.div(logits, t);
+  let logits = tf.reshape(tf.slice(model.logits(ids), [0, 0, 0], [B, T - 1, V]), [-1, V]) as tf.Tensor2D;
+  if (temperature !== 1) logits = tf.div(logits, temperature);
+  const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D;
+  const logSoft = tf.logSoftmax(logits);
+  return {
+    logp: tf.reshape(logprobsOfTargets(logits, targets), [B, T - 1]) as tf.Tensor2D,
+    entropy: tf.reshape(tf.neg(tf.sum(tf.mul(tf.exp(logSoft), logSoft), -1)), [B, T - 1]) as tf.Tensor2D,
+  };
 }
 
-/**
- * Log-probabilities [B, T-1] and per-token entropy [B, T-1] of the packed ids, without gradients,
- * under the policy that sampled them (logits / temperature).
- */
+/** Log-probabilities and entropies of the packed ids, without gradients, under the policy that sampled them. */
 export function scoreTensors(model: Transformer, packed: PackedIds, temperature = 1): { logp: tf.Tensor2D; entropy: tf.Tensor2D } {
-  return tf.tidy(() => {
-    const [B, T] = [packed.batch, packed.length];
-    const ids = tf.tensor2d(packed.ids, [B, T], 'int32');
-    const logits = shiftedLogits(model, ids, temperature);
-    const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D;
-    const logSoft = tf.logSoftmax(logits);
-    const entropy = tf.neg(tf.sum(tf.mul(tf.exp(logSoft), logSoft), -1));
-    return {
-      logp: tf.reshape(logprobsOfTargets(logits, targets), [B, T - 1]) as tf.Tensor2D,
-      entropy: tf.reshape(entropy, [B, T - 1]) as tf.Tensor2D,
-    };
-  });
+  return tf.tidy(() => logpAndEntropy(model, tf.tensor2d(packed.ids, [packed.batch, packed.length], 'int32'), scoringTemperature(temperature)));
 }
 
 /** Per response token: log π(token) and the entropy of π at that position, for each sequence. */
@@ -87,15 +67,9 @@ export interface PolicySample extends TrainingSequence {
   refLogprobs?: number[];
 }
 
-export interface PolicyLossSettings {
-  clip: ClipOptions;
-  aggregation: LossAggregation;
-  /** Dr. GRPO's constant L_max (the response budget). */
+export interface PolicyLossSettings extends ObjectiveSettings {
+  /** Dr. GRPO's constant L_max (the response budget); default: the longest response. */
   maxLength?: number;
-  klCoef: number;
-  klEstimator: KlEstimator;
-  entropyCoef: number;
-  nllAlpha: number;
   /** The rollouts' sampling temperature: log-probabilities are those of logits / temperature (default 1). */
   temperature?: number;
 }
@@ -114,25 +88,19 @@ export interface UpdateStats {
   tokens: number;
 }
 
-/** Per-token KL estimate as a tensor (k1, k2, k3 as in losses.ts klEstimate; k3 clamped to ±10). */
-function klTensor(logp: tf.Tensor, ref: tf.Tensor, estimator: KlEstimator): tf.Tensor {
-  const d = tf.sub(ref, logp);
-  if (estimator === 'k1') return tf.neg(d);
-  if (estimator === 'k2') return tf.mul(0.5, tf.square(d));
-  return tf.clipByValue(tf.sub(tf.sub(tf.exp(d), d), 1), -10, 10);
+/** The counts of the whole batch that the objective's aggregations divide by. */
+export function batchNorms(samples: readonly PolicySample[], maxLength?: number): BatchNorms {
+  const counts = samples.map((x) => x.lossMask.reduce((a, b) => a + b, 0));
+  return {
+    tokens: counts.reduce((a, b) => a + b, 0),
+    rows: samples.length,
+    rowsWithTokens: counts.filter((c) => c > 0).length,
+    maxLength: maxLength ?? Math.max(0, ...samples.map((x) => x.tokens.length)),
+    positiveTokens: counts.reduce((a, c, i) => a + (samples[i].advantage > 0 ? c : 0), 0),
+  };
 }
 
-interface MicroInputs {
-  packed: PackedIds;
-  adv: Float32Array;
-  old: Float32Array;
-  ref?: Float32Array;
-  pgWeight: Float32Array;
-  nllWeight: Float32Array;
-  tokenWeight: Float32Array;
-}
-
-/** The GRPO loss as one closure per micro-batch (their sum is the batch loss), plus statistics sums they fill. */
+/** The GRPO loss as one closure per micro-batch (their sum is the batch loss), plus the statistics sums they fill. */
 export interface PolicyLoss {
   lossFns: (() => tf.Scalar)[];
   /** One [clipped, dual-clipped, Σ(old - new), Σ ref KL] tensor per evaluated closure, kept for reading after the step. */
@@ -141,84 +109,43 @@ export interface PolicyLoss {
   tokens: number;
 }
 
-/**
- * The GRPO objective over all samples, split into micro-batches of at most maxTokens padded tokens:
- * L = Σ w·max(-A·ρ, -A·clip(ρ, 1-ε_low, 1+ε_high)) (dual-clipped at -A·c for A < 0)
- *   + α·NLL⁺ + β·KL - c_ent·H, with ρ = exp(logp_new - logp_old), w the aggregation weights.
- */
+/** The GRPO objective (objective.ts) over all samples, in micro-batches of at most maxTokens padded tokens. */
 export function buildPolicyLoss(model: Transformer, samples: readonly PolicySample[], s: PolicyLossSettings, maxTokens = 8192): PolicyLoss {
   const maxPos = model.cfg.max_position_embeddings;
   if (s.klCoef > 0) {
     const missing = samples.findIndex((x) => x.refLogprobs === undefined);
     if (missing >= 0) throw new LabError('grpo', 'the KL term needs the frozen reference policy\'s log-probabilities', { field: `samples[${missing}].refLogprobs`, expected: 'log-probabilities from the reference model when grpo.klCoef > 0', found: 'none', hint: 'score the samples with the reference model, or set grpo.klCoef to 0' });
   }
-  const masks = samples.map((x) => x.lossMask);
-  const pgW = aggregationWeights(masks, s.aggregation, s.maxLength);
-  const nllW = positiveNllWeights(masks, samples.map((x) => x.advantage), s.nllAlpha);
-  const tokW = aggregationWeights(masks, 'token-mean');
-  const groups = microBatches(samples.map((x) => x.promptTokens.length + x.tokens.length), maxTokens, maxPos);
-  const inputs: MicroInputs[] = groups.map((rows) => {
+  const norms = batchNorms(samples, s.maxLength);
+  const temperature = scoringTemperature(s.temperature);
+  const stats: tf.Tensor[] = [];
+  const lossFns = microBatches(samples.map((x) => x.promptTokens.length + x.tokens.length), maxTokens, maxPos).map((rows) => {
     const part = rows.map((i) => samples[i]);
     const packed = packIds(part, maxPos);
-    return {
-      packed,
-      adv: perTokenFromRows(packed, part, part.map((x) => x.advantage)),
-      old: perTokenFromResponses(packed, part.map((x) => x.oldLogprobs)),
-      ref: s.klCoef > 0 ? perTokenFromResponses(packed, part.map((x) => x.refLogprobs!)) : undefined,
-      pgWeight: perTokenFromResponses(packed, rows.map((i) => pgW[i])),
-      nllWeight: perTokenFromResponses(packed, rows.map((i) => nllW[i])),
-      tokenWeight: perTokenFromResponses(packed, rows.map((i) => tokW[i])),
+    const shape: [number, number] = [packed.batch, packed.length - 1];
+    const advantage = perTokenFromRows(packed, part, part.map((x) => x.advantage));
+    const old = perTokenFromResponses(packed, part.map((x) => x.oldLogprobs));
+    const ref = s.klCoef > 0 ? perTokenFromResponses(packed, part.map((x) => x.refLogprobs!)) : undefined;
+    return () => {
+      const ids = tf.tensor2d(packed.ids, [packed.batch, packed.length], 'int32');
+      const scored = s.entropyCoef > 0 ? logpAndEntropy(model, ids, temperature) : { logp: model.tokenLogprobs(ids, { temperature }), entropy: undefined };
+      const { loss, sums } = grpoObjective(
+        {
+          logp: scored.logp,
+          oldLogp: tf.tensor2d(old, shape),
+          advantage: tf.tensor2d(advantage, shape),
+          mask: tf.tensor2d(packed.mask, shape),
+          refLogp: ref && tf.tensor2d(ref, shape),
+          entropy: scored.entropy,
+        },
+        s,
+        norms,
+      );
+      stats.push(tf.keep(tf.stack([sums.clipped, sums.dualClipped, sums.approxKl, sums.refKl])));
+      return loss;
     };
   });
-  const stats: tf.Tensor[] = [];
-  const lossFns = inputs.map((m) => () => microBatchLoss(model, m, s, stats));
-  const tokens = masks.reduce((acc, m) => acc + m.reduce((a, b) => a + b, 0), 0);
-  return { lossFns, stats, tokens };
-}
-
-function microBatchLoss(model: Transformer, m: MicroInputs, s: PolicyLossSettings, stats: tf.Tensor[]): tf.Scalar {
-  const [B, T] = [m.packed.batch, m.packed.length];
-  const shape: [number, number] = [B, T - 1];
-  const ids = tf.tensor2d(m.packed.ids, [B, T], 'int32');
-  const mask = tf.tensor2d(m.packed.mask, shape);
-  const adv = tf.tensor2d(m.adv, shape);
-  const old = tf.tensor2d(m.old, shape);
-  let logp: tf.Tensor2D;
-  let entropy: tf.Tensor | undefined;
-  const temperature = scoringTemperature(s.temperature);
-  if (s.entropyCoef > 0) {
-    const logits = shiftedLogits(model, ids, temperature);
-    const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D;
-    logp = tf.reshape(logprobsOfTargets(logits, targets), shape) as tf.Tensor2D;
-    const ls = tf.logSoftmax(logits);
-    entropy = tf.reshape(tf.neg(tf.sum(tf.mul(tf.exp(ls), ls), -1)), shape);
-  } else logp = model.tokenLogprobs(ids, { temperature });
-  const logRatio = tf.clipByValue(tf.mul(tf.sub(logp, old), mask), -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP);
-  const ratio = tf.exp(logRatio);
-  const pg1 = tf.mul(tf.neg(adv), ratio);
-  const pg2 = tf.mul(tf.neg(adv), tf.clipByValue(ratio, 1 - s.clip.epsLow, 1 + s.clip.epsHigh));
-  const pgMax = tf.maximum(pg1, pg2);
-  let pg: tf.Tensor = pgMax;
-  let dual: tf.Tensor = tf.zerosLike(pgMax);
-  if (s.clip.dualClipC !== null) {
-    const pg3 = tf.mul(tf.neg(adv), s.clip.dualClipC);
-    const negative = tf.less(adv, 0);
-    pg = tf.where(negative, tf.minimum(pgMax, pg3), pgMax);
-    dual = tf.cast(tf.logicalAnd(negative, tf.greater(pgMax, pg3)), 'float32');
-  }
-  let loss = tf.sum(tf.mul(tf.tensor2d(m.pgWeight, shape), pg));
-  if (s.nllAlpha > 0) loss = tf.add(loss, tf.sum(tf.mul(tf.tensor2d(m.nllWeight, shape), tf.neg(logp))));
-  const tokenWeight = tf.tensor2d(m.tokenWeight, shape);
-  let refKl: tf.Tensor = tf.scalar(0);
-  if (s.klCoef > 0 && m.ref) {
-    const kl = klTensor(logp, tf.tensor2d(m.ref, shape), s.klEstimator);
-    refKl = tf.sum(tf.mul(kl, mask));
-    loss = tf.add(loss, tf.mul(s.klCoef, tf.sum(tf.mul(tokenWeight, kl))));
-  }
-  if (entropy) loss = tf.sub(loss, tf.mul(s.entropyCoef, tf.sum(tf.mul(tokenWeight, entropy))));
-  const clipped = tf.cast(tf.greater(pg2, pg1), 'float32');
-  stats.push(tf.keep(tf.stack([tf.sum(tf.mul(clipped, mask)), tf.sum(tf.mul(dual, mask)), tf.sum(tf.mul(tf.neg(logRatio), mask)), refKl])));
-  return loss as tf.Scalar;
+  return { lossFns, stats, tokens: norms.tokens };
 }
 
 /** One optimiser step of the GRPO objective (buildPolicyLoss) with gradient clipping. */
@@ -258,19 +185,15 @@ export async function sftUpdate(
   opts: { lr: number; maxGradNorm: number; maxTokens?: number },
 ): Promise<{ loss: number; gradNorm: number; lr: number; tokens: number }> {
   const maxPos = model.cfg.max_position_embeddings;
-  const w = aggregationWeights(seqs.map((x) => x.lossMask), 'token-mean');
-  const groups = microBatches(seqs.map((x) => x.promptTokens.length + x.tokens.length), opts.maxTokens ?? 8192, maxPos);
-  const lossFns = groups.map((rows) => {
-    const part = rows.map((i) => seqs[i]);
-    const packed = packIds(part, maxPos);
-    const weights = perTokenFromResponses(packed, rows.map((i) => w[i]));
+  const tokens = seqs.reduce((acc, x) => acc + x.lossMask.reduce((a, b) => a + b, 0), 0);
+  const norms: BatchNorms = { tokens, rows: seqs.length, rowsWithTokens: seqs.length, maxLength: 0, positiveTokens: 0 };
+  const lossFns = microBatches(seqs.map((x) => x.promptTokens.length + x.tokens.length), opts.maxTokens ?? 8192, maxPos).map((rows) => {
+    const packed = packIds(rows.map((i) => seqs[i]), maxPos);
     return () => {
-      const ids = tf.tensor2d(packed.ids, [packed.batch, packed.length], 'int32');
-      const logp = model.tokenLogprobs(ids);
-      return tf.neg(tf.sum(tf.mul(tf.tensor2d(weights, [packed.batch, packed.length - 1]), logp))) as tf.Scalar;
+      const logp = model.tokenLogprobs(tf.tensor2d(packed.ids, [packed.batch, packed.length], 'int32'));
+      return tf.neg(AGGREGATIONS['token-mean'](logp, tf.tensor2d(packed.mask, [packed.batch, packed.length - 1]), norms)) as tf.Scalar;
     };
   });
   const step = await trainStep(model, optimizer, lossFns, { lr: opts.lr, maxGradNorm: opts.maxGradNorm });
-  const tokens = seqs.reduce((acc, x) => acc + x.lossMask.reduce((a, b) => a + b, 0), 0);
   return { ...step, tokens };
 }

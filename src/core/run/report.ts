@@ -118,3 +118,9 @@ export function renderReport(title: string, config: unknown, metrics: readonly R
   lines.push('## Configuration', '', '```json', JSON.stringify(config, null, 2), '```', '');
   return lines.join('\n');
 }
+
+/** The report card of a run and its charts, by file name (report.md, *.svg), as the run folder keeps them. */
+export function reportFiles(title: string, config: unknown, metrics: readonly Record<string, unknown>[], evals: readonly Record<string, unknown>[]): Record<string, string> {
+  const charts = trainingCharts(metrics, evals);
+  return { 'report.md': renderReport(title, config, metrics, evals, charts.keys()), ...Object.fromEntries(charts) };
+}

@@ -1,27 +1,35 @@
 /**
- * A run as one file: an uncompressed tar of the run folder, the same layout a run has on disk, so
- * `tar -xf thor-run-NAME.tar` gives a folder the command line and other tools read directly:
+ * The run folder: one layout for a run on disk (the command line), in the browser's store (IndexedDB)
+ * and in an exported file, an uncompressed tar of the folder, so `tar -xf thor-run-NAME.tar` gives a
+ * folder the command line resumes and other tools read directly:
  *
- *     thor-run-NAME/run.json                  {format, version, id, name, createdAt}
- *     thor-run-NAME/config.json               the run's config
- *     thor-run-NAME/metrics.jsonl             one object per training step (each with "step")
+ *     thor-run-NAME/run.json                   {format, version, id, name, createdAt, model, state}
+ *     thor-run-NAME/config.json                the run's RunConfig
+ *     thor-run-NAME/metrics.jsonl              one object per training step (each with "step")
+ *     thor-run-NAME/evals.jsonl                held-out evaluations (each with "step"; 0 = before training)
  *     thor-run-NAME/rollouts/step-000012.jsonl one TrajectoryRecord per line
- *     thor-run-NAME/checkpoint/…              model.safetensors, config.json, tokenizer files (optional)
- *     thor-run-NAME/report.md                 (optional)
+ *     thor-run-NAME/checkpoint/…               model.safetensors, config.json, tokenizer files,
+ *                                              optimizer.safetensors (AdamW moments) (optional)
+ *     thor-run-NAME/report.md, *.svg           the report card and its charts (optional)
  *
  * Tar rather than JSON with base64: weights stay binary (no 4/3 blow-up, no giant string), and the
- * archive unpacks with standard tools. Import checks every field and names file, line and field
+ * archive unpacks with standard tools. Reading checks every field and names file, line and field
  * when something is wrong. Pure functions (no IndexedDB, no DOM): the same code runs in Node.
  */
 import { LabError } from '../errors';
-import { bytesToText, tarFolder, textToBytes } from '../files';
-import type { TrajectoryRecord } from '../rl/types';
+import { bytesToText, textToBytes } from '../files';
+import { readTar, writeTar } from '../tar';
+import type { TrajectoryRecord } from '../tir/types';
 
 export const RUN_FORMAT = 'thor-lab-run';
-export const RUN_FORMAT_VERSION = 1;
+/** 2: run.json has model and state; evals.jsonl; report charts. Version 1 files still read. */
+export const RUN_FORMAT_VERSION = 2;
 
 /** One training step's figures; `step` is required, the rest is whatever the trainer measured. */
 export type StepMetrics = { step: number } & Record<string, unknown>;
+
+/** One held-out evaluation during a run: the step it followed (0: before training) and its figures. */
+export type EvalRow = { step: number } & Record<string, unknown>;
 
 /** The rollouts of one training step. */
 export interface RolloutDump {
@@ -29,32 +37,52 @@ export interface RolloutDump {
   trajectories: TrajectoryRecord[];
 }
 
-/** A model folder by file name: model.safetensors, config.json, tokenizer files. */
+/** A model folder by file name: model.safetensors, config.json, tokenizer files (and the optimiser's moments). */
 export type CheckpointFiles = Record<string, Uint8Array>;
+
+/** Where a run trained by the lab stands; what a resume reads. */
+export interface RunState {
+  status: 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
+  mode: 'rl' | 'sft';
+  /** Steps the run was started for. */
+  totalSteps: number;
+  /** Training step the stored checkpoint was taken after (0: the starting weights). */
+  checkpointStep: number;
+  message?: string;
+}
 
 export interface RunRecord {
   id: string;
   name: string;
   /** ISO 8601 time of creation. */
   createdAt: string;
+  /** The model the run started from, as the lab labelled it. */
+  model?: string;
+  /** Runs trained by the lab (absent for saved models). */
+  state?: RunState;
   config: Record<string, unknown>;
   metrics: StepMetrics[];
+  evals: EvalRow[];
   rollouts: RolloutDump[];
   checkpoint?: CheckpointFiles;
-  /** Markdown. */
-  report?: string;
+  /** The report card (report.md) and its charts (*.svg), by file name. */
+  report?: Record<string, string>;
 }
 
-const RUN_JSON = 'run.json';
-const CONFIG_JSON = 'config.json';
-const METRICS_JSONL = 'metrics.jsonl';
-const REPORT_MD = 'report.md';
+export const RUN_JSON = 'run.json';
+export const CONFIG_JSON = 'config.json';
+export const METRICS_JSONL = 'metrics.jsonl';
+export const EVALS_JSONL = 'evals.jsonl';
+export const REPORT_MD = 'report.md';
+export const CHECKPOINT_DIR = 'checkpoint/';
+/** The optimiser's moments in a checkpoint (AdamW m and v per parameter, and the update count). */
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
 const ROLLOUT_FILE = /^rollouts\/step-(\d+)\.jsonl$/;
-const CHECKPOINT_DIR = 'checkpoint/';
+const REPORT_FILE = /^(report\.md|[a-z0-9_-]{1,40}\.svg)$/;
 // A tar (ustar) header holds paths of at most 100 bytes: folder (≤ 36) + "/checkpoint/" + name (≤ 50).
 const CHECKPOINT_NAME = /^[A-Za-z0-9._-]{1,50}$/;
 
-const rolloutFileName = (step: number) => `rollouts/step-${String(step).padStart(6, '0')}.jsonl`;
+export const rolloutFileName = (step: number) => `rollouts/step-${String(step).padStart(6, '0')}.jsonl`;
 
 /** Folder (and file) name of an exported run: "thor-run-" and a file-safe form of the id. */
 export function runFolderName(run: Pick<RunRecord, 'id'>): string {
@@ -68,101 +96,44 @@ export function newRunId(now = new Date(), random = Math.random): string {
   return `${stamp}-${Math.floor(random() * 0xffffff).toString(16).padStart(6, '0')}`;
 }
 
-const jsonLines = (rows: readonly unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '');
+
+/** run.json of a run. */
+export function runManifest(run: Pick<RunRecord, 'id' | 'name' | 'createdAt' | 'model' | 'state'>): Record<string, unknown> {
+  return { format: RUN_FORMAT, version: RUN_FORMAT_VERSION, id: run.id, name: run.name, createdAt: run.createdAt, ...(run.model !== undefined && { model: run.model }), ...(run.state && { state: run.state }) };
+}
+
+export const jsonLines = (rows: readonly unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '');
+
+/** Checks a checkpoint file name before it becomes a path in the folder. */
+export function checkCheckpointName(name: string): void {
+  if (!CHECKPOINT_NAME.test(name))
+    throw new LabError('BAD_RUN', 'checkpoint file name cannot be stored', {
+      field: `checkpoint.${name}`,
+      expected: 'letters, digits, ".", "_" or "-", at most 50 characters',
+      found: JSON.stringify(name),
+    });
+}
 
 /** The run folder's files, by path inside the folder. */
 export function runToFiles(run: RunRecord): Map<string, Uint8Array> {
   const files = new Map<string, Uint8Array>();
-  const manifest = { format: RUN_FORMAT, version: RUN_FORMAT_VERSION, id: run.id, name: run.name, createdAt: run.createdAt };
-  files.set(RUN_JSON, textToBytes(JSON.stringify(manifest, null, 2) + '\n'));
+  files.set(RUN_JSON, textToBytes(JSON.stringify(runManifest(run), null, 2) + '\n'));
   files.set(CONFIG_JSON, textToBytes(JSON.stringify(run.config, null, 2) + '\n'));
   files.set(METRICS_JSONL, textToBytes(jsonLines(run.metrics)));
+  if (run.evals.length) files.set(EVALS_JSONL, textToBytes(jsonLines(run.evals)));
   for (const dump of run.rollouts) files.set(rolloutFileName(dump.step), textToBytes(jsonLines(dump.trajectories)));
   for (const [name, bytes] of Object.entries(run.checkpoint ?? {})) {
-    if (!CHECKPOINT_NAME.test(name))
-      throw new LabError('BAD_RUN', 'checkpoint file name cannot be exported', {
-        field: `checkpoint.${name}`,
-        expected: 'letters, digits, ".", "_" or "-", at most 50 characters',
-        found: JSON.stringify(name),
-      });
+    checkCheckpointName(name);
     files.set(CHECKPOINT_DIR + name, bytes);
   }
-  if (run.report !== undefined) files.set(REPORT_MD, textToBytes(run.report));
+  for (const [name, text] of Object.entries(run.report ?? {})) if (REPORT_FILE.test(name)) files.set(name, textToBytes(text));
   return files;
 }
 
 /** The run as one .tar file. */
 export function encodeRunFile(run: RunRecord): { name: string; bytes: Uint8Array } {
   const folder = runFolderName(run);
-  return { name: `${folder}.tar`, bytes: tarFolder(folder, runToFiles(run)) };
-}
-
-// ---- reading a tar ---------------------------------------------------------------------------
-
-export interface TarEntry {
-  path: string;
-  bytes: Uint8Array;
-}
-
-const BLOCK = 512;
-
-function cString(bytes: Uint8Array, offset: number, length: number): string {
-  const field = bytes.subarray(offset, offset + length);
-  const end = field.indexOf(0);
-  return bytesToText(end < 0 ? field : field.subarray(0, end));
-}
-
-function octal(bytes: Uint8Array, offset: number, length: number): number {
-  const text = cString(bytes, offset, length).trim();
-  return text === '' ? 0 : parseInt(text, 8);
-}
-
-/** Path from a pax extended header ("LEN path=VALUE\n" records), if it sets one. */
-function paxPath(data: Uint8Array): string | undefined {
-  const m = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(bytesToText(data));
-  return m?.[1];
-}
-
-/**
- * Regular files of a ustar / pax / GNU tar archive (directories and links skipped), which must end
- * with its end-of-archive block. Each file's bytes are a copy, so storing one does not keep the
- * whole archive alive.
- */
-export function readTar(bytes: Uint8Array, file: string): TarEntry[] {
-  const notTar = (found: string) =>
-    new LabError('BAD_RUN_FILE', 'not a run file: expected a tar archive', {
-      file,
-      expected: 'a .tar file written by Export in the Runs panel',
-      found,
-      hint: 'pick the .tar file as it was downloaded, without unpacking or recompressing it',
-    });
-  const entries: TarEntry[] = [];
-  let longPath: string | undefined;
-  let at = 0;
-  while (at + BLOCK <= bytes.length) {
-    const header = bytes.subarray(at, at + BLOCK);
-    if (header.every((b) => b === 0)) return entries;
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
-    if (sum !== octal(header, 148, 8))
-      throw notTar(at === 0 ? `a file that starts with ${JSON.stringify(bytesToText(bytes.subarray(0, 16)))}` : `a damaged header at byte ${at}`);
-    const size = octal(header, 124, 12);
-    const start = at + BLOCK;
-    if (start + size > bytes.length) throw notTar(`an archive cut short (${bytes.length} bytes, an entry needs ${start + size})`);
-    const data = bytes.subarray(start, start + size);
-    at = start + Math.ceil(size / BLOCK) * BLOCK;
-    const type = String.fromCharCode(header[156]);
-    if (type === 'L') longPath = cString(data, 0, data.length);
-    else if (type === 'x') longPath = paxPath(data) ?? longPath;
-    else if (type === '0' || type === '\0' || type === '7') {
-      const prefix = cString(header, 257, 5) === 'ustar' ? cString(header, 345, 155) : '';
-      const name = cString(header, 0, 100);
-      entries.push({ path: longPath ?? (prefix ? `${prefix}/${name}` : name), bytes: data.slice() });
-      longPath = undefined;
-    } else longPath = undefined;
-  }
-  // No end-of-archive block: the download or copy stopped early, and files may be missing.
-  throw notTar(bytes.length === 0 ? 'an empty file' : `an archive cut short after ${entries.length} file(s) (${bytes.length} bytes, no end-of-archive block)`);
+  return { name: `${folder}.tar`, bytes: writeTar(folder, runToFiles(run)) };
 }
 
 // ---- validating what was read ------------------------------------------------------------------
@@ -173,7 +144,7 @@ const show = (v: unknown): string => {
   return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 };
 
-type Where = { file: string; line?: number };
+export type Where = { file: string; line?: number };
 
 function bad(where: Where, field: string, expected: string, found: unknown, message = 'invalid value'): LabError {
   return new LabError('BAD_RUN_FILE', message, {
@@ -301,7 +272,7 @@ export function checkTrajectory(v: unknown, where: Where): TrajectoryRecord {
   return v as unknown as TrajectoryRecord;
 }
 
-function parseJson(text: string, where: Where): unknown {
+export function parseJson(text: string, where: Where): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -315,6 +286,66 @@ function* jsonLinesOf(bytes: Uint8Array, file: string): Generator<{ value: unkno
   for (let i = 0; i < lines.length; i++) if (lines[i].trim() !== '') yield { value: parseJson(lines[i], { file, line: i + 1 }), line: i + 1 };
 }
 
+const RUN_STATUSES = ['running', 'paused', 'stopped', 'finished', 'failed'] as const;
+
+/** Checks run.json and returns its fields (a version 1 manifest has no model and no state). */
+export function checkManifest(manifest: unknown, where: Where): Pick<RunRecord, 'id' | 'name' | 'createdAt' | 'model' | 'state'> {
+  if (!isObject(manifest)) throw bad(where, '(file)', 'a JSON object', manifest);
+  if (manifest.format !== RUN_FORMAT) throw bad(where, 'format', JSON.stringify(RUN_FORMAT), manifest.format, 'not a THOR Lab run');
+  if (!isInt(manifest.version) || manifest.version < 1) throw bad(where, 'version', 'a positive integer', manifest.version);
+  if (manifest.version > RUN_FORMAT_VERSION)
+    throw new LabError('BAD_RUN_FILE', 'the run was written by a newer THOR Lab', { ...where, field: 'version', expected: `at most ${RUN_FORMAT_VERSION}`, found: String(manifest.version), hint: 'open it with a newer version of the lab' });
+  const m = checker(manifest, where, '');
+  m.string('id');
+  m.string('name');
+  m.string('createdAt');
+  if ((manifest.id as string).trim() === '') throw bad(where, 'id', 'a non-empty string', manifest.id);
+  if (!Number.isFinite(Date.parse(manifest.createdAt as string))) throw bad(where, 'createdAt', 'an ISO 8601 date', manifest.createdAt);
+  if (manifest.model !== undefined) m.string('model');
+  let state: RunState | undefined;
+  if (manifest.state !== undefined) {
+    if (!isObject(manifest.state)) throw bad(where, 'state', 'an object', manifest.state);
+    const c = checker(manifest.state, where, 'state');
+    c.oneOf('status', RUN_STATUSES);
+    c.oneOf('mode', ['rl', 'sft']);
+    c.int('totalSteps');
+    c.int('checkpointStep');
+    if (manifest.state.message !== undefined) c.string('message');
+    state = manifest.state as unknown as RunState;
+  }
+  return {
+    id: manifest.id as string,
+    name: manifest.name as string,
+    createdAt: manifest.createdAt as string,
+    ...(manifest.model !== undefined && { model: manifest.model as string }),
+    ...(state && { state }),
+  };
+}
+
+/** Rows of a JSON-lines file of objects that each carry a "step" (metrics.jsonl, evals.jsonl). */
+export function readStepRows(bytes: Uint8Array | undefined, file: string): ({ step: number } & Record<string, unknown>)[] {
+  const rows: ({ step: number } & Record<string, unknown>)[] = [];
+  if (!bytes) return rows;
+  for (const { value, line } of jsonLinesOf(bytes, file)) {
+    const where = { file, line };
+    if (!isObject(value)) throw bad(where, '(line)', 'a JSON object', value);
+    checker(value, where, '').int('step');
+    rows.push(value as { step: number } & Record<string, unknown>);
+  }
+  return rows;
+}
+
+/** The trajectories of one rollouts/step-N.jsonl file, each checked. */
+export function readRolloutFile(bytes: Uint8Array, file: string): TrajectoryRecord[] {
+  return [...jsonLinesOf(bytes, file)].map(({ value, line }) => checkTrajectory(value, { file, line }));
+}
+
+/** The step a rollouts/ path holds, or undefined when it is no rollout file. */
+export function rolloutStepOf(path: string): number | undefined {
+  const m = ROLLOUT_FILE.exec(path);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** The run folder's files (paths inside the folder) back into a run, checking every field. */
 export function runFromFiles(files: Map<string, Uint8Array>, label: string): RunRecord {
   const at = (name: string) => `${label}/${name}`;
@@ -323,71 +354,54 @@ export function runFromFiles(files: Map<string, Uint8Array>, label: string): Run
     if (!bytes) throw new LabError('BAD_RUN_FILE', `the run has no ${name}`, { file: label, expected: `${name} in the run folder`, found: `only ${[...files.keys()].slice(0, 6).join(', ') || 'nothing'}`, hint: 'export the run again' });
     return bytes;
   };
-
   const manifestWhere = { file: at(RUN_JSON) };
-  const manifest = parseJson(bytesToText(need(RUN_JSON)), manifestWhere);
-  if (!isObject(manifest)) throw bad(manifestWhere, '(file)', 'a JSON object', manifest);
-  if (manifest.format !== RUN_FORMAT) throw bad(manifestWhere, 'format', JSON.stringify(RUN_FORMAT), manifest.format, 'not a THOR Lab run');
-  if (!isInt(manifest.version) || manifest.version < 1) throw bad(manifestWhere, 'version', 'a positive integer', manifest.version);
-  if (manifest.version > RUN_FORMAT_VERSION)
-    throw new LabError('BAD_RUN_FILE', 'the run was written by a newer THOR Lab', { ...manifestWhere, field: 'version', expected: `at most ${RUN_FORMAT_VERSION}`, found: String(manifest.version), hint: 'open it with a newer version of the lab' });
-  const m = checker(manifest, manifestWhere, '');
-  m.string('id');
-  m.string('name');
-  m.string('createdAt');
-  if ((manifest.id as string).trim() === '') throw bad(manifestWhere, 'id', 'a non-empty string', manifest.id);
-  if (!Number.isFinite(Date.parse(manifest.createdAt as string))) throw bad(manifestWhere, 'createdAt', 'an ISO 8601 date', manifest.createdAt);
+  const header = checkManifest(parseJson(bytesToText(need(RUN_JSON)), manifestWhere), manifestWhere);
 
   const configWhere = { file: at(CONFIG_JSON) };
   const config = parseJson(bytesToText(need(CONFIG_JSON)), configWhere);
   if (!isObject(config)) throw bad(configWhere, '(file)', 'a JSON object', config);
 
-  const metrics: StepMetrics[] = [];
-  const metricsBytes = files.get(METRICS_JSONL);
-  if (metricsBytes)
-    for (const { value, line } of jsonLinesOf(metricsBytes, at(METRICS_JSONL))) {
-      const where = { file: at(METRICS_JSONL), line };
-      if (!isObject(value)) throw bad(where, '(line)', 'a JSON object', value);
-      checker(value, where, '').int('step');
-      metrics.push(value as StepMetrics);
-    }
-
+  const metrics = readStepRows(files.get(METRICS_JSONL), at(METRICS_JSONL)) as StepMetrics[];
+  const evals = readStepRows(files.get(EVALS_JSONL), at(EVALS_JSONL)) as EvalRow[];
   const rollouts: RolloutDump[] = [];
   const checkpoint: CheckpointFiles = {};
+  const report: Record<string, string> = {};
   for (const [name, bytes] of files) {
-    const step = ROLLOUT_FILE.exec(name);
-    if (step) {
-      const trajectories = [...jsonLinesOf(bytes, at(name))].map(({ value, line }) => checkTrajectory(value, { file: at(name), line }));
-      rollouts.push({ step: Number(step[1]), trajectories });
+    const step = rolloutStepOf(name);
+    if (step !== undefined) {
+      rollouts.push({ step, trajectories: readRolloutFile(bytes, at(name)) });
     } else if (name.startsWith('rollouts/')) {
       throw new LabError('BAD_RUN_FILE', 'unexpected file among the rollouts', { file: at(name), expected: 'rollouts/step-NNNNNN.jsonl', found: name });
     } else if (name.startsWith(CHECKPOINT_DIR)) {
       const base = name.slice(CHECKPOINT_DIR.length);
       if (!CHECKPOINT_NAME.test(base)) throw new LabError('BAD_RUN_FILE', 'unexpected file in the checkpoint', { file: at(name), expected: 'files directly inside checkpoint/ (model.safetensors, config.json, tokenizer files)', found: name });
       checkpoint[base] = bytes;
+    } else if (REPORT_FILE.test(name)) {
+      report[name] = bytesToText(bytes);
     }
   }
   rollouts.sort((a, b) => a.step - b.step);
-
+  checkCheckpointFiles(checkpoint, at(CHECKPOINT_DIR));
   const hasCheckpoint = Object.keys(checkpoint).length > 0;
-  if (hasCheckpoint) {
-    if (!checkpoint[CONFIG_JSON]) throw new LabError('BAD_RUN_FILE', 'the checkpoint has no config.json', { file: at(CHECKPOINT_DIR), expected: 'checkpoint/config.json', found: Object.keys(checkpoint).join(', ') });
-    parseJson(bytesToText(checkpoint[CONFIG_JSON]), { file: at(CHECKPOINT_DIR + CONFIG_JSON) });
-    if (!Object.keys(checkpoint).some((n) => n.endsWith('.safetensors')))
-      throw new LabError('BAD_RUN_FILE', 'the checkpoint has no weights', { file: at(CHECKPOINT_DIR), expected: 'checkpoint/model.safetensors', found: Object.keys(checkpoint).join(', ') });
-  }
-
-  const report = files.get(REPORT_MD);
   return {
-    id: manifest.id as string,
-    name: manifest.name as string,
-    createdAt: manifest.createdAt as string,
+    ...header,
     config,
     metrics,
+    evals,
     rollouts,
     ...(hasCheckpoint && { checkpoint }),
-    ...(report !== undefined && { report: bytesToText(report) }),
+    ...(report[REPORT_MD] !== undefined && { report }),
   };
+}
+
+/** A checkpoint, when there is one, holds a model config and weights. */
+export function checkCheckpointFiles(checkpoint: CheckpointFiles, label: string): void {
+  const names = Object.keys(checkpoint);
+  if (names.length === 0) return;
+  if (!checkpoint[CONFIG_JSON]) throw new LabError('BAD_RUN_FILE', 'the checkpoint has no config.json', { file: label, expected: 'checkpoint/config.json', found: names.join(', ') });
+  parseJson(bytesToText(checkpoint[CONFIG_JSON]), { file: label + CONFIG_JSON });
+  if (!names.some((n) => n.endsWith('.safetensors') && n !== OPTIMIZER_FILE))
+    throw new LabError('BAD_RUN_FILE', 'the checkpoint has no weights', { file: label, expected: 'checkpoint/model.safetensors', found: names.join(', ') });
 }
 
 /**

@@ -1,10 +1,9 @@
 /**
  * One sealed Pyodide interpreter: boots Pyodide offline, installs the package bundle (or falls back to
- * Pyodide's CDN), preloads packages, then seals it with the Python guard (guard.ts). Shared by the
+ * Pyodide's CDN), preloads packages, then seals it with the Python guard (guard.py). Shared by the
  * browser worker and the Node worker_threads worker; environment differences arrive in RuntimeConfig.
  */
 import { loadPyodide, type PyodideAPI } from 'pyodide';
-import { GUARD_PY } from './guard';
 import { DEFAULT_LIMITS, type PackageStatus, type RunStatus, type SandboxInfo, type SandboxLimits } from './types';
 
 /** The offline package bundle: a zip of site-packages trees and what it contains. */
@@ -20,6 +19,8 @@ export interface BundleSource {
 export interface RuntimeConfig {
   /** Where Pyodide's runtime files are (pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip, ...). */
   indexURL: string;
+  /** The text of guard.py (the browser bundles it with Vite's ?raw, Node reads the file). */
+  guardSource: string;
   bundle?: BundleSource;
   /** Optional packages the lab wants (reported in SandboxInfo.packages). */
   packages: string[];
@@ -136,7 +137,7 @@ class OutputCapture {
 type PyFunction = ((...args: unknown[]) => unknown) & { destroy(): void };
 type PyObject = { toJs(options?: { depth?: number }): unknown; destroy(): void };
 
-/** What seal() returns (see guard.ts). */
+/** What seal() returns (see guard.py). */
 interface SealedFunctions {
   prepare: PyFunction;
   execute: PyFunction;
@@ -203,7 +204,7 @@ export class PythonRuntime {
 
     makeReadOnly(pyodide.FS as unknown as EmscriptenFS, '/', [SCRATCH_ROOT, '/dev', '/proc']);
     const scope = pyodide.toPy({});
-    pyodide.runPython(GUARD_PY, { globals: scope, filename: '<sandbox>' });
+    pyodide.runPython(config.guardSource, { globals: scope, filename: '<sandbox>' });
     const seal = scope.get('seal') as PyFunction;
     const sealConfig = {
       scratchRoot: SCRATCH_ROOT,

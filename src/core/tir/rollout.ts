@@ -11,9 +11,9 @@ import type { Tokenizer } from '../tokenizer/types';
 import type { Executor } from '../sandbox/types';
 import { lastTracebackLine, toObservation, type ObservationOptions } from '../sandbox/observation';
 import { Generation, type RowResult } from '../engine/generation';
-import type { DiscardedAttempt, ExecutionRecord, Segment, TrajectoryRecord } from '../rl/types';
-import { executionSucceeded } from '../rl/types';
-import { CODE_CLOSE, CODE_OPEN, observationBlock } from './format';
+import type { DiscardedAttempt, ExecutionRecord, Segment, TrajectoryRecord } from './types';
+import { executionSucceeded } from './types';
+import { FENCE_CLOSE, nextClosedCode, observationBlock } from './format';
 
 export interface RolloutSettings {
   /** C: code executions per trajectory; further code is left unexecuted. 0 = no tools. */
@@ -111,7 +111,7 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
       decode: tokenizer,
       onStop: 'pause',
       // Every fence pauses the row; the pause handler decides whether a python block just closed.
-      stop: usesTools ? [CODE_CLOSE] : [],
+      stop: usesTools ? [FENCE_CLOSE] : [],
       stepOverhead: s.stepOverhead,
     },
   );
@@ -125,18 +125,15 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
 
   const onPause = (row: number) => {
     const st = states[row];
-    const text = gen.responseText(row);
-    const open = text.indexOf(CODE_OPEN, st.scanFrom);
-    const close = open < 0 ? -1 : text.indexOf(CODE_CLOSE, open + CODE_OPEN.length);
-    if (close < 0) return gen.resume(row); // an opening fence or a stray one: keep going
-    const end = close + CODE_CLOSE.length;
-    st.scanFrom = end;
+    const block = nextClosedCode(gen.responseText(row), st.scanFrom);
+    if (!block) return gen.resume(row); // an opening fence or a stray one: keep going
+    st.scanFrom = block.end;
     const budgetLeft = s.stopAfterExecution ? st.calls === 0 : st.calls < s.maxToolCalls;
     if (!budgetLeft) return gen.resume(row); // C spent: further code is not executed
     st.calls++;
     const tokens = responseTokens(row);
-    const code = text.slice(open + CODE_OPEN.length, close).replace(/\n$/, '');
-    const codeTokenStart = tokenIndexAtChar(tokens, open, decode);
+    const code = block.body;
+    const codeTokenStart = tokenIndexAtChar(tokens, block.start, decode);
     const codeTokenEnd = tokens.length;
     const session = s.statefulPython ? requests[row].id : undefined;
     const job = executor
@@ -280,19 +277,8 @@ function buildRecord(req: RolloutRequest, res: RowResult, st: RowState, decode: 
     correct: false,
     reward: 0,
     truncated,
-    finishReason: res.finishReason === 'eos' ? 'eos' : truncated ? 'length' : 'stop',
+    finishReason: res.finishReason ?? 'stop',
     discarded: st.discarded,
     stepOrigin: req.stepOrigin,
   };
-}
-
-/** The text the policy wrote: the response without observation segments (answers are never taken from tool output). */
-export function policyText(record: Pick<TrajectoryRecord, 'segments'>): string {
-  return record.segments.filter((seg) => seg.kind !== 'output').map((seg) => seg.text).join('');
-}
-
-/** Whether the response ends inside a code block that never closed (the model never closed its fence). */
-export function endsInOpenCode(text: string): boolean {
-  const open = text.lastIndexOf(CODE_OPEN);
-  return open >= 0 && text.indexOf(CODE_CLOSE, open + CODE_OPEN.length) < 0;
 }

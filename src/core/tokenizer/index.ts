@@ -1,6 +1,6 @@
 /** Loads whichever tokenizer a model folder holds: Hugging Face tokenizer.json, or the character tokenizer's file. */
 import { LabError } from '../errors';
-import { bytesToText, type FileSource } from '../files';
+import { bytesToText, MemoryFiles, type FileSource } from '../files';
 import { CHAR_TOKENIZER_FILE, CharTokenizer } from './char';
 import { CHAT_TEMPLATE_FILE, HFTokenizer, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON } from './hf';
 import type { Tokenizer } from './types';
@@ -30,4 +30,10 @@ export async function loadTokenizer(src: FileSource): Promise<Tokenizer> {
   const files: Record<string, string> = {};
   for (const name of TOKENIZER_FILES) if (present.has(name)) files[name] = bytesToText(await src.read(name));
   return tokenizerFromFiles(files, src.label);
+}
+
+/** The text of each token id, decoded one at a time by the tokenizer among a checkpoint's files (the mask view's tokens). */
+export async function tokenTexts(checkpoint: Record<string, Uint8Array>, ids: readonly number[]): Promise<string[]> {
+  const tokenizer = await loadTokenizer(new MemoryFiles('checkpoint', checkpoint));
+  return ids.map((id) => tokenizer.decode([id]));
 }

@@ -1,0 +1,49 @@
+/**
+ * Registers every tfjs backend a browser can use and points wasm at the app's own copies of its
+ * binaries (served by the app, so the lab works offline).
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-webgpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
+
+// The multithreaded wasm build starts its pthread workers from its own script URL, which a bundled
+// module worker does not have: it fails there. The single-threaded SIMD build works everywhere.
+tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+
+setWasmPaths({
+  'tfjs-backend-wasm.wasm': wasmPlain,
+  'tfjs-backend-wasm-simd.wasm': wasmSimd,
+  'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
+});
+
+/** The WebGL renderer string (e.g. "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device ...))"), if readable. */
+function webglRenderer(): string | undefined {
+  if (typeof OffscreenCanvas === 'undefined') return undefined;
+  const gl = new OffscreenCanvas(1, 1).getContext('webgl2');
+  if (!gl) return undefined;
+  const ext = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER) ?? '');
+  gl.getExtension('WEBGL_lose_context')?.loseContext();
+  return renderer || undefined;
+}
+
+/**
+ * Picks the backend. With no order given (the default), a GPU backend whose device is a CPU
+ * emulation (SwiftShader on a machine without a GPU) is passed over for wasm; an order from the URL
+ * (?backend=webgpu) is taken as asked.
+ */
+export async function selectBrowserBackend(order?: BackendName[]): Promise<BackendInfo> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  const info = await selectBackend(order ?? DEFAULT_ORDER, gpu, {
+    allowSoftwareGpu: order !== undefined,
+    webglRenderer,
+  });
+  if (info.name !== 'webgpu' && !gpu) {
+    info.reason = `this browser exposes no WebGPU (navigator.gpu is missing${globalThis.isSecureContext ? '' : '; the page is not a secure context'}); ${info.reason}`;
+  }
+  return info;
+}

@@ -1,0 +1,69 @@
+/**
+ * The lab service of this tab, as the page sees it: the LabApi of the policy worker. Jobs and models
+ * go to the worker over Comlink (event callbacks cross as proxies); the stored runs are read from the
+ * same IndexedDB the worker writes, so the Runs panel answers at once even while the worker is busy
+ * decoding. A client of a remote node will offer the same interface.
+ */
+import * as Comlink from 'comlink';
+import type { EventSink, LabApi, LabConnection } from '../core/lab/api';
+import { encodeRunFile } from '../core/run/runfile';
+import { importRun, type RunStore } from '../core/run/store';
+import { openRunStore } from './runstore';
+
+/** Starts the policy worker and returns the lab service it serves. */
+export function connectPolicyWorker(): LabConnection {
+  const worker = new Worker(new URL('../../workers/policy.worker.ts', import.meta.url), { type: 'module', name: 'policy' });
+  const remote = Comlink.wrap<LabApi>(worker);
+  let store: Promise<RunStore> | undefined;
+  const runs = () => (store ??= openRunStore());
+  const sink = (onEvent: EventSink | undefined) => (onEvent ? Comlink.proxy(onEvent) : undefined);
+  const api: LabApi = {
+    init: (options) => remote.init(options),
+    sandboxStatus: () => remote.sandboxStatus(),
+    sandboxWarm: () => remote.sandboxWarm(),
+    memory: () => remote.memory(),
+    setControl: (value) => remote.setControl(value),
+    resourceUrls: () => remote.resourceUrls(),
+    model: () => remote.model(),
+    loadModel: (source) => remote.loadModel(source),
+    createModel: (size, seed) => remote.createModel(size, seed),
+    exportModel: () => remote.exportModel(),
+    saveModel: (name) => remote.saveModel(name),
+    infer: (request, onEvent) => remote.infer(request, sink(onEvent)),
+    evaluate: (request, onEvent) => remote.evaluate(request, sink(onEvent)),
+    train: (request, onEvent) => remote.train(request, sink(onEvent)),
+    listRuns: async () => (await runs()).list(),
+    runDetail: async (id) => (await runs()).getDetail(id),
+    runRolloutSteps: async (id) => (await runs()).rolloutSteps(id),
+    runRollouts: async (id, step) => (await runs()).getRollouts(id, step),
+    runTokenTexts: async (id, ids) => {
+      const checkpoint = await (await runs()).getCheckpoint(id);
+      // Loaded on demand: the tokenizer libraries stay out of the page's first download.
+      return checkpoint && (await import('../core/tokenizer/index')).tokenTexts(checkpoint, ids);
+    },
+    // Deleting goes through the service, which refuses to delete the run it is training.
+    deleteRun: (id) => remote.deleteRun(id),
+    importRun: async (bytes, fileName) => importRun(await runs(), bytes, fileName),
+    exportRun: async (id) => {
+      const run = await (await runs()).get(id);
+      if (!run) throw new Error(`run ${id} is no longer stored`);
+      return encodeRunFile(run);
+    },
+  };
+  return {
+    api,
+    onError(listener) {
+      worker.addEventListener('error', (e) => listener(e.message || 'the policy worker failed to start or crashed'));
+      worker.addEventListener('messageerror', () => listener('a message from the policy worker could not be read'));
+    },
+    terminate() {
+      remote[Comlink.releaseProxy]();
+      worker.terminate();
+    },
+  };
+}
+
+/** Fetches the modules split off the page's first download, so they are there offline later. */
+export function warmPageModules(): void {
+  void import('../core/tokenizer/index');
+}

@@ -1,0 +1,26 @@
+/** The lab service's environment in a browser's policy worker. */
+import { LabError } from '../core/errors';
+import type { LabEnv } from '../core/lab/service';
+import { selectBrowserBackend } from './backend';
+import { fetchedFolder, fetchedNotes, pickedFilesSource, SHIPPED_MODEL_FILES } from './files';
+import { startPythonSandbox } from './python';
+import { openRunStore } from './runstore';
+
+/** Optimiser moments above this are not kept with a browser checkpoint (about 64M parameters): IndexedDB quotas are small. */
+const MAX_MOMENT_BYTES = 512 * 1024 * 1024;
+
+export function browserLabEnv(): LabEnv {
+  const shipped = new URL(`${import.meta.env.BASE_URL}models/thor-tiny/`, location.href).href;
+  return {
+    selectBackend: selectBrowserBackend,
+    startPython: () => startPythonSandbox(),
+    modelFiles: (source) => {
+      if (source.kind === 'shipped') return { files: fetchedFolder(shipped, SHIPPED_MODEL_FILES, 'thor-tiny'), label: 'thor-tiny', notes: () => fetchedNotes(shipped) };
+      if (source.kind === 'files') return { files: pickedFilesSource(source.files, source.label), label: source.label };
+      throw new LabError('model', 'a browser cannot read a folder by its path', { found: source.path, hint: 'pick the folder in the Model panel' });
+    },
+    openRunStore: () => openRunStore(),
+    resourceUrls: () => performance.getEntriesByType('resource').map((e) => e.name),
+    maxMomentBytes: MAX_MOMENT_BYTES,
+  };
+}

@@ -1,0 +1,204 @@
+/**
+ * The lab as a service: what the browser's policy worker, the command line and a remote node serve
+ * alike, and all the UI talks to. Every method returns a promise, so the same interface is met by
+ * the service in this process (LabService), by a client of a worker, and by a client of a node.
+ * A job (inference, evaluation, training) reports what happens as one stream of LabEvents.
+ */
+import type { BackendInfo, BackendName } from '../backend';
+import type { RunConfigInput } from '../config/schema';
+import type { Problem } from '../data/types';
+import type { CodeCorrectnessTable } from '../eval/metrics';
+import type { ModelConfig, NewModelSize } from '../model/config';
+import type { CheckpointFiles, EvalRow, RunRecord, RunState, StepMetrics } from '../run/runfile';
+import type { RunDetail, RunSummary } from '../run/store';
+import type { PoolHealth } from '../sandbox/pool';
+import type { SandboxInfo } from '../sandbox/types';
+import type { Demonstration } from '../tir/demonstrations';
+import type { TrajectoryRecord } from '../tir/types';
+import type { Tokenizer } from '../tokenizer/types';
+import type { ControlValue } from './control';
+
+export type { NewModelSize };
+
+/** Where a model comes from. */
+export type ModelSource =
+  /** The tiny model that ships with the lab. */
+  | { kind: 'shipped' }
+  /** A Hugging Face style folder the user picked (browser). */
+  | { kind: 'files'; files: File[]; label: string }
+  /** A folder on disk (Node). */
+  | { kind: 'path'; path: string }
+  /** The checkpoint of a stored run (or a saved model). */
+  | { kind: 'stored'; runId: string };
+
+export interface ModelSummary {
+  label: string;
+  origin: ModelSource['kind'] | 'new';
+  config: ModelConfig;
+  parameters: number;
+  tokenizer: Tokenizer['kind'];
+  /** Float32 weights on the device. */
+  weightBytes: number;
+  loadMs: number;
+  /** The shipped model's pretraining notes (pretrain.json). */
+  pretrain?: Record<string, unknown>;
+  /** The stored run whose checkpoint this is, or which trains it. */
+  runId?: string;
+}
+
+/** What the sandbox can do where it runs. */
+export interface SandboxCapabilities {
+  /** Timeouts interrupt Python instead of replacing the worker (needs SharedArrayBuffer). */
+  interrupts: boolean;
+  crossOriginIsolated: boolean;
+  online: boolean;
+}
+
+export interface SandboxStatus {
+  state: 'starting' | 'ready' | 'failed';
+  info?: SandboxInfo;
+  capabilities?: SandboxCapabilities;
+  health?: PoolHealth;
+  error?: string;
+}
+
+export interface MemoryInfo {
+  numTensors: number;
+  numBytes: number;
+  backend: string;
+}
+
+/** Settings of a job: any part of the run config (a single answer reads rollout, infer, selfCorrection and seed). */
+export type JobSettings = RunConfigInput;
+
+export interface InferRequest {
+  question: string;
+  /** The first words of the answer, given to the model (e.g. a tool lead-in); part of the prompt. */
+  prefix?: string;
+  /** Reference answer: when given, the answer is graded. */
+  reference?: string;
+  settings?: JobSettings;
+}
+
+export interface InferOutcome {
+  record: TrajectoryRecord;
+  stopped: boolean;
+  tokens: number;
+  seconds: number;
+}
+
+export interface EvalRequest {
+  problems: Problem[];
+  label: string;
+  /** Reads rollout, eval, selfCorrection and seed. */
+  settings?: JobSettings;
+}
+
+export interface EvalOutcome {
+  label: string;
+  summary: Record<string, number | null>;
+  table: CodeCorrectnessTable;
+  records: TrajectoryRecord[];
+}
+
+export interface TrainRequest {
+  /** The run config (config.mode: RL or SFT). On a resume: changes to the stored config (e.g. more steps). */
+  config?: RunConfigInput;
+  name?: string;
+  /** An id for a new run (default: a fresh one). */
+  runId?: string;
+  /** RL questions, or the tasks SFT demonstrations are built from; default: config.task's. */
+  train?: Problem[];
+  /** Held-out questions evaluated on config.eval's schedule; default: config.task's test split. */
+  test?: Problem[];
+  /** SFT demonstrations (a TIR JSON-lines file); default: built from the training tasks, their programs run in the sandbox. */
+  demonstrations?: Demonstration[];
+  /** Go on with a stored run from its checkpoint (its weights, optimiser moments, config and step). */
+  resume?: { runId: string };
+}
+
+export type TrainState = 'preparing' | 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
+
+export interface TrainOutcome {
+  runId: string;
+  state: TrainState;
+  /** Steps the run has taken (including those before a resume). */
+  steps: number;
+}
+
+/** Held-out evaluation during a run, as metric keys. */
+export interface HeldOutFigures {
+  heldout_questions: number;
+  heldout_accuracy: number;
+  heldout_code_ratio: number | null;
+  heldout_pass_ratio: number | null;
+}
+
+/** What a job reports while it runs. */
+export type LabEvent =
+  /** A phase of the job advanced (rollouts finished, programs run, updates done). */
+  | { type: 'progress'; phase: string; done: number; total: number }
+  /** A single answer as it is written (streamed a few times a second). */
+  | { type: 'trajectory'; record: TrajectoryRecord }
+  /** A training run started or resumed. */
+  | { type: 'run'; id: string; name: string; mode: 'rl' | 'sft'; fromStep: number; totalSteps: number }
+  | { type: 'state'; state: TrainState; message?: string }
+  /** A training step ended: its metrics (stored before this is sent). */
+  | { type: 'step'; step: number; metrics: StepMetrics }
+  /** The trajectories of that step (sampled, and step-level continuations). */
+  | { type: 'rollouts'; step: number; records: TrajectoryRecord[] }
+  /** A held-out evaluation (step 0: before training). */
+  | { type: 'heldout'; step: number; figures: HeldOutFigures; row: EvalRow }
+  /** Something the user should know that is not an error (e.g. optimiser moments restored). */
+  | { type: 'message'; text: string };
+
+export type EventSink = (event: LabEvent) => void;
+
+export interface LabApi {
+  /** Picks the compute backend and starts the Python sandbox in the background; `control` is the page's shared pause/stop word. */
+  init(options?: { order?: BackendName[]; control?: Int32Array }): Promise<BackendInfo>;
+  sandboxStatus(): Promise<SandboxStatus>;
+  /** Waits for the sandbox to be ready (or to fail). */
+  sandboxWarm(): Promise<SandboxStatus>;
+  memory(): Promise<MemoryInfo>;
+  /** Pauses, resumes or stops the running job. */
+  setControl(value: ControlValue): Promise<void>;
+  /** The files this service fetched (scripts, binaries, the model), to keep for offline use. */
+  resourceUrls(): Promise<string[]>;
+
+  model(): Promise<ModelSummary | undefined>;
+  loadModel(source: ModelSource): Promise<ModelSummary>;
+  /** A fresh model with seeded random weights and the character tokenizer. */
+  createModel(size: NewModelSize, seed: number): Promise<ModelSummary>;
+  /** The model as a Hugging Face style folder. */
+  exportModel(): Promise<CheckpointFiles>;
+  /** Keeps the model in the run store as a run holding only its checkpoint; returns its id. */
+  saveModel(name: string): Promise<string>;
+
+  infer(request: InferRequest, onEvent?: EventSink): Promise<InferOutcome>;
+  evaluate(request: EvalRequest, onEvent?: EventSink): Promise<EvalOutcome>;
+  /** Trains and stores the run step by step; resolves when it ends (finished or stopped), rejects when it fails. */
+  train(request: TrainRequest, onEvent?: EventSink): Promise<TrainOutcome>;
+
+  listRuns(): Promise<RunSummary[]>;
+  runDetail(id: string): Promise<RunDetail | undefined>;
+  runRolloutSteps(id: string): Promise<number[]>;
+  runRollouts(id: string, step: number): Promise<TrajectoryRecord[] | undefined>;
+  /** The text of each token id under the tokenizer of the run's checkpoint; undefined when the run has none. */
+  runTokenTexts(id: string, ids: number[]): Promise<string[] | undefined>;
+  deleteRun(id: string): Promise<void>;
+  /** A run file (.tar) into the store; a run whose id is already there is kept as a copy. */
+  importRun(bytes: Uint8Array, fileName: string): Promise<{ run: RunSummary; copy: boolean }>;
+  /** A stored run as one .tar file. */
+  exportRun(id: string): Promise<{ name: string; bytes: Uint8Array }>;
+}
+
+/** How a page reaches a lab service: its interface, crash reports, and a way to let it go. */
+export interface LabConnection {
+  api: LabApi;
+  /** Reports an error the service could not turn into a rejected call (a worker that crashed, a node that went away). */
+  onError(listener: (message: string) => void): void;
+  terminate(): void;
+}
+
+export type { BackendInfo, BackendName, CheckpointFiles, EvalRow, RunDetail, RunRecord, RunState, RunSummary, StepMetrics, TrajectoryRecord };

@@ -1,0 +1,24 @@
+/**
+ * What the UI may use of the core: the lab service's interface and types, and the small pure helpers
+ * a page needs before it asks the service anything (the config's description for forms, the task
+ * generator and file readers for previews, the TIR format for drawing trajectories). Nothing here
+ * loads tfjs or Pyodide: the page stays light, and the service can live in a worker or on a node.
+ */
+export type * from './api';
+export { CONTROL, type ControlValue } from './control';
+
+export { defaultRunConfig, describeRunConfig, parseRunConfig, type Knob, type RunConfig, type RunConfigInput } from '../config/schema';
+export { applySettings, type Setting } from '../config/settings';
+export { generateTasks, MAX_DIFFICULTY, TASK_KINDS, type Split, type Task, type TaskKind } from '../data/tasks';
+export type { Problem } from '../data/types';
+export { readProblemsJsonl, type SkippedLine } from '../data/readers';
+export { DIRECT_OPENINGS, readDemonstrationsJsonl, TOOL_OPENINGS, type BadLine, type Demonstration } from '../tir/demonstrations';
+export { blockBody, splitFences, type FencedPiece } from '../tir/format';
+export type { DiscardedAttempt, ExecutionRecord, ExecutionStatus, Segment, TrajectoryRecord } from '../tir/types';
+export type { CodeCorrectnessTable } from '../eval/metrics';
+export { countParameters, newModelConfig, parseModelConfig, type ModelConfig } from '../model/config';
+export { DEFAULT_CHARSET, SPECIAL_TOKENS } from '../tokenizer/char';
+export { errorToPlain, LabError } from '../errors';
+export { runFolderName, type EvalRow, type RunState, type StepMetrics } from '../run/runfile';
+export type { RunDetail, RunSummary } from '../run/store';
+export { writeTar } from '../tar';
