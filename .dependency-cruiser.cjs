@@ -33,7 +33,7 @@ module.exports = {
       severity: 'error',
       comment: 'src/core is plain TypeScript: no UI, no browser or Node adapters, no doors.',
       from: { path: '^src/core/' },
-      to: { path: '^(src/(app|browser|node|cli)|workers|server|tests|bench|scripts)/' },
+      to: { path: '^(src/(app|browser|node|cli)|workers|tests|bench|scripts)/' },
     },
     {
       name: 'ui-talks-to-the-service-interface',

@@ -34,7 +34,7 @@ function stepConfig(steps: number): RunConfigInput {
     rollout: { groupSize: 4, promptsPerStep: 2, maxResponseTokens: 64 },
     grpo: { dynamicSampling: false },
     stepLevel: { maxPrefixes: 2, groupSize: 2, suffixTokens: 8 },
-    eval: { everySteps: 0, samples: 1 }, // held-out evaluation only before and after the steps (not in their time_step_s)
+    eval: { everySteps: 0, samples: 1, maxQuestions: 8 }, // held-out evaluation only before and after the steps, on 8 questions (not in their time_step_s)
   };
 }
 

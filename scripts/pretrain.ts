@@ -1,6 +1,6 @@
 /**
  * `npm run pretrain`: trains the lab's default tiny model, reproducibly from a seed, on
- * demonstrations built from the task generators (src/core/data/corpus.ts) whose tool outputs come
+ * demonstrations built from the task generators (src/core/tir/demonstrations.ts) whose tool outputs come
  * from really running each program in the Python sandbox. The result knows the TIR format and
  * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
  *

@@ -1,6 +1,6 @@
 /**
- * The page: the lab service in this tab's policy worker (the one switch a remote node will add
- * to), and the Svelte lab that talks to it.
+ * The page: the lab service in this tab's policy worker (the one place that decides where the
+ * service lives), and the Svelte lab that talks to it.
  */
 import { mount } from 'svelte';
 import App from './app/App.svelte';

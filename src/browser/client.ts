@@ -2,12 +2,13 @@
  * The lab service of this tab, as the page sees it: the LabApi of the policy worker. Jobs and models
  * go to the worker over Comlink (event callbacks cross as proxies); the stored runs are read from the
  * same IndexedDB the worker writes, so the Runs panel answers at once even while the worker is busy
- * decoding. A client of a remote node will offer the same interface.
+ * decoding.
  */
 import * as Comlink from 'comlink';
 import type { EventSink, LabApi, LabConnection } from '../core/lab/api';
 import { encodeRunFile } from '../core/run/runfile';
-import { importRun, type RunStore } from '../core/run/store';
+import { importRun, noSuchRun, type RunStore } from '../core/run/store';
+import type { Tokenizer } from '../core/tokenizer/types';
 import { openRunStore } from './runstore';
 
 /** Starts the policy worker and returns the lab service it serves. */
@@ -17,6 +18,7 @@ export function connectPolicyWorker(): LabConnection {
   let store: Promise<RunStore> | undefined;
   const runs = () => (store ??= openRunStore());
   const sink = (onEvent: EventSink | undefined) => (onEvent ? Comlink.proxy(onEvent) : undefined);
+  let tokenizer: { id: string; load: Promise<Tokenizer | undefined> } | undefined;
   const api: LabApi = {
     init: (options) => remote.init(options),
     sandboxStatus: () => remote.sandboxStatus(),
@@ -37,16 +39,17 @@ export function connectPolicyWorker(): LabConnection {
     runRolloutSteps: async (id) => (await runs()).rolloutSteps(id),
     runRollouts: async (id, step) => (await runs()).getRollouts(id, step),
     runTokenTexts: async (id, ids) => {
-      const checkpoint = await (await runs()).getCheckpoint(id);
-      // Loaded on demand: the tokenizer libraries stay out of the page's first download.
-      return checkpoint && (await import('../core/tokenizer/index')).tokenTexts(checkpoint, ids);
+      // The tokenizer of the run looked at last is kept: a live run's view asks for every new step.
+      if (tokenizer?.id !== id) tokenizer = { id, load: loadRunTokenizer(await runs(), id) };
+      const loaded = await tokenizer.load;
+      return loaded && ids.map((t) => loaded.decode([t]));
     },
     // Deleting goes through the service, which refuses to delete the run it is training.
     deleteRun: (id) => remote.deleteRun(id),
     importRun: async (bytes, fileName) => importRun(await runs(), bytes, fileName),
     exportRun: async (id) => {
       const run = await (await runs()).get(id);
-      if (!run) throw new Error(`run ${id} is no longer stored`);
+      if (!run) throw noSuchRun(id);
       return encodeRunFile(run);
     },
   };
@@ -61,6 +64,12 @@ export function connectPolicyWorker(): LabConnection {
       worker.terminate();
     },
   };
+}
+
+/** The tokenizer of a stored run's checkpoint, loaded on demand: its libraries stay out of the page's first download. */
+async function loadRunTokenizer(store: RunStore, id: string): Promise<Tokenizer | undefined> {
+  const checkpoint = await store.getCheckpoint(id);
+  return checkpoint && (await import('../core/tokenizer/index')).checkpointTokenizer(checkpoint);
 }
 
 /** Fetches the modules split off the page's first download, so they are there offline later. */

@@ -6,7 +6,8 @@
  * The policy worker writes here; the page reads the same database.
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import type { CheckpointFiles, EvalRow, RunRecord, RunState, StepMetrics } from '../core/run/runfile';
+import { LabError } from '../core/errors';
+import type { CheckpointFiles, EvalRow, RunData, RunRecord, RunState, StepMetrics } from '../core/run/runfile';
 import { noSuchRun, type RunStore, type RunSummary } from '../core/run/store';
 import type { TrajectoryRecord } from '../core/tir/types';
 
@@ -21,38 +22,77 @@ interface LabDB extends DBSchema {
   evals: { key: [string, number]; value: { runId: string; step: number; row: EvalRow } };
   rollouts: { key: [string, number]; value: { runId: string; step: number; trajectories: TrajectoryRecord[] } };
   checkpoints: { key: string; value: { runId: string; files: CheckpointFiles } };
+  data: { key: string; value: { runId: string; data: RunData } };
 }
 
 export const DB_NAME = 'thor-lab';
-/** 2: held-out evaluations, run state (was "live"), model label, report charts. */
+/** 2: held-out evaluations, run data, run state (was "live"), model label, report charts. */
 const DB_VERSION = 2;
-const STORES = ['runs', 'metrics', 'evals', 'rollouts', 'checkpoints'] as const;
+const STORES = ['runs', 'metrics', 'evals', 'rollouts', 'checkpoints', 'data'] as const;
+
+/** run.json's fields of a stored row. */
+const header = (row: RunRow): Pick<RunRecord, 'id' | 'name' | 'createdAt' | 'model' | 'state'> => ({
+  id: row.id,
+  name: row.name,
+  createdAt: row.createdAt,
+  ...(row.model !== undefined && { model: row.model }),
+  ...(row.state && { state: row.state }),
+});
 
 const stepsOf = (runId: string) => IDBKeyRange.bound([runId, -Infinity], [runId, Infinity]);
 const checkpointSize = (files: CheckpointFiles | undefined) => Object.values(files ?? {}).reduce((n, b) => n + b.byteLength, 0);
 
+/** A version 1 run's config as a run config: the model label and an SFT run's settings lived in it. */
+function configOfVersion1(config: Record<string, unknown>): { config: Record<string, unknown>; model?: string } {
+  const { model, mode, sft, seed, eval: evalSection, ...rest } = config as Record<string, unknown> & { sft?: Record<string, unknown>; eval?: Record<string, unknown> };
+  const label = typeof model === 'string' ? { model } : {};
+  if (mode === 'sft') {
+    const { demonstrations: _count, ...settings } = sft ?? {};
+    return { config: { mode: 'sft', ...(seed !== undefined && { seed }), sft: settings }, ...label };
+  }
+  const { benchmarks: _unused, ...evalSettings } = evalSection ?? {};
+  return { config: { ...rest, ...(seed !== undefined && { seed }), ...(evalSection && { eval: evalSettings }) }, ...label };
+}
+
 export async function openRunStore(name = DB_NAME): Promise<RunStore> {
-  const db: IDBPDatabase<LabDB> = await openDB<LabDB>(name, DB_VERSION, {
-    async upgrade(d, oldVersion, _newVersion, tx) {
-      if (oldVersion < 1) {
-        d.createObjectStore('runs', { keyPath: 'id' });
-        d.createObjectStore('metrics', { keyPath: ['runId', 'step'] });
-        d.createObjectStore('rollouts', { keyPath: ['runId', 'step'] });
-        d.createObjectStore('checkpoints', { keyPath: 'runId' });
-      }
-      if (oldVersion < 2) {
-        d.createObjectStore('evals', { keyPath: ['runId', 'step'] });
-        // Version 1 kept a run's state as "live" (without checkpointStep until the first checkpoint) and its report as text.
-        for (let cursor = await tx.objectStore('runs').openCursor(); cursor; cursor = await cursor.continue()) {
-          const { live, report, ...row } = cursor.value as RunRow & { live?: Omit<RunState, 'checkpointStep'> & { checkpointStep?: number }; report?: unknown };
-          await cursor.update({
-            ...row,
-            ...(live && { state: { ...live, checkpointStep: live.checkpointStep ?? 0 } }),
-            ...(typeof report === 'string' && { report: { 'report.md': report } }),
-          });
+  let opened: IDBPDatabase<LabDB> | undefined;
+  const db: IDBPDatabase<LabDB> = await new Promise((resolve, reject) => {
+    openDB<LabDB>(name, DB_VERSION, {
+      async upgrade(d, oldVersion, _newVersion, tx) {
+        if (oldVersion < 1) {
+          d.createObjectStore('runs', { keyPath: 'id' });
+          d.createObjectStore('metrics', { keyPath: ['runId', 'step'] });
+          d.createObjectStore('rollouts', { keyPath: ['runId', 'step'] });
+          d.createObjectStore('checkpoints', { keyPath: 'runId' });
         }
-      }
-    },
+        if (oldVersion < 2) {
+          d.createObjectStore('evals', { keyPath: ['runId', 'step'] });
+          d.createObjectStore('data', { keyPath: 'runId' });
+          if (oldVersion < 1) return;
+          // Version 1 kept a run's state as "live", its report as text, and the model label (and an
+          // SFT run's settings) inside its config.
+          for (let cursor = await tx.objectStore('runs').openCursor(); cursor; cursor = await cursor.continue()) {
+            const { live, report, ...row } = cursor.value as RunRow & { live?: Omit<RunState, 'checkpointStep'> & { checkpointStep?: number }; report?: unknown };
+            const { config, model } = configOfVersion1(row.config);
+            await cursor.update({
+              ...row,
+              config,
+              ...(model !== undefined && { model }),
+              ...(live && { state: { ...live, checkpointStep: live.checkpointStep ?? 0 } }),
+              ...(typeof report === 'string' && { report: { 'report.md': report } }),
+            });
+          }
+        }
+      },
+      // Another tab of the lab, opened before this one was updated, holds the database at its old version.
+      blocked() {
+        reject(new LabError('run-store', 'another tab of THOR Lab keeps the run storage open with an older version of the lab', { hint: 'close or reload the other tabs of the lab, then reload this one' }));
+      },
+      // This tab holds the database while a newer lab in another tab wants to update it: let it.
+      blocking() {
+        opened?.close();
+      },
+    }).then((d) => resolve((opened = d)), reject);
   });
 
   const mustGet = async (id: string): Promise<RunRow> => {
@@ -64,7 +104,7 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
   const store: RunStore = {
     async save(run) {
       const tx = db.transaction(STORES, 'readwrite');
-      await Promise.all([tx.objectStore('metrics').delete(stepsOf(run.id)), tx.objectStore('evals').delete(stepsOf(run.id)), tx.objectStore('rollouts').delete(stepsOf(run.id)), tx.objectStore('checkpoints').delete(run.id)]);
+      await Promise.all([tx.objectStore('metrics').delete(stepsOf(run.id)), tx.objectStore('evals').delete(stepsOf(run.id)), tx.objectStore('rollouts').delete(stepsOf(run.id)), tx.objectStore('checkpoints').delete(run.id), tx.objectStore('data').delete(run.id)]);
       const row: RunRow = {
         id: run.id,
         name: run.name,
@@ -85,6 +125,7 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
         ...run.evals.map((e) => tx.objectStore('evals').put({ runId: run.id, step: e.step, row: e })),
         ...run.rollouts.map((d) => tx.objectStore('rollouts').put({ runId: run.id, step: d.step, trajectories: d.trajectories })),
         ...(run.checkpoint ? [tx.objectStore('checkpoints').put({ runId: run.id, files: run.checkpoint })] : []),
+        ...(run.data ? [tx.objectStore('data').put({ runId: run.id, data: run.data })] : []),
       ]);
       await tx.done;
     },
@@ -99,45 +140,45 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
     },
 
     async get(id) {
-      const row = await db.get('runs', id);
+      // One transaction: a run training now cannot change between its parts (a checkpoint newer than its steps).
+      const tx = db.transaction(STORES, 'readonly');
+      const row = await tx.objectStore('runs').get(id);
       if (!row) return undefined;
-      const [metrics, evals, rollouts, checkpoint] = await Promise.all([store.getMetrics(id), store.getEvals(id), db.getAll('rollouts', stepsOf(id)), db.get('checkpoints', id)]);
+      const [metrics, evals, rollouts, checkpoint, data] = await Promise.all([
+        tx.objectStore('metrics').getAll(stepsOf(id)),
+        tx.objectStore('evals').getAll(stepsOf(id)),
+        tx.objectStore('rollouts').getAll(stepsOf(id)),
+        tx.objectStore('checkpoints').get(id),
+        tx.objectStore('data').get(id),
+      ]);
       const record: RunRecord = {
-        id: row.id,
-        name: row.name,
-        createdAt: row.createdAt,
-        ...(row.model !== undefined && { model: row.model }),
-        ...(row.state && { state: row.state }),
+        ...header(row),
         config: row.config,
-        metrics,
-        evals,
+        metrics: metrics.map((r) => r.metrics),
+        evals: evals.map((r) => r.row),
         rollouts: rollouts.map((r) => ({ step: r.step, trajectories: r.trajectories })),
         ...(checkpoint && { checkpoint: checkpoint.files }),
+        ...(data && { data: data.data }),
         ...(row.report && { report: row.report }),
       };
       return record;
     },
 
     async getDetail(id) {
-      const row = await db.get('runs', id);
+      const tx = db.transaction(['runs', 'metrics', 'evals'], 'readonly');
+      const row = await tx.objectStore('runs').get(id);
       if (!row) return undefined;
-      const [metrics, evals] = await Promise.all([store.getMetrics(id), store.getEvals(id)]);
-      return {
-        id: row.id,
-        name: row.name,
-        createdAt: row.createdAt,
-        ...(row.model !== undefined && { model: row.model }),
-        ...(row.state && { state: row.state }),
-        config: row.config,
-        metrics,
-        evals,
-        ...(row.report && { report: row.report }),
-      };
+      const [metrics, evals] = await Promise.all([tx.objectStore('metrics').getAll(stepsOf(id)), tx.objectStore('evals').getAll(stepsOf(id))]);
+      return { ...header(row), config: row.config, metrics: metrics.map((r) => r.metrics), evals: evals.map((r) => r.row), ...(row.report && { report: row.report }) };
+    },
+
+    async getData(id) {
+      return (await db.get('data', id))?.data ?? {};
     },
 
     async delete(id) {
       const tx = db.transaction(STORES, 'readwrite');
-      await Promise.all([tx.objectStore('runs').delete(id), tx.objectStore('metrics').delete(stepsOf(id)), tx.objectStore('evals').delete(stepsOf(id)), tx.objectStore('rollouts').delete(stepsOf(id)), tx.objectStore('checkpoints').delete(id)]);
+      await Promise.all([tx.objectStore('runs').delete(id), tx.objectStore('metrics').delete(stepsOf(id)), tx.objectStore('evals').delete(stepsOf(id)), tx.objectStore('rollouts').delete(stepsOf(id)), tx.objectStore('checkpoints').delete(id), tx.objectStore('data').delete(id)]);
       await tx.done;
     },
 
@@ -218,14 +259,6 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
     async saveReport(id, files) {
       const row = await mustGet(id);
       await db.put('runs', { ...row, report: files, hasReport: true });
-    },
-
-    async getMetrics(id) {
-      return (await db.getAll('metrics', stepsOf(id))).map((r) => r.metrics);
-    },
-
-    async getEvals(id) {
-      return (await db.getAll('evals', stepsOf(id))).map((r) => r.row);
     },
 
     async rolloutSteps(id) {

@@ -4,7 +4,7 @@
  * code-succeeded × answer-correct table (docs/evaluation.md).
  */
 import { writeFile } from 'node:fs/promises';
-import { generateTasks } from '../core/data/tasks';
+import { configProblems } from '../core/lab/service';
 import { nodeLab, parseBackend, readProblemsFile } from '../node/lab';
 import { configFrom, countFlag, parseFlags } from './args';
 import type { Subcommand } from './command';
@@ -51,9 +51,7 @@ export const evalCommand: Subcommand = {
       'evaluation',
     );
     const limit = countFlag(flags.limit, '--limit');
-    const problems = flags.file
-      ? (await readProblemsFile(flags.file, config.task.maxQuestionTokens)).problems
-      : generateTasks({ seed: config.seed, count: config.task.testSize, split: 'test', kinds: config.task.kinds, difficulties: config.task.difficulties, testFraction: config.task.testFraction });
+    const problems = flags.file ? (await readProblemsFile(flags.file, config.task.maxQuestionTokens)).problems : await configProblems(config, 'test');
     const lab = await nodeLab({ backend: parseBackend(flags.backend) });
     try {
       await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });

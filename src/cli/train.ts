@@ -1,9 +1,9 @@
 /**
  * `npm run cli -- train`: an RL run (GRPO, or THOR with the step level) or an SFT run, driven by the
  * lab service's one training loop and kept as a run folder: run.json, config.json, metrics.jsonl,
- * evals.jsonl, rollouts/, checkpoint/ (weights and optimiser moments), report.md. Ctrl-C stops after
- * the current step with a checkpoint; `--resume RUN_DIR` goes on from it, for a browser export
- * unpacked with tar -xf as for a run made here.
+ * evals.jsonl, rollouts/, checkpoint/ (weights and optimiser moments), data/, report.md. Ctrl-C stops
+ * the run with a checkpoint of its last whole step; `--resume RUN_DIR` goes on from it, for a browser
+ * export unpacked with tar -xf as for a run made here.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -14,6 +14,8 @@ import { newRunId } from '../core/run/runfile';
 import { readDemonstrationsJsonl, type Demonstration } from '../core/tir/demonstrations';
 import { DEFAULT_RUNS_DIR, nodeLab, parseBackend } from '../node/lab';
 import { DiskRunStore } from '../node/runstore';
+import { parseRunConfig } from '../core/config/schema';
+import { applySettings, settingsOf } from '../core/config/settings';
 import { configFrom, parseFlags, settingsFrom } from './args';
 import type { Subcommand } from './command';
 
@@ -40,27 +42,34 @@ export const trainCommand: Subcommand = {
       },
       USAGE,
     );
-    const settings = {
+    const demonstrations = flags['sft-file'] ? readDemonstrations(flags['sft-file']) : undefined;
+    const given = (mode: string) => ({
       file: flags.config,
       sets: flags.set,
       flags: [
-        { flag: '--mode', path: 'mode', value: flags.mode && JSON.stringify(flags.mode) },
-        { flag: '--steps', path: flags.mode === 'sft' ? 'sft.steps' : 'steps', value: flags.steps },
+        { flag: '--mode', path: 'mode', value: flags.mode },
+        // --steps counts the steps of the run's mode.
+        { flag: '--steps', path: mode === 'sft' ? 'sft.steps' : 'steps', value: flags.steps },
       ],
-    };
-    const demonstrations = flags['sft-file'] ? readDemonstrations(flags['sft-file']) : undefined;
+    });
 
     let store: DiskRunStore;
     let request;
     if (flags.resume) {
-      if (flags.out || flags.model) throw new LabError('cli-args', 'a resumed run keeps its folder and model', { field: flags.out ? '--out' : '--model', hint: 'leave it out with --resume' });
+      if (flags.out || flags.model || flags.mode) throw new LabError('cli-args', 'a resumed run keeps its folder, its model and its mode', { field: flags.out ? '--out' : flags.model ? '--model' : '--mode', hint: 'leave it out with --resume' });
       const found = await DiskRunStore.forRunFolder(flags.resume);
       store = found.store;
-      request = { resume: { runId: found.id }, config: settingsFrom(settings).input, demonstrations };
+      const stored = (await store.getDetail(found.id))!;
+      // The changes asked for, checked on the stored config before any work, errors naming the flags.
+      const { input, labels } = settingsFrom(given(stored.state?.mode ?? 'rl'));
+      parseRunConfig(applySettings(stored.config, settingsOf(input, '--set')), { source: join(flags.resume, 'config.json'), labels });
+      request = { resume: { runId: found.id }, config: input, demonstrations };
     } else {
-      const { input } = configFrom(settings, 'run');
+      const mode = String(settingsFrom(given('rl')).input.mode ?? 'rl');
+      const { input } = configFrom(given(mode), 'run');
       const out = flags.out ?? join(DEFAULT_RUNS_DIR, newRunId());
       if (existsSync(out)) throw new LabError('cli-args', 'the run folder exists already', { field: '--out', found: out, hint: 'go on with it with --resume, or pick another folder' });
+      if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(basename(out))) throw new LabError('cli-args', 'the run folder needs a plain name (it becomes the run id)', { field: '--out', expected: 'letters, digits, ".", "_" and "-"', found: basename(out) });
       store = new DiskRunStore(dirname(out));
       request = { config: input, runId: basename(out), name: flags.name ?? basename(out), demonstrations };
     }
@@ -69,7 +78,7 @@ export const trainCommand: Subcommand = {
     let interrupts = 0;
     const onSigint = () => {
       if (++interrupts > 1) process.exit(130);
-      console.error('\nstopping after this step, with a checkpoint (Ctrl-C again to quit at once)');
+      console.error('\nstopping: the run keeps a checkpoint of its last whole step (Ctrl-C again to quit at once)');
       void lab.setControl(CONTROL.stop);
     };
     process.on('SIGINT', onSigint);

@@ -1,5 +1,5 @@
 /**
- * The lab service in Node (the command line, benchmarks, tests, a remote node): tfjs on wasm (or
+ * The lab service in Node (the command line, benchmarks, tests): tfjs on wasm (or
  * Dawn's WebGPU when asked), Python in worker threads, runs as folders on disk, model folders read
  * by path.
  */

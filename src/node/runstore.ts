@@ -1,8 +1,9 @@
 /**
  * Runs on disk: a folder of run folders, each in the layout of src/core/run/runfile.ts (the same as a
  * browser export, unpacked). A run's folder is found by the id in its run.json, so a browser export
- * unpacked next to the lab's own runs (thor-run-ID/) is a run like any other. Files that must never be
- * half written (run.json, the checkpoint) are written beside and renamed into place.
+ * unpacked next to the lab's own runs (thor-run-ID/) is a run like any other. Every file is written
+ * beside its place and renamed into it, so a crash leaves the old version or the new one, never half
+ * of one; a new checkpoint replaces the old one only once it is whole.
  */
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { LabError } from '../core/errors';
 import {
   CHECKPOINT_DIR,
   CONFIG_JSON,
+  DATA_FILES,
   EVALS_JSONL,
   METRICS_JSONL,
   REPORT_MD,
@@ -19,15 +21,18 @@ import {
   checkManifest,
   jsonLines,
   parseJson,
+  readDataFile,
   readRolloutFile,
   readStepRows,
   rolloutFileName,
   rolloutStepOf,
+  runFolderName,
   runFromFiles,
   runManifest,
   runToFiles,
   type CheckpointFiles,
   type EvalRow,
+  type RunData,
   type RunRecord,
   type RunState,
   type StepMetrics,
@@ -44,6 +49,9 @@ async function writeAtomic(path: string, data: string | Uint8Array): Promise<voi
   await writeFile(tmp, data);
   await rename(tmp, path);
 }
+
+/** A folder name for a run id: the id itself when it is a plain name, else the export's file-safe name. */
+const folderNameOf = (id: string) => (/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/.test(id) && !id.startsWith('.') ? id : runFolderName({ id }));
 
 async function filesUnder(dir: string, prefix = ''): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
@@ -72,6 +80,7 @@ export class DiskRunStore implements RunStore {
       throw new LabError('no-run', 'not a run folder', { file: dir, expected: `a folder with ${RUN_JSON} (written by cli train, or a browser export unpacked with tar -xf)`, found: existsSync(dir) ? `no ${RUN_JSON}` : 'no such folder' });
     }
     const header = checkManifest(parseJson(text, where), where);
+    await recoverCheckpoint(dir);
     const store = new DiskRunStore(dirname(dir));
     store.folders.set(header.id, basename(dir));
     return { store, id: header.id };
@@ -91,7 +100,7 @@ export class DiskRunStore implements RunStore {
     }
     if (name === undefined) {
       if (!create) throw noSuchRun(id);
-      name = id;
+      name = folderNameOf(id);
       this.folders.set(id, name);
     }
     return join(this.root, name);
@@ -102,6 +111,7 @@ export class DiskRunStore implements RunStore {
     if (!existsSync(this.root)) return headers;
     for (const entry of await readdir(this.root, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
+      await recoverCheckpoint(join(this.root, entry.name));
       const header = await this.header(join(this.root, entry.name)).catch(() => undefined);
       if (!header) continue;
       this.folders.set(header.id, entry.name);
@@ -127,17 +137,20 @@ export class DiskRunStore implements RunStore {
   /** Adds a row, replacing one of the same step (a step trained again after a resume). */
   private async putRow(dir: string, file: string, row: { step: number }): Promise<void> {
     const rows = await this.rows(dir, file);
-    if (rows.some((r) => r.step >= row.step)) await writeFile(join(dir, file), jsonLines([...rows.filter((r) => r.step !== row.step), row].sort((a, b) => a.step - b.step)));
+    if (rows.some((r) => r.step >= row.step)) await writeAtomic(join(dir, file), jsonLines([...rows.filter((r) => r.step !== row.step), row].sort((a, b) => a.step - b.step)));
     else await appendFile(join(dir, file), JSON.stringify(row) + '\n');
   }
 
   async save(run: RunRecord): Promise<void> {
     const dir = await this.folder(run.id, true);
-    await rm(dir, { recursive: true, force: true });
+    const staging = `${dir}.new-${process.pid}`;
+    await rm(staging, { recursive: true, force: true });
     for (const [path, bytes] of runToFiles(run)) {
-      await mkdir(dirname(join(dir, path)), { recursive: true });
-      await writeFile(join(dir, path), bytes);
+      await mkdir(dirname(join(staging, path)), { recursive: true });
+      await writeFile(join(staging, path), bytes);
     }
+    await rm(dir, { recursive: true, force: true });
+    await rename(staging, dir);
   }
 
   async list(): Promise<RunSummary[]> {
@@ -203,7 +216,7 @@ export class DiskRunStore implements RunStore {
     await this.putRow(dir, METRICS_JSONL, metrics);
     if (trajectories) {
       await mkdir(join(dir, 'rollouts'), { recursive: true });
-      await writeFile(join(dir, rolloutFileName(metrics.step)), jsonLines(trajectories));
+      await writeAtomic(join(dir, rolloutFileName(metrics.step)), jsonLines(trajectories));
     }
   }
 
@@ -215,7 +228,7 @@ export class DiskRunStore implements RunStore {
     const dir = await this.folder(id);
     for (const file of [METRICS_JSONL, EVALS_JSONL]) {
       const rows = await this.rows(dir, file);
-      if (rows.some((r) => r.step > step)) await writeFile(join(dir, file), jsonLines(rows.filter((r) => r.step <= step)));
+      if (rows.some((r) => r.step > step)) await writeAtomic(join(dir, file), jsonLines(rows.filter((r) => r.step <= step)));
     }
     for (const s of await this.rolloutSteps(id)) if (s > step) await rm(join(dir, rolloutFileName(s)));
   }
@@ -231,16 +244,19 @@ export class DiskRunStore implements RunStore {
 
   async saveCheckpoint(id: string, files: CheckpointFiles, step?: number): Promise<void> {
     const dir = await this.folder(id);
-    const final = join(dir, CHECKPOINT_DIR);
-    const staging = join(dir, `checkpoint.tmp-${process.pid}`);
+    const [final, staging, old] = [join(dir, CHECKPOINT_DIR), join(dir, 'checkpoint.new'), join(dir, 'checkpoint.old')];
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true });
     for (const [name, bytes] of Object.entries(files)) {
       checkCheckpointName(name);
       await writeFile(join(staging, name), bytes);
     }
-    await rm(final, { recursive: true, force: true });
+    // The old checkpoint goes aside before the new one takes its place: at every moment one whole
+    // checkpoint is there or beside it (recoverCheckpoint puts it back after a crash).
+    await rm(old, { recursive: true, force: true });
+    if (existsSync(final)) await rename(final, old);
     await rename(staging, final);
+    await rm(old, { recursive: true, force: true });
     if (step !== undefined) {
       const header = await this.header(dir);
       if (header.state) await this.writeHeader(dir, { ...header, state: { ...header.state, checkpointStep: step } });
@@ -248,6 +264,7 @@ export class DiskRunStore implements RunStore {
   }
 
   async getCheckpoint(id: string): Promise<CheckpointFiles | undefined> {
+    await recoverCheckpoint(await this.folder(id));
     const dir = join(await this.folder(id), CHECKPOINT_DIR);
     if (!existsSync(dir)) return undefined;
     return Object.fromEntries(await filesUnder(dir));
@@ -256,6 +273,16 @@ export class DiskRunStore implements RunStore {
   async saveReport(id: string, files: Record<string, string>): Promise<void> {
     const dir = await this.folder(id);
     for (const [name, text] of Object.entries(files)) await writeFile(join(dir, basename(name)), text);
+  }
+
+  async getData(id: string): Promise<RunData> {
+    const dir = await this.folder(id);
+    const data: RunData = {};
+    for (const [part, file] of Object.entries(DATA_FILES) as [keyof RunData, string][]) {
+      const path = join(dir, file);
+      if (existsSync(path)) Object.assign(data, { [part]: readDataFile(part, u8(await readFile(path)), path) });
+    }
+    return data;
   }
 
   async getMetrics(id: string): Promise<StepMetrics[]> {
@@ -279,4 +306,10 @@ export class DiskRunStore implements RunStore {
     const path = join(await this.folder(id), rolloutFileName(step));
     return existsSync(path) ? readRolloutFile(u8(await readFile(path)), path) : undefined;
   }
+}
+
+/** A crash between putting the old checkpoint aside and the new one in place leaves only the old one beside: it goes back. */
+async function recoverCheckpoint(dir: string): Promise<void> {
+  const [final, old] = [join(dir, CHECKPOINT_DIR), join(dir, 'checkpoint.old')];
+  if (existsSync(old) && !existsSync(final)) await rename(old, final);
 }

@@ -61,7 +61,7 @@ describe('cli train', () => {
     // The signal is handled between decoding steps: the step under way when it comes is finished first.
     const first = await interrupted(['train', '--out', run, '--steps', '6', ...SMALL], /step 1\/6/);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stderr).toContain('stopping after this step');
+    expect(first.stderr).toContain('stopping: the run keeps a checkpoint of its last whole step');
     const stoppedAt = Number(/stopped after step (\d+); go on with: npm run cli -- train --resume (.*)/.exec(first.stdout)?.[1]);
     expect(first.stdout).toContain(`go on with: npm run cli -- train --resume ${run}`);
     expect(stoppedAt).toBeGreaterThanOrEqual(1);
@@ -105,6 +105,8 @@ describe('bad flags are refused with the flag named, before any work', () => {
     mkdirSync(join(dir, 'taken'), { recursive: true });
     refused(['train', '--out', join(dir, 'taken')], /--out.*the run folder exists already/);
     refused(['train', '--resume', join(dir, 'taken')], /not a run folder.*no run\.json/);
+    refused(['train', '--resume', join(dir, 'taken'), '--mode', 'sft'], /field "--mode".*keeps its folder, its model and its mode/);
+    refused(['train', '--out', join(dir, 'two words')], /field "--out".*needs a plain name.*found two words/);
   });
 
   it('infer: a model config without its context length', () => {

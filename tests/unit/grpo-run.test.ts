@@ -1,13 +1,20 @@
 /**
- * A short seeded GRPO run with real rollouts, real Pyodide and real updates: a model that answers one
- * question half the time with code (right) and half the time directly (wrong) learns to use code.
- * Also checks what a step records: metrics, step-level samples from a failing code action, masks.
+ * A short seeded GRPO run with real rollouts, real Pyodide and real updates. A small model learned,
+ * for two training questions, four ways to answer: with code that prints the right answer, directly
+ * and wrong (twice), and with code that fails. RL on those questions must teach it to reach for code,
+ * and the choice must carry to questions it never saw in training or RL: on held-out questions,
+ * sampled 128 times before and after, the code ratio and the accuracy rise by far more than the
+ * sampling noise (a proportion of 128 samples has a standard deviation of at most 0.045). Also
+ * checks what a step records: metrics, step-level samples from a failing code action, masks.
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Transformer } from '../../src/core/model/transformer';
-import { GrpoTrainer } from '../../src/core/rl/trainer';
 import { parseRunConfig } from '../../src/core/config/schema';
+import type { Problem } from '../../src/core/data/types';
+import { evaluate } from '../../src/core/eval/evaluate';
+import type { Transformer } from '../../src/core/model/transformer';
+import { THOR_REWARD } from '../../src/core/reward/reward';
+import { GrpoTrainer } from '../../src/core/rl/trainer';
 import type { PythonPool } from '../../src/core/sandbox/pool';
 import { selectNodeBackend } from '../../src/node/backend';
 import { createNodePythonPool } from '../../src/node/python';
@@ -18,6 +25,11 @@ const DIRECT = 'Guess: \\boxed{40}.';
 // Failing code (a NameError) that the step level will regenerate.
 const BROKEN = 'Use code.\n```python\nprint(x*7)\n```\n```output\nNameError\n```\nSo \\boxed{42}.';
 
+const question = (i: number): Problem => ({ id: `q${i}`, question: `Question ${i}: what is the answer?`, answer: '42', source: 'test' });
+const TRAIN = [1, 2].map(question);
+/** Never seen in SFT or RL. */
+const HELD_OUT = [11, 12, 13, 14, 15, 16, 17, 18].map(question);
+
 let model: Transformer;
 let pool: PythonPool;
 
@@ -25,13 +37,8 @@ beforeAll(async () => {
   await selectNodeBackend(['wasm']);
   [model, pool] = await Promise.all([
     memorisingModel(
-      [
-        { question: 'Q', response: WITH_CODE },
-        { question: 'Q', response: DIRECT },
-        { question: 'Q', response: DIRECT },
-        { question: 'Q', response: BROKEN },
-      ],
-      200,
+      TRAIN.flatMap((p) => [WITH_CODE, DIRECT, DIRECT, BROKEN].map((response) => ({ question: p.question, response }))),
+      150,
     ),
     createNodePythonPool({ size: 1, preload: [] }),
   ]);
@@ -42,8 +49,20 @@ afterAll(async () => {
   await pool?.close();
 });
 
+/** Code ratio and accuracy on the held-out questions, 16 samples each at T = 1. */
+async function heldOut(seed: number) {
+  const r = await evaluate(
+    { model, tokenizer, executor: pool },
+    HELD_OUT,
+    { samples: 16, instruction: '', maxToolCalls: 1, maxResponseTokens: 80, temperature: 1, topP: 1, topK: 0, seed, toolTimeoutMs: 5000 },
+    THOR_REWARD,
+  );
+  expect(r.records).toHaveLength(128);
+  return { codeRatio: r.metrics.code_ratio ?? 0, accuracy: r.accuracy };
+}
+
 describe('GRPO run', () => {
-  it('raises the reward of an easy task and records what algorithms.md says', async () => {
+  it('teaches the model to use code, on questions it never trained on, and records what docs/step-level.md says', async () => {
     const config = parseRunConfig({
       seed: 3,
       steps: 10,
@@ -52,13 +71,12 @@ describe('GRPO run', () => {
       grpo: { dynamicSampling: false, failureFilter: false },
       stepLevel: { enabled: true, suffixTokens: 4, groupSize: 4, maxPrefixes: 2 },
     });
-    const trainer = new GrpoTrainer({ model, tokenizer, executor: pool }, config, [{ id: 'q', question: 'Q', answer: '42', source: 'test' }]);
-    const rewards: number[] = [];
+    const before = await heldOut(100);
     const baseline = tf.memory().numTensors;
+    const trainer = new GrpoTrainer({ model, tokenizer, executor: pool }, config, TRAIN);
     let sawStepLevel = false;
     for (let s = 0; s < config.steps; s++) {
       const { metrics, records } = await trainer.trainStep();
-      rewards.push(metrics.reward_mean as number);
       expect(metrics.trajectories).toBe(32);
       expect(metrics.time_update_s).toBeGreaterThanOrEqual(0);
       for (const r of records.filter((x) => x.level === 'step')) {
@@ -74,13 +92,15 @@ describe('GRPO run', () => {
         r.lossMask.forEach((m, t) => expect(m <= r.sampledMask[t]).toBe(true));
       }
     }
+    trainer.dispose();
     expect(sawStepLevel).toBe(true);
     expect(tf.memory().numTensors).toBe(baseline);
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const first = mean(rewards.slice(0, 3));
-    const last = mean(rewards.slice(-3));
-    expect(first, rewards.join(' ')).toBeLessThan(0.75);
-    expect(last, rewards.join(' ')).toBeGreaterThan(first + 0.15);
-    trainer.dispose();
+    const after = await heldOut(200);
+    const shown = `held-out before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`;
+    // Measured here: code ratio 0.10 -> 0.70, accuracy 0.05 -> 0.76. A rise of 0.3 is over five
+    // standard deviations of the difference of two such proportions: no run that learns nothing passes.
+    expect(before.codeRatio, shown).toBeLessThan(0.5);
+    expect(after.codeRatio, shown).toBeGreaterThan(before.codeRatio + 0.3);
+    expect(after.accuracy, shown).toBeGreaterThan(before.accuracy + 0.3);
   });
 });

@@ -15,7 +15,7 @@ import type { LabEvent } from '../../src/core/lab/api';
 import { CONTROL } from '../../src/core/lab/control';
 import { LabService } from '../../src/core/lab/service';
 import { countParameters, parameterShapes } from '../../src/core/model/config';
-import { readSafetensorsHeader } from '../../src/core/model/safetensors';
+import { readSafetensors, readSafetensorsHeader } from '../../src/core/model/safetensors';
 import { OPTIMIZER_FILE } from '../../src/core/run/runfile';
 import { nodeLabEnv } from '../../src/node/lab';
 import { DiskRunStore } from '../../src/node/runstore';
@@ -47,7 +47,10 @@ function recorder(on?: (e: LabEvent) => void) {
   return { sink, events, of, states: () => of('state').map((e) => e.state), phases: () => new Set(of('progress').map((e) => e.phase)) };
 }
 
-const weightsNow = async () => (await service.exportModel())['model.safetensors'].slice();
+/** The tensors of a model.safetensors file, by name (its metadata aside: a run's checkpoint names its step there). */
+const tensorsOf = (bytes: Uint8Array) => new Map([...readSafetensors(bytes, 'model.safetensors')].map(([name, t]) => [name, Array.from(t.data)]));
+const weightsNow = async () => tensorsOf((await service.exportModel())['model.safetensors']);
+const checkpointWeights = async (id: string) => tensorsOf((await store.getCheckpoint(id))!['model.safetensors']);
 
 beforeAll(async () => {
   const info = await service.init({ order: ['wasm', 'cpu'] });
@@ -124,7 +127,8 @@ describe('lab service', () => {
     expect(run?.state).toEqual({ status: 'finished', mode: 'rl', totalSteps: 2, checkpointStep: 2 });
     expect(run?.model).toBe('thor-tiny (shipped)');
     // the stored checkpoint is the trained model, byte for byte, with the optimiser's moments
-    expect(run!.checkpoint!['model.safetensors']).toEqual(await weightsNow());
+    expect(tensorsOf(run!.checkpoint!['model.safetensors'])).toEqual(await weightsNow());
+    expect(readSafetensorsHeader(run!.checkpoint!['model.safetensors'], 'model.safetensors').metadata.thor_lab_run_step).toBe('2');
     const moments = readSafetensorsHeader(run!.checkpoint![OPTIMIZER_FILE], OPTIMIZER_FILE);
     expect(moments.entries.length).toBe(2 * parameterShapes((await service.model())!.config).size);
     expect(Number(moments.metadata.step)).toBe(2);
@@ -143,7 +147,7 @@ describe('lab service', () => {
     expect((await store.getDetail('paused-run'))?.state).toMatchObject({ status: 'paused', checkpointStep: 1 });
     const afterStep1 = await weightsNow();
     expect(afterStep1).not.toEqual(start);
-    expect((await store.getCheckpoint('paused-run'))!['model.safetensors']).toEqual(afterStep1);
+    expect(await checkpointWeights('paused-run')).toEqual(afterStep1);
     // one job at a time: the paused run still holds the model
     await expect(service.infer({ question: 'x' })).rejects.toThrow(/busy training/);
     await service.setControl(CONTROL.stop);
@@ -151,7 +155,7 @@ describe('lab service', () => {
     expect((await store.getDetail('paused-run'))?.state).toMatchObject({ status: 'stopped', checkpointStep: 1, totalSteps: 3 });
     // nothing trained after the pause: the stored checkpoint and the live model are still step 1's
     expect(await weightsNow()).toEqual(afterStep1);
-    expect((await store.getCheckpoint('paused-run'))!['model.safetensors']).toEqual(afterStep1);
+    expect(await checkpointWeights('paused-run')).toEqual(afterStep1);
 
     // resume: the service loads the run's checkpoint and moments itself and goes on to the last step
     await service.loadModel({ kind: 'shipped' });
@@ -171,7 +175,48 @@ describe('lab service', () => {
     const figures = (m: Record<string, unknown>) => [m.step, m.reward_mean, m.response_length_mean, m.loss, m.grad_norm];
     expect(resumed!.metrics.map(figures)).toEqual(unbroken!.metrics.map(figures));
     expect(resumed!.rollouts.map((d) => d.trajectories.map((t) => t.tokens))).toEqual(unbroken!.rollouts.map((d) => d.trajectories.map((t) => t.tokens)));
-    expect(resumed!.checkpoint!['model.safetensors']).toEqual(unbroken!.checkpoint!['model.safetensors']);
+    expect(tensorsOf(resumed!.checkpoint!['model.safetensors'])).toEqual(tensorsOf(unbroken!.checkpoint!['model.safetensors']));
+  });
+
+  it('waits for a held-out evaluation before pausing; a stop during it ends the run, and the evaluation is made when it goes on', async () => {
+    await service.loadModel({ kind: 'shipped' });
+    let evaluations = 0;
+    const rec = recorder((e) => {
+      // Stop during the evaluation after step 1.
+      if (e.type === 'step' && e.step === 1) evaluations = 1;
+      if (e.type === 'progress' && e.phase === 'held-out evaluation' && evaluations === 1) void service.setControl(CONTROL.stop);
+    });
+    const config = { ...tinyRl(3), eval: { samples: 1, everySteps: 1 } };
+    expect(await service.train({ config, train: tasks, test, runId: 'stopped-in-eval', name: 'stopped in eval' }, rec.sink)).toMatchObject({ state: 'stopped', steps: 1 });
+    expect(rec.of('heldout').map((e) => e.step)).toEqual([0]);
+    expect((await store.getDetail('stopped-in-eval'))?.state).toMatchObject({ status: 'stopped', checkpointStep: 1 });
+    const more = recorder();
+    expect(await service.train({ resume: { runId: 'stopped-in-eval' } }, more.sink)).toMatchObject({ state: 'finished', steps: 3 });
+    // the evaluation after step 1 comes first, then the steps
+    expect(more.events.filter((e) => e.type === 'heldout' || e.type === 'step').map((e) => `${e.type} ${(e as { step: number }).step}`)).toEqual(['heldout 1', 'step 2', 'heldout 2', 'step 3', 'heldout 3']);
+    expect((await store.getDetail('stopped-in-eval'))?.evals.map((e) => e.step)).toEqual([0, 1, 2, 3]);
+
+    // A pause asked for during an evaluation waits for it to end.
+    const paused = recorder((e) => {
+      if (e.type === 'progress' && e.phase === 'held-out evaluation') void service.setControl(CONTROL.pause);
+      if (e.type === 'state' && e.state === 'paused') void service.setControl(CONTROL.stop);
+    });
+    await service.loadModel({ kind: 'shipped' });
+    expect(await service.train({ config, train: tasks, test, runId: 'paused-in-eval', name: 'paused in eval' }, paused.sink)).toMatchObject({ state: 'stopped', steps: 0 });
+    expect(paused.of('heldout').map((e) => e.step)).toEqual([0]);
+  });
+
+  it("keeps a KL run's frozen reference (its starting weights) with its checkpoints", async () => {
+    await service.loadModel({ kind: 'shipped' });
+    const start = await weightsNow();
+    await service.train({ config: { ...tinyRl(1), grpo: { dynamicSampling: false, klCoef: 0.05 } }, train: tasks, test: [], runId: 'kl-run', name: 'kl' });
+    const checkpoint = (await store.getCheckpoint('kl-run'))!;
+    const reference = new Map([...readSafetensors(checkpoint['reference.safetensors'], 'reference')].map(([name, t]) => [name, Array.from(t.data)]));
+    expect(reference).toEqual(start);
+    const more = recorder();
+    await service.train({ resume: { runId: 'kl-run' }, config: { steps: 2 } }, more.sink);
+    expect(more.of('message').map((e) => e.text)).not.toContain('the run kept no reference policy: the KL term measures from the resumed weights');
+    expect(typeof more.of('step')[0].metrics.kl).toBe('number');
   });
 
   it('cuts a step short when stopped mid-rollout, leaving the weights and tensors as they were', async () => {
@@ -255,8 +300,12 @@ describe('lab service', () => {
       const { run, copy } = await elsewhere.importRun(bytes, name);
       expect(copy).toBe(false);
       expect(run).toMatchObject({ id: 'paused-run', steps: 3, state: { status: 'finished', checkpointStep: 3 } });
-      // three more steps on top of the imported checkpoint
-      const out = await elsewhere.train({ resume: { runId: 'paused-run' }, config: { steps: 5 }, train: tasks, test });
+      // two more steps on top of the imported checkpoint, on the questions the run keeps (not the ones offered)
+      expect((await other.getData('paused-run')).train?.map((p) => p.id)).toEqual(tasks.map((p) => p.id));
+      const elsewhereTasks = generateTasks({ seed: 99, count: 20, split: 'train', difficulties: [2] });
+      const out = await elsewhere.train({ resume: { runId: 'paused-run' }, config: { steps: 5 }, train: elsewhereTasks, test });
+      const trained = new Set((await other.get('paused-run'))!.rollouts.filter((d) => d.step > 3).flatMap((d) => d.trajectories.map((t) => t.problemId)));
+      expect([...trained].every((id) => tasks.some((p) => p.id === id))).toBe(true);
       expect(out).toMatchObject({ state: 'finished', steps: 5 });
       expect((await other.getMetrics('paused-run')).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
       expect(parseRunConfig((await other.getDetail('paused-run'))!.config).steps).toBe(5);

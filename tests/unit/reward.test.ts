@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { answerKey, answersEquivalent, isEquivalent, type SymbolicChecker } from '../../src/core/reward/equivalence';
 import { extractAnswer, extractAnswerIs, extractBoxed, extractGsm8kAnswer } from '../../src/core/reward/extract';
 import { normalizeAnswer } from '../../src/core/reward/normalize';
-import { computeReward, gradeResponse, hasRepetition, THOR_REWARD, TORL_REWARD } from '../../src/core/reward/reward';
+import { computeReward, gradeResponse, hasRepetition, THOR_REWARD, type RewardOptions } from '../../src/core/reward/reward';
+
+const TORL_REWARD: RewardOptions = { ...THOR_REWARD, scheme: 'torl', repetitionPenalty: false };
 import { latexToSympy, parseSymbolicOutput, symbolicCheckCode } from '../../src/core/reward/sympy';
 
 const jsonl = (file: string) =>

@@ -15,7 +15,7 @@ const result = (over: Partial<RunResult>): RunResult => ({
   status: 'ok', stdout: '', stderr: '', errorLine: null, durationMs: 1, truncated: false, ...over,
 });
 
-describe('observation text (algorithms.md §1)', () => {
+describe('observation text (docs/tir-format.md#observation-text)', () => {
   it('keeps text up to 256 characters and cuts longer text to 128 + "..." + 128', () => {
     const exact = 'a'.repeat(256);
     expect(truncateMiddle(exact)).toBe(exact);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Transformer } from '../../src/core/model/transformer';
 import { stepCut, stepPrompt } from '../../src/core/rl/step-level';
 import type { PythonPool } from '../../src/core/sandbox/pool';
+import type { Executor } from '../../src/core/sandbox/types';
 import { encodePrompt } from '../../src/core/tir/prompt';
 import { runRollouts, tokenIndexAtChar, type RolloutRequest, type RolloutSettings } from '../../src/core/tir/rollout';
 import { selectNodeBackend } from '../../src/node/backend';
@@ -81,10 +82,31 @@ describe('TIR rollouts (real model, real Pyodide)', () => {
   });
 
   it('runs rows side by side: a slow tool call does not hold the other row', async () => {
-    const { records } = await runRollouts({ model, tokenizer, executor: pool }, [request('A', 'r1'), request('B', 'r2')], { ...greedy, statefulPython: true });
-    expect(records[0].executions).toHaveLength(2);
+    // Row A's first call takes 5 s more; row B's call fails at once and B goes on to its end.
+    let slowCallDone = false;
+    const slow: Executor = {
+      run: async (code, options) => {
+        if (!code.includes('6*7')) return pool.run(code, options);
+        await new Promise((resolve) => setTimeout(resolve, 5000));
+        const result = await pool.run(code, options);
+        slowCallDone = true;
+        return result;
+      },
+      endSession: (session) => pool.endSession(session),
+      close: async () => undefined,
+    };
+    const finished: boolean[] = [];
+    const { records } = await runRollouts(
+      { model, tokenizer, executor: slow, onProgress: () => finished.push(slowCallDone) },
+      [request('A', 'r1'), request('B', 'r2')],
+      { ...greedy, statefulPython: true },
+    );
+    // B finished while A's call was still running; A finished after it.
+    expect(finished).toEqual([false, true]);
     expect(records[1].executions[0].status).toBe('error');
     expect(records[1].executions[0].observation).toContain('ZeroDivisionError');
+    expect(records[1].finishReason).toBe('eos');
+    expect(records[0].executions.map((e) => e.stdout.trim())).toEqual(['42', '4']);
   });
 
   it('self-correction rewinds a failed step, keeps the attempt, and regenerates it', async () => {

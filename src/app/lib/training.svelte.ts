@@ -97,8 +97,8 @@ class Training {
     this.total = 0;
     this.startedAt = null;
     this.phase = null;
-    if (request.resume) await this.replayStored(request.resume.runId);
     try {
+      if (request.resume) await this.replayStored(request.resume.runId);
       await lab.job('training', (api) => api.train(request, this.onEvent));
     } catch (e) {
       // The service reports its own failures; this catches calls that never reached it.

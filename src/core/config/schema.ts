@@ -101,12 +101,12 @@ const SelfCorrectionConfig = z.strictObject({
 });
 
 const EvalConfig = z.strictObject({
-  everySteps: int().min(0).default(20).describe('held-out evaluation during an RL run every N steps (and before the first, after the last); 0 = only before and after'),
+  everySteps: int().min(0).default(20).describe('held-out evaluation during a run every N steps (and before the first, after the last); 0 = only before and after'),
   samples: int().positive().max(64).default(4).describe('k samples per question for avg@k / maj@k / pass@k (THOR reports avg@4; 1 with temperature 0 = greedy)'),
   temperature: z.number().min(0).max(MAX_TEMPERATURE).default(1.0).describe('sampling temperature at evaluation: 1.0 evaluates the policy as RL samples it (THOR); 0 = greedy with samples = 1 (ToRL)'),
   topP: z.number().gt(0).max(1).default(1.0).describe('nucleus sampling at evaluation'),
   selfCorrection: z.boolean().default(false).describe('THOR self-correction at inference, during evaluation'),
-  maxQuestions: int().positive().default(200).describe('held-out questions evaluated during an RL run (avg@k over more says little more, and costs k rollouts each)'),
+  maxQuestions: int().positive().default(200).describe('held-out questions evaluated during a run (avg@k over more says little more, and costs k rollouts each)'),
 });
 
 const InferConfig = z.strictObject({

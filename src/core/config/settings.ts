@@ -61,3 +61,10 @@ export function applySettings(input: Readonly<Record<string, unknown>>, settings
   }
   return out;
 }
+
+/** The leaf settings of a nested config input (lists and null are values): what `applySettings` writes. */
+export function settingsOf(input: Readonly<Record<string, unknown>>, source: string, prefix = ''): Setting[] {
+  return Object.entries(input).flatMap(([key, value]) =>
+    value !== null && typeof value === 'object' && !Array.isArray(value) ? settingsOf(value as Record<string, unknown>, source, `${prefix}${key}.`) : [{ path: `${prefix}${key}`, value, source }],
+  );
+}

@@ -1,8 +1,9 @@
 /**
- * The lab as a service: what the browser's policy worker, the command line and a remote node serve
- * alike, and all the UI talks to. Every method returns a promise, so the same interface is met by
- * the service in this process (LabService), by a client of a worker, and by a client of a node.
- * A job (inference, evaluation, training) reports what happens as one stream of LabEvents.
+ * The lab as a service: what the browser's policy worker and the command line serve alike, and all
+ * the UI talks to. Every method returns a promise, so the same interface is met by the service in
+ * this process (LabService) and by a client of another process (the page's client of the worker;
+ * any other door that carries these calls). A job (inference, evaluation, training) reports what
+ * happens as one stream of LabEvents.
  */
 import type { BackendInfo, BackendName } from '../backend';
 import type { RunConfigInput } from '../config/schema';

@@ -1,8 +1,8 @@
 /**
  * The lab service: the one place where a model is loaded, a question answered, an evaluation and a
- * training run driven (training.ts holds the run loop). The browser's policy worker, the command
- * line and a remote node construct it with their own LabEnv and expose it; the UI talks to it
- * through the LabApi interface only.
+ * training run driven (training.ts holds the run loop). The browser's policy worker and the command
+ * line construct it with their own LabEnv and expose it; the UI talks to it through the LabApi
+ * interface only.
  *
  * One job at a time holds the model (training, inference, evaluation); a second is refused with a
  * message. Jobs pause and stop through a ControlWord.
@@ -10,20 +10,21 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo, BackendName } from '../backend';
 import { parseRunConfig, type ConfigUse, type RunConfig, type RunConfigInput } from '../config/schema';
+import { applySettings, settingsOf } from '../config/settings';
 import { generateTasks } from '../data/tasks';
 import type { Problem } from '../data/types';
 import { LabError } from '../errors';
 import { evaluate, evalSettingsOf, evalSummary } from '../eval/evaluate';
 import { MemoryFiles, type FileSource } from '../files';
-import { loadModelFolder, saveModelFolder } from '../model/checkpoint';
+import { loadModelFolder, saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
 import { countParameters, newModelConfig, type NewModelSize } from '../model/config';
 import { Transformer } from '../model/transformer';
-import { writeSafetensors } from '../model/safetensors';
+import { readSafetensorsHeader, writeSafetensors } from '../model/safetensors';
 import type { AdamW } from '../optim/adamw';
 import { gradeRecords, policyText } from '../reward/grade';
 import { extractAnswer } from '../reward/extract';
 import { sandboxChecker } from '../reward/sandbox-checker';
-import { encodeRunFile, newRunId, OPTIMIZER_FILE, type CheckpointFiles } from '../run/runfile';
+import { encodeRunFile, newRunId, OPTIMIZER_FILE, REFERENCE_FILE, type CheckpointFiles } from '../run/runfile';
 import { importRun, type RunDetail, type RunStore, type RunSummary } from '../run/store';
 import type { PythonPool } from '../sandbox/pool';
 import type { Executor, SandboxInfo } from '../sandbox/types';
@@ -33,7 +34,7 @@ import { runRollouts, type RolloutEnv } from '../tir/rollout';
 import { inferenceSettings } from '../tir/settings';
 import type { TrajectoryRecord } from '../tir/types';
 import { CharTokenizer } from '../tokenizer/char';
-import { tokenTexts } from '../tokenizer/index';
+import { checkpointTokenizer } from '../tokenizer/index';
 import type { Tokenizer } from '../tokenizer/types';
 import type {
   EvalOutcome,
@@ -51,7 +52,7 @@ import type {
   TrainRequest,
 } from './api';
 import { CONTROL, ControlWord, type ControlValue } from './control';
-import { runTraining, throttled, type Policy } from './training';
+import { runTraining, throttled, type Policy, type TrainingContext } from './training';
 
 export interface PythonSandbox {
   pool: PythonPool;
@@ -173,30 +174,35 @@ export class LabService implements LabApi {
   }
 
   private async loadModelNow(source: ModelSource): Promise<ModelSummary> {
-    const started = Date.now();
-    let files: ModelFiles;
     if (source.kind === 'stored') {
       const store = await this.runStore();
       const [checkpoint, detail] = await Promise.all([store.getCheckpoint(source.runId), store.getDetail(source.runId)]);
       if (!checkpoint) throw new LabError('checkpoint', 'this run has no stored checkpoint', { file: source.runId, hint: 'Pick a run listed with a checkpoint' });
-      const name = detail?.name ?? source.runId;
-      files = { files: new MemoryFiles(name, checkpoint), label: name };
-    } else {
-      files = this.env.modelFiles(source);
+      return this.loadCheckpoint(checkpoint, detail?.name ?? source.runId, source.runId);
     }
+    return this.loadFiles(this.env.modelFiles(source), source.kind);
+  }
+
+  /** A run's checkpoint as the policy. */
+  private loadCheckpoint(checkpoint: CheckpointFiles, name: string, runId: string): Promise<ModelSummary> {
+    return this.loadFiles({ files: new MemoryFiles(name, checkpoint), label: name }, 'stored', runId);
+  }
+
+  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string): Promise<ModelSummary> {
+    const started = Date.now();
     const [folder, notes] = await Promise.all([loadModelFolder(files.files), files.notes?.().catch(() => undefined)]);
     const model = Transformer.fromWeights(folder.config, folder.weights, files.files.label);
     const parameters = countParameters(folder.config);
     return this.setPolicy(model, folder.tokenizer, {
-      label: source.kind === 'shipped' ? `${files.label} (shipped)` : files.label,
-      origin: source.kind,
+      label: origin === 'shipped' ? `${files.label} (shipped)` : files.label,
+      origin,
       config: folder.config,
       tokenizer: folder.tokenizer.kind,
       parameters,
       weightBytes: parameters * 4,
       loadMs: Date.now() - started,
       ...(notes && { pretrain: notes }),
-      ...(source.kind === 'stored' && { runId: source.runId }),
+      ...(runId !== undefined && { runId }),
     });
   }
 
@@ -240,16 +246,21 @@ export class LabService implements LabApi {
     return id;
   }
 
-  /** The model as a Hugging Face style folder; with an optimiser, its moments too (when they fit the store). */
-  private async checkpointFiles(optimizer?: AdamW): Promise<CheckpointFiles> {
+  /**
+   * The model as a Hugging Face style folder. A run's checkpoint also keeps the step it was taken after
+   * (in the weights' metadata), the optimiser's moments (when they fit the store) and a KL run's
+   * frozen reference.
+   */
+  private async checkpointFiles(run?: { step: number; optimizer: AdamW; reference?: Transformer }): Promise<CheckpointFiles> {
     const { model, tokenizer } = this.requirePolicy();
     const sink = new MemoryFiles('checkpoint');
-    await saveModelFolder(sink, { config: model.cfg, weights: await model.exportWeights(), tokenizer });
+    await saveModelFolder(sink, { config: model.cfg, weights: await model.exportWeights(), tokenizer }, run && { metadata: { [RUN_STEP_KEY]: String(run.step) } });
     const files: CheckpointFiles = Object.fromEntries(sink.files);
-    if (optimizer && 2 * 4 * model.numParameters() <= (this.env.maxMomentBytes ?? Infinity)) {
-      const state = await optimizer.exportState((v) => model.nameOf(v) ?? v.name);
+    if (run && 2 * 4 * model.numParameters() <= (this.env.maxMomentBytes ?? Infinity)) {
+      const state = await run.optimizer.exportState((v) => model.nameOf(v) ?? v.name);
       files[OPTIMIZER_FILE] = writeSafetensors(state.moments, { step: String(state.step), layout: 'AdamW moments m.NAME / v.NAME, device layout' });
     }
+    if (run?.reference) files[REFERENCE_FILE] = writeSafetensors(await run.reference.exportWeights(), { purpose: 'the frozen reference policy of the KL term' });
     return files;
   }
 
@@ -350,39 +361,54 @@ export class LabService implements LabApi {
   train(req: TrainRequest, onEvent: EventSink = () => undefined): Promise<TrainOutcome> {
     return this.exclusive('training', async () => {
       const store = await this.runStore();
-      let config: RunConfig;
-      let runId: string;
-      let name: string;
-      let fromStep = 0;
-      if (req.resume) {
-        const stored = await store.getDetail(req.resume.runId);
-        if (!stored) throw new LabError('resume', 'no stored run has this id', { found: req.resume.runId, hint: 'the run list shows the runs that can go on' });
-        if (!stored.state) throw new LabError('resume', 'this run was not trained by the lab (a saved model or an older run file): it has no state to go on from', { file: stored.name });
-        fromStep = stored.state.checkpointStep;
-        config = parseRunConfig(mergeConfig(stored.config, req.config ?? {}), { source: `${stored.name}/config.json` });
-        runId = stored.id;
-        name = stored.name;
-        await this.loadModelNow({ kind: 'stored', runId });
-      } else {
-        config = parseRunConfig(req.config ?? {}, { source: 'training settings' });
-        runId = req.runId ?? newRunId();
-        name = req.name ?? `${config.mode === 'rl' ? 'RL' : 'SFT'} run ${runId}`;
-      }
+      if (req.resume) return this.resume(store, req.resume.runId, req, onEvent);
+      const config = parseRunConfig(req.config ?? {}, { source: 'training settings' });
+      const runId = req.runId ?? newRunId();
       const policy = this.requirePolicy();
       policy.summary.runId = runId;
-      const train = req.train ?? (await configProblems(config, 'train', this.env.readProblemsFile));
-      return runTraining(
-        {
-          policy,
-          executor: this.executor(),
-          store,
-          control: this.control,
-          emit: onEvent,
-          checkpointFiles: (optimizer) => this.checkpointFiles(optimizer),
-        },
-        { config, runId, name, fromStep, resumed: req.resume !== undefined, train, test: req.test ?? (await configProblems(config, 'test')), demonstrations: req.demonstrations },
-      );
+      return runTraining(this.trainingContext(store, onEvent), {
+        config,
+        runId,
+        name: req.name ?? `${config.mode === 'rl' ? 'RL' : 'SFT'} run ${runId}`,
+        fromStep: 0,
+        resumed: false,
+        train: req.train ?? (await configProblems(config, 'train', this.env.readProblemsFile)),
+        test: req.test ?? (await configProblems(config, 'test')),
+        demonstrations: req.demonstrations,
+      });
     });
+  }
+
+  /**
+   * Goes on with a stored run from its checkpoint: its weights, optimiser moments and reference, its
+   * config (with the changes asked for), the questions it was started with, from the step the
+   * checkpoint was taken after.
+   */
+  private async resume(store: RunStore, id: string, req: TrainRequest, onEvent: EventSink): Promise<TrainOutcome> {
+    const stored = await store.getDetail(id);
+    if (!stored) throw new LabError('resume', 'no stored run has this id', { found: id, hint: 'the run list shows the runs that can go on' });
+    if (!stored.state) throw new LabError('resume', 'this run was not trained by the lab (a saved model or an older run file): it has no state to go on from', { file: stored.name });
+    const checkpoint = await store.getCheckpoint(stored.id);
+    if (!checkpoint) throw new LabError('resume', 'this run has no checkpoint to go on from', { file: stored.name });
+    const config = parseRunConfig(applySettings(stored.config, settingsOf(req.config ?? {}, 'resume settings')), { source: `${stored.name}/config.json` });
+    await this.loadCheckpoint(checkpoint, stored.name, stored.id);
+    const data = await store.getData(stored.id);
+    return runTraining(this.trainingContext(store, onEvent), {
+      config,
+      runId: stored.id,
+      name: stored.name,
+      // The checkpoint names the step it was taken after; run.json says it too, but is written after it.
+      fromStep: checkpointRunStep(checkpoint) ?? stored.state.checkpointStep,
+      resumed: true,
+      train: data.train ?? req.train ?? (await configProblems(config, 'train', this.env.readProblemsFile)),
+      test: data.test ?? req.test ?? (await configProblems(config, 'test')),
+      demonstrations: data.demonstrations ?? req.demonstrations,
+      checkpoint,
+    });
+  }
+
+  private trainingContext(store: RunStore, emit: EventSink): TrainingContext {
+    return { policy: this.requirePolicy(), executor: this.executor(), store, control: this.control, emit, checkpointFiles: (step, optimizer, reference) => this.checkpointFiles({ step, optimizer, reference }) };
   }
 
   // ---- runs -------------------------------------------------------------------------------
@@ -405,7 +431,8 @@ export class LabService implements LabApi {
 
   async runTokenTexts(id: string, ids: number[]): Promise<string[] | undefined> {
     const checkpoint = await (await this.runStore()).getCheckpoint(id);
-    return checkpoint && tokenTexts(checkpoint, ids);
+    const tokenizer = checkpoint && (await checkpointTokenizer(checkpoint));
+    return tokenizer && ids.map((t) => tokenizer.decode([t]));
   }
 
   async deleteRun(id: string): Promise<void> {
@@ -424,16 +451,6 @@ export class LabService implements LabApi {
   }
 }
 
-/** `over` written onto `base`, section by section (a resumed run's config with the changes asked for). */
-function mergeConfig(base: Record<string, unknown>, over: RunConfigInput): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(over)) {
-    const current = out[key];
-    out[key] = value !== null && typeof value === 'object' && !Array.isArray(value) && current !== null && typeof current === 'object' ? { ...(current as object), ...(value as object) } : value;
-  }
-  return out;
-}
-
 /** The problems a run config names: synthetic splits, or a JSON-lines file for training (its held-out split stays synthetic). */
 export async function configProblems(c: RunConfig, split: 'train' | 'test', readProblemsFile?: LabEnv['readProblemsFile']): Promise<Problem[]> {
   if (c.task.source === 'synthetic' || split === 'test') {
@@ -441,4 +458,14 @@ export async function configProblems(c: RunConfig, split: 'train' | 'test', read
   }
   if (!readProblemsFile) throw new LabError('BAD_RUN_CONFIG', 'files cannot be read by path here', { field: 'task.file', found: c.task.file, hint: 'upload the file in the Data panel: its questions go with the run' });
   return (await readProblemsFile(c.task.file!, c.task.maxQuestionTokens)).slice(0, c.task.trainSize);
+}
+
+/** Where a run's checkpoint keeps the step it was taken after: the weights' safetensors metadata. */
+const RUN_STEP_KEY = 'thor_lab_run_step';
+
+/** The step a run's checkpoint was taken after, when it says. */
+function checkpointRunStep(checkpoint: CheckpointFiles): number | undefined {
+  const weights = checkpoint[WEIGHTS_FILE];
+  const step = weights && Number(readSafetensorsHeader(weights, WEIGHTS_FILE).metadata[RUN_STEP_KEY]);
+  return Number.isInteger(step) && step >= 0 ? step : undefined;
 }

@@ -18,7 +18,7 @@ import { createRng } from '../rng';
 import { GrpoTrainer } from '../rl/trainer';
 import { sftSequence, SftTrainer } from '../rl/sft';
 import { reportFiles } from '../run/report';
-import { OPTIMIZER_FILE, type CheckpointFiles, type EvalRow, type RunState, type StepMetrics } from '../run/runfile';
+import { OPTIMIZER_FILE, REFERENCE_FILE, type CheckpointFiles, type EvalRow, type RunData, type RunState, type StepMetrics } from '../run/runfile';
 import type { RunStore } from '../run/store';
 import type { Executor } from '../sandbox/types';
 import { nextMacrotask } from '../tick';
@@ -40,8 +40,8 @@ export interface TrainingContext {
   store: RunStore;
   control: ControlWord;
   emit: EventSink;
-  /** The policy as a checkpoint, with the optimiser's moments. */
-  checkpointFiles(optimizer: AdamW): Promise<CheckpointFiles>;
+  /** The policy as a checkpoint taken after `step`, with the optimiser's moments and a KL run's frozen reference. */
+  checkpointFiles(step: number, optimizer: AdamW, reference?: Transformer): Promise<CheckpointFiles>;
 }
 
 export interface TrainingPlan {
@@ -54,12 +54,18 @@ export interface TrainingPlan {
   train: Problem[];
   test: Problem[];
   demonstrations?: Demonstration[];
+  /** A resumed run's checkpoint (the moments and the reference are read from it). */
+  checkpoint?: CheckpointFiles;
 }
 
 /** A trainer as the loop drives it: one step at a time, with an optimiser whose moments are kept. */
 interface Steps {
   readonly step: number;
   readonly optimizer: AdamW;
+  /** The KL term's frozen reference policy, kept with every checkpoint. */
+  readonly reference?: Transformer;
+  /** What the run trains on, kept with it (SFT: the demonstrations as built). */
+  readonly data: RunData;
   next(signal: AbortSignal, onToken: () => void): Promise<{ metrics: StepMetrics; records: TrajectoryRecord[] }>;
   dispose(): void;
 }
@@ -80,15 +86,19 @@ export async function runTraining(ctx: TrainingContext, plan: TrainingPlan): Pro
   let step = fromStep;
   let checkpointed = fromStep;
   const checkpoint = async (at: number) => {
-    await store.saveCheckpoint(runId, await ctx.checkpointFiles(steps.optimizer), at);
+    await store.saveCheckpoint(runId, await ctx.checkpointFiles(at, steps.optimizer, steps.reference), at);
     checkpointed = at;
   };
   const test = plan.test.slice(0, config.eval.maxQuestions);
-  let watcher = control.watch(['pause', 'stop']);
+  const evaluated = new Set((plan.resumed ? await store.getDetail(runId) : undefined)?.evals.map((e) => e.step) ?? []);
 
-  /** Held-out evaluation; a pause or stop during it skips it (the run itself is not affected). */
-  const heldOut = async (at: number) => {
-    if (test.length === 0) return;
+  /**
+   * Held-out evaluation after `at` steps. A pause waits for it to end; a stop cuts it short and ends
+   * the run: the evaluation is made when the run goes on (false).
+   */
+  const heldOut = async (at: number): Promise<boolean> => {
+    if (test.length === 0 || evaluated.has(at)) return true;
+    const watcher = control.watch(['stop']);
     let row: EvalRow;
     try {
       const r = await evaluate(
@@ -99,12 +109,14 @@ export async function runTraining(ctx: TrainingContext, plan: TrainingPlan): Pro
       );
       row = { step: at, ...evalSummary(r) };
     } catch (e) {
-      if (watcher.signal.aborted && e === watcher.signal.reason) return;
+      if (watcher.signal.aborted && e === watcher.signal.reason) return false;
       throw e;
     }
     await store.appendEval(runId, row);
+    evaluated.add(at);
     const figures: HeldOutFigures = { heldout_questions: test.length, heldout_accuracy: row.accuracy as number, heldout_code_ratio: row.code_ratio as number | null, heldout_pass_ratio: row.pass_ratio as number | null };
     emit({ type: 'heldout', step: at, figures, row });
+    return true;
   };
 
   try {
@@ -113,18 +125,21 @@ export async function runTraining(ctx: TrainingContext, plan: TrainingPlan): Pro
       await store.setConfig(runId, config);
       await store.setState(runId, state('running', fromStep));
       // Moments that cannot be read or do not fit this model are not worth failing the run for.
-      const restored = await restoreMoments(store, runId, steps.optimizer, key).catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+      const restored = await Promise.resolve()
+        .then(() => restoreMoments(plan.checkpoint, steps.optimizer, key))
+        .catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
       emit({ type: 'message', text: restored === true ? 'optimizer moments restored' : `optimizer moments start afresh (${restored === false ? 'none stored' : restored})` });
     } else {
-      await store.save({ id: runId, name: plan.name, createdAt: new Date().toISOString(), model: ctx.policy.summary.label, state: state('running', 0), config, metrics: [], evals: [], rollouts: [] });
+      await store.save({ id: runId, name: plan.name, createdAt: new Date().toISOString(), model: ctx.policy.summary.label, state: state('running', 0), config, metrics: [], evals: [], rollouts: [], data: steps.data });
       await checkpoint(0);
     }
     emit({ type: 'run', id: runId, name: plan.name, mode: config.mode, fromStep, totalSteps: total });
-    if (fromStep === 0) await heldOut(0);
 
     let ended: 'finished' | 'stopped' = 'finished';
+    // The evaluation due where the run starts (before training, or one a stop cut short).
+    if (evaluationDue(fromStep, total, config.eval.everySteps) && !(await heldOut(fromStep))) ended = 'stopped';
     let announced = false;
-    while (steps.step < total) {
+    while (ended === 'finished' && steps.step < total) {
       if (control.requested() === 'pause') {
         // A paused run keeps a checkpoint of where it stands: closing the tab then loses nothing.
         if (checkpointed !== step) await checkpoint(step);
@@ -140,7 +155,7 @@ export async function runTraining(ctx: TrainingContext, plan: TrainingPlan): Pro
       }
       if (!announced) tell('running');
       announced = true;
-      watcher = control.watch(['pause', 'stop']);
+      const watcher = control.watch(['pause', 'stop']);
       let result;
       try {
         result = await steps.next(watcher.signal, () => watcher.check());
@@ -153,8 +168,8 @@ export async function runTraining(ctx: TrainingContext, plan: TrainingPlan): Pro
       await store.appendStep(runId, result.metrics, config.dumpRollouts && result.records.length > 0 ? result.records : undefined);
       emit({ type: 'step', step, metrics: result.metrics });
       if (result.records.length > 0) emit({ type: 'rollouts', step, records: result.records });
-      if (evaluationDue(step, total, config.eval.everySteps)) await heldOut(step);
-      if (step % config.checkpointEvery === 0 && step < total) await checkpoint(step);
+      if (evaluationDue(step, total, config.eval.everySteps) && !(await heldOut(step))) ended = 'stopped';
+      if ((step % config.checkpointEvery === 0 && step < total) || ended === 'stopped') await checkpoint(step);
       await nextMacrotask();
     }
     if (checkpointed !== step) await checkpoint(step);
@@ -175,10 +190,18 @@ export async function runTraining(ctx: TrainingContext, plan: TrainingPlan): Pro
   }
 }
 
-/** GRPO / THOR steps (rl/trainer.ts); the frozen reference for the KL term is a copy of the starting weights. */
+/**
+ * GRPO / THOR steps (rl/trainer.ts). The KL term's frozen reference is the run's starting weights:
+ * a copy of them for a new run, the copy kept in the checkpoint for a resumed one.
+ */
 async function rlSteps(ctx: TrainingContext, plan: TrainingPlan): Promise<Steps> {
   const { model, tokenizer } = ctx.policy;
-  const reference = plan.config.grpo.klCoef > 0 ? Transformer.fromWeights(model.cfg, await model.exportWeights(), 'reference') : undefined;
+  let reference: Transformer | undefined;
+  if (plan.config.grpo.klCoef > 0) {
+    const kept = plan.checkpoint?.[REFERENCE_FILE];
+    if (plan.resumed && !kept) ctx.emit({ type: 'message', text: 'the run kept no reference policy: the KL term measures from the resumed weights' });
+    reference = Transformer.fromWeights(model.cfg, kept ? readSafetensors(kept, REFERENCE_FILE) : await model.exportWeights(), 'reference');
+  }
   const env: ConstructorParameters<typeof GrpoTrainer>[0] & { signal?: AbortSignal; onToken?: () => void } = {
     model,
     tokenizer,
@@ -194,6 +217,8 @@ async function rlSteps(ctx: TrainingContext, plan: TrainingPlan): Promise<Steps>
       return trainer.step;
     },
     optimizer: trainer.optimizer,
+    reference,
+    data: { train: plan.train, test: plan.test.slice(0, plan.config.eval.maxQuestions) },
     async next(signal, onToken) {
       // The trainer hands env on to the rollout loop: a stop lands between decoding steps.
       env.signal = signal;
@@ -235,6 +260,7 @@ async function sftSteps(ctx: TrainingContext, plan: TrainingPlan): Promise<Steps
       return trainer.step;
     },
     optimizer: trainer.optimizer,
+    data: { demonstrations: demos.map(({ question, response }) => ({ question, response })), test: plan.test.slice(0, c.eval.maxQuestions) },
     async next() {
       const st = await trainer.trainStep();
       ctx.emit({ type: 'progress', phase: 'update', done: trainer.step, total: c.sft.steps });
@@ -264,8 +290,8 @@ async function taskDemonstrations(ctx: TrainingContext, problems: Problem[], too
 }
 
 /** Gives a resumed run's optimiser the moments stored with its checkpoint; false when there are none. */
-async function restoreMoments(store: RunStore, runId: string, optimizer: AdamW, key: (v: Parameters<Transformer['nameOf']>[0]) => string): Promise<boolean> {
-  const bytes = (await store.getCheckpoint(runId))?.[OPTIMIZER_FILE];
+function restoreMoments(checkpoint: CheckpointFiles | undefined, optimizer: AdamW, key: (v: Parameters<Transformer['nameOf']>[0]) => string): boolean {
+  const bytes = checkpoint?.[OPTIMIZER_FILE];
   if (!bytes) return false;
   const header = readSafetensorsHeader(bytes, OPTIMIZER_FILE);
   optimizer.importState({ step: Number(header.metadata.step), moments: readSafetensors(bytes, OPTIMIZER_FILE) }, key, OPTIMIZER_FILE);

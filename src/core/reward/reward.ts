@@ -21,7 +21,6 @@ export interface RewardOptions {
 }
 
 export const THOR_REWARD: RewardOptions = { scheme: 'thor', codeFailurePenalty: false, repetitionPenalty: true, repetitionNgram: 20, repetitionMaxCount: 20 };
-export const TORL_REWARD: RewardOptions = { scheme: 'torl', codeFailurePenalty: false, repetitionPenalty: false, repetitionNgram: 20, repetitionMaxCount: 20 };
 
 /** THOR's repetition test: some n-character substring occurs more than maxCount times (overlaps count). */
 export function hasRepetition(text: string, n = 20, maxCount = 20): boolean {

@@ -2,7 +2,7 @@
  * Supervised fine-tuning data from TIR text (cold start, and the tiny model's pretraining): each
  * response is tokenised piece by piece so that tool output — the "\n```output\n...\n```\n" blocks a
  * rollout would have forced — is masked out of the loss, token for token as in a rollout
- * (docs/tir-format.md#loss-masking).
+ * (docs/tir-format.md#loss-masking-of-tool-output).
  */
 import type { Tokenizer } from '../tokenizer/types';
 import { forcedSpans } from '../tir/format';

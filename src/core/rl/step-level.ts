@@ -1,5 +1,5 @@
 /**
- * THOR's step level (algorithms.md §4): failed code actions become new prompts — the trajectory cut
+ * THOR's step level (docs/step-level.md): failed code actions become new prompts — the trajectory cut
  * L_suf tokens before the action's opening fence — from which G continuations with one tool call are
  * sampled; a continuation's reward is 1 when its code ran (exit ok, non-empty stdout), else 0.
  */

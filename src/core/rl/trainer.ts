@@ -54,8 +54,8 @@ export class GrpoTrainer {
   /** This step's random stream: a function of the seed and the step, so a resumed run samples as an unbroken one. */
   private rng: Rng;
   private orders = new Map<number, Problem[]>();
-  /** Questions skipped so far because their prompt exceeds task.maxQuestionTokens or the context. */
-  skippedLongPrompts = 0;
+  /** Questions of this step skipped because their prompt exceeds task.maxQuestionTokens or the context. */
+  private skippedLongPrompts = 0;
 
   constructor(
     private readonly env: TrainerEnv,
@@ -173,6 +173,7 @@ export class GrpoTrainer {
     const c = this.config;
     const t0 = Date.now();
     this.rng = this.stepRng();
+    this.skippedLongPrompts = 0;
     const target = c.rollout.promptsPerStep;
     const all: TrajectoryRecord[] = [];
     let genTokens = 0;

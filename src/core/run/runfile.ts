@@ -8,8 +8,12 @@
  *     thor-run-NAME/metrics.jsonl              one object per training step (each with "step")
  *     thor-run-NAME/evals.jsonl                held-out evaluations (each with "step"; 0 = before training)
  *     thor-run-NAME/rollouts/step-000012.jsonl one TrajectoryRecord per line
- *     thor-run-NAME/checkpoint/…               model.safetensors, config.json, tokenizer files,
- *                                              optimizer.safetensors (AdamW moments) (optional)
+ *     thor-run-NAME/checkpoint/…               model.safetensors (its metadata names the step), config.json,
+ *                                              tokenizer files, optimizer.safetensors (AdamW moments),
+ *                                              reference.safetensors (the KL term's frozen policy) (optional)
+ *     thor-run-NAME/data/train.jsonl, test.jsonl, demonstrations.jsonl
+ *                                              the questions the run trains and is evaluated on, and SFT's
+ *                                              demonstrations: a resumed run goes on with the same (optional)
  *     thor-run-NAME/report.md, *.svg           the report card and its charts (optional)
  *
  * Tar rather than JSON with base64: weights stay binary (no 4/3 blow-up, no giant string), and the
@@ -19,6 +23,8 @@
 import { LabError } from '../errors';
 import { bytesToText, textToBytes } from '../files';
 import { readTar, writeTar } from '../tar';
+import type { Problem } from '../data/types';
+import type { Demonstration } from '../tir/demonstrations';
 import type { TrajectoryRecord } from '../tir/types';
 
 export const RUN_FORMAT = 'thor-lab-run';
@@ -51,6 +57,13 @@ export interface RunState {
   message?: string;
 }
 
+/** What a run trains and is evaluated on, kept with it so a resumed run goes on with the same. */
+export interface RunData {
+  train?: Problem[];
+  test?: Problem[];
+  demonstrations?: Demonstration[];
+}
+
 export interface RunRecord {
   id: string;
   name: string;
@@ -65,6 +78,7 @@ export interface RunRecord {
   evals: EvalRow[];
   rollouts: RolloutDump[];
   checkpoint?: CheckpointFiles;
+  data?: RunData;
   /** The report card (report.md) and its charts (*.svg), by file name. */
   report?: Record<string, string>;
 }
@@ -77,6 +91,10 @@ export const REPORT_MD = 'report.md';
 export const CHECKPOINT_DIR = 'checkpoint/';
 /** The optimiser's moments in a checkpoint (AdamW m and v per parameter, and the update count). */
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
+/** A KL run's frozen reference policy (its starting weights) in a checkpoint. */
+export const REFERENCE_FILE = 'reference.safetensors';
+/** The data files, by part. */
+export const DATA_FILES = { train: 'data/train.jsonl', test: 'data/test.jsonl', demonstrations: 'data/demonstrations.jsonl' } as const;
 const ROLLOUT_FILE = /^rollouts\/step-(\d+)\.jsonl$/;
 const REPORT_FILE = /^(report\.md|[a-z0-9_-]{1,40}\.svg)$/;
 // A tar (ustar) header holds paths of at most 100 bytes: folder (≤ 36) + "/checkpoint/" + name (≤ 50).
@@ -125,6 +143,10 @@ export function runToFiles(run: RunRecord): Map<string, Uint8Array> {
   for (const [name, bytes] of Object.entries(run.checkpoint ?? {})) {
     checkCheckpointName(name);
     files.set(CHECKPOINT_DIR + name, bytes);
+  }
+  for (const [part, file] of Object.entries(DATA_FILES) as [keyof RunData, string][]) {
+    const rows = run.data?.[part];
+    if (rows) files.set(file, textToBytes(jsonLines(rows)));
   }
   for (const [name, text] of Object.entries(run.report ?? {})) if (REPORT_FILE.test(name)) files.set(name, textToBytes(text));
   return files;
@@ -340,6 +362,18 @@ export function readRolloutFile(bytes: Uint8Array, file: string): TrajectoryReco
   return [...jsonLinesOf(bytes, file)].map(({ value, line }) => checkTrajectory(value, { file, line }));
 }
 
+/** The rows of one of a run's data files, each checked (problems: id, question, answer, source; demonstrations: question, response). */
+export function readDataFile(part: keyof RunData, bytes: Uint8Array, file: string): Problem[] | Demonstration[] {
+  const fields = part === 'demonstrations' ? ['question', 'response'] : ['id', 'question', 'answer', 'source'];
+  return [...jsonLinesOf(bytes, file)].map(({ value, line }) => {
+    const where = { file, line };
+    if (!isObject(value)) throw bad(where, '(line)', 'a JSON object', value);
+    const c = checker(value, where, '');
+    for (const f of fields) c.string(f);
+    return value as unknown as Problem & Demonstration;
+  });
+}
+
 /** The step a rollouts/ path holds, or undefined when it is no rollout file. */
 export function rolloutStepOf(path: string): number | undefined {
   const m = ROLLOUT_FILE.exec(path);
@@ -378,10 +412,17 @@ export function runFromFiles(files: Map<string, Uint8Array>, label: string): Run
       checkpoint[base] = bytes;
     } else if (REPORT_FILE.test(name)) {
       report[name] = bytesToText(bytes);
+    } else if (name.startsWith('data/') && !Object.values(DATA_FILES).includes(name as (typeof DATA_FILES)[keyof RunData])) {
+      throw new LabError('BAD_RUN_FILE', 'unexpected file among the data', { file: at(name), expected: Object.values(DATA_FILES).join(', '), found: name });
     }
   }
   rollouts.sort((a, b) => a.step - b.step);
   checkCheckpointFiles(checkpoint, at(CHECKPOINT_DIR));
+  const data: RunData = {};
+  for (const [part, file] of Object.entries(DATA_FILES) as [keyof RunData, string][]) {
+    const bytes = files.get(file);
+    if (bytes) Object.assign(data, { [part]: readDataFile(part, bytes, at(file)) });
+  }
   const hasCheckpoint = Object.keys(checkpoint).length > 0;
   return {
     ...header,
@@ -390,6 +431,7 @@ export function runFromFiles(files: Map<string, Uint8Array>, label: string): Run
     evals,
     rollouts,
     ...(hasCheckpoint && { checkpoint }),
+    ...(Object.keys(data).length > 0 && { data }),
     ...(report[REPORT_MD] !== undefined && { report }),
   };
 }
@@ -400,7 +442,7 @@ export function checkCheckpointFiles(checkpoint: CheckpointFiles, label: string)
   if (names.length === 0) return;
   if (!checkpoint[CONFIG_JSON]) throw new LabError('BAD_RUN_FILE', 'the checkpoint has no config.json', { file: label, expected: 'checkpoint/config.json', found: names.join(', ') });
   parseJson(bytesToText(checkpoint[CONFIG_JSON]), { file: label + CONFIG_JSON });
-  if (!names.some((n) => n.endsWith('.safetensors') && n !== OPTIMIZER_FILE))
+  if (!names.some((n) => n.endsWith('.safetensors') && n !== OPTIMIZER_FILE && n !== REFERENCE_FILE))
     throw new LabError('BAD_RUN_FILE', 'the checkpoint has no weights', { file: label, expected: 'checkpoint/model.safetensors', found: names.join(', ') });
 }
 

@@ -5,7 +5,7 @@
  */
 import { LabError } from '../errors';
 import type { TrajectoryRecord } from '../tir/types';
-import { decodeRunFile, type CheckpointFiles, type EvalRow, type RunRecord, type RunState, type StepMetrics } from './runfile';
+import { decodeRunFile, type CheckpointFiles, type EvalRow, type RunData, type RunRecord, type RunState, type StepMetrics } from './runfile';
 
 /** What a list of runs shows: no metrics, rollouts or weights. */
 export interface RunSummary {
@@ -52,8 +52,8 @@ export interface RunStore {
   getCheckpoint(id: string): Promise<CheckpointFiles | undefined>;
   /** The report card and its charts, by file name. */
   saveReport(id: string, files: Record<string, string>): Promise<void>;
-  getMetrics(id: string): Promise<StepMetrics[]>;
-  getEvals(id: string): Promise<EvalRow[]>;
+  /** The questions and demonstrations the run was started with ({} for runs that kept none). */
+  getData(id: string): Promise<RunData>;
   /** Steps that have stored rollouts, ascending. */
   rolloutSteps(id: string): Promise<number[]>;
   getRollouts(id: string, step: number): Promise<TrajectoryRecord[] | undefined>;

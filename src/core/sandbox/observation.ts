@@ -1,6 +1,6 @@
 /**
- * The observation o_k = I(c_k) the model sees after a code block (THOR / ToRL text format, see
- * algorithms.md §1): stdout on success, the last traceback line on error, and honest messages for
+ * The observation o_k = I(c_k) the model sees after a code block (THOR / ToRL text format,
+ * docs/tir-format.md#observation-text): stdout on success, the last traceback line on error, and honest messages for
  * no output, timeouts and dead workers (ToRL's code reports "no output" as a timeout, a known flaw).
  */
 import type { RunResult } from './types';

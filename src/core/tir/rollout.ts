@@ -1,18 +1,18 @@
 /**
- * TIR rollouts (algorithms.md §1): rows decode until a ```python block closes, the block runs in the
- * sandbox while the other rows keep decoding, and its observation is appended as forced tokens,
+ * TIR rollouts (docs/tir-format.md): rows decode until a ```python block closes, the block runs in
+ * the sandbox while the other rows keep decoding, and its observation is appended as forced tokens,
  * masked from every loss, before the row resumes. Also the two variants built on the same loop:
- * THOR's self-correction at inference (§5: a failed step is rewound and regenerated) and THOR's
- * step-level continuations (§4: one tool call, stop right after executing).
+ * THOR's self-correction at inference (docs/self-correction.md: a failed step is rewound and
+ * regenerated) and THOR's step-level continuations (docs/step-level.md: one tool call, stop right
+ * after executing).
  */
 import { nextMacrotask } from '../tick';
 import type { Transformer } from '../model/transformer';
 import type { Tokenizer } from '../tokenizer/types';
 import type { Executor } from '../sandbox/types';
-import { lastTracebackLine, toObservation, type ObservationOptions } from '../sandbox/observation';
+import { codeSucceeded, lastTracebackLine, toObservation, type ObservationOptions } from '../sandbox/observation';
 import { Generation, type RowResult } from '../engine/generation';
 import type { DiscardedAttempt, ExecutionRecord, Segment, TrajectoryRecord } from './types';
-import { executionSucceeded } from './types';
 import { FENCE_CLOSE, nextClosedCode, observationBlock } from './format';
 
 export interface RolloutSettings {
@@ -152,7 +152,7 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
             durationMs: r.durationMs,
             truncated: r.truncated,
             observation: toObservation(r, s.observation),
-            succeeded: executionSucceeded(r.status, r.stdout),
+            succeeded: codeSucceeded(r),
             codeTokenStart,
             codeTokenEnd,
           },
@@ -226,7 +226,7 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
       }
     }
     await Promise.all(running);
-    const records = requests.map((req, row) => buildRecord(req, gen.result(row), states[row], decode, s));
+    const records = requests.map((req, row) => buildRecord(req, gen.result(row), states[row], decode));
     return { records, timing: { generationTokens: generated, pythonMs, wallMs: Date.now() - started } };
   } finally {
     gen.dispose();
@@ -241,7 +241,7 @@ function countDone(gen: Generation): number {
 }
 
 /** Assembles the record of one row: segments from token spans, the loss mask from the sampled mask. */
-function buildRecord(req: RolloutRequest, res: RowResult, st: RowState, decode: (ids: number[]) => string, s: RolloutSettings): TrajectoryRecord {
+function buildRecord(req: RolloutRequest, res: RowResult, st: RowState, decode: (ids: number[]) => string): TrajectoryRecord {
   const spans: { kind: Segment['kind']; start: number; end: number }[] = [];
   for (const e of st.executions) spans.push({ kind: 'code', start: e.codeTokenStart, end: e.codeTokenEnd });
   for (const o of st.outputs) spans.push({ kind: 'output', start: o.start, end: o.end });

@@ -26,17 +26,12 @@ export interface ExecutionRecord {
   truncated: boolean;
   /** The observation text the model was shown (stdout head + tail, last error line, or a timeout note). */
   observation: string;
-  /** The code ran: exit ok and non-empty stdout (see executionSucceeded). */
+  /** The code ran: exit ok and non-empty stdout (codeSucceeded in sandbox/observation.ts). */
   succeeded: boolean;
   /** Response-token index where the opening ```python fence of this block starts (step-level cuts start here). */
   codeTokenStart: number;
   /** Response-token index just past the closing fence. */
   codeTokenEnd: number;
-}
-
-/** THOR's notion of a code action that worked (its step-level reward): status ok and something printed. */
-export function executionSucceeded(status: ExecutionStatus, stdout: string): boolean {
-  return status === 'ok' && stdout.trim() !== '';
 }
 
 /** A span of the response: policy text, a code block (with its fences) or an observation (forced). */

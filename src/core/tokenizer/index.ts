@@ -32,8 +32,7 @@ export async function loadTokenizer(src: FileSource): Promise<Tokenizer> {
   return tokenizerFromFiles(files, src.label);
 }
 
-/** The text of each token id, decoded one at a time by the tokenizer among a checkpoint's files (the mask view's tokens). */
-export async function tokenTexts(checkpoint: Record<string, Uint8Array>, ids: readonly number[]): Promise<string[]> {
-  const tokenizer = await loadTokenizer(new MemoryFiles('checkpoint', checkpoint));
-  return ids.map((id) => tokenizer.decode([id]));
+/** The tokenizer among a checkpoint's files (held in memory). */
+export function checkpointTokenizer(checkpoint: Record<string, Uint8Array>): Promise<Tokenizer> {
+  return loadTokenizer(new MemoryFiles('checkpoint', checkpoint));
 }
