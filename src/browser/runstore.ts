@@ -100,6 +100,14 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
     if (!row) throw noSuchRun(id);
     return row;
   };
+  /** Replaces fields of a run's row in one transaction. */
+  const patchRow = async (id: string, patch: Partial<RunRow>): Promise<void> => {
+    const tx = db.transaction('runs', 'readwrite');
+    const row = await tx.store.get(id);
+    if (!row) throw noSuchRun(id);
+    await tx.store.put({ ...row, ...patch });
+    await tx.done;
+  };
 
   const store: RunStore = {
     async save(run) {
@@ -227,21 +235,8 @@ export async function openRunStore(name = DB_NAME): Promise<RunStore> {
       await tx.done;
     },
 
-    async setState(id, state) {
-      const tx = db.transaction('runs', 'readwrite');
-      const row = await tx.store.get(id);
-      if (!row) throw noSuchRun(id);
-      await tx.store.put({ ...row, state });
-      await tx.done;
-    },
-
-    async setConfig(id, config) {
-      const tx = db.transaction('runs', 'readwrite');
-      const row = await tx.store.get(id);
-      if (!row) throw noSuchRun(id);
-      await tx.store.put({ ...row, config });
-      await tx.done;
-    },
+    setState: (id, state) => patchRow(id, { state }),
+    setConfig: (id, config) => patchRow(id, { config }),
 
     async saveCheckpoint(id, files, step) {
       const tx = db.transaction(['runs', 'checkpoints'], 'readwrite');

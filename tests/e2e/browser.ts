@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { expect } from 'vitest';
+import { TABS } from '../../src/app/lib/tabs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const ARTIFACTS = join(process.cwd(), 'tests', 'artifacts');
@@ -36,3 +37,13 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 
 /** Polls until the value matches, for at most `timeout` ms (a CPU-bound page can be slow to redraw). */
 export const eventually = <T>(read: () => Promise<T> | T, timeout = 30_000) => expect.poll(read, { timeout, interval: 100 });
+
+/** The lab's tabs in a page (read when called, so the page can be opened later): a panel by tab id, and opening a tab. */
+export function labTabs(page: () => Page) {
+  const panel = (id: string) => page().getByTestId(`panel-${id}`);
+  const openTab = async (id: string) => {
+    await page().getByRole('tab', { name: TABS.find((t) => t.id === id)!.label, exact: true }).click();
+    await panel(id).waitFor({ state: 'visible' });
+  };
+  return { panel, openTab };
+}

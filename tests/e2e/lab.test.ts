@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { eventually, launchBrowser, screenshot } from './browser';
-import { TABS } from '../../src/app/lib/tabs';
+import { eventually, launchBrowser, screenshot, labTabs } from './browser';
 import { decodeRunFile, encodeRunFile } from '../../src/core/run/runfile';
 import { handMadeRun } from '../unit/ui-fixtures';
 
@@ -24,11 +23,7 @@ describe('the lab at work in headless Chromium', () => {
   const pageErrors: string[] = [];
   const appUrl = () => new URL('?backend=wasm', inject('appUrl')).href;
 
-  const panel = (id: string) => page.getByTestId(`panel-${id}`);
-  const openTab = async (id: string) => {
-    await page.getByRole('tab', { name: TABS.find((t) => t.id === id)!.label, exact: true }).click();
-    await panel(id).waitFor({ state: 'visible' });
-  };
+  const { panel, openTab } = labTabs(() => page);
   const trainState = () => panel('train').getByTestId('train-state').textContent();
   const setKnobs = async (knobs: Record<string, string>) => {
     for (const [path, value] of Object.entries(knobs)) await panel('train').getByTestId(`knob-${path}`).fill(value);

@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { eventually, launchBrowser } from './browser';
-import { TABS } from '../../src/app/lib/tabs';
+import { eventually, launchBrowser, labTabs } from './browser';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
@@ -26,11 +25,7 @@ const stepsOf = (folder: string) =>
 describe('runs move between the browser and the command line', () => {
   let context: BrowserContext;
   let page: Page;
-  const panel = (id: string) => page.getByTestId(`panel-${id}`);
-  const openTab = async (id: string) => {
-    await page.getByRole('tab', { name: TABS.find((t) => t.id === id)!.label, exact: true }).click();
-    await panel(id).waitFor({ state: 'visible' });
-  };
+  const { panel, openTab } = labTabs(() => page);
   const trainState = () => panel('train').getByTestId('train-state').textContent();
 
   beforeAll(async () => {

@@ -5,17 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { eventually, launchBrowser } from './browser';
-import { TABS } from '../../src/app/lib/tabs';
+import { eventually, launchBrowser, labTabs } from './browser';
 
 describe('run storage written by an earlier version', () => {
   let context: BrowserContext;
   let page: Page;
-  const panel = (id: string) => page.getByTestId(`panel-${id}`);
-  const openTab = async (id: string) => {
-    await page.getByRole('tab', { name: TABS.find((t) => t.id === id)!.label, exact: true }).click();
-    await panel(id).waitFor({ state: 'visible' });
-  };
+  const { panel, openTab } = labTabs(() => page);
 
   beforeAll(async () => {
     context = await launchBrowser();

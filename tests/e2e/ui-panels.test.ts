@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { eventually, launchBrowser, screenshot } from './browser';
+import { eventually, launchBrowser, screenshot, labTabs } from './browser';
 import { TABS } from '../../src/app/lib/tabs';
 import { decodeRunFile, encodeRunFile } from '../../src/core/run/runfile';
 import { handMadeRun } from '../unit/ui-fixtures';
@@ -17,11 +17,7 @@ describe('lab panels in headless Chromium', () => {
   let page: Page;
   const pageErrors: string[] = [];
 
-  const panel = (id: string) => page.getByTestId(`panel-${id}`);
-  const openTab = async (id: string) => {
-    await page.getByRole('tab', { name: TABS.find((t) => t.id === id)!.label, exact: true }).click();
-    await panel(id).waitFor({ state: 'visible' });
-  };
+  const { panel, openTab } = labTabs(() => page);
 
   beforeAll(async () => {
     context = await launchBrowser();
