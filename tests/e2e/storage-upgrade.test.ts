@@ -66,7 +66,7 @@ describe('run storage written by an earlier version', () => {
     await offer.waitFor({ timeout: 30_000 });
     await offer.getByTestId('resume-run').click();
     await eventually(() => panel('train').getByTestId('train-state').textContent(), 180_000).toBe('finished');
-    expect(await panel('train').getByTestId('train-note').textContent()).toBe('optimizer moments start afresh (none stored)');
+    expect(await panel('train').getByTestId('train-note').textContent()).toBe("the run kept no training questions and held-out questions: it goes on with those given now (the Data panel's, or the run config's task); optimizer moments start afresh (none stored)");
     expect(await panel('train').getByTestId('train-last').textContent()).toMatch(/step 3:/);
   });
 });

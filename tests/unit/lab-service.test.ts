@@ -303,13 +303,25 @@ describe('lab service', () => {
       // two more steps on top of the imported checkpoint, on the questions the run keeps (not the ones offered)
       expect((await other.getData('paused-run')).train?.map((p) => p.id)).toEqual(tasks.map((p) => p.id));
       const elsewhereTasks = generateTasks({ seed: 99, count: 20, split: 'train', difficulties: [2] });
-      const out = await elsewhere.train({ resume: { runId: 'paused-run' }, config: { steps: 5 }, train: elsewhereTasks, test });
+      const resumed = recorder();
+      const out = await elsewhere.train({ resume: { runId: 'paused-run' }, config: { steps: 5 }, train: elsewhereTasks, test }, resumed.sink);
+      expect(resumed.of('message').map((e) => e.text).join('\n')).not.toMatch(/kept no/);
       const trained = new Set((await other.get('paused-run'))!.rollouts.filter((d) => d.step > 3).flatMap((d) => d.trajectories.map((t) => t.problemId)));
       expect([...trained].every((id) => tasks.some((p) => p.id === id))).toBe(true);
       expect(out).toMatchObject({ state: 'finished', steps: 5 });
       expect((await other.getMetrics('paused-run')).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
       expect(parseRunConfig((await other.getDetail('paused-run'))!.config).steps).toBe(5);
-      expect((await elsewhere.importRun(bytes, name)).copy).toBe(true);
+      // A run kept by an earlier version has no questions stored: it goes on with those given, and says so.
+      const { run: older } = await elsewhere.importRun(bytes, name);
+      expect(older.id).not.toBe('paused-run');
+      rmSync(join(dir, 'elsewhere', older.id, 'data'), { recursive: true });
+      expect(await other.getData(older.id)).toEqual({});
+      const olderEvents = recorder();
+      await elsewhere.train({ resume: { runId: older.id }, config: { steps: 4 }, train: elsewhereTasks, test }, olderEvents.sink);
+      expect(olderEvents.of('message').map((e) => e.text)).toContain("the run kept no training questions and held-out questions: it goes on with those given now (the Data panel's, or the run config's task)");
+      const given = new Set((await other.get(older.id))!.rollouts.filter((d) => d.step > 3).flatMap((d) => d.trajectories.map((t) => t.problemId)));
+      expect([...given].length).toBeGreaterThan(0);
+      expect([...given].every((id) => elsewhereTasks.some((p) => p.id === id))).toBe(true);
     } finally {
       await elsewhere.close();
     }

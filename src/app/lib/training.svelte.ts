@@ -75,7 +75,7 @@ class Training {
         this.plot(e.step, heldOutValues(e.row));
         break;
       case 'message':
-        this.note = e.text;
+        this.note = this.note ? `${this.note}; ${e.text}` : e.text;
         break;
       case 'state':
         this.state = e.state;

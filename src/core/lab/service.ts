@@ -393,6 +393,9 @@ export class LabService implements LabApi {
     const config = parseRunConfig(applySettings(stored.config, settingsOf(req.config ?? {}, 'resume settings')), { source: `${stored.name}/config.json` });
     await this.loadCheckpoint(checkpoint, stored.name, stored.id);
     const data = await store.getData(stored.id);
+    // Runs stored by an earlier version kept no questions: they go on with those given now.
+    const missing = [...(config.mode === 'sft' ? (data.demonstrations ? [] : ['demonstrations']) : data.train ? [] : ['training questions']), ...(data.test ? [] : ['held-out questions'])];
+    if (missing.length > 0) onEvent({ type: 'message', text: `the run kept no ${missing.join(' and ')}: it goes on with those given now (the Data panel's, or the run config's task)` });
     return runTraining(this.trainingContext(store, onEvent), {
       config,
       runId: stored.id,
