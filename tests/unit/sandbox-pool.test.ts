@@ -72,19 +72,23 @@ describe('sandbox pool: warm workers', () => {
 });
 
 describe('sandbox pool: timeouts and limits', () => {
-  it('interrupts an infinite loop', async () => {
-    const r = await hostile('while True:\n    pass');
+  it('interrupts an infinite loop, keeping what it printed', async () => {
+    const r = await hostile('print("started", flush=True)\nwhile True:\n    pass');
     // Interrupted, or (when a loaded machine delays the interrupt past the grace) replaced: either
-    // way the call ends as a timeout within its limit plus grace, and the next call works (hostile()).
+    // way the call ends as a timeout within its limit plus grace with what it printed, and the next
+    // call works (hostile()).
     expect(r.status).toBe('timeout');
     expect(r.stderr).toMatch(/did not finish within 1.5 s/);
+    expect(r.stdout).toBe('started\n');
   });
 
-  it('replaces a worker whose code swallows the interrupt', async () => {
+  it('replaces a worker whose code swallows the interrupt, keeping what it printed', async () => {
     const before = pool.health().replacements;
-    const r = await hostile('while True:\n    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n        pass');
+    // Flushed output survives the worker; Python's own buffer does not (as with a killed CPython process).
+    const r = await hostile('print("ünïcode ✓ " * 3, flush=True)\nprint("still buffered")\nwhile True:\n    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n        pass');
     expect(r.status).toBe('timeout');
     expect(r.stderr).toMatch(/worker was replaced/);
+    expect(r.stdout).toBe(`${'ünïcode ✓ '.repeat(3)}\n`);
     expect(pool.health().replacements).toBe(before + 1);
   });
 

@@ -7,6 +7,7 @@
  */
 import { LabError } from '../errors';
 import { checkCode, checkRunOptions, checkTimeout } from './input';
+import { createOutputMirror, readOutputMirror } from './output';
 import type { RuntimeConfig, WorkerRunResult } from './runtime';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUT_MS, type Executor, type RunOptions, type RunResult, type SandboxInfo, type SandboxLimits } from './types';
 import type { PythonWorkerPort } from './worker-api';
@@ -77,6 +78,8 @@ interface Slot {
   /** Set while the worker starts: ends the start at once (the pool closed, or the worker died). */
   abortStart?: (reason: string) => void;
   startFailures: number;
+  /** The worker's stdout, written through to shared memory (output.ts): what a call printed survives its worker. */
+  output?: SharedArrayBuffer;
 }
 
 interface Job {
@@ -243,6 +246,7 @@ export class PythonPool implements Executor {
     slot.calls++;
     this.calls++;
     const worker = slot.worker!;
+    const output = slot.output;
     let note = '';
     if (job.session !== undefined) {
       if (this.lostSessions.delete(job.session)) {
@@ -272,6 +276,11 @@ export class PythonPool implements Executor {
     const seconds = (job.timeoutMs / 1000).toPrecision(3).replace(/\.?0+$/, '');
     const timeoutLine = `TimeoutError: the code did not finish within ${seconds} s`;
 
+    // What the call printed before its worker had to go (nothing is known without shared memory).
+    const printed = () => {
+      const out = output ? readOutputMirror(output, this.options.limits.maxOutputChars) : { text: '', truncated: false };
+      return { stdout: out.text, truncated: out.truncated };
+    };
     let result: RunResult;
     let replace: string | undefined;
     if (outcome.kind === 'result') {
@@ -290,14 +299,11 @@ export class PythonPool implements Executor {
       else if (r.heapMb > 0.75 * this.options.limits.memoryLimitMb) replace = `its heap grew to ${Math.round(r.heapMb)} MiB`;
       else if (slot.calls >= this.options.recycleAfterCalls) replace = 'it reached its call budget';
     } else if (outcome.kind === 'exit') {
-      result = { status: 'killed', stdout: '', stderr: `${note}Killed: ${outcome.reason}\n`, errorLine: null, durationMs, truncated: false };
+      result = { status: 'killed', ...printed(), stderr: `${note}Killed: ${outcome.reason}\n`, errorLine: null, durationMs };
       replace = outcome.reason;
     } else {
       const how = interrupted ? 'did not stop when interrupted' : 'could not be interrupted (no SharedArrayBuffer)';
-      result = {
-        status: 'timeout', stdout: '', stderr: `${note}${timeoutLine}; it ${how}, so its worker was replaced\n`,
-        errorLine: null, durationMs, truncated: false,
-      };
+      result = { status: 'timeout', ...printed(), stderr: `${note}${timeoutLine}; it ${how}, so its worker was replaced\n`, errorLine: null, durationMs };
       replace = 'it timed out';
     }
     if (replace !== undefined && !this.closed) this.replaceWorker(slot);
@@ -338,7 +344,9 @@ export class PythonPool implements Executor {
         else if (slot.state === 'idle' && !this.closed) this.replaceWorker(slot);
       });
       slot.worker = worker;
-      const runtime: RuntimeConfig = { ...this.options.runtime, limits: this.options.limits, interruptBuffer: worker.interruptBuffer };
+      // Shared memory is there when the worker has an interrupt buffer (Node; a cross-origin isolated page).
+      slot.output = worker.interruptBuffer ? createOutputMirror(this.options.limits.maxOutputChars) : undefined;
+      const runtime: RuntimeConfig = { ...this.options.runtime, limits: this.options.limits, interruptBuffer: worker.interruptBuffer, outputMirror: slot.output };
       const warm = Promise.race([worker.port.init(runtime), diedStarting]);
       const info = await withTimeout(warm, this.options.startTimeoutMs, 'the Python worker did not become warm in time').finally(() => {
         slot.abortStart = undefined;

@@ -4,6 +4,7 @@
  * browser worker and the Node worker_threads worker; environment differences arrive in RuntimeConfig.
  */
 import { loadPyodide, type PyodideAPI } from 'pyodide';
+import { captureBytes, OutputCapture } from './output';
 import { DEFAULT_LIMITS, type PackageStatus, type RunStatus, type SandboxInfo, type SandboxLimits } from './types';
 
 /** The offline package bundle: a zip of site-packages trees and what it contains. */
@@ -33,6 +34,8 @@ export interface RuntimeConfig {
   limits?: Partial<SandboxLimits>;
   /** SharedArrayBuffer-backed Int32Array(1): writing 2 (SIGINT) interrupts running Python. */
   interruptBuffer?: Int32Array;
+  /** A shared buffer stdout is written through to (output.ts), read by the pool when it must terminate the worker. */
+  outputMirror?: SharedArrayBuffer;
   /** Most stateful sessions kept per worker; the least recently used is dropped past it. */
   maxSessions?: number;
   /** Walk the object graph after sealing to prove nothing reaches JavaScript (slow; for tests). */
@@ -92,48 +95,6 @@ Matrix([[1, 2], [3, 4]]).det(); limit(sin(_x) / _x, _x, 0); series(sin(_x), _x, 
 nsimplify(0.5); str(Rational(3, 4))
 `;
 
-/** Collects one stream's bytes for a call, keeping at most `limit` of them. */
-class OutputCapture {
-  private chunks: Uint8Array[] = [];
-  private kept = 0;
-  total = 0;
-
-  constructor(private readonly limit: number) {}
-
-  write = (buffer: Uint8Array): number => {
-    this.total += buffer.length;
-    if (this.kept < this.limit) {
-      const piece = buffer.slice(0, Math.min(buffer.length, this.limit - this.kept));
-      this.chunks.push(piece);
-      this.kept += piece.length;
-    }
-    return buffer.length;
-  };
-
-  reset(): void {
-    this.chunks = [];
-    this.kept = 0;
-    this.total = 0;
-  }
-
-  /** Decoded text (invalid UTF-8 becomes U+FFFD) and whether anything was dropped. */
-  text(maxChars: number): { text: string; truncated: boolean } {
-    const all = new Uint8Array(this.kept);
-    let at = 0;
-    for (const c of this.chunks) {
-      all.set(c, at);
-      at += c.length;
-    }
-    let text = new TextDecoder('utf-8', { fatal: false }).decode(all);
-    let truncated = this.total > this.kept;
-    if (text.length > maxChars) {
-      text = text.slice(0, maxChars);
-      truncated = true;
-    }
-    return { text, truncated };
-  }
-}
-
 type PyFunction = ((...args: unknown[]) => unknown) & { destroy(): void };
 type PyObject = { toJs(options?: { depth?: number }): unknown; destroy(): void };
 
@@ -172,8 +133,8 @@ export class PythonRuntime {
     const started = performance.now();
     const limits = { ...DEFAULT_LIMITS, ...config.limits };
     const { pyodide, memory } = await loadCapturingMemory(config.indexURL, config.packageBaseUrl);
-    const captureLimit = limits.maxOutputChars * 4; // UTF-8 bytes for maxOutputChars characters
-    const stdout = new OutputCapture(captureLimit);
+    const captureLimit = captureBytes(limits.maxOutputChars);
+    const stdout = new OutputCapture(captureLimit, config.outputMirror);
     const stderr = new OutputCapture(captureLimit);
     // Explicit handlers: inside worker_threads Pyodide's defaults would write to the parent's console.
     pyodide.setStdout({ write: stdout.write, isatty: false });
