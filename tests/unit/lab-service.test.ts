@@ -102,7 +102,7 @@ describe('lab service', () => {
   it('trains two RL steps, storing metrics, rollouts, held-out evaluations, checkpoints with moments and a report', async () => {
     const before = tf.memory().numTensors;
     const rec = recorder();
-    const out = await service.train({ config: tinyRl(2), train: tasks, test, name: 'two steps' }, rec.sink);
+    const out = await service.train({ config: tinyRl(2), train: tasks, test, name: 'two steps', streamRollouts: true }, rec.sink);
     expect(out).toMatchObject({ state: 'finished', steps: 2 });
     expect(rec.of('step').map((e) => e.step)).toEqual([1, 2]);
     for (const { metrics } of rec.of('step')) {
@@ -145,6 +145,9 @@ describe('lab service', () => {
     await expect.poll(() => rec.states().at(-1), { timeout: 120_000, interval: 200 }).toBe('paused');
     // pausing keeps a checkpoint of where the run stands
     expect((await store.getDetail('paused-run'))?.state).toMatchObject({ status: 'paused', checkpointStep: 1 });
+    // trajectories are stored, and sent as events only when asked for
+    expect(rec.of('step').length).toBe(1);
+    expect(rec.of('rollouts')).toEqual([]);
     const afterStep1 = await weightsNow();
     expect(afterStep1).not.toEqual(start);
     expect(await checkpointWeights('paused-run')).toEqual(afterStep1);

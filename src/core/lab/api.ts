@@ -116,6 +116,8 @@ export interface TrainRequest {
   demonstrations?: Demonstration[];
   /** Go on with a stored run from its checkpoint (its weights, optimiser moments, config and step). */
   resume?: { runId: string };
+  /** Send each step's trajectories as 'rollouts' events (they are stored either way). */
+  streamRollouts?: boolean;
 }
 
 export type TrainState = 'preparing' | 'running' | 'paused' | 'stopped' | 'finished' | 'failed';

@@ -372,6 +372,7 @@ export class LabService implements LabApi {
         name: req.name ?? `${config.mode === 'rl' ? 'RL' : 'SFT'} run ${runId}`,
         fromStep: 0,
         resumed: false,
+        streamRollouts: req.streamRollouts,
         train: req.train ?? (await configProblems(config, 'train', this.env.readProblemsFile)),
         test: req.test ?? (await configProblems(config, 'test')),
         demonstrations: req.demonstrations,
@@ -403,6 +404,7 @@ export class LabService implements LabApi {
       // The checkpoint names the step it was taken after; run.json says it too, but is written after it.
       fromStep: checkpointRunStep(checkpoint) ?? stored.state.checkpointStep,
       resumed: true,
+      streamRollouts: req.streamRollouts,
       train: data.train ?? req.train ?? (await configProblems(config, 'train', this.env.readProblemsFile)),
       test: data.test ?? req.test ?? (await configProblems(config, 'test')),
       demonstrations: data.demonstrations ?? req.demonstrations,

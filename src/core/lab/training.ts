@@ -51,6 +51,8 @@ export interface TrainingPlan {
   /** The step the run goes on from (0 for a new run). */
   fromStep: number;
   resumed: boolean;
+  /** Send each step's trajectories as events (they are stored either way). */
+  streamRollouts?: boolean;
   train: Problem[];
   test: Problem[];
   demonstrations?: Demonstration[];
@@ -167,7 +169,7 @@ export async function runTraining(ctx: TrainingContext, plan: TrainingPlan): Pro
       step = steps.step;
       await store.appendStep(runId, result.metrics, config.dumpRollouts && result.records.length > 0 ? result.records : undefined);
       emit({ type: 'step', step, metrics: result.metrics });
-      if (result.records.length > 0) emit({ type: 'rollouts', step, records: result.records });
+      if (plan.streamRollouts && result.records.length > 0) emit({ type: 'rollouts', step, records: result.records });
       if (evaluationDue(step, total, config.eval.everySteps) && !(await heldOut(step))) ended = 'stopped';
       if ((step % config.checkpointEvery === 0 && step < total) || ended === 'stopped') await checkpoint(step);
       await nextMacrotask();
