@@ -1,26 +1,38 @@
 /**
- * `npm run cli -- eval`: evaluates a model folder on the synthetic test split or a benchmark file
- * (GSM8K / MATH style JSON lines): avg@k, maj@k, pass@k, code and pass ratios, and THOR's
- * code-succeeded × answer-correct table (docs/evaluation.md).
+ * `npm run cli -- eval`: evaluates the lab's model (a folder) or an OpenAI-compatible endpoint on the
+ * synthetic test split or a benchmark file: avg@k, maj@k, pass@k, THOR's self-rewarded best-of-N,
+ * code and pass ratios, and THOR's code-succeeded × answer-correct table with its χ² and p-value
+ * (docs/evaluation.md). With --log, each problem is appended to a per-problem log as it finishes;
+ * --resume goes on from that log.
  */
-import { writeFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { configProblems } from '../core/lab/service';
+import type { EndpointSpec } from '../core/lab/api';
+import { checkResume, logHeaderLine, logProblemLine, parseEvalLog, type EvalLog } from '../core/eval/log';
+import { LabError } from '../core/errors';
 import { nodeLab, parseBackend, readProblemsFile } from '../node/lab';
-import { configFrom, countFlag, parseFlags } from './args';
+import { configFrom, countFlag, mappingFrom, MAPPING_OPTIONS, parseFlags } from './args';
 import type { Subcommand } from './command';
+import { etaText } from './progress';
 
 const USAGE =
-  'eval [--model DIR] [--file BENCH.jsonl] [--limit N] [--samples K] [--temperature T] [--max-tokens N] [--seed N] [--self-correction] [--no-tools] [--set section.key=value ...] [--out FILE.jsonl] [--backend wasm|webgpu|cpu]';
+  'eval [--model DIR | --endpoint URL --endpoint-model NAME [--api-key KEY] [--concurrency N] [--prompt chat|text]] [--file BENCH.jsonl [--question-field F] [--answer-field F] [--id-field F]] [--limit N] [--samples K] [--temperature T] [--max-tokens N] [--seed N] [--self-correction] [--no-tools] [--set section.key=value ...] [--log LOG.jsonl [--resume]] [--out RECORDS.jsonl] [--backend wasm|webgpu|cpu]';
 
 export const evalCommand: Subcommand = {
-  summary: 'evaluate a model on the test split or a benchmark file (avg@k, maj@k, code × correct table)',
+  summary: 'evaluate a model or an endpoint on the test split or a benchmark file (avg@k, maj@k, best-of-N, code × correct table)',
   usage: USAGE,
   run: async (args) => {
     const flags = parseFlags(
       args,
       {
         model: { type: 'string' },
+        endpoint: { type: 'string' },
+        'endpoint-model': { type: 'string' },
+        'api-key': { type: 'string' },
+        concurrency: { type: 'string' },
+        prompt: { type: 'string' },
         file: { type: 'string' },
+        ...MAPPING_OPTIONS,
         limit: { type: 'string' },
         samples: { type: 'string' },
         temperature: { type: 'string' },
@@ -29,6 +41,8 @@ export const evalCommand: Subcommand = {
         'self-correction': { type: 'boolean' },
         'no-tools': { type: 'boolean' },
         set: { type: 'string', multiple: true },
+        log: { type: 'string' },
+        resume: { type: 'boolean' },
         out: { type: 'string' },
         backend: { type: 'string' },
       },
@@ -50,23 +64,67 @@ export const evalCommand: Subcommand = {
       },
       'evaluation',
     );
+    const endpoint = endpointFrom(flags);
+    if (flags.resume && !flags.log) throw new LabError('cli-args', '--resume needs --log (the log to go on from)', { field: '--resume' });
     const limit = countFlag(flags.limit, '--limit');
-    const problems = flags.file ? (await readProblemsFile(flags.file, config.task.maxQuestionTokens)).problems : await configProblems(config, 'test');
+    const mapping = mappingFrom(flags, { given: flags.file !== undefined, by: '--file' });
+    const problems = (flags.file ? (await readProblemsFile(flags.file, { mapping })).problems : await configProblems(config, 'test')).slice(0, limit);
+    const label = flags.file ?? 'test split';
     const lab = await nodeLab({ backend: parseBackend(flags.backend) });
     try {
-      await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
+      const model = endpoint ? `${endpoint.model} @ ${endpoint.baseURL}` : (await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' })).label;
+      const header = { label, model, settings: input as Record<string, unknown>, problems: problems.length, samples: config.eval.samples };
+      let previous: EvalLog | undefined;
+      if (flags.log && flags.resume) {
+        const text = await readFile(flags.log, 'utf8').catch(() => undefined);
+        if (text === undefined) console.error(`no log at ${flags.log} yet: starting a new one`);
+        else {
+          previous = parseEvalLog(text, flags.log);
+          checkResume(previous, header, flags.log);
+          console.error(`resuming: ${previous.problems.length} of ${problems.length} problems already in ${flags.log}`);
+        }
+      }
+      if (flags.log && !previous) await writeFile(flags.log, logHeaderLine({ type: 'eval-log', version: 1, createdAt: new Date().toISOString(), ...header }));
+      // Appends go one after another, so lines never interleave.
+      let writing = Promise.resolve();
       const started = Date.now();
-      const r = await lab.evaluate({ problems: problems.slice(0, limit), label: flags.file ?? 'test split', settings: input }, (e) => {
-        if (e.type !== 'progress') return;
-        const eta = e.done > 0 ? ((Date.now() - started) / e.done) * (e.total - e.done) : NaN;
-        process.stderr.write(`\r${e.done}/${e.total} rollouts${Number.isFinite(eta) ? `, ETA ${(eta / 1000).toFixed(0)} s` : ''}   `);
-      });
-      process.stderr.write('\n');
-      console.log(JSON.stringify({ ...r.summary, table: r.table }, null, 2));
-      if (flags.out) await writeFile(flags.out, r.records.map((x) => JSON.stringify(x)).join('\n') + '\n');
-      return 0;
+      let startDone: number | undefined;
+      try {
+        const r = await lab.evaluate({ problems, label, settings: input, endpoint, resume: previous?.problems }, (e) => {
+          if (e.type === 'problem' && flags.log) {
+            const line = logProblemLine(e.log);
+            writing = writing.then(() => appendFile(flags.log!, line));
+          }
+          if (e.type !== 'progress') return;
+          startDone ??= e.done;
+          process.stderr.write(`\r${e.done}/${e.total} samples${etaText(started, e.done - startDone, e.total - startDone)}   `);
+        });
+        process.stderr.write('\n');
+        console.log(JSON.stringify({ model: r.model, ...r.summary, table: r.table }, null, 2));
+        if (flags.out) await writeFile(flags.out, r.records.map((x) => JSON.stringify(x)).join('\n') + '\n');
+        return 0;
+      } finally {
+        await writing;
+      }
     } finally {
       await lab.close();
     }
   },
 };
+
+function endpointFrom(flags: { endpoint?: string; 'endpoint-model'?: string; 'api-key'?: string; concurrency?: string; prompt?: string; model?: string }): EndpointSpec | undefined {
+  if (!flags.endpoint) {
+    for (const f of ['endpoint-model', 'api-key', 'concurrency', 'prompt'] as const) if (flags[f] !== undefined) throw new LabError('cli-args', `--${f} needs --endpoint`, { field: `--${f}` });
+    return undefined;
+  }
+  if (flags.model) throw new LabError('cli-args', 'give --model (the lab evaluates a model folder) or --endpoint (a server), not both', { field: '--model' });
+  if (!flags['endpoint-model']) throw new LabError('cli-args', '--endpoint needs --endpoint-model (a name the server lists under /v1/models)', { field: '--endpoint-model' });
+  if (flags.prompt !== undefined && flags.prompt !== 'chat' && flags.prompt !== 'text') throw new LabError('cli-args', 'unknown prompt form', { field: '--prompt', expected: 'chat or text', found: flags.prompt });
+  return {
+    baseURL: flags.endpoint,
+    model: flags['endpoint-model'],
+    ...(flags['api-key'] !== undefined ? { apiKey: flags['api-key'] } : process.env.OPENAI_API_KEY ? { apiKey: process.env.OPENAI_API_KEY } : {}),
+    ...(flags.concurrency !== undefined && { concurrency: countFlag(flags.concurrency, '--concurrency') }),
+    ...(flags.prompt !== undefined && { prompt: flags.prompt as 'chat' | 'text' }),
+  };
+}

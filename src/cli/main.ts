@@ -11,6 +11,8 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   infer: async () => (await import('./infer')).inferCommand,
   eval: async () => (await import('./eval')).evalCommand,
   train: async () => (await import('./train')).trainCommand,
+  serve: async () => (await import('./serve')).serveCommand,
+  compare: async () => (await import('./compare')).compareCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

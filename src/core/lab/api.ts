@@ -8,6 +8,7 @@
 import type { BackendInfo, BackendName } from '../backend';
 import type { RunConfigInput } from '../config/schema';
 import type { Problem } from '../data/types';
+import type { ProblemLog } from '../eval/evaluate';
 import type { CodeCorrectnessTable } from '../eval/metrics';
 import type { ModelConfig, NewModelSize } from '../model/config';
 import type { CheckpointFiles, EvalRow, RunRecord, RunState, StepMetrics } from '../run/runfile';
@@ -88,18 +89,40 @@ export interface InferOutcome {
   seconds: number;
 }
 
+/** An OpenAI-compatible server to evaluate instead of the loaded model (docs/engines.md). */
+export interface EndpointSpec {
+  /** Up to /v1, e.g. http://127.0.0.1:8000/v1 */
+  baseURL: string;
+  model: string;
+  apiKey?: string;
+  /** Requests in flight at most (default 16). */
+  concurrency?: number;
+  timeoutMs?: number;
+  maxRetries?: number;
+  /** Questions go as chat messages (default; the server applies the model's template) or as raw text. */
+  prompt?: 'chat' | 'text';
+}
+
 export interface EvalRequest {
   problems: Problem[];
   label: string;
   /** Reads rollout, eval, selfCorrection and seed. */
   settings?: JobSettings;
+  /** Evaluate this endpoint instead of the loaded model. */
+  endpoint?: EndpointSpec;
+  /** The per-problem log of an interrupted evaluation of the same problems and settings: its problems are not sampled again. */
+  resume?: ProblemLog[];
 }
 
 export interface EvalOutcome {
   label: string;
+  /** The model evaluated. */
+  model: string;
   summary: Record<string, number | null>;
   table: CodeCorrectnessTable;
   records: TrajectoryRecord[];
+  /** Per problem: its graded samples (the log an interrupted evaluation resumes from). */
+  problems: ProblemLog[];
 }
 
 export interface TrainRequest {
@@ -152,6 +175,8 @@ export type LabEvent =
   | { type: 'rollouts'; step: number; records: TrajectoryRecord[] }
   /** A held-out evaluation (step 0: before training). */
   | { type: 'heldout'; step: number; figures: HeldOutFigures; row: EvalRow }
+  /** An evaluated problem's graded samples, as soon as they are all in (append it to a per-problem log). */
+  | { type: 'problem'; log: ProblemLog; done: number; total: number }
   /** Something the user should know that is not an error (e.g. optimiser moments restored). */
   | { type: 'message'; text: string };
 

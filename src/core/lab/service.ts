@@ -15,6 +15,9 @@ import { generateTasks } from '../data/tasks';
 import type { Problem } from '../data/types';
 import { LabError } from '../errors';
 import { evaluate, evalSettingsOf, evalSummary } from '../eval/evaluate';
+import { EndpointPolicy, LocalPolicy } from '../llm/policy';
+import { LocalModel } from '../llm/local';
+import type { CompleteOptions, Completion, Prompt, SamplingRequest } from '../llm/types';
 import { MemoryFiles, type FileSource } from '../files';
 import { loadModelFolder, saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
 import { countParameters, newModelConfig, type NewModelSize } from '../model/config';
@@ -91,6 +94,7 @@ export class LabService implements LabApi {
   private sandboxReady: PythonSandbox | undefined;
   private store: Promise<RunStore> | undefined;
   private job: string | undefined;
+  private text: { policy: Policy; model: LocalModel } | undefined;
   readonly control = new ControlWord();
 
   constructor(private readonly env: LabEnv) {}
@@ -335,27 +339,59 @@ export class LabService implements LabApi {
 
   evaluate(req: EvalRequest, onEvent: EventSink = () => undefined): Promise<EvalOutcome> {
     return this.exclusive('evaluating', async () => {
-      const { model, tokenizer } = this.requirePolicy();
       const c = this.settings(req.settings, 'evaluation', 'evaluation settings');
       if (req.problems.length === 0) throw new LabError('eval', 'no problems to evaluate', { hint: 'Generate a test split or upload a benchmark file in the Data panel' });
+      const policy = req.endpoint ? new EndpointPolicy(req.endpoint) : this.localPolicy(8);
       const executor = this.executor();
       const watcher = this.control.watch(['stop']);
       const progress = throttled((done: number, total: number) => onEvent({ type: 'progress', phase: 'evaluation', done, total }));
+      let logged = req.resume?.length ?? 0;
       try {
-        // Batches of 8 rollouts: small enough for a tiny device, and a stop loses at most one batch.
+        // Local batches of 8 rollouts: small enough for a tiny device, and a stop loses at most one batch.
         const r = await evaluate(
-          { model, tokenizer, executor, checker: sandboxChecker(executor), signal: watcher.signal, onToken: () => watcher.check(), onProgress: progress },
+          {
+            policy,
+            executor,
+            checker: sandboxChecker(executor),
+            signal: watcher.signal,
+            onToken: () => watcher.check(),
+            onProgress: progress,
+            onProblem: (log) => onEvent({ type: 'problem', log, done: ++logged, total: req.problems.length }),
+          },
           req.problems,
           evalSettingsOf(c, { batchSize: 8 }),
           c.reward,
+          req.resume,
         );
         progress(r.records.length, r.records.length, true);
-        return { label: req.label, summary: evalSummary(r), table: r.table, records: r.records };
+        return { label: req.label, model: policy.label, summary: evalSummary(r), table: r.table, records: r.records, problems: r.problems };
       } catch (e) {
         if (!(watcher.signal.aborted && e === watcher.signal.reason)) throw e;
-        throw new LabError('eval', 'evaluation stopped', { hint: 'Run it again to get its figures' });
+        throw new LabError('eval', `evaluation stopped after ${logged} of ${req.problems.length} problems`, { hint: 'the finished problems are in the per-problem log: run it again with resume to go on' });
       }
     });
+  }
+
+  /**
+   * Text from the loaded model (the OpenAI-compatible server's engine): requests that arrive together
+   * share batched decoding. Refused while a training run is changing the weights.
+   */
+  complete(prompt: Prompt, request: SamplingRequest, options: CompleteOptions = {}): Promise<Completion> {
+    if (this.job === 'training') return Promise.reject(new LabError('busy', 'the lab is training this model', { hint: 'completions are served again when the run ends' }));
+    return this.textModel().complete(prompt, request, options);
+  }
+
+  /** The loaded model as a TextModel; one per loaded model, so its batches are shared. */
+  textModel(): LocalModel {
+    const policy = this.requirePolicy();
+    if (this.text?.policy !== policy) this.text = { policy, model: new LocalModel(policy.model, policy.tokenizer, policy.summary.label) };
+    return this.text.model;
+  }
+
+  /** The loaded model as a policy for evaluation and completions. */
+  private localPolicy(batch = 64): LocalPolicy {
+    const { model, tokenizer, summary } = this.requirePolicy();
+    return new LocalPolicy(model, tokenizer, summary.label, batch);
   }
 
   train(req: TrainRequest, onEvent: EventSink = () => undefined): Promise<TrainOutcome> {

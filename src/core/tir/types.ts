@@ -86,6 +86,13 @@ export interface TrajectoryRecord {
   finishReason: FinishReason;
   /** Self-correction's discarded attempts, in order. */
   discarded: DiscardedAttempt[];
+  /**
+   * Rolled out through a text-only model (an endpoint): `tokens` and the masks are empty, segment and
+   * code spans count characters, and this is the server's count of generated tokens.
+   */
+  generatedTokens?: number;
+  /** "chars" when spans count characters (text rollouts); tokens otherwise. */
+  spans?: 'chars';
   /** Step level: where the sample came from. */
   stepOrigin?: {
     trajectoryId: string;
@@ -97,7 +104,7 @@ export interface TrajectoryRecord {
 }
 
 /** Response length in tokens (sampled and forced). */
-export const responseLength = (r: TrajectoryRecord): number => r.tokens.length;
+export const responseLength = (r: Pick<TrajectoryRecord, 'tokens' | 'generatedTokens'>): number => r.generatedTokens ?? r.tokens.length;
 
 /** Some execution of the trajectory did not succeed. */
 export const hasFailedExecution = (r: TrajectoryRecord): boolean => r.executions.some((e) => !e.succeeded);

@@ -1,0 +1,53 @@
+/**
+ * `npm run serve -- --model DIR`: the lab's engine behind an OpenAI-compatible API
+ * (docs/engines.md), on 127.0.0.1 unless --host says otherwise. Requests in flight together are
+ * decoded in one batch. Ctrl-C stops it.
+ */
+import { startOpenAIServer, parsePort } from '../node/openai-server';
+import { nodeLab, parseBackend } from '../node/lab';
+import { parseFlags } from './args';
+import type { Subcommand } from './command';
+
+const USAGE = 'serve [--model DIR] [--name NAME] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--backend wasm|webgpu|cpu] [--quiet]';
+
+export const serveCommand: Subcommand = {
+  summary: "serve the lab's model over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)",
+  usage: USAGE,
+  run: async (args) => {
+    const flags = parseFlags(
+      args,
+      {
+        model: { type: 'string' },
+        name: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'api-key': { type: 'string' },
+        backend: { type: 'string' },
+        quiet: { type: 'boolean' },
+      },
+      USAGE,
+    );
+    const lab = await nodeLab({ backend: parseBackend(flags.backend) });
+    const summary = await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
+    const name = flags.name ?? (flags.model ? flags.model.replace(/\/+$/, '').split('/').pop()! : 'thor-tiny');
+    const host = flags.host ?? '127.0.0.1';
+    const server = await startOpenAIServer({
+      model: lab.textModel(),
+      name,
+      host,
+      port: parsePort(flags.port, 8000),
+      apiKey: flags['api-key'] ?? process.env.THOR_LAB_API_KEY,
+      contextLength: summary.config.max_position_embeddings,
+      log: flags.quiet ? undefined : (line) => console.error(line),
+    });
+    console.log(`serving ${summary.label} as "${name}" at ${server.baseURL}`);
+    if (!['127.0.0.1', 'localhost', '::1'].includes(host)) console.log(`listening on ${host}: other machines can reach it${flags['api-key'] ? '' : ' (no API key set: consider --api-key)'}`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await server.close();
+    await lab.close();
+    return 0;
+  },
+};
