@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { parseRunConfig, type ConfigUse, type RunConfig } from '../core/config/schema';
 import { applySettings, parseAssignment, settingValue, type Setting } from '../core/config/settings';
+import type { FieldMapping } from '../core/data/fields';
 import { LabError } from '../core/errors';
 
 export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, usage: string) {
@@ -74,4 +75,26 @@ export function countFlag(value: string | undefined, flag: string): number | und
   const n = Number(value);
   if (value.trim() === '' || !Number.isInteger(n) || n < 1) throw new LabError('cli-args', 'not a count', { field: flag, expected: 'a whole number ≥ 1', found: value });
   return n;
+}
+
+/** The flags that name a dataset file's fields when detection cannot decide (docs/datasets.md#field-mapping). */
+export const MAPPING_OPTIONS = {
+  'question-field': { type: 'string' },
+  'answer-field': { type: 'string' },
+  'id-field': { type: 'string' },
+} as const;
+
+/** The field mapping those flags give; a flag given empty, or with no file to read, is refused (`file`: whether there is one, and what gives it). */
+export function mappingFrom(flags: { 'question-field'?: string; 'answer-field'?: string; 'id-field'?: string }, file: { given: boolean; by: string }): FieldMapping | undefined {
+  const mapping: FieldMapping = {};
+  for (const [flag, role] of [['question-field', 'question'], ['answer-field', 'answer'], ['id-field', 'id']] as const) {
+    const value = flags[flag];
+    if (value === undefined) continue;
+    if (value.trim() === '') throw new LabError('cli-args', 'no field named', { field: `--${flag}`, expected: 'a field name or dot path, e.g. reward_model.ground_truth', found: 'nothing' });
+    mapping[role] = value.trim();
+  }
+  const named = Object.keys(mapping);
+  if (named.length === 0) return undefined;
+  if (!file.given) throw new LabError('cli-args', 'a field is named but no file is read', { field: `--${named[0]}-field`, hint: `give the file with ${file.by}` });
+  return mapping;
 }

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { FieldMapping } from '../core/data/fields';
 import { LabError } from '../core/errors';
 import type { LabEvent } from '../core/lab/api';
 import { CONTROL } from '../core/lab/control';
@@ -16,11 +17,11 @@ import { DEFAULT_RUNS_DIR, nodeLab, parseBackend } from '../node/lab';
 import { DiskRunStore } from '../node/runstore';
 import { parseRunConfig } from '../core/config/schema';
 import { applySettings, settingsOf } from '../core/config/settings';
-import { configFrom, parseFlags, settingsFrom } from './args';
+import { configFrom, mappingFrom, MAPPING_OPTIONS, parseFlags, settingsFrom } from './args';
 import type { Subcommand } from './command';
 
 const USAGE =
-  'train [--config FILE.json] [--set section.key=value ...] [--mode rl|sft] [--steps N] [--sft-file DEMOS.jsonl] [--model DIR] [--out RUN_DIR] [--name NAME] [--resume RUN_DIR] [--backend wasm|webgpu|cpu]';
+  'train [--config FILE.json] [--set section.key=value ...] [--mode rl|sft] [--steps N] [--sft-file DEMOS.jsonl] [--question-field F] [--answer-field F] [--id-field F] [--model DIR] [--out RUN_DIR] [--name NAME] [--resume RUN_DIR] [--backend wasm|webgpu|cpu]';
 
 export const trainCommand: Subcommand = {
   summary: 'train a model (RL: GRPO / THOR, or SFT) into a run folder; Ctrl-C stops with a checkpoint, --resume goes on',
@@ -34,6 +35,7 @@ export const trainCommand: Subcommand = {
         mode: { type: 'string' },
         steps: { type: 'string' },
         'sft-file': { type: 'string' },
+        ...MAPPING_OPTIONS,
         model: { type: 'string' },
         out: { type: 'string' },
         name: { type: 'string' },
@@ -55,6 +57,7 @@ export const trainCommand: Subcommand = {
 
     let store: DiskRunStore;
     let request;
+    let mapping: FieldMapping | undefined;
     if (flags.resume) {
       if (flags.out || flags.model || flags.mode) throw new LabError('cli-args', 'a resumed run keeps its folder, its model and its mode', { field: flags.out ? '--out' : flags.model ? '--model' : '--mode', hint: 'leave it out with --resume' });
       const found = await DiskRunStore.forRunFolder(flags.resume);
@@ -64,9 +67,12 @@ export const trainCommand: Subcommand = {
       const { input, labels } = settingsFrom(given(stored.state?.mode ?? 'rl'));
       parseRunConfig(applySettings(stored.config, settingsOf(input, '--set')), { source: join(flags.resume, 'config.json'), labels });
       request = { resume: { runId: found.id }, config: input, demonstrations };
+      // A resumed run reads task.file only when it kept no questions.
+      mapping = mappingFrom(flags, { given: true, by: '--set task.file=FILE' });
     } else {
       const mode = String(settingsFrom(given('rl')).input.mode ?? 'rl');
-      const { input } = configFrom(given(mode), 'run');
+      const { config, input } = configFrom(given(mode), 'run');
+      mapping = mappingFrom(flags, { given: config.task.source === 'file', by: '--set task.source=file --set task.file=FILE' });
       const out = flags.out ?? join(DEFAULT_RUNS_DIR, newRunId());
       if (existsSync(out)) throw new LabError('cli-args', 'the run folder exists already', { field: '--out', found: out, hint: 'go on with it with --resume, or pick another folder' });
       if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(basename(out))) throw new LabError('cli-args', 'the run folder needs a plain name (it becomes the run id)', { field: '--out', expected: 'letters, digits, ".", "_" and "-"', found: basename(out) });
@@ -74,7 +80,7 @@ export const trainCommand: Subcommand = {
       request = { config: input, runId: basename(out), name: flags.name ?? basename(out), demonstrations };
     }
 
-    const lab = await nodeLab({ backend: parseBackend(flags.backend), store });
+    const lab = await nodeLab({ backend: parseBackend(flags.backend), store, mapping });
     let interrupts = 0;
     const onSigint = () => {
       if (++interrupts > 1) process.exit(130);

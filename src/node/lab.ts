@@ -6,8 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { BackendName } from '../core/backend';
-import { readProblemsJsonl, type SkippedLine } from '../core/data/readers';
-import type { Problem } from '../core/data/types';
+import { describeRead, readProblems, unusableFileError, type FieldMapping, type ReadResult } from '../core/data/readers';
 import { LabError } from '../core/errors';
 import { LabService, type LabEnv } from '../core/lab/service';
 import { loadModelFolder } from '../core/model/checkpoint';
@@ -30,6 +29,8 @@ export interface NodeLabOptions {
   runsDir?: string;
   store?: RunStore;
   python?: NodePythonPoolOptions;
+  /** Fields of a training file named on the command line (--question-field, ...). */
+  mapping?: FieldMapping;
 }
 
 export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
@@ -50,7 +51,7 @@ export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
       };
     },
     openRunStore: async () => options.store ?? new DiskRunStore(options.runsDir ?? DEFAULT_RUNS_DIR),
-    readProblemsFile: async (path, maxQuestionTokens) => (await readProblemsFile(path, maxQuestionTokens)).problems,
+    readProblemsFile: async (path, maxQuestionTokens) => (await readProblemsFile(path, { maxQuestionLength: maxQuestionTokens, mapping: options.mapping })).problems,
   };
 }
 
@@ -69,19 +70,34 @@ export function parseBackend(value: string | undefined): BackendName[] | undefin
   return names;
 }
 
-/** Problems of a JSON-lines file (GSM8K / MATH style); bad lines are skipped, named on stderr and counted. */
-export async function readProblemsFile(path: string, maxQuestionLength?: number): Promise<{ problems: Problem[]; skipped: SkippedLine[] }> {
+/** The flags that name a file's fields on the command line. */
+export const MAPPING_FLAGS = { question: '--question-field', answer: '--answer-field' };
+
+export interface ReadFileOptions {
+  /** Longest question in characters (a training run's task.maxQuestionTokens); longer ones are skipped and counted. */
+  maxQuestionLength?: number;
+  mapping?: FieldMapping;
+}
+
+/**
+ * Problems of a dataset file in any form and shape of docs/datasets.md. What was read is said on
+ * stderr (fields, usable and skipped lines by reason, the first bad lines); a file with no usable
+ * line is an error that says why and which flag names the fields.
+ */
+export async function readProblemsFile(path: string, options: number | ReadFileOptions = {}): Promise<ReadResult> {
+  const { maxQuestionLength, mapping } = typeof options === 'number' ? { maxQuestionLength: options, mapping: undefined } : options;
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
     throw new LabError('files', `cannot read the problems file: ${(e as Error).message}`, { file: path });
   }
-  const r = readProblemsJsonl(text, { file: basename(path), mode: 'lenient', maxQuestionLength });
-  for (const s of r.skipped.slice(0, 5)) console.error(`skipped ${path} line ${s.line}: ${s.reason}${s.message ? ` (${s.message})` : ''}`);
-  if (r.skipped.length > 5) console.error(`... and ${r.skipped.length - 5} more skipped lines`);
-  if (r.problems.length === 0) throw new LabError('files', 'the file has no usable question', { file: path, expected: 'JSON lines with a question and an answer', found: r.skipped.length ? `${r.skipped.length} skipped line(s), the first: ${r.skipped[0].reason}` : 'no lines' });
-  return { problems: r.problems, skipped: r.skipped };
+  const r = readProblems(text, { file: basename(path), mode: 'lenient', maxQuestionLength, mapping });
+  if (r.problems.length === 0) throw unusableFileError(path, r, MAPPING_FLAGS);
+  console.error(`read ${path}: ${describeRead(r)}`);
+  for (const s of r.skipped.slice(0, 5)) console.error(`  skipped ${path} ${s.unit ?? 'line'} ${s.line}: ${s.message}`);
+  if (r.skipped.length > 5) console.error(`  ... and ${r.skipped.length - 5} more skipped`);
+  return r;
 }
 
 /** A model folder loaded straight onto the current backend, without a service (benchmarks and scripts measure the parts). */

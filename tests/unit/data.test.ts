@@ -252,7 +252,7 @@ describe('benchmark readers', () => {
       [7, 'too_long'],
       [9, 'missing_answer'],
     ]);
-    expect(r.counts).toEqual({ not_json: 1, not_object: 1, empty_question: 1, missing_answer: 1, too_long: 1 });
+    expect(r.counts).toEqual({ not_json: 1, bad_row: 0, not_object: 1, missing_question: 0, empty_question: 1, missing_answer: 1, list_answer: 0, too_long: 1 });
   });
 
   it('insists on "#### N" for GSM8K-format files', () => {
