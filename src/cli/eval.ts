@@ -84,7 +84,8 @@ export const evalCommand: Subcommand = {
           console.error(`resuming: ${previous.problems.length} of ${problems.length} problems already in ${flags.log}`);
         }
       }
-      if (flags.log && !previous) await writeFile(flags.log, logHeaderLine({ type: 'eval-log', version: 1, createdAt: new Date().toISOString(), ...header }));
+      // A resumed log is written anew with what it kept: a line cut short by a kill must not run into the next.
+      if (flags.log) await writeFile(flags.log, previous ? logHeaderLine(previous.header) + previous.problems.map(logProblemLine).join('') : logHeaderLine({ type: 'eval-log', version: 1, createdAt: new Date().toISOString(), ...header }));
       // Appends go one after another, so lines never interleave.
       let writing = Promise.resolve();
       const started = Date.now();
@@ -95,6 +96,7 @@ export const evalCommand: Subcommand = {
             const line = logProblemLine(e.log);
             writing = writing.then(() => appendFile(flags.log!, line));
           }
+          if (e.type === 'message') console.error(e.text);
           if (e.type !== 'progress') return;
           startDone ??= e.done;
           process.stderr.write(`\r${e.done}/${e.total} samples${etaText(started, e.done - startDone, e.total - startDone)}   `);

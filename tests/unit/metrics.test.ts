@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   avgAtK,
+  bestOfNAccuracy,
+  bestOfNIndex,
   chiSquare2x2,
+  chiSquarePValue,
+  compareRuns,
+  signTestPValue,
   codeCorrectnessTable,
   majAtK,
   majorityIndex,
@@ -163,5 +168,57 @@ describe('evaluation', () => {
     expect(t.pCorrectGivenSucceeded).toBe(1);
     expect(t.pCorrectGivenFailed).toBe(0.5);
     expect(t.chiSquare).toBeCloseTo((4 * (2 * 1 - 0 * 1) ** 2) / (2 * 2 * 3 * 1), 12); // 4/3
+  });
+
+  it('χ² p-values (one degree of freedom) at the textbook critical values, and far in the tail', () => {
+    expect(chiSquarePValue(3.841459)).toBeCloseTo(0.05, 6);
+    expect(chiSquarePValue(6.634897)).toBeCloseTo(0.01, 6);
+    expect(chiSquarePValue(10.827566)).toBeCloseTo(0.001, 7);
+    expect(chiSquarePValue(0)).toBeCloseTo(1, 6);
+    expect(chiSquarePValue(null)).toBeNull();
+    expect(chiSquarePValue(-1)).toBeNull();
+    // THOR's χ² = 336.29: erfc(z) by its asymptotic series, z = √(χ²/2).
+    const z = Math.sqrt(336.29 / 2);
+    const asymptotic = (Math.exp(-z * z) / (z * Math.sqrt(Math.PI))) * (1 - 1 / (2 * z * z) + 3 / (4 * z ** 4));
+    expect(chiSquarePValue(336.29)! / asymptotic).toBeCloseTo(1, 5);
+    expect(codeCorrectnessTable([]).pValue).toBeNull();
+  });
+
+  it("THOR's self-rewarded best-of-N picks by code pass rate, then passed calls, then the first", () => {
+    expect(bestOfNIndex([{ calls: 2, passed: 1 }, { calls: 1, passed: 1 }, { calls: 0, passed: 0 }])).toBe(1);
+    expect(bestOfNIndex([{ calls: 2, passed: 2 }, { calls: 1, passed: 1 }])).toBe(0);
+    expect(bestOfNIndex([{ calls: 0, passed: 0 }, { calls: 0, passed: 0 }])).toBe(0);
+    expect(bestOfNIndex([{ calls: 3, passed: 0 }, { calls: 0, passed: 0 }])).toBe(0);
+    expect(bestOfNIndex([])).toBe(-1);
+    // Question 1: the pick (rate 1) is wrong though another sample is right; question 2: the pick is right.
+    const acc = bestOfNAccuracy([
+      [{ calls: 2, passed: 1, correct: true }, { calls: 1, passed: 1, correct: false }],
+      [{ calls: 1, passed: 0, correct: false }, { calls: 2, passed: 2, correct: true }],
+    ]);
+    expect(acc).toBe(0.5);
+  });
+
+  it('compares two evaluations problem by problem with an exact sign test', () => {
+    expect(signTestPValue(5, 0)).toBeCloseTo(2 / 32, 12);
+    expect(signTestPValue(10, 2)).toBeCloseTo((2 * (1 + 12 + 66)) / 4096, 12);
+    expect(signTestPValue(3, 3)).toBe(1);
+    expect(signTestPValue(0, 0)).toBe(1);
+    const a = [
+      { problemId: 'p1', accuracy: 1 },
+      { problemId: 'p2', accuracy: 0 },
+      { problemId: 'p3', accuracy: 0.5 },
+      { problemId: 'only-a', accuracy: 1 },
+    ];
+    const b = [
+      { problemId: 'p1', accuracy: 0 },
+      { problemId: 'p2', accuracy: 0 },
+      { problemId: 'p3', accuracy: 0.75 },
+      { problemId: 'only-b', accuracy: 0 },
+    ];
+    const c = compareRuns(a, b);
+    expect(c).toMatchObject({ shared: 3, onlyInA: 1, onlyInB: 1, aBetter: 1, bBetter: 1, ties: 1, pValue: 1 });
+    expect(c.accuracyA).toBeCloseTo(0.5, 12);
+    expect(c.accuracyB).toBeCloseTo(0.25, 12);
+    expect(c.differences.map((d) => d.problemId)).toEqual(['p1', 'p3']);
   });
 });

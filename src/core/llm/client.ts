@@ -229,7 +229,7 @@ export class EndpointModel implements TextModel {
   private describe(e: unknown, what: string, malformedRetries: number): LabError {
     const where = `${this.config.baseURL} (model ${this.config.model})`;
     const tries = `after ${this.retries + 1} tries`;
-    if (e instanceof OpenAI.APIConnectionTimeoutError) return new LabError('endpoint', `${what}: ${where} did not answer within ${((this.config.timeoutMs ?? 600_000) / 1000).toFixed(0)} s, ${tries}`, { hint: 'raise the timeout, or check the server is not overloaded' });
+    if (e instanceof OpenAI.APIConnectionTimeoutError) return new LabError('endpoint', `${what}: ${where} did not answer within ${durationText(this.config.timeoutMs ?? 600_000)}, ${tries}`, { hint: 'raise the timeout, or check the server is not overloaded' });
     if (e instanceof OpenAI.APIConnectionError) return new LabError('endpoint', `${what}: cannot reach ${where}, ${tries}: ${e.cause instanceof Error ? e.cause.message : e.message}`, { hint: 'is the server running, and is the URL right (it ends in /v1)?' });
     if (e instanceof OpenAI.APIError) {
       const status = e.status;
@@ -263,3 +263,5 @@ function textLogprobs(l: { tokens?: string[]; token_logprobs?: (number | null)[]
     };
   });
 }
+
+const durationText = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(0)} s`);
