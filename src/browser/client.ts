@@ -33,6 +33,7 @@ export function connectPolicyWorker(): LabConnection {
     saveModel: (name) => remote.saveModel(name),
     infer: (request, onEvent) => remote.infer(request, sink(onEvent)),
     evaluate: (request, onEvent) => remote.evaluate(request, sink(onEvent)),
+    checkFit: (problems, settings) => remote.checkFit(problems, settings),
     train: (request, onEvent) => remote.train(request, sink(onEvent)),
     listRuns: async () => (await runs()).list(),
     runDetail: async (id) => (await runs()).getDetail(id),

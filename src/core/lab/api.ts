@@ -7,6 +7,7 @@
  */
 import type { BackendInfo, BackendName } from '../backend';
 import type { RunConfigInput } from '../config/schema';
+import type { FitReport } from '../data/fit';
 import type { Problem } from '../data/types';
 import type { ProblemLog } from '../eval/evaluate';
 import type { CodeCorrectnessTable } from '../eval/metrics';
@@ -204,7 +205,13 @@ export interface LabApi {
   saveModel(name: string): Promise<string>;
 
   infer(request: InferRequest, onEvent?: EventSink): Promise<InferOutcome>;
+  /**
+   * Evaluates the problems; with the loaded model, those whose prompt leaves too little of its context
+   * to generate in are skipped and counted (summary.skipped_too_long), never a failed run.
+   */
   evaluate(request: EvalRequest, onEvent?: EventSink): Promise<EvalOutcome>;
+  /** Which questions fit the loaded model's context, their prompts built as evaluation builds them (docs/datasets.md#context-fit). */
+  checkFit(problems: readonly Pick<Problem, 'question'>[], settings?: JobSettings): Promise<FitReport>;
   /** Trains and stores the run step by step; resolves when it ends (finished or stopped), rejects when it fails. */
   train(request: TrainRequest, onEvent?: EventSink): Promise<TrainOutcome>;
 
@@ -229,4 +236,4 @@ export interface LabConnection {
   terminate(): void;
 }
 
-export type { BackendInfo, BackendName, CheckpointFiles, EvalRow, RunDetail, RunRecord, RunState, RunSummary, StepMetrics, TrajectoryRecord };
+export type { BackendInfo, BackendName, CheckpointFiles, EvalRow, FitReport, RunDetail, RunRecord, RunState, RunSummary, StepMetrics, TrajectoryRecord };

@@ -11,11 +11,12 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo, BackendName } from '../backend';
 import { parseRunConfig, type ConfigUse, type RunConfig, type RunConfigInput } from '../config/schema';
 import { applySettings, settingsOf } from '../config/settings';
+import { checkContextFit, describeFit, minNewTokensFor, type FitReport } from '../data/fit';
 import { generateTasks } from '../data/tasks';
 import type { Problem } from '../data/types';
 import { LabError } from '../errors';
 import { evaluate, evalSettingsOf, evalSummary } from '../eval/evaluate';
-import { EndpointPolicy, LocalPolicy } from '../llm/policy';
+import { EndpointPolicy, LocalPolicy, type PolicyModel } from '../llm/policy';
 import { LocalModel } from '../llm/local';
 import type { CompleteOptions, Completion, Prompt, SamplingRequest } from '../llm/types';
 import { MemoryFiles, type FileSource } from '../files';
@@ -45,6 +46,7 @@ import type {
   EventSink,
   InferOutcome,
   InferRequest,
+  JobSettings,
   LabApi,
   MemoryInfo,
   ModelSource,
@@ -342,6 +344,9 @@ export class LabService implements LabApi {
       const c = this.settings(req.settings, 'evaluation', 'evaluation settings');
       if (req.problems.length === 0) throw new LabError('eval', 'no problems to evaluate', { hint: 'Generate a test split or upload a benchmark file in the Data panel' });
       const policy = req.endpoint ? new EndpointPolicy(req.endpoint) : this.localPolicy(8);
+      // Questions too long for the model's context are skipped and counted, not a failed run (docs/datasets.md#context-fit).
+      const fit = withinContext(req.problems, policy, c, onEvent);
+      req = { ...req, problems: fit.problems };
       const executor = this.executor();
       const watcher = this.control.watch(['stop']);
       const progress = throttled((done: number, total: number) => onEvent({ type: 'progress', phase: 'evaluation', done, total }));
@@ -364,12 +369,17 @@ export class LabService implements LabApi {
           req.resume,
         );
         progress(r.records.length, r.records.length, true);
-        return { label: req.label, model: policy.label, summary: evalSummary(r), table: r.table, records: r.records, problems: r.problems };
+        return { label: req.label, model: policy.label, summary: { ...evalSummary(r), ...fit.figures }, table: r.table, records: r.records, problems: r.problems };
       } catch (e) {
         if (!(watcher.signal.aborted && e === watcher.signal.reason)) throw e;
         throw new LabError('eval', `evaluation stopped after ${logged} of ${req.problems.length} problems`, { hint: 'the finished problems are in the per-problem log: run it again with resume to go on' });
       }
     });
+  }
+
+  async checkFit(problems: readonly Pick<Problem, 'question'>[], settings?: JobSettings): Promise<FitReport> {
+    const c = this.settings(settings, 'evaluation', 'evaluation settings');
+    return fitReport(problems, this.localPolicy(), c)!;
   }
 
   /**
@@ -499,6 +509,32 @@ export async function configProblems(c: RunConfig, split: 'train' | 'test', read
   }
   if (!readProblemsFile) throw new LabError('BAD_RUN_CONFIG', 'files cannot be read by path here', { field: 'task.file', found: c.task.file, hint: 'upload the file in the Data panel: its questions go with the run' });
   return (await readProblemsFile(c.task.file!, c.task.maxQuestionTokens)).slice(0, c.task.trainSize);
+}
+
+/** Which questions fit a model's context, their prompts built as evaluation builds them; undefined where the model's tokenizer or context is unknown (an endpoint). */
+function fitReport(problems: readonly Pick<Problem, 'question'>[], policy: PolicyModel, c: RunConfig): FitReport | undefined {
+  const { promptTokens, contextLength } = policy;
+  if (!promptTokens || contextLength === undefined) return undefined;
+  return checkContextFit(
+    problems.map((p) => p.question),
+    { promptTokens: (q) => promptTokens.call(policy, q, c.rollout.instruction), contextLength, minNewTokens: minNewTokensFor(c.rollout.maxResponseTokens) },
+  );
+}
+
+/** The problems an evaluation runs: those that fit the model's context; the others are counted in its figures and said in a message. */
+function withinContext(problems: Problem[], policy: PolicyModel, c: RunConfig, onEvent: EventSink): { problems: Problem[]; figures: Record<string, number> } {
+  const fit = fitReport(problems, policy, c);
+  if (!fit) return { problems, figures: {} };
+  if (fit.fit === 0) {
+    throw new LabError('eval', "no question fits the model's context", {
+      expected: `prompts of at most ${fit.maxPromptTokens} tokens (${fit.contextLength} in the context, ${fit.minNewTokens} left to generate)`,
+      found: `${fit.total} question${fit.total === 1 ? '' : 's'}, the shortest ${Math.min(...fit.promptTokens)} tokens`,
+      hint: 'pick shorter questions, or a model with a longer context',
+    });
+  }
+  if (fit.tooLong.length > 0) onEvent({ type: 'message', text: describeFit(fit, "the model's") });
+  const skip = new Set(fit.tooLong);
+  return { problems: problems.filter((_, i) => !skip.has(i)), figures: { questions_given: fit.total, skipped_too_long: fit.tooLong.length } };
 }
 
 /** Where a run's checkpoint keeps the step it was taken after: the weights' safetensors metadata. */
