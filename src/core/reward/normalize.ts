@@ -44,12 +44,12 @@ function unwrapText(s: string): string {
     out += s.slice(last, m.index);
     last = group.end;
     const content = group.arg;
-    const isUnit = /[\d}]\s*$/.test(out) && /^\s*[a-zA-Z][a-zA-Z\s.]*$/.test(content);
+    const isUnit = /[\d}]\s*$/.test(out) && /^\s*[a-zA-Z][a-zA-Z\s.]*$/.test(content) && !/(?<![a-zA-Z])(?:and|or)(?![a-zA-Z])/i.test(content);
     if (isUnit) {
       const power = /^\s*\^\s*\{?\s*[23]\s*\}?/.exec(s.slice(last));
       if (power) last += power[0].length;
     } else {
-      out += content;
+      out += /^\s*[a-zA-Z][a-zA-Z\s.]*$/.test(content) ? ` ${content} ` : content;
     }
   }
   return out + s.slice(last);
@@ -83,10 +83,55 @@ function braceArguments(s: string): string {
   return out;
 }
 
-/** True when the written answer is a percentage ("10\%"): it then also matches its value / 100. */
+const PERCENT_WORD = /(\d|\})\s*(?:percent(?:age)?|pct)(?![a-zA-Z])/gi;
+
+/** True when the written answer is a percentage ("10\%", "28 percent"): it then also matches its value / 100. */
 export function hasPercent(raw: string): boolean {
-  return /%/.test(raw);
+  return /%/.test(raw) || new RegExp(PERCENT_WORD.source, 'i').test(raw);
 }
+
+const NUMBER_WORDS: Record<string, number> = {
+  zero: 0, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10,
+  eleven: 11, twelve: 12, thirteen: 13, fourteen: 14, fifteen: 15, sixteen: 16, seventeen: 17, eighteen: 18, nineteen: 19,
+};
+const TENS: Record<string, number> = { twenty: 20, thirty: 30, forty: 40, fifty: 50, sixty: 60, seventy: 70, eighty: 80, ninety: 90 };
+
+/** "five" -> 5, "twenty-one" -> 21, "one hundred" -> 100: a whole answer that is one number below 1000 in words, else undefined. */
+export function numberFromWords(text: string): number | undefined {
+  const words = text.trim().toLowerCase().replace(/-/g, ' ').split(/\s+/).filter((w) => w !== 'and');
+  if (words.length === 0 || words.length > 5) return undefined;
+  let total = 0;
+  let current = 0;
+  let seen = false;
+  for (const w of words) {
+    if (w in NUMBER_WORDS) {
+      if (current % 10 !== 0 || (current !== 0 && current % 100 !== 0 && NUMBER_WORDS[w] >= 10)) return undefined;
+      current += NUMBER_WORDS[w];
+    } else if (w in TENS) {
+      if (current % 100 !== 0) return undefined;
+      current += TENS[w];
+    } else if (w === 'hundred') {
+      if (current === 0 || current >= 10) return undefined;
+      total += current * 100;
+      current = 0;
+    } else return undefined;
+    seen = true;
+  }
+  return seen ? total + current : undefined;
+}
+
+/** Relation signs in one spelling each: \le, \ge, \ne, <, >. */
+function canonicalRelations(s: string): string {
+  return s
+    .replace(/\\(?:leqslant|leq|le)(?![a-zA-Z])|<=|\u2264/g, '\\le ')
+    .replace(/\\(?:geqslant|geq|ge)(?![a-zA-Z])|>=|\u2265/g, '\\ge ')
+    .replace(/\\(?:neq|ne)(?![a-zA-Z])|!=|\u2260/g, '\\ne ')
+    .replace(/\\lt(?![a-zA-Z])/g, '<')
+    .replace(/\\gt(?![a-zA-Z])/g, '>');
+}
+
+/** Commands a doubled backslash may stand for ("\\frac" written for "\frac"); a row break is never followed by one of these. */
+const REPAIRABLE = 'left|right|frac|dfrac|tfrac|sqrt|pi|le|leq|ge|geq|lt|gt|neq|ne|cdot|times|infty|text|in|cup|pm|boxed|approx';
 
 /** Removes an outer {...} that wraps the whole string. */
 function stripOuterBraces(s: string): string {
@@ -100,9 +145,14 @@ function stripOuterBraces(s: string): string {
 
 const ROW_BREAK = '\u0002';
 
-export function normalizeAnswer(raw: string): string {
+/**
+ * The canonical text of an answer with its structure kept: labels ("x ="), relations and list
+ * separators stay; "and" / "or" between items become ";". Used by the structural comparison.
+ */
+export function normalizeForm(raw: string): string {
   // Matrix row breaks (\\) are set aside so that the spacing rules below cannot eat them.
   let s = raw
+    .replace(new RegExp(String.raw`(?<!\\)\\\\(?=(?:${REPAIRABLE})(?![a-zA-Z]))`, 'g'), '\\')
     .replace(/\\\\/g, ROW_BREAK)
     .replace(/\u2212/g, '-')
     .replace(/\u00d7/g, '\\times ')
@@ -114,24 +164,35 @@ export function normalizeAnswer(raw: string): string {
     .replace(/\s+/g, ' ')
     .trim();
 
-  s = s.replace(/\\displaystyle/g, '').replace(/\\[dt]frac(?![a-zA-Z])/g, '\\frac');
+  s = s.replace(/\\displaystyle/g, '').replace(/\\[dtc]frac(?![a-zA-Z])/g, '\\frac');
   s = s.replace(/\\(?:left|right)\./g, '').replace(/\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|bigg|Bigg)(?![a-zA-Z])/g, '');
-  s = s.replace(/\\[!,;:> ]/g, ' ').replace(/\\q?quad(?![a-zA-Z])/g, ' ').replace(/~/g, ' ');
+  // \! glues ("32,\!349"); a thin space between digit groups separates thousands ("1\,000").
+  s = s.replace(/\\!\s*/g, '').replace(/(\d)\\,(?=\d{3}(?!\d))/g, '$1,').replace(/(\d)\s*\{\s*,\s*\}\s*(?=\d)/g, '$1,');
+  s = s.replace(/\\[,;:> ]/g, ' ').replace(/\\q?quad/g, ' ').replace(/~/g, ' ');
   s = s.replace(/\\\$/g, '').replace(/\$/g, '').replace(/\\[()[\]]/g, '');
   s = s.replace(/\^\s*\{?\s*\\circ\s*\}?/g, '').replace(/\\(?:circ|degree)(?![a-zA-Z])/g, '');
-  s = s.replace(/\\%/g, '').replace(/%/g, '');
+  s = s.replace(/\\%/g, '').replace(/%/g, '').replace(PERCENT_WORD, '$1');
+  s = canonicalRelations(s);
   s = unwrapText(s);
   s = s.replace(new RegExp(`(\\d|\\})\\s+(?:${UNIT_WORDS})(?:\\s*\\^\\s*\\{?[23]\\}?)?\\.?$`), '$1');
-  s = s.replace(/[\s.]+$/, '');
+  s = s.replace(/[\s.]+$/, '').trim();
+  const spelled = numberFromWords(s);
+  if (spelled !== undefined) s = String(spelled);
 
-  // Drop spaces, but keep one between a command and a letter ("\cot x" must not become "\cotx").
-  s = s.replace(/(\\[a-zA-Z]+)\s+(?=[a-zA-Z])/g, '$1\u0001').replace(/\s+/g, '').replace(/\u0001/g, ' ');
+  // "and" / "or" between items, with any comma before them, separate list items.
+  s = s.replace(/\s*[,;]?\s*(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])\s*/g, ';');
+  // Thousands separators, for a whole answer only: "1,234,567" (no space after a comma, so "32, 349"
+  // stays a list) and "1 234 567".
+  if (/^-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$/.test(s) || /^-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/[, ]/g, '');
 
-  // "x=5", "x \in [-2,7]", "\theta=..." -> the value, when it is the only relation.
-  const lhs = /^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:=|\\in(?![a-zA-Z]))/.exec(s);
-  if (lhs && !/=/.test(s.slice(lhs[0].length))) s = s.slice(lhs[0].length);
+  // Drop spaces, but keep one between a command and a letter ("\cot x" must not become "\cotx") and
+  // between two digits ("3 2" is not 32).
+  s = s
+    .replace(/(\\[a-zA-Z]+)\s+(?=[a-zA-Z])/g, '$1\u0001')
+    .replace(/(\d)\s+(?=\d)/g, '$1\u0001')
+    .replace(/\s+/g, '')
+    .replace(/\u0001/g, ' ');
 
-  if (/^-?\d{1,3}(,\d{3})+(\.\d+)?$/.test(s)) s = s.replace(/,/g, '');
   s = braceArguments(s);
   s = s.replace(/([\^_])\{(\w)\}/g, '$1$2');
   s = s.replace(/(^|[^\d}])\.(\d)/g, '$10.$2');
@@ -141,4 +202,14 @@ export function normalizeAnswer(raw: string): string {
   const choice = /^\(([A-Ea-e])\)$/.exec(s);
   if (choice) s = choice[1].toUpperCase();
   return s.replace(new RegExp(ROW_BREAK, 'g'), '\\\\');
+}
+
+/**
+ * The canonical text of a simple answer: normalizeForm, then a leading "x =" or "x \in" dropped when
+ * it is the only relation ("x=5" -> "5"). Used for voting keys and exact matches.
+ */
+export function normalizeAnswer(raw: string): string {
+  const s = normalizeForm(raw);
+  const lhs = /^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:=|\\in(?![a-zA-Z]))/.exec(s);
+  return lhs && !/=|\\[lg]e|\\ne|[<>]/.test(s.slice(lhs[0].length)) ? s.slice(lhs[0].length) : s;
 }
