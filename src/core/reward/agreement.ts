@@ -48,12 +48,15 @@ export function caseMethods(c: Pick<EquivalenceCase, 'targets'>): readonly Extra
 }
 
 /**
- * A bare answer: no math delimiters, no box, and no word of three letters or more outside a LaTeX
- * command ("\\frac{10}{9}", "7425000", "x \\in [-2,7]"), as reference answers are stored.
+ * A bare answer, stored as reference answers are: no math delimiters, no box, and at most one word
+ * of three letters or more outside LaTeX commands and \\text{} ("\\frac{10}{9}", "7425000",
+ * "x \\in [-2,7]", "five", "6 \\text{ and } 8", "28 percent"). Anything longer is a response.
  */
 export function isBareAnswer(text: string): boolean {
   const t = text.trim();
-  return t !== '' && t.length <= 200 && !/\$|\\[([]|\\(?:boxed|fbox)(?![a-zA-Z])/.test(t) && !/(?<![\\a-zA-Z])[a-zA-Z]{3,}/.test(t);
+  if (t === '' || t.length > 200 || /\$|\\[([]|\\(?:boxed|fbox)(?![a-zA-Z])/.test(t)) return false;
+  const prose = t.replace(/\\(?:text|textbf|textit|textrm|mbox|mathrm)\s*\{[^{}]*\}/g, ' ');
+  return (prose.match(/(?<![\\a-zA-Z])[a-zA-Z]{3,}/g) ?? []).length <= 1;
 }
 
 /** The answer read from one side of a case: a bare answer whole, else what the extractor finds (undefined when nothing). */

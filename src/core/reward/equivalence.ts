@@ -221,20 +221,22 @@ function all(verdicts: Verdict[]): Verdict {
   return verdicts.every((v) => v === true) ? true : undefined;
 }
 
-/** Is there a one-to-one matching of a onto b using only edges accepted by ok? */
+/** Is there a one-to-one matching of a onto b using only edges accepted by ok? (augmenting paths, O(n^3)) */
 function perfectMatching(n: number, ok: (i: number, j: number) => boolean): boolean {
-  const used = new Array<boolean>(n).fill(false);
-  const go = (i: number): boolean => {
-    if (i === n) return true;
+  const owner = new Array<number>(n).fill(-1);
+  const augment = (i: number, seen: boolean[]): boolean => {
     for (let j = 0; j < n; j++) {
-      if (used[j] || !ok(i, j)) continue;
-      used[j] = true;
-      if (go(i + 1)) return true;
-      used[j] = false;
+      if (seen[j] || !ok(i, j)) continue;
+      seen[j] = true;
+      if (owner[j] < 0 || augment(owner[j], seen)) {
+        owner[j] = i;
+        return true;
+      }
     }
     return false;
   };
-  return go(0);
+  for (let i = 0; i < n; i++) if (!augment(i, new Array<boolean>(n).fill(false))) return false;
+  return true;
 }
 
 /** Unordered comparison: sizes equal and a one-to-one matching (true), or one not ruled out (undefined). */
@@ -334,7 +336,8 @@ function compare(a: Answer, b: Answer, atoms: AtomCompare, reversed = false): Ve
 
   if (a.kind === 'labelled' && b.kind === 'labelled') {
     if (sameLabel(a.label, b.label)) return a.member === b.member ? again(a.value, b.value) : false;
-    if (a.value.kind === 'atom' && b.value.kind === 'atom' && !a.member && !b.member) {
+    // Two equations in different names ("y = 2x+1", "x = (y-1)/2"); "x = 5" and "y = 5" differ.
+    if (a.value.kind === 'atom' && b.value.kind === 'atom' && !a.member && !b.member && !isConstant(a.value.text) && !isConstant(b.value.text)) {
       const rel = (l: Labelled) => ({ parts: [l.label, (l.value as { text: string }).text], ops: ['=' as Op] });
       return reversed ? compareRelations(rel(b), rel(a), atoms) : compareRelations(rel(a), rel(b), atoms);
     }
@@ -344,7 +347,8 @@ function compare(a: Answer, b: Answer, atoms: AtomCompare, reversed = false): Ve
   if (a.kind === 'relation' && b.kind === 'labelled') return flipped();
   if (a.kind === 'labelled' && b.kind === 'relation') {
     if (a.member) return relationVersusSet(b, a, !reversed, atoms);
-    if (a.value.kind !== 'atom') return false;
+    // "y = -x/2 + 3/4" against "2x + 4y - 3 = 0"; a value ("x = 3") is not the equation "2x = 6".
+    if (a.value.kind !== 'atom' || isConstant(a.value.text)) return false;
     const rel = { parts: [a.label, a.value.text], ops: ['=' as Op] };
     return reversed ? compareRelations(b, rel, atoms) : compareRelations(rel, b, atoms);
   }
@@ -403,9 +407,12 @@ function atomVerdict(a: string, b: string, scalesA: number[], scalesB: number[])
   return false;
 }
 
-/** "1000,99" written for the reference 1000.99 (a decimal comma); only in this direction, since "1,2" may be a list. */
+/**
+ * "1000,99" written for the reference 1000.99 (a decimal comma); only in this direction, since "1,2"
+ * may be a list, and never with three digits after the comma ("1,234" is 1234).
+ */
 function decimalComma(prediction: string, reference: string): boolean {
-  return /^-?\d+,\d+$/.test(prediction) && /^-?\d+\.\d+$/.test(reference) && prediction.replace(',', '.') === reference;
+  return /^-?\d+,(?:\d{1,2}|\d{4,})$/.test(prediction) && /^-?\d+\.\d+$/.test(reference) && prediction.replace(',', '.') === reference;
 }
 
 function verdictWith(prediction: string, reference: string, atoms: AtomCompare): Verdict {
@@ -416,11 +423,23 @@ function verdictWith(prediction: string, reference: string, atoms: AtomCompare):
   return compare(parseAnswer(a), parseAnswer(b), atoms);
 }
 
-const scales = (raw: string): number[] => (hasPercent(raw) ? [1, 0.01] : [1]);
+/** At most this many undecided pairs go to the symbolic checker for one comparison. */
+const MAX_SYMBOLIC_PAIRS = 64;
+
+/**
+ * Factors each side's value may carry: a percentage written against a plain number may be read as a
+ * fraction (10% = 0.1) or as the number of percent (10); two percentages compare as written.
+ */
+function scalePair(prediction: string, reference: string): [number[], number[]] {
+  const [pa, pb] = [hasPercent(prediction), hasPercent(reference)];
+  if (pa && pb) return [[1], [1]];
+  return [pa ? [1, 0.01] : [1], pb ? [1, 0.01] : [1]];
+}
 
 /** Equivalence from the cheap checks alone: true, false, or undefined when only a symbolic check can tell. */
 export function answersEquivalent(prediction: string, reference: string): Verdict {
-  return verdictWith(prediction, reference, (a, b) => atomVerdict(a, b, scales(prediction), scales(reference)));
+  const [sa, sb] = scalePair(prediction, reference);
+  return verdictWith(prediction, reference, (a, b) => atomVerdict(a, b, sa, sb));
 }
 
 /**
@@ -430,13 +449,15 @@ export function answersEquivalent(prediction: string, reference: string): Verdic
 export async function isEquivalent(prediction: string, reference: string, checker?: SymbolicChecker): Promise<boolean> {
   const cheap = answersEquivalent(prediction, reference);
   if (cheap !== undefined || !checker) return cheap ?? false;
-  const [sa, sb] = [scales(prediction), scales(reference)];
+  const [sa, sb] = scalePair(prediction, reference);
   const pending = new Map<string, [string, string]>();
   verdictWith(prediction, reference, (a, b) => {
     const v = atomVerdict(a, b, sa, sb);
     if (v === undefined) pending.set(`${a}\u0000${b}`, [a, b]);
     return v;
   });
+  // A long list of expressions against another would ask for every pair: beyond this many, undecided.
+  if (pending.size > MAX_SYMBOLIC_PAIRS) return false;
   const decided = new Map<string, Verdict>();
   await Promise.all(
     [...pending].map(async ([key, [a, b]]) => decided.set(key, await checker.equivalent(a, b).catch(() => undefined))),

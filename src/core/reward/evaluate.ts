@@ -1,7 +1,7 @@
 /**
  * Numeric value of a normalised LaTeX answer with no variables: numbers, + - * /, ^, parentheses,
- * \frac, \sqrt, \sqrt[n], \pi, the imaginary unit i, implicit multiplication and mixed numbers
- * (1\frac{4}{5} = 9/5). Complex-valued so that "6-5i" and "-5i+6" compare equal.
+ * \frac, \sqrt, \sqrt[n], \binom, n!, \pi, the imaginary unit i, implicit multiplication and mixed
+ * numbers (1\frac{4}{5} = 9/5). Complex-valued so that "6-5i" and "-5i+6" compare equal.
  * Returns undefined for anything else (variables, functions, \infty, relations, lists).
  */
 
@@ -44,6 +44,24 @@ function root(a: Complex, n: number): Complex {
   if (a.re >= 0) return C(Math.pow(a.re, 1 / n));
   if (n % 2 === 1) return C(-Math.pow(-a.re, 1 / n));
   throw new Error('even root of a negative number');
+}
+
+/** n choose k for integers 0 <= k <= n <= 1000. */
+function binomial(n: Complex, k: Complex): Complex {
+  if (n.im !== 0 || k.im !== 0 || !Number.isInteger(n.re) || !Number.isInteger(k.re) || k.re < 0 || k.re > n.re || n.re > 1000) {
+    throw new Error('unsupported binomial');
+  }
+  let r = 1;
+  for (let j = 1; j <= k.re; j++) r = (r * (n.re - k.re + j)) / j;
+  return C(Math.round(r));
+}
+
+/** n! for integers 0 <= n <= 170. */
+function factorial(n: Complex): Complex {
+  if (n.im !== 0 || !Number.isInteger(n.re) || n.re < 0 || n.re > 170) throw new Error('unsupported factorial');
+  let r = 1;
+  for (let j = 2; j <= n.re; j++) r *= j;
+  return C(r);
 }
 
 class Parser {
@@ -104,7 +122,11 @@ class Parser {
   }
 
   private power(): Complex {
-    const base = this.atom();
+    let base = this.atom();
+    while (this.peek('!') && !this.peek('!=')) {
+      this.i++;
+      base = factorial(base);
+    }
     if (!this.peek('^')) return base;
     this.i++;
     if (this.peek('{')) {
@@ -152,6 +174,11 @@ class Parser {
       this.i += 5;
       const a = this.group('{', '}');
       return div(a, this.group('{', '}'));
+    }
+    if (/^\\binom(?![a-zA-Z])/.test(rest)) {
+      this.i += 6;
+      const n = this.group('{', '}');
+      return binomial(n, this.group('{', '}'));
     }
     if (rest.startsWith('\\sqrt')) {
       this.i += 5;
