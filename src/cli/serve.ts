@@ -5,10 +5,10 @@
  */
 import { startOpenAIServer, parsePort } from '../node/openai-server';
 import { nodeLab, parseBackend } from '../node/lab';
-import { parseFlags } from './args';
+import { countFlag, parseFlags } from './args';
 import type { Subcommand } from './command';
 
-const USAGE = 'serve [--model DIR] [--name NAME] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--backend wasm|webgpu|cpu] [--quiet]';
+const USAGE = 'serve [--model DIR] [--name NAME] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--gather-ms 10] [--max-batch 64] [--backend wasm|webgpu|cpu] [--quiet]';
 
 export const serveCommand: Subcommand = {
   summary: "serve the lab's model over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)",
@@ -24,6 +24,8 @@ export const serveCommand: Subcommand = {
         'api-key': { type: 'string' },
         backend: { type: 'string' },
         quiet: { type: 'boolean' },
+        'gather-ms': { type: 'string' },
+        'max-batch': { type: 'string' },
       },
       USAGE,
     );
@@ -32,7 +34,7 @@ export const serveCommand: Subcommand = {
     const name = flags.name ?? (flags.model ? flags.model.replace(/\/+$/, '').split('/').pop()! : 'thor-tiny');
     const host = flags.host ?? '127.0.0.1';
     const server = await startOpenAIServer({
-      model: lab.textModel(),
+      model: lab.textModel({ gatherMs: flags['gather-ms'] === undefined ? 10 : Number(flags['gather-ms']), maxBatchRows: countFlag(flags['max-batch'], '--max-batch') ?? 64 }),
       name,
       host,
       port: parsePort(flags.port, 8000),

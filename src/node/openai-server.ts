@@ -92,7 +92,10 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
     if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
       return sendJson(res, 200, { object: 'list', data: [{ id: name, object: 'model', created, owned_by: 'thor-lab', ...(o.contextLength && { max_model_len: o.contextLength }) }] });
     }
-    if (req.method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/health') {
+      const engine = (o.model as { stats?: { batches: number; rows: number; requests: number } }).stats;
+      return sendJson(res, 200, { status: 'ok', requests: stats.requests, in_flight: stats.inFlight, ...(engine && { batches: engine.batches, batched_requests: engine.requests, batched_rows: engine.rows }) });
+    }
     const route = path === '/v1/completions' ? 'text' : path === '/v1/chat/completions' ? 'chat' : undefined;
     if (!route) throw new HttpError(404, `no route ${req.method} ${url.pathname} (this server has GET /v1/models, POST /v1/completions, POST /v1/chat/completions)`, null, 'not_found_error');
     if (req.method !== 'POST') throw new HttpError(405, `${url.pathname} takes POST`);

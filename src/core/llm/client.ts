@@ -235,13 +235,18 @@ export class EndpointModel implements TextModel {
       const status = e.status;
       const retried = status === 429 || (status !== undefined && status >= 500) ? `, ${tries}` : '';
       const hint = status === 401 || status === 403 ? 'check the API key' : status === 404 ? 'check the URL and the model name (GET /v1/models lists them)' : status === 429 ? 'the server is rate-limiting: lower the requests in flight' : undefined;
-      return new LabError('endpoint', `${what}: ${where} answered HTTP ${status}${retried}: ${e.message}`, hint ? { hint } : {});
+      // A prompt (with its max_tokens) longer than the model's context: the caller may treat it as running out of room.
+      const code = status === 400 && CONTEXT_ERROR.test(e.message) ? 'endpoint-context' : 'endpoint';
+      return new LabError(code, `${what}: ${where} answered HTTP ${status}${retried}: ${e.message}`, hint ? { hint } : {});
     }
     if (isMalformed(e)) return new LabError('endpoint', `${what}: ${where} sent a reply that is not valid JSON, after ${malformedRetries + 1} tries`, { expected: 'an OpenAI-style JSON body', found: e instanceof Error ? e.message : String(e) });
     if (e instanceof LabError) return e;
     return new LabError('endpoint', `${what}: ${where} failed: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
+
+/** How engines word a request over the context: vLLM ("maximum context length"), llama.cpp ("exceeds the available context size"), the lab server ("does not fit the model's context"). */
+const CONTEXT_ERROR = /context (length|size|window)|maximum context|does not fit the model's context|too many tokens|prompt is too long/i;
 
 function isMalformed(e: unknown): boolean {
   return e instanceof SyntaxError || (e instanceof LabError && e.code === 'endpoint-shape');

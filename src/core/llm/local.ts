@@ -23,6 +23,12 @@ interface Pending {
 export interface LocalModelOptions {
   /** Most rows (choices) in one batch; more requests wait for the next. Default 64. */
   maxBatchRows?: number;
+  /**
+   * Milliseconds a batch waits after its first request for others to join (default 0: only those
+   * sent in the same moment). A server whose clients answer each reply with the next request (TIR
+   * rollouts after a tool call) fills its batches better with a few milliseconds.
+   */
+  gatherMs?: number;
 }
 
 /** Prompt text of a chat: the tokenizer's template; an unfinished assistant turn is continued, not closed. */
@@ -84,9 +90,11 @@ export class LocalModel implements TextModel {
     if (this.running) return;
     this.running = true;
     try {
-      // Let requests sent in the same moment (a client's burst) arrive before the first batch starts.
-      await nextMacrotask();
       while (this.queue.length > 0) {
+        // Let requests sent in the same moment (a client's burst) arrive before the batch starts.
+        const gather = this.options.gatherMs ?? 0;
+        if (gather > 0) await new Promise((r) => setTimeout(r, gather));
+        else await nextMacrotask();
         const limit = this.options.maxBatchRows ?? 64;
         const batch: Pending[] = [];
         let rows = 0;

@@ -9,6 +9,7 @@
  * Records have no token ids (the endpoint's tokenizer is not ours): `tokens` is empty and segment
  * spans are character spans; `generatedTokens` holds the server's own count of generated tokens.
  */
+import { LabError } from '../errors';
 import { codeSucceeded, lastTracebackLine, toObservation } from '../sandbox/observation';
 import type { Executor } from '../sandbox/types';
 import type { Prompt, TextModel } from '../llm/types';
@@ -84,11 +85,21 @@ export async function textRollout(model: TextModel, req: TextRolloutRequest, s: 
       break;
     }
     const { prompt, continueFinal } = promptWith(req.prompt, response);
-    const out = await model.complete(
-      prompt,
-      { maxTokens: budget, temperature: s.temperature, topP: s.topP, topK: s.topK, seed: s.seed * 101 + round, stop: usesTools ? [CODE_STOP] : [], continueFinal },
-      { signal: env.signal },
-    );
+    let out;
+    try {
+      out = await model.complete(
+        prompt,
+        { maxTokens: budget, temperature: s.temperature, topP: s.topP, topK: s.topK, seed: s.seed * 101 + round, stop: usesTools ? [CODE_STOP] : [], continueFinal },
+        { signal: env.signal },
+      );
+    } catch (e) {
+      // The text so far no longer fits the model's context: the rollout ran out of room, as a local one ends at its last position.
+      if (e instanceof LabError && e.code === 'endpoint-context') {
+        truncated = true;
+        break;
+      }
+      throw e;
+    }
     const choice = out.choices[0];
     // Every round costs at least a token, so a model that keeps stopping at once still ends.
     generated += Math.max(1, out.usage?.completionTokens ?? Math.ceil(choice.text.length / CHARS_PER_TOKEN));
