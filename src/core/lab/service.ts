@@ -17,7 +17,7 @@ import type { Problem } from '../data/types';
 import { LabError } from '../errors';
 import { evaluate, evalSettingsOf, evalSummary } from '../eval/evaluate';
 import { EndpointPolicy, LocalPolicy, type PolicyModel } from '../llm/policy';
-import { LocalModel } from '../llm/local';
+import { LocalModel, type LocalModelOptions } from '../llm/local';
 import type { CompleteOptions, Completion, Prompt, SamplingRequest } from '../llm/types';
 import { MemoryFiles, type FileSource } from '../files';
 import { loadModelFolder, saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
@@ -392,9 +392,9 @@ export class LabService implements LabApi {
   }
 
   /** The loaded model as a TextModel; one per loaded model, so its batches are shared. */
-  textModel(): LocalModel {
+  textModel(options: LocalModelOptions = {}): LocalModel {
     const policy = this.requirePolicy();
-    if (this.text?.policy !== policy) this.text = { policy, model: new LocalModel(policy.model, policy.tokenizer, policy.summary.label) };
+    if (this.text?.policy !== policy) this.text = { policy, model: new LocalModel(policy.model, policy.tokenizer, policy.summary.label, options) };
     return this.text.model;
   }
 
