@@ -8,7 +8,7 @@ import { nodeLab, parseBackend } from '../node/lab';
 import { countFlag, parseFlags } from './args';
 import type { Subcommand } from './command';
 
-const USAGE = 'serve [--model DIR] [--name NAME] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--gather-ms 10] [--max-batch 64] [--backend wasm|webgpu|cpu] [--quiet]';
+const USAGE = 'serve [--model DIR] [--name NAME] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allow-origin URL ...] [--gather-ms 10] [--max-batch 64] [--backend wasm|webgpu|cpu] [--quiet]';
 
 export const serveCommand: Subcommand = {
   summary: "serve the lab's model over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)",
@@ -25,6 +25,7 @@ export const serveCommand: Subcommand = {
         backend: { type: 'string' },
         quiet: { type: 'boolean' },
         'gather-ms': { type: 'string' },
+        'allow-origin': { type: 'string', multiple: true },
         'max-batch': { type: 'string' },
       },
       USAGE,
@@ -40,6 +41,7 @@ export const serveCommand: Subcommand = {
       port: parsePort(flags.port, 8000),
       apiKey: flags['api-key'] ?? process.env.THOR_LAB_API_KEY,
       contextLength: summary.config.max_position_embeddings,
+      ...(flags['allow-origin'] && { allowedOrigins: flags['allow-origin'] }),
       log: flags.quiet ? undefined : (line) => console.error(line),
     });
     console.log(`serving ${summary.label} as "${name}" at ${server.baseURL}`);

@@ -27,6 +27,11 @@ export interface OpenAIServerOptions {
   maxBodyBytes?: number;
   /** Context length reported in /v1/models. */
   contextLength?: number;
+  /**
+   * Origins whose pages may call this server (CORS); "*" for any. Default: the lab's own pages on
+   * this machine (vite's dev and preview ports), so the lab in a tab can use a server started here.
+   */
+  allowedOrigins?: string[];
   /** Called on each request (method, path, status, ms), for logs. */
   log?: (line: string) => void;
 }
@@ -52,6 +57,8 @@ class HttpError extends Error {
 
 const DEFAULTS = { maxTokens: 16, temperature: 1 };
 
+export const LAB_ORIGINS = ['http://localhost:5173', 'http://127.0.0.1:5173', 'http://localhost:4173', 'http://127.0.0.1:4173'];
+
 export async function startOpenAIServer(o: OpenAIServerOptions): Promise<RunningServer> {
   const name = o.name ?? 'thor-lab';
   const created = Math.floor(Date.now() / 1000);
@@ -62,6 +69,18 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
     const started = Date.now();
     stats.requests++;
     stats.inFlight++;
+    const origin = req.headers.origin;
+    const allowed = o.allowedOrigins ?? LAB_ORIGINS;
+    if (origin && (allowed.includes('*') || allowed.includes(origin))) {
+      res.setHeader('access-control-allow-origin', allowed.includes('*') ? '*' : origin);
+      res.setHeader('vary', 'origin');
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, { 'access-control-allow-methods': 'GET, POST, OPTIONS', 'access-control-allow-headers': req.headers['access-control-request-headers'] ?? 'authorization, content-type', 'access-control-max-age': '600' });
+        res.end();
+        stats.inFlight--;
+        return;
+      }
+    }
     const abort = new AbortController();
     // The client went away before the answer was written: stop its rows.
     res.on('close', () => {

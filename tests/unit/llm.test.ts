@@ -347,3 +347,17 @@ describe('evaluation through an endpoint', () => {
     }
   });
 });
+
+describe('the server for pages', () => {
+  it("answers the lab page's preflight and requests with CORS headers, and no others", async () => {
+    const pre = await fetch(server.baseURL + '/chat/completions', { method: 'OPTIONS', headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, x-stainless-retry-count' } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(pre.headers.get('access-control-allow-headers')).toMatch(/x-stainless-retry-count/);
+    const models = await fetch(server.baseURL + '/models', { headers: { origin: 'http://localhost:5173' } });
+    expect(models.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    const foreign = await fetch(server.baseURL + '/models', { headers: { origin: 'https://elsewhere.example' } });
+    expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
+    expect(((await (await fetch(server.baseURL.replace(/\/v1$/, '/health'))).json()) as { in_flight: number }).in_flight).toBe(1);
+  });
+});
