@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { BackendName } from '../core/backend';
-import { describeRead, readProblems, unusableFileError, type FieldMapping, type ReadResult } from '../core/data/readers';
+import { describeRead, readProblems, unusableFileError, whereSkipped, type FieldMapping, type ReadResult } from '../core/data/readers';
 import { LabError } from '../core/errors';
 import { LabService, type LabEnv } from '../core/lab/service';
 import { loadModelFolder } from '../core/model/checkpoint';
@@ -95,7 +95,7 @@ export async function readProblemsFile(path: string, options: number | ReadFileO
   const r = readProblems(text, { file: basename(path), mode: 'lenient', maxQuestionLength, mapping });
   if (r.problems.length === 0) throw unusableFileError(path, r, MAPPING_FLAGS);
   console.error(`read ${path}: ${describeRead(r)}`);
-  for (const s of r.skipped.slice(0, 5)) console.error(`  skipped ${path} ${s.unit ?? 'line'} ${s.line}: ${s.message}`);
+  for (const s of r.skipped.slice(0, 5)) console.error(`  skipped ${whereSkipped({ ...s, file: path })}: ${s.message}`);
   if (r.skipped.length > 5) console.error(`  ... and ${r.skipped.length - 5} more skipped`);
   return r;
 }

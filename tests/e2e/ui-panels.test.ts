@@ -97,10 +97,10 @@ describe('lab panels in headless Chromium', () => {
     const errors = data.getByTestId('upload-errors');
     await errors.waitFor();
     const text = (await errors.textContent()) ?? '';
-    expect(text).toContain('3 lines skipped');
+    expect(text).toContain('3 lines skipped: 2 of 5 usable');
     expect(text).toContain('bad-train.jsonl, line 2: line is not valid JSON');
-    expect(text).toContain('bad-train.jsonl, line 3: question is missing or empty');
-    expect(text).toContain('bad-train.jsonl, line 4: no reference answer');
+    expect(text).toContain('bad-train.jsonl, line 3, field "question": question is missing or empty');
+    expect(text).toContain('bad-train.jsonl, line 4, field "answer": no reference answer');
     // the two good lines loaded, into the training split (the file name says train)
     expect(await data.getByTestId('uploads').locator('tbody tr').first().textContent()).toMatch(/bad-train\.jsonl\s*2\s*3/);
     expect(await data.getByTestId('train-count').textContent()).toMatch(/^52 training problems/);
@@ -110,6 +110,26 @@ describe('lab panels in headless Chromium', () => {
     await eventually(() => data.getByTestId('test-count').textContent()).toMatch(/^510 test problems/);
     expect(await data.getByTestId('problem-table').locator('caption').textContent()).toContain('math500-test.jsonl: 500 problems');
     expect(await data.getByTestId('problem-table').locator('.katex').count()).toBeGreaterThan(5);
+    // the fields it was read from are shown, and how many of its questions fit the shipped model's context
+    const mathRead = data.getByTestId('upload-read').filter({ hasText: 'math500-test.jsonl' });
+    expect(await mathRead.getByTestId('upload-fields').textContent()).toMatch(/question from problem, answer from answer, id from line numbers/);
+    await eventually(() => data.getByTestId('uploads').locator('tr', { hasText: 'math500-test.jsonl' }).getByTestId('upload-fit').textContent(), 30_000).toMatch(/^\s*\d+ of 500\s*$/);
+
+    // a file whose answer field has another name: the error says why and names the picker; picking the field reads it
+    const odd = ['{"prompt_text": "What is 6 times 7?", "gold": 42}', '{"prompt_text": "What is 9 minus 2?", "gold": 7}'].join('\n');
+    await data.getByTestId('upload-input').setInputFiles({ name: 'odd-fields.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(odd) });
+    const oddRead = data.getByTestId('upload-read').filter({ hasText: 'odd-fields.jsonl' });
+    await oddRead.waitFor();
+    expect(await data.getByTestId('upload-errors').filter({ hasText: 'odd-fields.jsonl' }).getByTestId('upload-error').textContent()).toBe(
+      '0 of 2 lines usable: 2 have no question field and no answer field (fields found: prompt_text, gold); map them with the Question field picker and the Answer field picker',
+    );
+    await oddRead.getByTestId('field-question').selectOption('prompt_text');
+    await oddRead.getByTestId('field-answer').selectOption('gold');
+    await eventually(() => data.getByTestId('uploads').locator('tr', { hasText: 'odd-fields.jsonl' }).textContent()).toMatch(/odd-fields\.jsonl\s*2\s*0/);
+    expect(await data.getByTestId('upload-errors').filter({ hasText: 'odd-fields.jsonl' }).count()).toBe(0);
+    await eventually(() => data.getByTestId('test-count').textContent()).toMatch(/^512 test problems/);
+    await data.getByRole('row', { name: /odd-fields\.jsonl/ }).getByRole('button', { name: 'Remove' }).click();
+    await eventually(() => data.getByTestId('test-count').textContent()).toMatch(/^510 test problems/);
 
     // files can be dropped on the upload area too
     const dropped = await page.evaluateHandle(() => {
@@ -129,6 +149,17 @@ describe('lab panels in headless Chromium', () => {
     await openTab('data');
     await data.getByTestId('generate').click();
     await eventually(() => data.getByTestId('synthetic-summary').textContent()).toMatch(/50 train/);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('says before a run how many questions of a suite fit the loaded model\'s context', async () => {
+    await openTab('eval');
+    const ev = panel('eval');
+    await ev.getByTestId('eval-source').selectOption('bench:gsm8k');
+    await eventually(() => ev.getByTestId('eval-fit').textContent(), 60_000).toMatch(/^\s*\d+ of 1319 questions fit the loaded model's context \(256 tokens, at least 32 left to generate\)/);
+    const fitting = Number(/(\d+) of 1319/.exec((await ev.getByTestId('eval-fit').textContent()) ?? '')?.[1]);
+    // GSM8K's longer questions do not fit the tiny model's 256 positions: said now, skipped and counted by the run
+    expect(fitting).toBeLessThan(1319);
     expect(pageErrors).toEqual([]);
   });
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkContextFit, describeFit, minNewTokensFor } from '../../src/core/data/fit';
 import { answerFrom, detectFields, valueAt } from '../../src/core/data/fields';
-import { describeRead, readProblems, unusableFileError, type ReadResult } from '../../src/core/data/readers';
+import { describeRead, readProblems, unusableFileError, whereSkipped, type ReadResult } from '../../src/core/data/readers';
 import { LabError } from '../../src/core/errors';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -105,7 +105,8 @@ describe('suites in other shapes', () => {
       ['item', 3, 'list_answer'],
       ['item', 4, 'missing_answer'],
     ]);
-    expect(r.skipped[0].message).toMatch(/field "final_answer".*several different answers.*found \["\$6\$","\$8\$"\]/);
+    expect(r.skipped[0]).toMatchObject({ field: 'final_answer', message: expect.stringMatching(/several different answers.*found \["\$6\$","\$8\$"\]/) });
+    expect(whereSkipped(r.skipped[0])).toBe('olympiadbench.json, item 3, field "final_answer"');
     expect(r.counts.list_answer).toBe(1);
   });
 
@@ -166,6 +167,26 @@ describe('suites in other shapes', () => {
       ['C?', '3'],
       ['D?', '4'],
     ]);
+  });
+});
+
+describe('GSM8K style files', () => {
+  it('a worked solution without "#### N" gives no answer; a one-line answer is still an answer', () => {
+    const text = [
+      JSON.stringify({ question: 'A?', answer: '2 + 2 = 4\n#### 4' }),
+      JSON.stringify({ question: 'B?', answer: '3 + 3 = 6\n#### 6' }),
+      JSON.stringify({ question: 'C?', answer: 'First 5 + 5 = 10.\nThen 10 + 1 = 11.' }),
+      JSON.stringify({ question: 'D?', answer: '7' }),
+    ].join('\n');
+    const r = readProblems(text, { file: 'g.jsonl', mode: 'lenient' });
+    expect(pairs(r)).toEqual([
+      ['A?', '4'],
+      ['B?', '6'],
+      ['D?', '7'],
+    ]);
+    expect(r.skipped).toMatchObject([{ line: 3, field: 'answer', reason: 'missing_answer', message: expect.stringMatching(/has no "#### N"/) }]);
+    // read as GSM8K, every answer needs it
+    expect(readProblems(text, { file: 'g.jsonl', mode: 'lenient', format: 'gsm8k' }).problems.map((p) => p.answer)).toEqual(['4', '6']);
   });
 });
 

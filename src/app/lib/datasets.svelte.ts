@@ -3,7 +3,20 @@
  * never overlap) and any uploaded benchmark files, each assigned to one split. Training reads
  * `train`, evaluation reads `test`. Arrays are stored raw (not deeply reactive): they can be large.
  */
-import { defaultRunConfig, generateTasks, type Problem, type SkippedLine, type Split, type Task, type TaskKind } from '../../core/lab/index';
+import {
+  defaultRunConfig,
+  generateTasks,
+  readProblems,
+  unusableFileError,
+  type FieldMapping,
+  type MappingControls,
+  type Problem,
+  type ReadResult,
+  type SkippedLine,
+  type Split,
+  type Task,
+  type TaskKind,
+} from '../../core/lab/index';
 
 export interface SyntheticSettings {
   kinds: TaskKind[];
@@ -26,6 +39,32 @@ export interface UploadedFile {
   skipped: SkippedLine[];
   /** Which split the file's problems join. */
   split: Split;
+  /** The file's text, kept so that it can be read again with other fields. */
+  content: string;
+  /** Fields the user named (empty: all detected). */
+  mapping: FieldMapping;
+  /** What reading found: the file's form, its records, the fields used and the fields it has, skips by reason. */
+  read: Omit<ReadResult, 'problems' | 'skipped'>;
+  /** Why no problem could be read, when none could. */
+  error?: string;
+}
+
+/** How the Data panel names its field pickers in messages. */
+export const FIELD_CONTROLS: MappingControls = { question: 'the Question field picker', answer: 'the Answer field picker' };
+
+/** Reads an uploaded file (any form and shape of docs/datasets.md); a file of the training split says "train" in its name. */
+export function readUpload(file: string, content: string, mapping: FieldMapping = {}, split?: Split): UploadedFile {
+  const { problems, skipped, ...read } = readProblems(content, { file, mode: 'lenient', mapping });
+  return {
+    file,
+    problems,
+    skipped,
+    split: split ?? (/train/i.test(file) ? 'train' : 'test'),
+    content,
+    mapping,
+    read,
+    ...(problems.length === 0 && { error: unusableFileError(file, { problems, skipped, ...read }, FIELD_CONTROLS).message }),
+  };
 }
 
 /** The run config's task defaults (the training core's numbers). */
@@ -57,6 +96,12 @@ class Datasets {
   /** Adds a file, replacing an earlier upload of the same name. */
   addUpload(upload: UploadedFile): void {
     this.uploads = [...this.uploads.filter((u) => u.file !== upload.file), upload];
+  }
+
+  /** Reads an upload again with fields the user named, keeping its split. */
+  remap(file: string, mapping: FieldMapping): void {
+    const upload = this.uploads.find((u) => u.file === file);
+    if (upload) this.addUpload(readUpload(file, upload.content, mapping, upload.split));
   }
 
   setSplit(file: string, split: Split): void {

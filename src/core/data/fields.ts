@@ -131,6 +131,13 @@ export type AnswerProblem =
   /** A GSM8K-style file whose answer here has no "#### N". */
   | 'no_hashes';
 
+/**
+ * Where "#### N" is required: always (a file read as GSM8K style), or only of an answer that runs
+ * over several lines (a worked solution that lost its final line, in a file whose answers mostly
+ * end in "#### N"); a one-line answer is an answer either way.
+ */
+export type HashRule = 'always' | 'multiline';
+
 export type AnswerValue = { answer: string; how?: string } | { problem: AnswerProblem; found: string };
 
 const shown = (v: unknown) => {
@@ -158,7 +165,7 @@ function tidy(text: string): string {
  * answer); a list of different answers is refused, never joined: ["6", "8"] is no answer, not "68"
  * nor "6, 8" (docs/datasets.md#lists-of-answers).
  */
-export function answerFrom(v: unknown, options: { requireHashes?: boolean } = {}): AnswerValue {
+export function answerFrom(v: unknown, options: { requireHashes?: HashRule } = {}): AnswerValue {
   if (v === undefined || v === null) return { problem: 'absent', found: v === null ? 'null' : 'nothing' };
   if (typeof v === 'number') return Number.isFinite(v) ? { answer: String(v) } : { problem: 'object', found: String(v) };
   if (typeof v === 'boolean') return { answer: v ? 'True' : 'False' };
@@ -169,7 +176,7 @@ export function answerFrom(v: unknown, options: { requireHashes?: boolean } = {}
       const final = extractGsm8kAnswer(text);
       return final === undefined ? { problem: 'empty', found: shown(v) } : { answer: tidy(final), how: 'text after ####' };
     }
-    if (options.requireHashes) return { problem: 'no_hashes', found: shown(v) };
+    if (options.requireHashes === 'always' || (options.requireHashes === 'multiline' && text.includes('\n'))) return { problem: 'no_hashes', found: shown(v) };
     if (/\\(boxed|fbox)(?![a-zA-Z])/.test(text)) {
       const boxed = extractBoxed(text);
       if (boxed !== undefined && boxed !== '') return { answer: tidy(boxed), how: 'last \\boxed{}' };
@@ -189,7 +196,7 @@ export function answerFrom(v: unknown, options: { requireHashes?: boolean } = {}
 }
 
 /** The answer a worked solution marks: its last \boxed{} or its "#### N"; a chat's last assistant turn; a list of solutions read as one text. */
-export function markedAnswerFrom(v: unknown, options: { requireHashes?: boolean } = {}): AnswerValue {
+export function markedAnswerFrom(v: unknown, options: { requireHashes?: HashRule } = {}): AnswerValue {
   if (v === undefined || v === null) return { problem: 'absent', found: v === null ? 'null' : 'nothing' };
   const turns = turnsOf(v);
   let text: string | undefined;
@@ -203,7 +210,7 @@ export function markedAnswerFrom(v: unknown, options: { requireHashes?: boolean 
   if (text.trim() === '') return { problem: 'empty', found: '""' };
   const hashes = text.includes('####') ? extractGsm8kAnswer(text) : undefined;
   if (hashes !== undefined) return { answer: tidy(hashes), how: 'text after ####' };
-  if (options.requireHashes) return { problem: 'no_hashes', found: shown(text.length > 60 ? `...${text.slice(-50)}` : text) };
+  if (options.requireHashes === 'always') return { problem: 'no_hashes', found: shown(text.length > 60 ? `...${text.slice(-50)}` : text) };
   const boxed = extractBoxed(text);
   if (boxed !== undefined && boxed !== '') return { answer: tidy(boxed), how: turns ? 'last \\boxed{} of the assistant turn' : 'last \\boxed{}' };
   return { problem: 'unmarked', found: shown(text.length > 60 ? `...${text.slice(-50)}` : text) };
@@ -288,7 +295,7 @@ export function detectFields(rows: readonly unknown[], mapping: FieldMapping = {
 }
 
 /** The answer a record gives in a chosen field: a worked solution or a chat gives the answer it marks, any other value is read by answerFrom. */
-export function answerAt(row: unknown, choice: FieldChoice, options: { requireHashes?: boolean } = {}): AnswerValue {
+export function answerAt(row: unknown, choice: FieldChoice, options: { requireHashes?: HashRule } = {}): AnswerValue {
   const v = valueAt(row, choice.field);
   return choice.marked || turnsOf(v) ? markedAnswerFrom(v, options) : answerFrom(v, options);
 }

@@ -7,14 +7,14 @@
  * than the budget given is always skipped and counted.
  */
 import { LabError } from '../errors';
-import { answerAt, detectFields, idFrom, isRow, questionAt, valueAt, ANSWER_FIELDS, QUESTION_FIELDS, WORKED_FIELDS, type AnswerValue, type Detection, type FieldChoice, type FieldMapping } from './fields';
+import { answerAt, detectFields, idFrom, isRow, questionAt, valueAt, ANSWER_FIELDS, QUESTION_FIELDS, WORKED_FIELDS, type AnswerValue, type Detection, type FieldChoice, type FieldMapping, type HashRule } from './fields';
 import { parseRecords, type FileForm, type RecordUnit } from './records';
 import type { Problem } from './types';
 
 export type { Detection, FieldChoice, FieldMapping } from './fields';
 export type { FileForm, RecordUnit } from './records';
 
-/** auto: as detected; gsm8k: the answer must end in "#### N"; math: "####" is not looked for in answers. */
+/** auto: as detected; gsm8k: every answer must have "#### N"; math: as auto, without the rule for files whose answers mostly have "#### N". */
 export type DatasetFormat = 'auto' | 'gsm8k' | 'math';
 
 export interface ReadOptions {
@@ -40,6 +40,8 @@ export interface SkippedLine {
   line: number;
   /** What `line` counts; "line" when absent. */
   unit?: RecordUnit;
+  /** The field at fault, when one is. */
+  field?: string;
   reason: SkipReason;
   message: string;
 }
@@ -79,14 +81,15 @@ export function readProblems(content: string, options: ReadOptions): ReadResult 
       throw new LabError('BAD_DATASET_LINE', item !== undefined ? `item ${item}: ${message}` : message, { file, line, ...details, hint: details.hint ?? 'fix or remove it, or read the file in lenient mode' });
     }
     counts[reason]++;
-    const said = `${details.field ? `field "${details.field}": ` : ''}${message}${details.expected !== undefined || details.found !== undefined ? ` (expected ${details.expected ?? '?'}, found ${details.found ?? '?'})` : ''}`;
-    skipped.push({ file, line: at, ...(set.unit !== 'line' && { unit: set.unit }), reason, message: said });
+    const said = `${message}${details.expected !== undefined || details.found !== undefined ? ` (expected ${details.expected ?? '?'}, found ${details.found ?? '?'})` : ''}`;
+    skipped.push({ file, line: at, ...(set.unit !== 'line' && { unit: set.unit }), ...(details.field !== undefined && { field: details.field }), reason, message: said });
   };
 
-  // A file whose answers mostly end in "#### N" is GSM8K style: an answer without it is no answer.
+  // In a file whose answers mostly end in "#### N" (GSM8K style), a worked solution without it gives no answer.
   const answerField = detection.answer;
   const hashValues = answerField && !answerField.marked ? set.records.map((r) => valueAt(r.value, answerField.field)).filter((v): v is string => typeof v === 'string') : [];
-  const requireHashes = format === 'gsm8k' || (format === 'auto' && hashValues.length > 0 && hashValues.filter((v) => v.includes('####')).length * 2 > hashValues.length);
+  const requireHashes: HashRule | undefined =
+    format === 'gsm8k' ? 'always' : format === 'auto' && hashValues.length > 0 && hashValues.filter((v) => v.includes('####')).length * 2 >= hashValues.length ? 'multiline' : undefined;
 
   const usedIds = new Set<string>();
   for (const record of set.records) {
@@ -168,7 +171,7 @@ const absent = (v: AnswerValue) => 'problem' in v && v.problem === 'absent';
  * other answer field it has, else from the answer its worked solution marks. A field the user named
  * is read alone.
  */
-function answerOf(row: Record<string, unknown>, choice: FieldChoice, requireHashes: boolean): { got: AnswerValue; from: FieldChoice } {
+function answerOf(row: Record<string, unknown>, choice: FieldChoice, requireHashes: HashRule | undefined): { got: AnswerValue; from: FieldChoice } {
   const got = answerAt(row, choice, { requireHashes });
   if (!absent(got) || choice.mapped) return { got, from: choice };
   const others: FieldChoice[] = [
@@ -196,6 +199,11 @@ function solutionOf(row: Record<string, unknown>, markedField: string | undefine
 export const readProblemsJsonl = readProblems;
 
 // ---- reports ------------------------------------------------------------------------------------
+
+/** Where a skipped record was: 'data.jsonl, line 4, field "answer"'. */
+export function whereSkipped(s: SkippedLine): string {
+  return `${s.file}, ${s.unit ?? 'line'} ${s.line}${s.field !== undefined ? `, field "${s.field}"` : ''}`;
+}
 
 /** What to tell the user to use to name a field: a flag on the command line, a control in the Data panel. */
 export interface MappingControls {

@@ -11,7 +11,7 @@ export { defaultRunConfig, describeRunConfig, parseRunConfig, type Knob, type Ru
 export { applySettings, type Setting } from '../config/settings';
 export { generateTasks, MAX_DIFFICULTY, TASK_KINDS, type Split, type Task, type TaskKind } from '../data/tasks';
 export type { Problem } from '../data/types';
-export { describeRead, readProblems, readProblemsJsonl, SKIP_REASONS, unusableFileError, type Detection, type FieldChoice, type FieldMapping, type MappingControls, type ReadResult, type SkippedLine, type SkipReason } from '../data/readers';
+export { describeRead, readProblems, readProblemsJsonl, SKIP_REASONS, unusableFileError, whereSkipped, type Detection, type FieldChoice, type FieldMapping, type MappingControls, type ReadResult, type SkippedLine, type SkipReason } from '../data/readers';
 export { describeFit, DEFAULT_MIN_NEW_TOKENS } from '../data/fit';
 export { DIRECT_OPENINGS, readDemonstrationsJsonl, TOOL_OPENINGS, type BadLine, type Demonstration } from '../tir/demonstrations';
 export { blockBody, splitFences, type FencedPiece } from '../tir/format';
