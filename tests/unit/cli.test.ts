@@ -81,6 +81,21 @@ describe('cli train', () => {
   });
 });
 
+describe('cli eval on a file in another shape', () => {
+  it('reads the fields named by flags, says what it read, and skips and counts a question too long for the context', () => {
+    const file = join(dir, 'odd.json');
+    const long = `Add up: ${Array.from({ length: 60 }, (_, i) => i + 1).join(' + ')}.`;
+    writeFileSync(file, JSON.stringify({ data: [{ prompt_text: 'What is 2 + 2?', meta: { gold: 4 } }, { prompt_text: long, meta: { gold: 1830 } }, { prompt_text: 'No answer' }] }));
+    const out = cli(['eval', '--file', file, '--question-field', 'prompt_text', '--answer-field', 'meta.gold', '--samples', '1', '--temperature', '0', '--max-tokens', '8', '--no-tools']);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stderr).toContain(`read ${file}: 2 of 3 items usable (question: prompt_text [mapped], answer: meta.gold [mapped]); 1 skipped: 1 has no usable answer in "meta.gold"`);
+    expect(out.stderr).toContain(`skipped ${file}, item 3, field "meta.gold": no reference answer: the field is missing`);
+    expect(out.stderr).toMatch(/1 of 2 questions fit the model's context \(256 tokens, at least 8 left to generate\); 1 longer than 248 prompt tokens \(the longest \d+\) is skipped/);
+    const summary = JSON.parse(out.stdout);
+    expect(summary).toMatchObject({ questions: 1, questions_given: 2, skipped_too_long: 1 });
+  });
+});
+
 describe('bad flags are refused with the flag named, before any work', () => {
   const refused = (args: string[], message: RegExp) => {
     const out = cli(args);
@@ -96,6 +111,12 @@ describe('bad flags are refused with the flag named, before any work', () => {
     refused(['eval', '--limit=-1'], /field "--limit".*expected a whole number ≥ 1, found -1/);
     refused(['eval', '--temperature=-1'], /--temperature \(eval\.temperature\)".*expected a number >= 0, found -1/);
     refused(['eval', '--temperature', '0', '--samples', '3'], /--samples \(eval\.samples\)".*greedy decoding gives the same answer k times/);
+  });
+
+  it('eval: a file with no usable line says why and which flag names its fields; a field named with no file', () => {
+    refused(['eval', '--file', 'tests/fixtures/datasets/no-answer.jsonl'], /^error: tests\/fixtures\/datasets\/no-answer\.jsonl: 0 of 3 lines usable: 3 have no answer field \(fields found: question, foo, bar\); map one with --answer-field$/m);
+    refused(['eval', '--question-field', 'prompt_text'], /field "--question-field": a field is named but no file is read\. give the file with --file/);
+    refused(['train', '--answer-field', 'gold'], /field "--answer-field": a field is named but no file is read\. give the file with --set task\.source=file --set task\.file=FILE/);
   });
 
   it('train: a group of one, a setting that is no knob, an existing folder, a folder that is no run', () => {
