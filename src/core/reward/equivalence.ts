@@ -247,7 +247,7 @@ function matchAll(a: Answer[], b: Answer[], cmp: (x: Answer, y: Answer) => Verdi
   return perfectMatching(a.length, (i, j) => v[i][j] !== false) ? undefined : false;
 }
 
-/** Distinct items: an answer that lists a solution twice lists the same set. */
+/** Distinct items (by their parsed form). */
 function distinct(items: Answer[]): Answer[] {
   const seen = new Set<string>();
   return items.filter((x) => {
@@ -371,7 +371,13 @@ function compare(a: Answer, b: Answer, atoms: AtomCompare, reversed = false): Ve
     if (a.open !== b.open || a.close !== b.close || a.items.length !== b.items.length) return false;
     return all(a.items.map((x, i) => again(x, b.items[i])));
   }
-  if (a.kind === 'set' && b.kind === 'set') return matchAll(distinct(a.items), distinct(b.items), again);
+  if (a.kind === 'set' && b.kind === 'set') {
+    // A prediction that lists a solution twice lists the same set; but a reference list with a
+    // repeated item ("1, 1, 2": roots with multiplicity) is compared item for item.
+    const reference = reversed ? a : b;
+    const multiset = reference.bare && distinct(reference.items).length < reference.items.length;
+    return multiset ? matchAll(a.items, b.items, again) : matchAll(distinct(a.items), distinct(b.items), again);
+  }
   // One value written several ways ("15\frac{39}{40}, or \frac{639}{40}"): every item must equal the
   // reference; never the other way round, and never for a set in braces.
   if (!reversed && a.kind === 'set' && a.bare && a.items.length > 1 && b.kind === 'atom') return all(a.items.map((x) => again(x, b)));

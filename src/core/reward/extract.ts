@@ -1,6 +1,8 @@
 /**
- * Final-answer extraction from a response, as ToRL and THOR grade: the last brace-balanced \boxed{...}
- * (or \fbox{...}); GSM8K's "#### N"; "The answer is X".
+ * Final-answer extraction from a response, as ToRL and THOR grade (docs/reward.md): the last
+ * brace-balanced \boxed{...} (or \fbox{...}), with boxes that end the answer together read as one
+ * list; GSM8K's "#### N"; "The answer is X". Two fallbacks the grader does not use read other
+ * texts: the last math span and the last number.
  */
 
 export type ExtractionMethod = 'boxed' | 'gsm8k' | 'answer_is' | 'final_math' | 'last_number';
@@ -221,16 +223,11 @@ function answerIsAt(text: string): (Found & { final: boolean }) | undefined {
     const isFinal = /final answer/i.test(last[0]) || /final\s*$/i.test(text.slice(Math.max(0, last.index - 8), last.index));
     if (answer !== undefined) return { answer, end: last.index + last[0].length, final: isFinal };
   }
-  // "Final Answer: Jane started 3 hours ago": the first number or math span within 50 characters.
-  const labelled = [...text.matchAll(/answer\s*:\s*[^\n$\d]{0,50}?(?=((?:\$|\\\(|\\\[)[^\n]*|-?\d[\d,.]*))/gi)];
-  if (labelled.length === 0) return undefined;
-  const last = labelled[labelled.length - 1];
-  const answer = /^[$\\]/.test(last[1]) ? answerValue(last[1]) : last[1].replace(/[.,]+$/, '');
-  return answer === undefined || answer === '' ? undefined : { answer, end: last.index + last[0].length, final: true };
+  return undefined;
 }
 
 /**
- * X in the last "The (final) answer is X" (also "Final Answer: The largest $n$ is X", "Answer: ... 3"),
+ * X in the last "The (final) answer is X" (also "Final Answer: The largest $n$ is X"),
  * up to the end of its sentence, without a closing period or $ / ** wrappers; a leading math span is
  * taken whole.
  */

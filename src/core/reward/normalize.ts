@@ -164,7 +164,7 @@ export function normalizeForm(raw: string): string {
     .replace(/\s+/g, ' ')
     .trim();
 
-  s = s.replace(/\\displaystyle/g, '').replace(/\\[dtc]frac(?![a-zA-Z])/g, '\\frac').replace(/\\[dt]binom(?![a-zA-Z])/g, '\\binom');
+  s = s.replace(/\\varnothing(?![a-zA-Z])|\\\{\s*\\\}/g, '\\emptyset').replace(/\\displaystyle/g, '').replace(/\\[dtc]frac(?![a-zA-Z])/g, '\\frac').replace(/\\[dt]binom(?![a-zA-Z])/g, '\\binom');
   s = s.replace(/\\(?:left|right)\./g, '').replace(/\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|bigg|Bigg)(?![a-zA-Z])/g, '');
   // \! glues ("32,\!349"); a thin space between digit groups separates thousands ("1\,000").
   s = s.replace(/\\!\s*/g, '').replace(/(\d)\\,(?=\d{3}(?!\d))/g, '$1,').replace(/(\d)\s*\{\s*,\s*\}\s*(?=\d)/g, '$1,');
