@@ -43,7 +43,7 @@ interface Labelled {
 const OPENERS = '([{';
 const CLOSERS = ')]}';
 
-/** Splits at top-level matches of re (outside (), [], {}); re must be global and sticky-free. */
+/** Splits at top-level matches of re (outside (), [], {} and \{ \}); only the source of re is used. */
 function splitTopLevel(s: string, re: RegExp): { parts: string[]; seps: string[] } {
   const parts: string[] = [];
   const seps: string[] = [];
