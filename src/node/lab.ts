@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { BackendName } from '../core/backend';
 import { describeRead, readProblems, unusableFileError, whereSkipped, type FieldMapping, type ReadResult } from '../core/data/readers';
+import { parquetToJsonLines } from '../core/data/records';
 import { LabError } from '../core/errors';
 import { LabService, type LabEnv } from '../core/lab/service';
 import { loadModelFolder } from '../core/model/checkpoint';
@@ -86,12 +87,13 @@ export interface ReadFileOptions {
  */
 export async function readProblemsFile(path: string, options: number | ReadFileOptions = {}): Promise<ReadResult> {
   const { maxQuestionLength, mapping } = typeof options === 'number' ? { maxQuestionLength: options, mapping: undefined } : options;
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (e) {
     throw new LabError('files', `cannot read the problems file: ${(e as Error).message}`, { file: path });
   }
+  const text = /\.parquet$/i.test(path) ? await parquetToJsonLines(bytes, path) : bytes.toString('utf8');
   const r = readProblems(text, { file: basename(path), mode: 'lenient', maxQuestionLength, mapping });
   if (r.problems.length === 0) throw unusableFileError(path, r, MAPPING_FLAGS);
   console.error(`read ${path}: ${describeRead(r)}`);

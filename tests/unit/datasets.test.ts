@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkContextFit, describeFit, minNewTokensFor } from '../../src/core/data/fit';
 import { answerFrom, detectFields, valueAt } from '../../src/core/data/fields';
+import { parquetToJsonLines } from '../../src/core/data/records';
 import { describeRead, readProblems, unusableFileError, whereSkipped, type ReadResult } from '../../src/core/data/readers';
 import { LabError } from '../../src/core/errors';
+import { readProblemsFile } from '../../src/node/lab';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const FIXTURES = join(ROOT, 'tests/fixtures/datasets');
@@ -156,6 +158,22 @@ describe('suites in other shapes', () => {
     const tsv = fixture('gaokao.tsv');
     expect(tsv.problems.map((p) => p.answer)).toEqual(['1024', '7']);
     expect(tsv.skipped.map((s) => [s.line, s.reason])).toEqual([[4, 'bad_row']]);
+  });
+
+  it('Parquet: rows read through hyparquet, 64-bit integers as numbers, a bad row named by its number', async () => {
+    const text = await parquetToJsonLines(readFileSync(join(FIXTURES, 'math-rows.parquet')), 'math-rows.parquet');
+    const r = readProblems(text, { file: 'math-rows.parquet', mode: 'lenient' });
+    expect(r.form).toBe('parquet');
+    expect(r.problems.map((p) => [p.id, p.question, p.answer, p.difficulty])).toEqual([
+      ['math-rows.parquet:10', 'What is $3^4$?', '81', 1],
+      ['math-rows.parquet:11', 'What is the remainder of $100$ divided by $7$?', '2', 2],
+    ]);
+    expect(r.skipped.map((s) => whereSkipped(s))).toEqual(['math-rows.parquet, row 3, field "answer"']);
+    expect(describeRead(r)).toMatch(/^2 of 3 rows usable/);
+    await expect(parquetToJsonLines(new TextEncoder().encode('{"not": "parquet"}'), 'x.parquet')).rejects.toThrow(/x\.parquet: not a Parquet file this reader can read/);
+    // the command line's reader takes the same path by the file's extension
+    const fromDisk = await readProblemsFile(join(FIXTURES, 'math-rows.parquet'));
+    expect(fromDisk.problems.map((p) => p.answer)).toEqual(['81', '2']);
   });
 
   it('mixed files: a record without the detected field is read from the other known field it has', () => {

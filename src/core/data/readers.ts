@@ -73,12 +73,11 @@ export function readProblems(content: string, options: ReadOptions): ReadResult 
   const problems: Problem[] = [];
   const skipped: SkippedLine[] = [];
   const counts = emptyCounts();
-  const where = (at: number) => (set.unit === 'item' ? { item: at } : { line: at });
 
   const skip = (at: number, reason: SkipReason, message: string, details: { field?: string; expected?: string; found?: string; hint?: string }) => {
     if (mode === 'strict' && reason !== 'too_long') {
-      const { line, item } = where(at) as { line?: number; item?: number };
-      throw new LabError('BAD_DATASET_LINE', item !== undefined ? `item ${item}: ${message}` : message, { file, line, ...details, hint: details.hint ?? 'fix or remove it, or read the file in lenient mode' });
+      const byLine = set.unit === 'line';
+      throw new LabError('BAD_DATASET_LINE', byLine ? message : `${set.unit} ${at}: ${message}`, { file, ...(byLine && { line: at }), ...details, hint: details.hint ?? 'fix or remove it, or read the file in lenient mode' });
     }
     counts[reason]++;
     const said = `${message}${details.expected !== undefined || details.found !== undefined ? ` (expected ${details.expected ?? '?'}, found ${details.found ?? '?'})` : ''}`;
@@ -240,7 +239,7 @@ function reasonPhrases(r: ReadResult, controls?: MappingControls): string[] {
 
 /** One line on what a read found: "28 of 30 lines usable (question: problem, answer: answer, id: id); 2 skipped: 1 is not JSON, 1 has no usable answer in "answer"". */
 export function describeRead(r: ReadResult): string {
-  const unit = r.unit === 'item' ? 'items' : 'lines';
+  const unit = `${r.unit}s`;
   const d = r.detection;
   const role = (name: string, c: typeof d.question) => (c ? `${name}: ${c.field}${c.how ? ` (${c.how})` : ''}${c.mapped ? ' [mapped]' : ''}` : undefined);
   const roles = [role('question', d.question), role('answer', d.answer), d.answerFallback && `else ${d.answerFallback.field} (${d.answerFallback.how})`, role('id', d.id)].filter(Boolean).join(', ');
@@ -250,7 +249,7 @@ export function describeRead(r: ReadResult): string {
 
 /** The error for a file with no usable record: how many there were, why each kind failed, the fields the file has, and how to name the right ones. */
 export function unusableFileError(file: string, r: ReadResult, controls: MappingControls): LabError {
-  const unit = r.unit === 'item' ? 'items' : 'lines';
+  const unit = `${r.unit}s`;
   if (r.total === 0) return new LabError('files', `the file holds no questions (0 ${unit})`, { file, expected: 'JSON lines, a JSON array, or CSV / TSV with a header (docs/datasets.md)', found: 'nothing' });
   return new LabError('files', `0 of ${r.total} ${unit} usable: ${reasonPhrases(r, controls).join('; ')}`, { file });
 }

@@ -1,14 +1,16 @@
 /**
  * The records of a dataset file, before any field is read: JSON lines, a JSON array, a JSON object
- * holding an array (e.g. {"data": [...]}), or CSV / TSV with a header row (docs/datasets.md#file-forms).
+ * holding an array (e.g. {"data": [...]}), CSV / TSV with a header row, or Parquet (its rows turned
+ * into JSON lines first, by parquetToJsonLines) (docs/datasets.md#file-forms).
  * Each record keeps where it was (its line, or its item number in an array) so that a bad one can be
  * named.
  */
+import { LabError } from '../errors';
 
-export type FileForm = 'jsonl' | 'json-array' | 'json-object' | 'csv' | 'tsv';
+export type FileForm = 'jsonl' | 'json-array' | 'json-object' | 'csv' | 'tsv' | 'parquet';
 
-/** How a file's records are named in messages: by line (JSON lines, CSV, TSV) or by item of a JSON array. */
-export type RecordUnit = 'line' | 'item';
+/** How a file's records are named in messages: by line (JSON lines, CSV, TSV), item of a JSON array, or row (Parquet). */
+export type RecordUnit = 'line' | 'item' | 'row';
 
 export interface RawRecord {
   /** Line number (JSON lines; CSV: the line the row starts on) or item number (JSON arrays), from 1. */
@@ -39,6 +41,8 @@ export function parseRecords(content: string, file: string): RecordSet {
   const ext = /\.([a-z]+)$/i.exec(file)?.[1]?.toLowerCase();
   if (ext === 'csv') return parseTable(text, ',');
   if (ext === 'tsv' || ext === 'tab') return parseTable(text, '\t');
+  // Parquet arrives here as the JSON lines parquetToJsonLines made of it: line N is row N.
+  if (ext === 'parquet') return { ...parseJsonLines(text), form: 'parquet', unit: 'row' };
   const start = text.trimStart();
   if (start.startsWith('[') || start.startsWith('{')) {
     const whole = parseWhole(text);
@@ -154,4 +158,30 @@ function parseTable(text: string, sep: ',' | '\t'): RecordSet {
     return { at, value: Object.fromEntries(header.map((h, k) => [h, row[k]])) };
   });
   return { form, unit: 'line', records };
+}
+
+/** JSON values of a Parquet cell: 64-bit integers become numbers (or text past 2^53), dates ISO text, bytes are dropped. */
+function plain(v: unknown): unknown {
+  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Uint8Array) return undefined;
+  if (Array.isArray(v)) return v.map(plain);
+  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+/**
+ * The rows of a Parquet file as JSON lines, one row a line (read with hyparquet, loaded only when a
+ * Parquet file is read). A file it cannot read is an error naming the file.
+ */
+export async function parquetToJsonLines(bytes: ArrayBuffer | Uint8Array, file: string): Promise<string> {
+  const { parquetReadObjects } = await import('hyparquet');
+  const buffer = bytes instanceof Uint8Array ? (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer) : bytes;
+  let rows: Record<string, unknown>[];
+  try {
+    rows = await parquetReadObjects({ file: buffer });
+  } catch (e) {
+    throw new LabError('files', `not a Parquet file this reader can read: ${(e as Error).message}`, { file, hint: 'convert it to JSON lines (docs/datasets.md#file-forms)' });
+  }
+  return rows.map((row) => JSON.stringify(plain(row))).join('\n');
 }

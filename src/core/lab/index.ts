@@ -13,6 +13,7 @@ export { generateTasks, MAX_DIFFICULTY, TASK_KINDS, type Split, type Task, type 
 export type { Problem } from '../data/types';
 export { describeRead, readProblems, readProblemsJsonl, SKIP_REASONS, unusableFileError, whereSkipped, type Detection, type FieldChoice, type FieldMapping, type MappingControls, type ReadResult, type SkippedLine, type SkipReason } from '../data/readers';
 export { describeFit, DEFAULT_MIN_NEW_TOKENS } from '../data/fit';
+export { parquetToJsonLines } from '../data/records';
 export { DIRECT_OPENINGS, readDemonstrationsJsonl, TOOL_OPENINGS, type BadLine, type Demonstration } from '../tir/demonstrations';
 export { blockBody, splitFences, type FencedPiece } from '../tir/format';
 export type { DiscardedAttempt, ExecutionRecord, ExecutionStatus, Segment, TrajectoryRecord } from '../tir/types';
