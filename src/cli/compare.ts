@@ -4,8 +4,7 @@
  * not, and an exact sign test on those (docs/evaluation.md).
  */
 import { readFile } from 'node:fs/promises';
-import { problemOutcome } from '../core/eval/evaluate';
-import { parseEvalLog } from '../core/eval/log';
+import { parseEvalLog, problemOutcome } from '../core/eval/log';
 import { compareRuns } from '../core/eval/metrics';
 import { LabError } from '../core/errors';
 import { parseArgs } from 'node:util';

@@ -17,7 +17,6 @@ import {
   chiSquarePValue,
   codeCorrectnessTable,
   majAtK,
-  majorityIndex,
   meanPassAtK,
   trajectoryMetrics,
   type CodeCorrectnessTable,
@@ -193,12 +192,6 @@ export function summarize(logs: readonly ProblemLog[], k: number, resumed = 0, s
     resumed,
     seconds,
   };
-}
-
-/** A problem's line in a comparison: its accuracy, majority answer and self-rewarded pick. */
-export function problemOutcome(log: ProblemLog): { problemId: string; accuracy: number; majority: string | null } {
-  const i = majorityIndex(log.records.map((r) => r.finalAnswer));
-  return { problemId: log.problemId, accuracy: log.records.filter((r) => r.correct).length / Math.max(1, log.records.length), majority: i >= 0 ? log.records[i].finalAnswer : null };
 }
 
 /** Evaluation settings of a run config: its eval section over its rollout settings. */

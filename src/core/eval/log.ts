@@ -8,6 +8,7 @@
  */
 import { LabError } from '../errors';
 import type { ProblemLog } from './evaluate';
+import { majorityIndex, type ProblemOutcome } from './metrics';
 
 export interface EvalLogHeader {
   type: 'eval-log';
@@ -74,4 +75,10 @@ export function checkResume(log: EvalLog, now: Omit<EvalLogHeader, 'type' | 'ver
   if (log.header.samples !== now.samples) differs.push(`samples ${log.header.samples} → ${now.samples}`);
   if (JSON.stringify(log.header.settings) !== JSON.stringify(now.settings)) differs.push(`settings ${JSON.stringify(log.header.settings)} → ${JSON.stringify(now.settings)}`);
   if (differs.length > 0) throw new LabError('eval-log', `cannot resume: this evaluation differs from the logged one (${differs.join('; ')})`, { file, hint: 'resume with the same model, file and settings, or start a new log' });
+}
+
+/** A problem's line in a comparison: its accuracy and majority answer. */
+export function problemOutcome(log: ProblemLog): ProblemOutcome & { majority: string | null } {
+  const i = majorityIndex(log.records.map((r) => r.finalAnswer));
+  return { problemId: log.problemId, accuracy: log.records.filter((r) => r.correct).length / Math.max(1, log.records.length), majority: i >= 0 ? log.records[i].finalAnswer : null };
 }
