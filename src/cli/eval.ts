@@ -7,12 +7,12 @@
  */
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { configProblems } from '../core/lab/service';
-import type { EndpointSpec } from '../core/lab/api';
 import { checkResume, logHeaderLine, logProblemLine, parseEvalLog, type EvalLog } from '../core/eval/log';
 import { LabError } from '../core/errors';
 import { nodeLab, parseBackend, readProblemsFile } from '../node/lab';
 import { configFrom, countFlag, mappingFrom, MAPPING_OPTIONS, parseFlags } from './args';
 import type { Subcommand } from './command';
+import { ENDPOINT_FLAGS, endpointFrom } from './endpoint';
 import { etaText } from './progress';
 
 const USAGE =
@@ -26,11 +26,8 @@ export const evalCommand: Subcommand = {
       args,
       {
         model: { type: 'string' },
-        endpoint: { type: 'string' },
-        'endpoint-model': { type: 'string' },
-        'api-key': { type: 'string' },
+        ...ENDPOINT_FLAGS,
         concurrency: { type: 'string' },
-        prompt: { type: 'string' },
         file: { type: 'string' },
         ...MAPPING_OPTIONS,
         limit: { type: 'string' },
@@ -113,20 +110,3 @@ export const evalCommand: Subcommand = {
     }
   },
 };
-
-function endpointFrom(flags: { endpoint?: string; 'endpoint-model'?: string; 'api-key'?: string; concurrency?: string; prompt?: string; model?: string }): EndpointSpec | undefined {
-  if (!flags.endpoint) {
-    for (const f of ['endpoint-model', 'api-key', 'concurrency', 'prompt'] as const) if (flags[f] !== undefined) throw new LabError('cli-args', `--${f} needs --endpoint`, { field: `--${f}` });
-    return undefined;
-  }
-  if (flags.model) throw new LabError('cli-args', 'give --model (the lab evaluates a model folder) or --endpoint (a server), not both', { field: '--model' });
-  if (!flags['endpoint-model']) throw new LabError('cli-args', '--endpoint needs --endpoint-model (a name the server lists under /v1/models)', { field: '--endpoint-model' });
-  if (flags.prompt !== undefined && flags.prompt !== 'chat' && flags.prompt !== 'text') throw new LabError('cli-args', 'unknown prompt form', { field: '--prompt', expected: 'chat or text', found: flags.prompt });
-  return {
-    baseURL: flags.endpoint,
-    model: flags['endpoint-model'],
-    ...(flags['api-key'] !== undefined ? { apiKey: flags['api-key'] } : process.env.OPENAI_API_KEY ? { apiKey: process.env.OPENAI_API_KEY } : {}),
-    ...(flags.concurrency !== undefined && { concurrency: countFlag(flags.concurrency, '--concurrency') }),
-    ...(flags.prompt !== undefined && { prompt: flags.prompt as 'chat' | 'text' }),
-  };
-}

@@ -1,13 +1,14 @@
 /** `npm run cli -- infer --question "..."`: one trajectory, printed with its code cells and outputs. */
 import { LabError } from '../core/errors';
 import { blockBody } from '../core/tir/format';
-import type { TrajectoryRecord } from '../core/tir/types';
+import { responseLength, type TrajectoryRecord } from '../core/tir/types';
 import { nodeLab, parseBackend } from '../node/lab';
 import { configFrom, parseFlags } from './args';
 import type { Subcommand } from './command';
+import { ENDPOINT_FLAGS, endpointFrom } from './endpoint';
 
 const USAGE =
-  'infer --question "..." [--answer REF] [--model DIR] [--temperature T] [--seed N] [--self-correction | --no-self-correction] [--max-tool-calls C] [--max-tokens N] [--instruction TEXT] [--set section.key=value ...] [--json] [--backend wasm|webgpu|cpu]';
+  'infer --question "..." [--answer REF] [--model DIR | --endpoint URL --endpoint-model NAME [--api-key KEY] [--prompt chat|text]] [--temperature T] [--seed N] [--self-correction | --no-self-correction] [--max-tool-calls C] [--max-tokens N] [--instruction TEXT] [--set section.key=value ...] [--json] [--backend wasm|webgpu|cpu]';
 
 export const inferCommand: Subcommand = {
   summary: 'answer one question; print the trajectory with its code and outputs',
@@ -19,6 +20,7 @@ export const inferCommand: Subcommand = {
         question: { type: 'string' },
         answer: { type: 'string' },
         model: { type: 'string' },
+        ...ENDPOINT_FLAGS,
         temperature: { type: 'string' },
         seed: { type: 'string' },
         'self-correction': { type: 'boolean' },
@@ -48,10 +50,11 @@ export const inferCommand: Subcommand = {
       },
       'inference',
     );
+    const endpoint = endpointFrom(flags);
     const lab = await nodeLab({ backend: parseBackend(flags.backend), python: { size: 1 } });
     try {
-      await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
-      const { record } = await lab.infer({ question: flags.question, reference: flags.answer, settings: input });
+      if (!endpoint) await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
+      const { record } = await lab.infer({ question: flags.question, reference: flags.answer, settings: input, ...(endpoint && { endpoint }) });
       console.log(flags.json ? JSON.stringify(record) : renderTrajectory(record, flags.answer !== undefined));
       return 0;
     } finally {
@@ -68,7 +71,7 @@ export function renderTrajectory(r: TrajectoryRecord, graded: boolean): string {
     if (seg.kind === 'text') lines.push(seg.text.replace(/<\|eos\|>$/, ''));
     else lines.push(seg.kind === 'code' ? '┌─ python ─────────' : '┌─ output ─────────', blockBody(seg.text), '└──────────────────');
   }
-  lines.push('', `finished: ${r.finishReason}, ${r.tokens.length} tokens, ${r.executions.length} tool call(s)`);
+  lines.push('', `finished: ${r.finishReason}, ${responseLength(r)} tokens, ${r.executions.length} tool call(s)`);
   if (graded) lines.push(`answer: ${r.finalAnswer ?? '(none)'}  reference: ${r.reference}  ${r.correct ? 'correct' : 'wrong'}`);
   else if (r.finalAnswer !== null) lines.push(`answer: ${r.finalAnswer}`);
   return lines.join('\n');

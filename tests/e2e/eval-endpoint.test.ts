@@ -84,4 +84,23 @@ describe('evaluating an endpoint from the Eval panel', () => {
     await screenshot(page, 'panel-eval-compare');
     expect(pageErrors).toEqual([]);
   });
+
+  it('answers a question through the endpoint in the Inference panel, the code run by the page', async () => {
+    await openTab('inference');
+    const inf = panel('inference');
+    await inf.getByTestId('infer-target-endpoint').check();
+    expect(await inf.getByTestId('infer-endpoint-url').inputValue()).toBe(server!.baseURL);
+    await inf.getByTestId('question').fill('What is 31*4?');
+    await inf.getByTestId('reference').fill('124');
+    await inf.getByTestId('infer-rollout.maxToolCalls').fill('2');
+    await inf.getByTestId('ask').click();
+    await eventually(() => inf.getByTestId('answer-stats').textContent(), 120_000).toMatch(/tokens in [\d.]+ s/);
+    // Whatever the tiny model wrote, what it shows came from the server and any code ran in the page.
+    const answer = inf.getByTestId('answer');
+    const code = await answer.getByTestId('code-cell').count();
+    if (code > 0) expect(await answer.getByTestId('output-cell').first().getAttribute('data-status')).toMatch(/ok|error|timeout/);
+    expect((await answer.textContent())?.length).toBeGreaterThan(20);
+    await screenshot(page, 'panel-inference-endpoint');
+    expect(pageErrors).toEqual([]);
+  });
 });

@@ -312,6 +312,19 @@ describe('evaluation through an endpoint', () => {
     expect(told.some((r) => r.executions.length > 0)).toBe(true);
   });
 
+  it('answers one question through the endpoint, streaming the text and grading the answer', async () => {
+    const events: LabEvent[] = [];
+    const r = await lab.infer({ question: 'What is 31*4?', reference: '124', settings: { infer: { temperature: 0 } }, endpoint: { baseURL: server.baseURL, model: 'thor-tiny' } }, (e) => events.push(e));
+    const streamed = events.filter((e): e is Extract<LabEvent, { type: 'trajectory' }> => e.type === 'trajectory');
+    expect(streamed.length).toBeGreaterThan(0);
+    const text = r.record.segments.map((x) => x.text).join('');
+    // Every streamed state is a beginning of the final text.
+    for (const e of streamed) expect(text.startsWith(e.record.segments.map((x) => x.text).join(''))).toBe(true);
+    expect(r.record.generatedTokens).toBeGreaterThan(0);
+    expect(r.record.finalAnswer).not.toBeNull();
+    expect(r.record.correct).toBe(r.record.finalAnswer === '124');
+  });
+
   it('an endpoint that dies midway: the finished problems are kept, and a resume finishes the rest', async () => {
     // A proxy in front of the lab server that stops answering once three problems are in.
     let dead = false;

@@ -81,6 +81,8 @@ export interface InferRequest {
   /** Reference answer: when given, the answer is graded. */
   reference?: string;
   settings?: JobSettings;
+  /** Ask this endpoint instead of the loaded model (the lab still runs the code). */
+  endpoint?: EndpointSpec;
 }
 
 export interface InferOutcome {
@@ -90,7 +92,7 @@ export interface InferOutcome {
   seconds: number;
 }
 
-/** An OpenAI-compatible server to evaluate instead of the loaded model (docs/engines.md). */
+/** An OpenAI-compatible server to ask instead of the loaded model (docs/engines.md). */
 export interface EndpointSpec {
   /** Up to /v1, e.g. http://127.0.0.1:8000/v1 */
   baseURL: string;

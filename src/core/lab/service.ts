@@ -17,6 +17,7 @@ import type { Problem } from '../data/types';
 import { LabError } from '../errors';
 import { evaluate, evalSettingsOf, evalSummary } from '../eval/evaluate';
 import { EndpointPolicy, LocalPolicy, type PolicyModel } from '../llm/policy';
+import { liveTextRecord, textRollout } from '../tir/text-rollout';
 import { LocalModel, type LocalModelOptions } from '../llm/local';
 import type { CompleteOptions, Completion, Prompt, SamplingRequest } from '../llm/types';
 import { MemoryFiles, type FileSource } from '../files';
@@ -41,6 +42,7 @@ import { CharTokenizer } from '../tokenizer/char';
 import { checkpointTokenizer } from '../tokenizer/index';
 import type { Tokenizer } from '../tokenizer/types';
 import type {
+  EndpointSpec,
   EvalOutcome,
   EvalRequest,
   EventSink,
@@ -292,9 +294,10 @@ export class LabService implements LabApi {
 
   infer(req: InferRequest, onEvent: EventSink = () => undefined): Promise<InferOutcome> {
     return this.exclusive('answering a question', async () => {
-      const { model, tokenizer } = this.requirePolicy();
       const c = this.settings(req.settings, 'inference', 'inference settings');
       if (req.question.trim() === '') throw new LabError('infer', 'no question', { field: 'question', expected: 'the question text', found: 'nothing' });
+      if (req.endpoint) return this.inferEndpoint(req, req.endpoint, c, onEvent);
+      const { model, tokenizer } = this.requirePolicy();
       const prompt = encodePrompt(tokenizer, req.question, c.rollout.instruction);
       if (req.prefix) prompt.push(...tokenizer.encode(req.prefix));
       const header = { id: 'inference', question: req.question, reference: req.reference ?? '', promptTokens: prompt };
@@ -337,6 +340,36 @@ export class LabService implements LabApi {
         return { record: liveRecord(header, row, decode), stopped: true, tokens: row.tokens.length, seconds: (Date.now() - started) / 1000 };
       }
     });
+  }
+
+  /** One answer from an endpoint, streamed as it is written; the lab runs its code (docs/engines.md). */
+  private async inferEndpoint(req: InferRequest, endpoint: EndpointSpec, c: RunConfig, onEvent: EventSink): Promise<InferOutcome> {
+    const policy = new EndpointPolicy(endpoint);
+    const executor = this.executor();
+    const watcher = this.control.watch(['stop']);
+    const header = { id: 'inference', question: req.question, reference: req.reference ?? '' };
+    let latest = '';
+    let sentAt = 0;
+    const started = Date.now();
+    try {
+      const record = await textRollout(policy.text, { ...header, groupId: header.id, problemId: 'inference', prompt: policy.prompt(req.question, c.rollout.instruction), ...(req.prefix && { prefix: req.prefix }) }, inferenceSettings(c), {
+        executor,
+        signal: watcher.signal,
+        onText: (response) => {
+          latest = response;
+          const now = Date.now();
+          if (now - sentAt < 60) return;
+          sentAt = now;
+          onEvent({ type: 'trajectory', record: liveTextRecord(header, response) });
+        },
+      });
+      if (header.reference.trim() !== '') await gradeRecords([record], c.reward, sandboxChecker(executor));
+      else record.finalAnswer = extractAnswer(policyText(record))?.answer ?? null;
+      return { record, stopped: false, tokens: record.generatedTokens ?? 0, seconds: (Date.now() - started) / 1000 };
+    } catch (e) {
+      if (!watcher.signal.aborted) throw e;
+      return { record: liveTextRecord(header, latest), stopped: true, tokens: 0, seconds: (Date.now() - started) / 1000 };
+    }
   }
 
   evaluate(req: EvalRequest, onEvent: EventSink = () => undefined): Promise<EvalOutcome> {

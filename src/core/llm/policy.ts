@@ -17,7 +17,7 @@ import { textRollouts } from '../tir/text-rollout';
 import type { TrajectoryRecord } from '../tir/types';
 import { EndpointModel, type EndpointConfig } from './client';
 import { LocalModel } from './local';
-import type { TextModel } from './types';
+import type { Prompt, TextModel } from './types';
 
 /** One rollout to make: which question, in which group. */
 export interface PolicyRequest {
@@ -111,14 +111,16 @@ export class EndpointPolicy implements PolicyModel {
     this.parallel = config.concurrency ?? 16;
   }
 
+  /** A question's prompt: the TIR prompt as the user's chat turn (the server applies the template), or as raw text. */
+  prompt(question: string, instruction: string): Prompt {
+    const user = tirPrompt(question, instruction);
+    return (this.config.prompt ?? 'chat') === 'chat' ? [{ role: 'user', content: user }] : `${user}\n`;
+  }
+
   rollouts(requests: PolicyRequest[], s: RolloutSettings & { instruction: string }, env: PolicyRolloutEnv): Promise<TrajectoryRecord[]> {
-    const chat = (this.config.prompt ?? 'chat') === 'chat';
     return textRollouts(
       this.text,
-      requests.map((r) => {
-        const user = tirPrompt(r.question, s.instruction);
-        return { ...r, prompt: chat ? [{ role: 'user' as const, content: user }] : `${user}\n` };
-      }),
+      requests.map((r) => ({ ...r, prompt: this.prompt(r.question, s.instruction) })),
       s,
       { executor: env.executor, signal: env.signal, onProgress: env.onProgress },
     );

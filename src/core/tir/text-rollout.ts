@@ -13,7 +13,7 @@ import { LabError } from '../errors';
 import { codeSucceeded, lastTracebackLine, toObservation } from '../sandbox/observation';
 import type { Executor } from '../sandbox/types';
 import type { Prompt, TextModel } from '../llm/types';
-import { nextClosedCode, observationBlock } from './format';
+import { nextClosedCode, observationBlock, splitFences } from './format';
 import type { RolloutSettings } from './rollout';
 import type { DiscardedAttempt, ExecutionRecord, Segment, TrajectoryRecord } from './types';
 
@@ -30,6 +30,8 @@ export interface TextRolloutRequest {
   reference: string;
   /** The prompt: raw text, or chat messages whose assistant turn the rollout continues. */
   prompt: Prompt;
+  /** The first words of the answer, given to the model: the response starts with them. */
+  prefix?: string;
 }
 
 export interface TextRolloutEnv {
@@ -39,6 +41,8 @@ export interface TextRolloutEnv {
   onProgress?: (finished: number, total: number) => void;
   /** A row finished: its record (ungraded). */
   onRecord?: (record: TrajectoryRecord, index: number) => void;
+  /** Streaming (one rollout): the whole response so far, model text and tool output, as it grows. */
+  onText?: (response: string) => void;
 }
 
 /** Rolls every request out concurrently; the model's own cap bounds what is in flight. */
@@ -63,7 +67,7 @@ function promptWith(prompt: Prompt, response: string): { prompt: Prompt; continu
 
 export async function textRollout(model: TextModel, req: TextRolloutRequest, s: RolloutSettings, env: TextRolloutEnv): Promise<TrajectoryRecord> {
   const usesTools = s.maxToolCalls > 0;
-  let response = '';
+  let response = req.prefix ?? '';
   let generated = 0;
   let forcedChars = 0;
   let calls = 0;
@@ -86,11 +90,20 @@ export async function textRollout(model: TextModel, req: TextRolloutRequest, s: 
     }
     const { prompt, continueFinal } = promptWith(req.prompt, response);
     let out;
+    let streamed = '';
     try {
       out = await model.complete(
         prompt,
         { maxTokens: budget, temperature: s.temperature, topP: s.topP, topK: s.topK, seed: s.seed * 101 + round, stop: usesTools ? [CODE_STOP] : [], continueFinal },
-        { signal: env.signal },
+        {
+          signal: env.signal,
+          ...(env.onText && {
+            onText: (_choice: number, delta: string) => {
+              streamed += delta;
+              env.onText!(response + streamed);
+            },
+          }),
+        },
       );
     } catch (e) {
       // The text so far no longer fits the model's context: the rollout ran out of room, as a local one ends at its last position.
@@ -155,6 +168,7 @@ export async function textRollout(model: TextModel, req: TextRolloutRequest, s: 
     outputs.push({ start: response.length, end: response.length + forced.length });
     forcedChars += forced.length;
     response += forced;
+    env.onText?.(response);
     floor = scanFrom = response.length;
   }
   if (s.statefulPython) await env.executor.endSession(req.id);
@@ -201,4 +215,30 @@ function guessFence(response: string, scanFrom: number): boolean {
   if (nextClosedCode(response + CODE_STOP, scanFrom) !== undefined) return true;
   const since = response.slice(scanFrom);
   return (since === '' || since.endsWith('\n')) && !since.includes('\\boxed');
+}
+
+/** A text rollout still being written, for display: its pieces as the fence parser reads them. */
+export function liveTextRecord(h: Pick<TextRolloutRequest, 'id' | 'question' | 'reference'>, response: string): TrajectoryRecord {
+  return {
+    id: h.id,
+    groupId: h.id,
+    level: 'trajectory',
+    problemId: h.id,
+    question: h.question,
+    reference: h.reference,
+    promptTokens: [],
+    tokens: [],
+    sampledMask: [],
+    lossMask: [],
+    logprobs: [],
+    segments: splitFences(response).map((p) => ({ kind: p.kind, text: response.slice(p.start, p.end), tokenStart: p.start, tokenEnd: p.end })),
+    executions: [],
+    finalAnswer: null,
+    correct: false,
+    reward: 0,
+    truncated: false,
+    finishReason: 'stop',
+    discarded: [],
+    spans: 'chars',
+  };
 }
