@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { TABS } from '../../src/app/lib/tabs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -25,6 +25,15 @@ export async function launchBrowser(): Promise<BrowserContext> {
       '--disable-quic',
     ],
   });
+}
+
+/** A fresh browser on the lab's page, its uncaught errors collected into `errors`. */
+export async function openLab(errors: string[]): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await launchBrowser();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(inject('appUrl'));
+  return { context, page };
 }
 
 /** Saves a screenshot of the page under tests/artifacts/NAME.png. */

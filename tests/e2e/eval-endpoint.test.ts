@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { eventually, launchBrowser, screenshot, labTabs } from './browser';
+import { eventually, openLab, screenshot, labTabs } from './browser';
 import { LabService } from '../../src/core/lab/service';
 import { nodeLabEnv } from '../../src/node/lab';
 import { startOpenAIServer, type RunningServer } from '../../src/node/openai-server';
@@ -30,10 +30,7 @@ describe('evaluating an endpoint from the Eval panel', () => {
     await lab.init();
     await lab.loadModel({ kind: 'shipped' });
     await serve();
-    context = await launchBrowser();
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(inject('appUrl'));
+    ({ context, page } = await openLab(pageErrors));
   });
 
   afterAll(async () => {

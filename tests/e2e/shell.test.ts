@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { eventually, launchBrowser, screenshot } from './browser';
+import { eventually, openLab, screenshot } from './browser';
 
 describe('app shell in headless Chromium', () => {
   let context: BrowserContext;
@@ -8,10 +8,7 @@ describe('app shell in headless Chromium', () => {
   const errors: string[] = [];
 
   beforeAll(async () => {
-    context = await launchBrowser();
-    page = await context.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(inject('appUrl'));
+    ({ context, page } = await openLab(errors));
   });
 
   afterAll(async () => {

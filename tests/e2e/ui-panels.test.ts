@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { eventually, launchBrowser, screenshot, labTabs } from './browser';
+import { eventually, openLab, screenshot, labTabs } from './browser';
 import { TABS } from '../../src/app/lib/tabs';
 import { decodeRunFile, encodeRunFile } from '../../src/core/run/runfile';
 import { handMadeRun } from '../unit/ui-fixtures';
@@ -20,10 +20,7 @@ describe('lab panels in headless Chromium', () => {
   const { panel, openTab } = labTabs(() => page);
 
   beforeAll(async () => {
-    context = await launchBrowser();
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(inject('appUrl'));
+    ({ context, page } = await openLab(pageErrors));
   });
 
   afterAll(async () => {

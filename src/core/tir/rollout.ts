@@ -9,7 +9,7 @@
 import { nextMacrotask } from '../tick';
 import type { Transformer } from '../model/transformer';
 import type { Tokenizer } from '../tokenizer/types';
-import type { Executor } from '../sandbox/types';
+import type { Executor, RunResult } from '../sandbox/types';
 import { codeSucceeded, lastTracebackLine, toObservation, type ObservationOptions } from '../sandbox/observation';
 import { Generation, type RowResult } from '../engine/generation';
 import type { DiscardedAttempt, ExecutionRecord, Segment, TrajectoryRecord } from './types';
@@ -93,6 +93,24 @@ export function tokenIndexAtChar(tokens: number[], charPos: number, decode: (ids
   return lo;
 }
 
+/** The record of one executed block: the sandbox's result, its observation text, and where the block sits in the response. */
+export function executionRecord(round: number, code: string, r: RunResult, observation: Partial<ObservationOptions> | undefined, codeTokenStart: number, codeTokenEnd: number): ExecutionRecord {
+  return {
+    round,
+    code,
+    status: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    errorLine: r.status === 'error' ? lastTracebackLine(r.stderr) : undefined,
+    durationMs: r.durationMs,
+    truncated: r.truncated,
+    observation: toObservation(r, observation),
+    succeeded: codeSucceeded(r),
+    codeTokenStart,
+    codeTokenEnd,
+  };
+}
+
 /** Runs a batch of TIR rollouts to the end. Rewards are not assigned here (see grading in rl/). */
 export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s: RolloutSettings): Promise<{ records: TrajectoryRecord[]; timing: RolloutTiming }> {
   const { model, tokenizer, executor } = env;
@@ -142,20 +160,7 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
         pythonMs += r.durationMs;
         ready.push({
           row,
-          execution: {
-            round: st.executions.length,
-            code,
-            status: r.status,
-            stdout: r.stdout,
-            stderr: r.stderr,
-            errorLine: r.status === 'error' ? lastTracebackLine(r.stderr) : undefined,
-            durationMs: r.durationMs,
-            truncated: r.truncated,
-            observation: toObservation(r, s.observation),
-            succeeded: codeSucceeded(r),
-            codeTokenStart,
-            codeTokenEnd,
-          },
+          execution: executionRecord(st.executions.length, code, r, s.observation, codeTokenStart, codeTokenEnd),
         });
       })
       .finally(() => running.delete(job));

@@ -10,11 +10,10 @@
  * spans are character spans; `generatedTokens` holds the server's own count of generated tokens.
  */
 import { LabError } from '../errors';
-import { codeSucceeded, lastTracebackLine, toObservation } from '../sandbox/observation';
 import type { Executor } from '../sandbox/types';
 import type { Prompt, TextModel } from '../llm/types';
 import { nextClosedCode, observationBlock, splitFences } from './format';
-import type { RolloutSettings } from './rollout';
+import { executionRecord, type RolloutSettings } from './rollout';
 import type { DiscardedAttempt, ExecutionRecord, Segment, TrajectoryRecord } from './types';
 
 /** Every fence pauses the model, as in local rollouts: the lab then decides whether a python block closed. */
@@ -137,20 +136,7 @@ export async function textRollout(model: TextModel, req: TextRolloutRequest, s: 
     if (calls >= s.maxToolCalls) continue; // C spent: further code is not executed, the model just goes on.
     calls++;
     const r = await env.executor.run(block.body, { timeoutMs: s.toolTimeoutMs, ...(s.statefulPython && { session: req.id }) });
-    const execution: ExecutionRecord = {
-      round: executions.length,
-      code: block.body,
-      status: r.status,
-      stdout: r.stdout,
-      stderr: r.stderr,
-      errorLine: r.status === 'error' ? lastTracebackLine(r.stderr) : undefined,
-      durationMs: r.durationMs,
-      truncated: r.truncated,
-      observation: toObservation(r, s.observation),
-      succeeded: codeSucceeded(r),
-      codeTokenStart: block.start,
-      codeTokenEnd: block.end,
-    };
+    const execution = executionRecord(executions.length, block.body, r, s.observation, block.start, block.end);
     const sc = s.selfCorrection;
     if (sc && !execution.succeeded && retries < sc.maxRetries) {
       retries++;
