@@ -8,7 +8,7 @@ import * as Comlink from 'comlink';
 import type { EventSink, LabApi, LabConnection } from '../core/lab/api';
 import { encodeRunFile } from '../core/run/runfile';
 import { importRun, noSuchRun, type RunStore } from '../core/run/store';
-import type { Tokenizer } from '../core/tokenizer/types';
+import { RunTokenTexts } from '../core/run/token-texts';
 import { openRunStore } from './runstore';
 
 /** Starts the policy worker and returns the lab service it serves. */
@@ -18,7 +18,7 @@ export function connectPolicyWorker(): LabConnection {
   let store: Promise<RunStore> | undefined;
   const runs = () => (store ??= openRunStore());
   const sink = (onEvent: EventSink | undefined) => (onEvent ? Comlink.proxy(onEvent) : undefined);
-  let tokenizer: { id: string; load: Promise<Tokenizer | undefined> } | undefined;
+  const tokenTexts = new RunTokenTexts(runs);
   const api: LabApi = {
     init: (options) => remote.init(options),
     sandboxStatus: () => remote.sandboxStatus(),
@@ -39,12 +39,7 @@ export function connectPolicyWorker(): LabConnection {
     runDetail: async (id) => (await runs()).getDetail(id),
     runRolloutSteps: async (id) => (await runs()).rolloutSteps(id),
     runRollouts: async (id, step) => (await runs()).getRollouts(id, step),
-    runTokenTexts: async (id, ids) => {
-      // The tokenizer of the run looked at last is kept: a live run's view asks for every new step.
-      if (tokenizer?.id !== id) tokenizer = { id, load: loadRunTokenizer(await runs(), id) };
-      const loaded = await tokenizer.load;
-      return loaded && ids.map((t) => loaded.decode([t]));
-    },
+    runTokenTexts: (id, ids) => tokenTexts.texts(id, ids),
     // Deleting goes through the service, which refuses to delete the run it is training.
     deleteRun: (id) => remote.deleteRun(id),
     importRun: async (bytes, fileName) => importRun(await runs(), bytes, fileName),
@@ -65,12 +60,6 @@ export function connectPolicyWorker(): LabConnection {
       worker.terminate();
     },
   };
-}
-
-/** The tokenizer of a stored run's checkpoint, loaded on demand: its libraries stay out of the page's first download. */
-async function loadRunTokenizer(store: RunStore, id: string): Promise<Tokenizer | undefined> {
-  const checkpoint = await store.getCheckpoint(id);
-  return checkpoint && (await import('../core/tokenizer/index')).checkpointTokenizer(checkpoint);
 }
 
 /** Fetches the modules split off the page's first download, so they are there offline later. */

@@ -31,6 +31,7 @@ import { extractAnswer } from '../reward/extract';
 import { sandboxChecker } from '../reward/sandbox-checker';
 import { encodeRunFile, newRunId, OPTIMIZER_FILE, REFERENCE_FILE, type CheckpointFiles } from '../run/runfile';
 import { importRun, type RunDetail, type RunStore, type RunSummary } from '../run/store';
+import { RunTokenTexts } from '../run/token-texts';
 import type { PythonPool } from '../sandbox/pool';
 import type { Executor, SandboxInfo } from '../sandbox/types';
 import { addExecution, addToken, emptyLiveRow, liveRecord } from '../tir/live';
@@ -39,7 +40,6 @@ import { runRollouts, type RolloutEnv } from '../tir/rollout';
 import { inferenceSettings } from '../tir/settings';
 import type { TrajectoryRecord } from '../tir/types';
 import { CharTokenizer } from '../tokenizer/char';
-import { checkpointTokenizer } from '../tokenizer/index';
 import type { Tokenizer } from '../tokenizer/types';
 import type {
   EndpointSpec,
@@ -99,6 +99,7 @@ export class LabService implements LabApi {
   private store: Promise<RunStore> | undefined;
   private job: string | undefined;
   private text: { policy: Policy; model: LocalModel } | undefined;
+  private readonly tokenTexts = new RunTokenTexts(() => this.runStore());
   readonly control = new ControlWord();
 
   constructor(private readonly env: LabEnv) {}
@@ -513,10 +514,8 @@ export class LabService implements LabApi {
     return (await this.runStore()).getRollouts(id, step);
   }
 
-  async runTokenTexts(id: string, ids: number[]): Promise<string[] | undefined> {
-    const checkpoint = await (await this.runStore()).getCheckpoint(id);
-    const tokenizer = checkpoint && (await checkpointTokenizer(checkpoint));
-    return tokenizer && ids.map((t) => tokenizer.decode([t]));
+  runTokenTexts(id: string, ids: number[]): Promise<string[] | undefined> {
+    return this.tokenTexts.texts(id, ids);
   }
 
   async deleteRun(id: string): Promise<void> {
