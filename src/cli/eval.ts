@@ -9,6 +9,7 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { configProblems } from '../core/lab/service';
 import { checkResume, logHeaderLine, logProblemLine, parseEvalLog, type EvalLog } from '../core/eval/log';
 import { LabError } from '../core/errors';
+import { CONTROL } from '../core/lab/control';
 import { nodeLab, parseBackend, readProblemsFile } from '../node/lab';
 import { configFrom, countFlag, mappingFrom, MAPPING_OPTIONS, parseFlags } from './args';
 import type { Subcommand } from './command';
@@ -69,9 +70,13 @@ export const evalCommand: Subcommand = {
     const label = flags.file ?? 'test split';
     const lab = await nodeLab({ backend: parseBackend(flags.backend) });
     try {
-      const model = endpoint ? `${endpoint.model} @ ${endpoint.baseURL}` : (await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' })).label;
+      // The prompt form is part of what is evaluated: a resume must use the same.
+      const model = endpoint ? `${endpoint.model} @ ${endpoint.baseURL}${endpoint.prompt === 'text' ? ' (text prompts)' : ''}` : (await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' })).label;
       const header = { label, model, settings: input as Record<string, unknown>, problems: problems.length, samples: config.eval.samples };
       let previous: EvalLog | undefined;
+      if (flags.log && !flags.resume && (await readFile(flags.log, 'utf8').then(() => true, () => false))) {
+        throw new LabError('cli-args', 'the log already exists', { file: flags.log, hint: 'add --resume to go on from it, or remove it or name another to start anew' });
+      }
       if (flags.log && flags.resume) {
         const text = await readFile(flags.log, 'utf8').catch(() => undefined);
         if (text === undefined) console.error(`no log at ${flags.log} yet: starting a new one`);
@@ -83,15 +88,23 @@ export const evalCommand: Subcommand = {
       }
       // A resumed log is written anew with what it kept: a line cut short by a kill must not run into the next.
       if (flags.log) await writeFile(flags.log, previous ? logHeaderLine(previous.header) + previous.problems.map(logProblemLine).join('') : logHeaderLine({ type: 'eval-log', version: 1, createdAt: new Date().toISOString(), ...header }));
-      // Appends go one after another, so lines never interleave.
+      // Appends go one after another, so lines never interleave; the first that fails stops the evaluation.
       let writing = Promise.resolve();
+      let writeError: unknown;
       const started = Date.now();
       let startDone: number | undefined;
       try {
         const r = await lab.evaluate({ problems, label, settings: input, endpoint, resume: previous?.problems }, (e) => {
           if (e.type === 'problem' && flags.log) {
             const line = logProblemLine(e.log);
-            writing = writing.then(() => appendFile(flags.log!, line));
+            writing = writing
+              .then(() => (writeError === undefined ? appendFile(flags.log!, line) : undefined))
+              .catch((err: unknown) => {
+                if (writeError !== undefined) return;
+                writeError = err;
+                console.error(`\nerror: cannot append to ${flags.log}: ${(err as Error).message}; stopping`);
+                void lab.setControl(CONTROL.stop);
+              });
           }
           if (e.type === 'message') console.error(e.text);
           if (e.type !== 'progress') return;
@@ -104,6 +117,7 @@ export const evalCommand: Subcommand = {
         return 0;
       } finally {
         await writing;
+        if (writeError !== undefined) throw new LabError('files', `the per-problem log could not be written: ${(writeError as Error).message}`, { file: flags.log });
       }
     } finally {
       await lab.close();

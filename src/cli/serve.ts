@@ -45,7 +45,8 @@ export const serveCommand: Subcommand = {
       log: flags.quiet ? undefined : (line) => console.error(line),
     });
     console.log(`serving ${summary.label} as "${name}" at ${server.baseURL}`);
-    if (!['127.0.0.1', 'localhost', '::1'].includes(host)) console.log(`listening on ${host}: other machines can reach it${flags['api-key'] ? '' : ' (no API key set: consider --api-key)'}`);
+    const keyed = (flags['api-key'] ?? process.env.THOR_LAB_API_KEY) !== undefined;
+    if (!['127.0.0.1', 'localhost', '::1'].includes(host)) console.log(`listening on ${host}: other machines can reach it${keyed ? '' : ' (no API key set: consider --api-key)'}`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

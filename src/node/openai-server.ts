@@ -8,6 +8,7 @@
  * Bodies over 4 MiB are refused. A client that disconnects cancels its request (its rows leave the
  * batch). Errors use OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { LabError } from '../core/errors';
@@ -87,7 +88,7 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
       stats.inFlight--;
       if (!res.writableFinished) abort.abort(new Error('client disconnected'));
     });
-    handle(req, res, abort.signal)
+    handle(req, res, abort)
       .catch((e: unknown) => {
         const err = toHttpError(e);
         if (err.status >= 500) stats.errors++;
@@ -96,18 +97,18 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
           if (!res.writableEnded) res.end(`data: ${JSON.stringify({ error: { message: err.message, type: err.type, param: err.param, code: err.status } })}\n\ndata: [DONE]\n\n`);
           return;
         }
+        if ((err as HttpError & { close?: boolean }).close) res.setHeader('connection', 'close');
         sendJson(res, err.status, { error: { message: err.message, type: err.type, param: err.param, code: err.status } });
+        if ((err as HttpError & { close?: boolean }).close) res.once('finish', () => req.destroy());
       })
       .finally(() => o.log?.(`${req.method} ${req.url} ${res.statusCode} ${Date.now() - started} ms`));
   });
 
-  async function handle(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, abort: AbortController): Promise<void> {
+    const signal = abort.signal;
     const url = new URL(req.url ?? '/', 'http://server');
     const path = url.pathname.replace(/\/+$/, '');
-    if (o.apiKey !== undefined) {
-      const auth = req.headers.authorization ?? '';
-      if (auth !== `Bearer ${o.apiKey}`) throw new HttpError(401, 'missing or wrong API key (send "Authorization: Bearer KEY")', null, 'authentication_error');
-    }
+    if (o.apiKey !== undefined && !keyMatches(req.headers.authorization, o.apiKey)) throw new HttpError(401, 'missing or wrong API key (send "Authorization: Bearer KEY")', null, 'authentication_error');
     if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
       return sendJson(res, 200, { object: 'list', data: [{ id: name, object: 'model', created, owned_by: 'thor-lab', ...(o.contextLength && { max_model_len: o.contextLength }) }] });
     }
@@ -120,15 +121,29 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
     if (req.method !== 'POST') throw new HttpError(405, `${url.pathname} takes POST`);
     const body = await readJson(req, o.maxBodyBytes ?? 4 * 2 ** 20);
     if (body.model !== undefined && body.model !== name) throw new HttpError(404, `the model "${String(body.model)}" does not exist here; this server has "${name}"`, 'model', 'not_found_error');
-    const sampling = samplingOf(body, route);
+    const sampling = samplingOf(body, route, o.contextLength);
     const id = `${route === 'chat' ? 'chatcmpl' : 'cmpl'}-${created.toString(36)}${(++counter).toString(36)}`;
     const prompts: Prompt[] = route === 'chat' ? [messagesOf(body.messages)] : promptsOf(body.prompt);
     const stream = body.stream === true;
     if (body.stream !== undefined && typeof body.stream !== 'boolean') throw new HttpError(400, 'stream must be true or false', 'stream');
     if (body.echo === true) throw new HttpError(400, 'echo is not supported', 'echo');
     const n = sampling.n ?? 1;
+    // Every prompt is checked before any is queued, and before a stream's headers go out, so a bad
+    // one is a plain 400 and costs no decoding.
+    for (const p of prompts) {
+      try {
+        o.model.check?.(p, sampling);
+      } catch (e) {
+        rethrowAsRequest(e);
+      }
+    }
+    // One prompt failing ends the request: the others stop decoding.
+    const failed = (e: unknown): never => {
+      abort.abort(e);
+      rethrowAsRequest(e);
+    };
     if (!stream) {
-      const results = await Promise.all(prompts.map((p) => o.model.complete(p, sampling, { signal }).catch(rethrowAsRequest)));
+      const results = await Promise.all(prompts.map((p) => o.model.complete(p, sampling, { signal }).catch(failed)));
       const choices = results.flatMap((r, p) => r.choices.map((c, j) => formatChoice(route, c, p * n + j, sampling)));
       const usage = results.reduce((a, r) => ({ prompt_tokens: a.prompt_tokens + (r.usage?.promptTokens ?? 0), completion_tokens: a.completion_tokens + (r.usage?.completionTokens ?? 0) }), { prompt_tokens: 0, completion_tokens: 0 });
       return sendJson(res, 200, { id, object: route === 'chat' ? 'chat.completion' : 'text_completion', created: Math.floor(Date.now() / 1000), model: name, choices, usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } });
@@ -144,7 +159,7 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
             signal,
             onText: (choice, delta) => send([route === 'chat' ? { index: pi * n + choice, delta: { content: delta }, finish_reason: null } : { index: pi * n + choice, text: delta, finish_reason: null }]),
           })
-          .catch(rethrowAsRequest),
+          .catch(failed),
       ),
     );
     results.forEach((r, pi) =>
@@ -182,13 +197,18 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
+  const tooLarge = (message: string) => {
+    // The rest of the body is not read: the connection closes after the answer.
+    req.on('error', () => undefined);
+    return Object.assign(new HttpError(413, message), { close: true });
+  };
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, `the request body is ${declared} bytes; the limit is ${limit}`);
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(`the request body is ${declared} bytes; the limit is ${limit}`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new HttpError(413, `the request body is over the limit of ${limit} bytes`);
+    if (size > limit) throw tooLarge(`the request body is over the limit of ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
   let body: unknown;
@@ -208,7 +228,7 @@ function num(body: Record<string, unknown>, key: string, check: (v: number) => b
   return v;
 }
 
-function samplingOf(body: Record<string, unknown>, route: 'text' | 'chat'): SamplingRequest {
+function samplingOf(body: Record<string, unknown>, route: 'text' | 'chat', contextLength?: number): SamplingRequest {
   const int = (v: number) => Number.isInteger(v);
   const maxTokens = num(body, 'max_completion_tokens', (v) => int(v) && v >= 1, 'a whole number of at least 1') ?? num(body, 'max_tokens', (v) => int(v) && v >= 1, 'a whole number of at least 1');
   const stop = body.stop;
@@ -220,7 +240,8 @@ function samplingOf(body: Record<string, unknown>, route: 'text' | 'chat'): Samp
   const continueFinal = body.continue_final_message === true;
   if (continueFinal && body.add_generation_prompt === true) throw new HttpError(400, 'continue_final_message and add_generation_prompt cannot both be true', 'continue_final_message');
   return {
-    maxTokens: maxTokens ?? DEFAULTS.maxTokens,
+    // Completions default to 16 tokens (OpenAI's rule); chat runs to the end of the context, as OpenAI and vLLM do.
+    maxTokens: maxTokens ?? (route === 'chat' && contextLength ? contextLength : DEFAULTS.maxTokens),
     temperature: num(body, 'temperature', (v) => v >= 0 && v <= 2, 'a number from 0 to 2') ?? DEFAULTS.temperature,
     topP: num(body, 'top_p', (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
     topK: (() => {
@@ -247,10 +268,16 @@ function messagesOf(messages: unknown): ChatMessage[] {
     const role = (m as { role?: unknown })?.role;
     let content = (m as { content?: unknown })?.content;
     // Content given as parts: the text parts, joined.
-    if (Array.isArray(content)) content = content.map((p) => ((p as { type?: unknown }).type === 'text' ? String((p as { text?: unknown }).text ?? '') : '')).join('');
-    if (role !== 'system' && role !== 'user' && role !== 'assistant') throw new HttpError(400, `messages[${i}].role must be system, user or assistant, found ${JSON.stringify(role)}`, `messages[${i}].role`);
+    if (Array.isArray(content)) {
+      const parts = content as unknown[];
+      if (!parts.every((p) => typeof p === 'object' && p !== null)) throw new HttpError(400, `messages[${i}].content must be text or a list of parts`, `messages[${i}].content`);
+      content = parts.map((p) => ((p as { type?: unknown }).type === 'text' ? String((p as { text?: unknown }).text ?? '') : '')).join('');
+    }
+    // OpenAI's newer name for the system turn.
+    const r = role === 'developer' ? 'system' : role;
+    if (r !== 'system' && r !== 'user' && r !== 'assistant') throw new HttpError(400, `messages[${i}].role must be system, developer, user or assistant, found ${JSON.stringify(role)}`, `messages[${i}].role`);
     if (typeof content !== 'string') throw new HttpError(400, `messages[${i}].content must be text`, `messages[${i}].content`);
-    return { role, content };
+    return { role: r, content };
   });
 }
 
@@ -293,6 +320,14 @@ function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof LabError) return new HttpError(400, e.message, e.details.field ?? null);
   return new HttpError(500, e instanceof Error ? e.message : String(e), null, 'server_error');
+}
+
+/** The Authorization header carries the key ("Bearer" in any case), compared in constant time. */
+function keyMatches(header: string | undefined, key: string): boolean {
+  const m = /^bearer\s+(.+)$/i.exec(header ?? '');
+  if (!m) return false;
+  const given = createHash('sha256').update(m[1].trim()).digest();
+  return timingSafeEqual(given, createHash('sha256').update(key).digest());
 }
 
 /** Parses --host / --port style values for the serve command. */

@@ -56,6 +56,11 @@ describe('serve, eval --endpoint --log, resume and compare', () => {
     expect(lines).toHaveLength(6);
     expect(JSON.parse(lines[0])).toMatchObject({ type: 'eval-log', version: 1, problems: 5, samples: 2 });
 
+    // An existing log is not overwritten by a new evaluation.
+    const again = cli([...common, '--log', full]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/the log already exists.*--resume/s);
+
     // A log killed mid-write: two problems and half a line. The resume samples only the rest.
     const cut = join(dir, 'cut.jsonl');
     writeFileSync(cut, lines.slice(0, 3).join('\n') + '\n' + lines[3].slice(0, 50));

@@ -72,10 +72,9 @@ describe('the lab OpenAI server and client', () => {
     expect(viaHttp.choices[0].text.length).toBeGreaterThan(0);
     // The stop string ends the text and is not part of it; the server says which one matched.
     const c = viaHttp.choices[0];
-    if (c.stopString !== undefined) {
-      expect(c.stopString).toBe('```');
-      expect(c.text).not.toContain('```');
-    }
+    // The server always says: the stop string, or null when the model ended by itself.
+    expect(c.stopString === null || c.stopString === '```').toBe(true);
+    expect(c.text).not.toContain('```');
     // One log-probability per returned token, each ≤ 0, and the tokens spell the text.
     expect(c.logprobs!.length).toBeGreaterThan(0);
     expect(c.logprobs!.every((t) => t.logprob <= 0)).toBe(true);
@@ -372,5 +371,100 @@ describe('the server for pages', () => {
     const foreign = await fetch(server.baseURL + '/models', { headers: { origin: 'https://elsewhere.example' } });
     expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
     expect(((await (await fetch(server.baseURL.replace(/\/v1$/, '/health'))).json()) as { in_flight: number }).in_flight).toBe(1);
+  });
+});
+
+describe('review cases: ends, context limits, bad prompts among good ones', () => {
+  const s = { maxToolCalls: 2, maxResponseTokens: 100, temperature: 0, topP: 1, topK: 0, seed: 1, toolTimeoutMs: 5000 };
+  const executor = { run: (code: string, o: { timeoutMs?: number }) => lab['executor']().run(code, o), endSession: async () => undefined, close: async () => undefined };
+  const req = { id: 'r', groupId: 'g', problemId: 'p', question: 'q', reference: '42', prompt: 'Q: q\nA: ' };
+
+  it("a server that says no stop string matched (null) ended the answer itself: the rollout does not go on", async () => {
+    const { textRollout } = await import('../../src/core/tir/text-rollout');
+    let calls = 0;
+    const scripted = (stopString: null | undefined) => ({
+      kind: 'endpoint' as const,
+      label: 'scripted',
+      complete: async () => {
+        calls++;
+        return { choices: [{ text: 'The answer is 42.\n', finishReason: 'stop' as const, ...(stopString === null && { stopString }) }] };
+      },
+    });
+    calls = 0;
+    await textRollout(scripted(null), req, s, { executor });
+    expect(calls).toBe(1);
+    // Without the field, a stop at the start of a line with no answer yet may be a fence: it goes on.
+    calls = 0;
+    await textRollout(scripted(undefined), req, { ...s, maxResponseTokens: 20 }, { executor });
+    expect(calls).toBeGreaterThan(1);
+  });
+
+  it("prompt + max_tokens over the context (vLLM's 400): asked again with the room the error names", async () => {
+    const { roomInContext } = await import('../../src/core/tir/text-rollout');
+    expect(roomInContext("This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (904 in the messages, 4096 in the completion).")).toBe(3192);
+    expect(roomInContext("field \"prompt\": the prompt does not fit the model's context (expected fewer than 256 tokens, found 259 tokens)")).toBe(-4);
+    expect(roomInContext('context length exceeded')).toBeUndefined();
+    const seen: number[] = [];
+    const t = await testServer((_req, res, _n, body) => {
+      const maxTokens = (JSON.parse(body) as { max_tokens: number }).max_tokens;
+      seen.push(maxTokens);
+      res.setHeader('content-type', 'application/json');
+      if (maxTokens > 30) {
+        res.statusCode = 400;
+        return res.end(JSON.stringify({ error: { message: "This model's maximum context length is 40 tokens. However, you requested 110 tokens (10 in the prompt, 100 in the completion)." } }));
+      }
+      res.end(JSON.stringify({ id: 'x', object: 'text_completion', created: 0, model: 'm', choices: [{ index: 0, text: 'So \\boxed{42}.', finish_reason: 'stop', stop_reason: null }] }));
+    });
+    try {
+      const { textRollout } = await import('../../src/core/tir/text-rollout');
+      const r = await textRollout(new EndpointModel({ baseURL: t.url, model: 'm', maxRetries: 0 }), req, s, { executor });
+      expect(seen).toEqual([100, 30]);
+      expect(r.segments.map((x) => x.text).join('')).toBe('So \\boxed{42}.');
+      expect(r.truncated).toBe(false);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a choice cut off (finish_reason "abort", or a stream with no finish) is an error, not an answer', async () => {
+    const t = await testServer((req, res) => {
+      if (req.url!.includes('chat')) {
+        res.setHeader('content-type', 'text/event-stream');
+        res.write(`data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 0, model: 'm', choices: [{ index: 0, delta: { content: 'half an ans' }, finish_reason: null }] })}\n\n`);
+        return res.end('data: [DONE]\n\n');
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ id: 'x', object: 'text_completion', created: 0, model: 'm', choices: [{ index: 0, text: 'half', finish_reason: 'abort' }] }));
+    });
+    try {
+      const client = new EndpointModel({ baseURL: t.url, model: 'm', maxRetries: 0 });
+      await expect(client.complete('x', { maxTokens: 5, temperature: 0 })).rejects.toThrow(/ended choice 0 without finishing it.*"abort"/);
+      await expect(client.complete([{ role: 'user', content: 'x' }], { maxTokens: 5, temperature: 0 }, { onText: () => undefined })).rejects.toThrow(/stream ended before choice 0 was finished/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('one prompt too long among many: a 400 before any decoding, streaming or not', async () => {
+    const before = { ...local.stats };
+    const post = (body: unknown) => fetch(server.baseURL + '/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const many = await post({ model: 'thor-tiny', prompt: ['Q: 1+1?\nA: ', 'x'.repeat(400)], n: 4, max_tokens: 50 });
+    expect(many.status).toBe(400);
+    expect((await many.json()).error.message).toMatch(/does not fit the model's context/);
+    const streamed = await post({ model: 'thor-tiny', prompt: 'x'.repeat(400), stream: true });
+    expect(streamed.status).toBe(400);
+    expect(local.stats.requests).toBe(before.requests);
+  });
+
+  it('reads the key with "bearer" in any case, and the "developer" role as system', async () => {
+    const guarded = await startOpenAIServer({ model: local, name: 'thor-tiny', port: 0, apiKey: 'sesame' });
+    try {
+      const r = await fetch(guarded.baseURL + '/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'bearer sesame' }, body: JSON.stringify({ messages: [{ role: 'developer', content: 'Be brief.' }, { role: 'user', content: 'What is 2+3?' }], max_tokens: 10 }) });
+      expect(r.status).toBe(200);
+      const bad = await fetch(guarded.baseURL + '/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sesame' }, body: JSON.stringify({ messages: [{ role: 'user', content: [null] }] }) });
+      expect(bad.status).toBe(400);
+    } finally {
+      await guarded.close();
+    }
   });
 });

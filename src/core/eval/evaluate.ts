@@ -136,28 +136,34 @@ export async function evaluate(
       env.onProgress?.(done, total);
     }
   } else {
-    // Every problem at once: the endpoint's cap bounds the requests in flight. The first failure
-    // stops the others; what finished is already logged.
+    // A pool of problems in flight, enough to keep the endpoint's requests busy (twice its cap in
+    // samples): each problem's follow-up requests do not wait behind every other problem's first
+    // one, so problems finish, and are logged, steadily. The first failure stops the others; what
+    // finished is already logged.
     const inner = new AbortController();
     const stopAll = () => inner.abort(env.signal?.reason);
     env.signal?.addEventListener('abort', stopAll, { once: true });
     let failure: unknown;
+    const width = Math.max(1, Math.ceil((2 * policy.parallel) / k));
+    let next = 0;
+    const worker = async () => {
+      while (failure === undefined && next < todo.length) {
+        const item = todo[next++];
+        try {
+          const records = await policy.rollouts(requestsOf(item), { ...settings, seed: settings.seed + item.index * k }, {
+            executor: env.executor,
+            signal: inner.signal,
+            onProgress: () => env.onProgress?.(++done, total),
+          });
+          await finish(item, records);
+        } catch (e) {
+          if (failure === undefined) failure = e;
+          inner.abort(e);
+        }
+      }
+    };
     try {
-      await Promise.all(
-        todo.map(async (item) => {
-          try {
-            const records = await policy.rollouts(requestsOf(item), { ...settings, seed: settings.seed + item.index * k }, {
-              executor: env.executor,
-              signal: inner.signal,
-              onProgress: () => env.onProgress?.(++done, total),
-            });
-            await finish(item, records);
-          } catch (e) {
-            if (failure === undefined) failure = e;
-            inner.abort(e);
-          }
-        }),
-      );
+      await Promise.all(Array.from({ length: Math.min(width, todo.length) }, worker));
     } finally {
       env.signal?.removeEventListener('abort', stopAll);
     }

@@ -57,13 +57,59 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
   });
 
-const finishOf = (reason: string | null | undefined): CompletionFinish => (reason === 'length' ? 'length' : 'stop');
+/**
+ * A finish reason the lab can grade by: "length" (out of budget) or "stop" (a stop string, the
+ * model's end). Anything else (vLLM's "abort", a filter, none at all) means the answer was not
+ * finished, and is an error rather than an answer graded as if it were complete.
+ */
+function finishOf(reason: unknown, index: number): CompletionFinish {
+  if (reason === 'length') return 'length';
+  if (reason === 'stop' || reason === 'eos' || reason === 'tool_calls' || reason === 'function_call') return 'stop';
+  throw new LabError('endpoint', `the server ended choice ${index} without finishing it`, { field: 'finish_reason', expected: '"stop" or "length"', found: JSON.stringify(reason ?? null) });
+}
 
-/** vLLM and the lab server name the stop string that matched (stop_reason), SGLang too (matched_stop); a number there is a stop token id. */
-const stopStringOf = (c: unknown): string | undefined => {
-  const { stop_reason: r, matched_stop: m } = c as { stop_reason?: unknown; matched_stop?: unknown };
-  return typeof r === 'string' ? r : typeof m === 'string' ? m : undefined;
+/**
+ * The stop string that matched, as vLLM and the lab server (stop_reason) and SGLang (matched_stop)
+ * name it: a string; null when the field is there but no stop string matched (null, or a number: a
+ * stop token id); undefined when the engine has no such field.
+ */
+const stopStringOf = (c: unknown): string | null | undefined => {
+  const o = c as { stop_reason?: unknown; matched_stop?: unknown };
+  for (const key of ['stop_reason', 'matched_stop'] as const) {
+    if (!(key in o)) continue;
+    const v = o[key];
+    if (typeof v === 'string') return v;
+    if (v === null || typeof v === 'number') return null;
+  }
+  return undefined;
 };
+
+/** Streamed choices as they come in: text and, once sent, how each ended. */
+class StreamedChoices {
+  private readonly items: { text: string; finish?: unknown; stop?: string | null }[] = [];
+  constructor(private readonly onText: (choice: number, delta: string) => void) {}
+  add(index: number, delta: string | null | undefined, finish: unknown, raw: unknown): void {
+    const ch = (this.items[index] ??= { text: '' });
+    if (delta) {
+      ch.text += delta;
+      this.onText(index, delta);
+    }
+    if (finish !== null && finish !== undefined) ch.finish = finish;
+    const stop = stopStringOf(raw);
+    if (stop !== undefined) ch.stop = stop;
+  }
+  /** The choices, once the stream has ended; a choice the stream never finished is an error. */
+  done(n: number, signal?: AbortSignal): Completion {
+    signal?.throwIfAborted();
+    const choices: Choice[] = [];
+    for (let i = 0; i < n; i++) {
+      const ch = this.items[i];
+      if (!ch || ch.finish === undefined) throw new LabError('endpoint', `the stream ended before choice ${i} was finished`, { field: 'finish_reason', expected: 'a finish reason for every choice', found: 'none' });
+      choices.push({ text: ch.text, finishReason: finishOf(ch.finish, i), ...(ch.stop !== undefined && { stopString: ch.stop }) });
+    }
+    return { choices };
+  }
+}
 
 export class EndpointModel implements TextModel {
   readonly kind = 'endpoint' as const;
@@ -131,21 +177,10 @@ export class EndpointModel implements TextModel {
   private async text(prompt: string, r: SamplingRequest, o: CompleteOptions): Promise<Completion> {
     const body = { ...this.common(r), prompt, ...(r.logprobs !== undefined && { logprobs: r.logprobs }) };
     if (o.onText) {
-      const choices: Choice[] = Array.from({ length: r.n ?? 1 }, () => ({ text: '', finishReason: 'stop' as const }));
+      const got = new StreamedChoices(o.onText);
       const stream = await this.client.completions.create({ ...(body as unknown as OpenAI.CompletionCreateParamsStreaming), stream: true }, { signal: o.signal });
-      for await (const chunk of stream) {
-        for (const c of chunk.choices) {
-          const ch = (choices[c.index] ??= { text: '', finishReason: 'stop' });
-          if (c.text) {
-            ch.text += c.text;
-            o.onText(c.index, c.text);
-          }
-          if (c.finish_reason) ch.finishReason = finishOf(c.finish_reason);
-          const stop = stopStringOf(c);
-          if (stop !== undefined) ch.stopString = stop;
-        }
-      }
-      return { choices };
+      for await (const chunk of stream) for (const c of chunk.choices) got.add(c.index, c.text, c.finish_reason, c);
+      return got.done(r.n ?? 1, o.signal);
     }
     const res = await this.client.completions.create(body as unknown as OpenAI.CompletionCreateParamsNonStreaming, { signal: o.signal });
     checkShape(res, 'completion');
@@ -154,7 +189,7 @@ export class EndpointModel implements TextModel {
         .sort((a, b) => a.index - b.index)
         .map((c) => ({
           text: c.text ?? '',
-          finishReason: finishOf(c.finish_reason),
+          finishReason: finishOf(c.finish_reason, c.index),
           ...(stopStringOf(c) !== undefined && { stopString: stopStringOf(c) }),
           ...(c.logprobs?.tokens && { logprobs: textLogprobs(c.logprobs) }),
         })),
@@ -170,22 +205,10 @@ export class EndpointModel implements TextModel {
       ...(r.continueFinal && { continue_final_message: true, add_generation_prompt: false }),
     };
     if (o.onText) {
-      const choices: Choice[] = Array.from({ length: r.n ?? 1 }, () => ({ text: '', finishReason: 'stop' as const }));
+      const got = new StreamedChoices(o.onText);
       const stream = await this.client.chat.completions.create({ ...(body as unknown as OpenAI.ChatCompletionCreateParamsStreaming), stream: true }, { signal: o.signal });
-      for await (const chunk of stream) {
-        for (const c of chunk.choices) {
-          const ch = (choices[c.index] ??= { text: '', finishReason: 'stop' });
-          const delta = c.delta?.content ?? '';
-          if (delta) {
-            ch.text += delta;
-            o.onText(c.index, delta);
-          }
-          if (c.finish_reason) ch.finishReason = finishOf(c.finish_reason);
-          const stop = stopStringOf(c);
-          if (stop !== undefined) ch.stopString = stop;
-        }
-      }
-      return { choices };
+      for await (const chunk of stream) for (const c of chunk.choices) got.add(c.index, c.delta?.content, c.finish_reason, c);
+      return got.done(r.n ?? 1, o.signal);
     }
     const res = await this.client.chat.completions.create(body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, { signal: o.signal });
     checkShape(res, 'chat completion');
@@ -194,7 +217,7 @@ export class EndpointModel implements TextModel {
         .sort((a, b) => a.index - b.index)
         .map((c) => ({
           text: c.message?.content ?? '',
-          finishReason: finishOf(c.finish_reason),
+          finishReason: finishOf(c.finish_reason, c.index),
           ...(stopStringOf(c) !== undefined && { stopString: stopStringOf(c) }),
           ...(c.logprobs?.content && {
             logprobs: c.logprobs.content.map((t) => ({ token: t.token, logprob: t.logprob, ...(t.top_logprobs?.length && { top: t.top_logprobs.map((x) => ({ token: x.token, logprob: x.logprob })) }) })),
@@ -231,6 +254,11 @@ export class EndpointModel implements TextModel {
     const tries = `after ${this.retries + 1} tries`;
     if (e instanceof OpenAI.APIConnectionTimeoutError) return new LabError('endpoint', `${what}: ${where} did not answer within ${durationText(this.config.timeoutMs ?? 600_000)}, ${tries}`, { hint: 'raise the timeout, or check the server is not overloaded' });
     if (e instanceof OpenAI.APIConnectionError) return new LabError('endpoint', `${what}: cannot reach ${where}, ${tries}: ${e.cause instanceof Error ? e.cause.message : e.message}`, { hint: 'is the server running, and is the URL right (it ends in /v1)?' });
+    if (e instanceof OpenAI.APIError && e.status === undefined && !(e instanceof OpenAI.APIUserAbortError)) {
+      // An error event inside a stream the server had already answered with 200.
+      const code = CONTEXT_ERROR.test(e.message) ? 'endpoint-context' : 'endpoint';
+      return new LabError(code, `${what}: ${where} reported an error in the middle of its stream: ${e.message}`);
+    }
     if (e instanceof OpenAI.APIError) {
       const status = e.status;
       const retried = status === 429 || (status !== undefined && status >= 500) ? `, ${tries}` : '';

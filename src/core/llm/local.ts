@@ -58,10 +58,14 @@ export class LocalModel implements TextModel {
     return this.tokenizer.encode(chatPromptText(this.tokenizer, prompt, continueFinal));
   }
 
+  check(prompt: Prompt, request: SamplingRequest): void {
+    this.checkTokens(this.encode(prompt, request.continueFinal), request);
+  }
+
   complete(prompt: Prompt, request: SamplingRequest, options: CompleteOptions = {}): Promise<Completion> {
     try {
       const tokens = this.encode(prompt, request.continueFinal);
-      this.check(tokens, request);
+      this.checkTokens(tokens, request);
       options.signal?.throwIfAborted();
       return new Promise<Completion>((resolve, reject) => {
         this.queue.push({ prompt: tokens, request, options, resolve, reject });
@@ -72,7 +76,7 @@ export class LocalModel implements TextModel {
     }
   }
 
-  private check(prompt: number[], r: SamplingRequest): void {
+  private checkTokens(prompt: number[], r: SamplingRequest): void {
     const context = this.model.cfg.max_position_embeddings;
     if (prompt.length === 0) throw new LabError('request', 'the prompt is empty', { field: 'prompt', expected: 'some text', found: 'nothing' });
     if (prompt.length >= context) throw new LabError('request', "the prompt does not fit the model's context", { field: 'prompt', expected: `fewer than ${context} tokens`, found: `${prompt.length} tokens` });
@@ -129,7 +133,7 @@ export class LocalModel implements TextModel {
           topK: r.topK ?? 0,
           stop: r.stop ?? [],
           // A request's seed fixes its choices wherever it lands in a batch.
-          seed: r.seed !== undefined ? r.seed * 1009 + choice : Math.floor(Math.random() * 2 ** 31),
+          seed: r.seed !== undefined ? choiceSeed(r.seed, choice) : Math.floor(Math.random() * 2 ** 31),
         });
       }
     });
@@ -151,7 +155,9 @@ export class LocalModel implements TextModel {
           const at = text.indexOf(res.stop);
           if (at >= 0) return text.slice(0, at);
         }
-        return final ? text : text.slice(0, Math.max(0, text.length - holdBack[row]));
+        if (final) return text;
+        // A character whose bytes are split across tokens decodes as U+FFFD until its last byte comes.
+        return text.slice(0, Math.max(0, text.length - holdBack[row])).replace(/\uFFFD+$/, '');
       };
       const stream = (row: number, final: boolean) => {
         const { item, choice } = owners[row];
@@ -214,4 +220,11 @@ export class LocalModel implements TextModel {
       gen?.dispose();
     }
   }
+}
+
+/** The seed of choice `choice` of a request seeded `seed`: distinct per choice for any integer seed (FNV-1a over both). */
+function choiceSeed(seed: number, choice: number): number {
+  let h = 0x811c9dc5;
+  for (const ch of `${seed}:${choice}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193);
+  return h >>> 0;
 }

@@ -48,8 +48,12 @@ export interface Choice {
   text: string;
   /** "stop": a stop string, end of sequence or the model's own end; "length": the token budget ran out. */
   finishReason: CompletionFinish;
-  /** The stop string that ended the choice, when the engine says (vLLM's `stop_reason`, the lab server). */
-  stopString?: string;
+  /**
+   * The stop string that ended the choice, when the engine says (vLLM's `stop_reason`, SGLang's
+   * `matched_stop`, the lab server); null when it says none did (the model's own end, or the budget);
+   * absent when the engine does not say.
+   */
+  stopString?: string | null;
   logprobs?: TokenLogprob[];
 }
 
@@ -70,4 +74,6 @@ export interface TextModel {
   readonly label: string;
   readonly kind: 'local' | 'endpoint';
   complete(prompt: Prompt, request: SamplingRequest, options?: CompleteOptions): Promise<Completion>;
+  /** Throws (a LabError naming the field) when the request cannot be served, before anything is queued; where the model can tell. */
+  check?(prompt: Prompt, request: SamplingRequest): void;
 }

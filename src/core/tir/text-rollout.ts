@@ -1,6 +1,6 @@
 /**
  * TIR rollouts through any TextModel, text in and text out (docs/engines.md): the model writes until a
- * ```python block closes (the stop string "```\n"), the lab runs the block in its own sandbox and
+ * ```python block closes (every fence "```" pauses it), the lab runs the block in its own sandbox and
  * appends the ```output block, and the model goes on from the longer prompt, until it ends, runs out
  * of budget or of tool calls. This is how an OpenAI-compatible endpoint is evaluated: the server only
  * ever sees text, and the code runs here. THOR's self-correction drops a failed block (and the text
@@ -79,85 +79,101 @@ export async function textRollout(model: TextModel, req: TextRolloutRequest, s: 
   const outputs: { start: number; end: number }[] = [];
   const codeSpans: { start: number; end: number }[] = [];
   const discarded: DiscardedAttempt[] = [];
+  /** The most new tokens the endpoint accepts with this prompt, once it has said so. */
+  let cap = Infinity;
 
-  for (let round = 0; ; round++) {
-    env.signal?.throwIfAborted();
-    const budget = s.maxResponseTokens - generated - Math.ceil(forcedChars / CHARS_PER_TOKEN);
-    if (budget <= 0) {
-      truncated = true;
-      break;
-    }
-    const { prompt, continueFinal } = promptWith(req.prompt, response);
-    let out;
-    let streamed = '';
-    try {
-      out = await model.complete(
-        prompt,
-        { maxTokens: budget, temperature: s.temperature, topP: s.topP, topK: s.topK, seed: s.seed * 101 + round, stop: usesTools ? [CODE_STOP] : [], continueFinal },
-        {
-          signal: env.signal,
-          ...(env.onText && {
-            onText: (_choice: number, delta: string) => {
-              streamed += delta;
-              env.onText!(response + streamed);
-            },
-          }),
-        },
-      );
-    } catch (e) {
-      // The text so far no longer fits the model's context: the rollout ran out of room, as a local one ends at its last position.
-      if (e instanceof LabError && e.code === 'endpoint-context') {
+  try {
+    for (let round = 0; ; round++) {
+      env.signal?.throwIfAborted();
+      const budget = Math.min(cap, s.maxResponseTokens - generated - Math.ceil(forcedChars / CHARS_PER_TOKEN));
+      if (budget <= 0) {
         truncated = true;
         break;
       }
-      throw e;
+      const { prompt, continueFinal } = promptWith(req.prompt, response);
+      let out;
+      let streamed = '';
+      try {
+        out = await model.complete(
+          prompt,
+          { maxTokens: budget, temperature: s.temperature, topP: s.topP, topK: s.topK, seed: s.seed * 101 + round, stop: usesTools ? [CODE_STOP] : [], continueFinal },
+          {
+            signal: env.signal,
+            ...(env.onText && {
+              onText: (_choice: number, delta: string) => {
+                streamed += delta;
+                env.onText!(response + streamed);
+              },
+            }),
+          },
+        );
+      } catch (e) {
+        if (e instanceof LabError && e.code === 'endpoint-context') {
+          // Prompt and max_tokens together exceed the context (vLLM refuses that even when the prompt
+          // fits): ask again for what fits, as the error says or by halves. When nothing fits, the
+          // rollout ran out of room, as a local one ends at its last position.
+          const room = roomInContext(e.message);
+          const next = room ?? Math.floor(budget / 2);
+          if (next >= 1 && next < budget) {
+            cap = next;
+            continue;
+          }
+          truncated = true;
+          break;
+        }
+        throw e;
+      }
+      const choice = out.choices[0];
+      // Every round costs at least a token, so a model that keeps stopping at once still ends.
+      generated += Math.max(1, out.usage?.completionTokens ?? Math.ceil(choice.text.length / CHARS_PER_TOKEN));
+      response += choice.text;
+      if (choice.finishReason === 'length') {
+        truncated = true;
+        break;
+      }
+      if (!usesTools) break;
+      // Stopped at a fence, or ended by the model? Engines that name the stop string say so (vLLM,
+      // SGLang, the lab's server); for the others: a fence that would close an open python block, or
+      // one where a line starts and no answer has been given since the last tool output.
+      const atFence = choice.stopString !== undefined ? choice.stopString === CODE_STOP : guessFence(response, scanFrom);
+      if (atFence) response += CODE_STOP;
+      const block = atFence ? nextClosedCode(response, scanFrom) : undefined;
+      if (!block) {
+        // An opening fence (or one of another block) goes on; the model's own end ends the rollout.
+        if (atFence) continue;
+        break;
+      }
+      scanFrom = block.end;
+      if (calls >= s.maxToolCalls) continue; // C spent: further code is not executed, the model just goes on.
+      calls++;
+      const r = await env.executor.run(block.body, { timeoutMs: s.toolTimeoutMs, ...(s.statefulPython && { session: req.id }) });
+      const execution = executionRecord(executions.length, block.body, r, s.observation, block.start, block.end);
+      const sc = s.selfCorrection;
+      if (sc && !execution.succeeded && retries < sc.maxRetries) {
+        retries++;
+        calls--;
+        const rewindTo = Math.max(floor, block.start - sc.backtrackTokens * CHARS_PER_TOKEN);
+        discarded.push({ rewindTo, tokens: [], text: response.slice(rewindTo), execution, retry: retries });
+        response = response.slice(0, rewindTo);
+        scanFrom = Math.min(scanFrom, response.length);
+        continue;
+      }
+      retries = 0;
+      executions.push(execution);
+      codeSpans.push({ start: block.start, end: block.end });
+      const forced = observationBlock(execution.observation, response.endsWith('\n'));
+      outputs.push({ start: response.length, end: response.length + forced.length });
+      forcedChars += forced.length;
+      response += forced;
+      env.onText?.(response);
+      floor = scanFrom = response.length;
+      // A new prompt: the endpoint's limit is asked anew.
+      cap = Infinity;
     }
-    const choice = out.choices[0];
-    // Every round costs at least a token, so a model that keeps stopping at once still ends.
-    generated += Math.max(1, out.usage?.completionTokens ?? Math.ceil(choice.text.length / CHARS_PER_TOKEN));
-    response += choice.text;
-    if (choice.finishReason === 'length') {
-      truncated = true;
-      break;
-    }
-    if (!usesTools) break;
-    // Stopped at a fence, or ended by the model? Engines that name the stop string say so (vLLM,
-    // SGLang, the lab's server); for the others: a fence that would close an open python block, or
-    // one where a line starts and no answer has been given since the last tool output.
-    const atFence = choice.stopString !== undefined ? choice.stopString === CODE_STOP : guessFence(response, scanFrom);
-    if (atFence) response += CODE_STOP;
-    const block = atFence ? nextClosedCode(response, scanFrom) : undefined;
-    if (!block) {
-      // An opening fence (or one of another block) goes on; the model's own end ends the rollout.
-      if (atFence) continue;
-      break;
-    }
-    scanFrom = block.end;
-    if (calls >= s.maxToolCalls) continue; // C spent: further code is not executed, the model just goes on.
-    calls++;
-    const r = await env.executor.run(block.body, { timeoutMs: s.toolTimeoutMs, ...(s.statefulPython && { session: req.id }) });
-    const execution = executionRecord(executions.length, block.body, r, s.observation, block.start, block.end);
-    const sc = s.selfCorrection;
-    if (sc && !execution.succeeded && retries < sc.maxRetries) {
-      retries++;
-      calls--;
-      const rewindTo = Math.max(floor, block.start - sc.backtrackTokens * CHARS_PER_TOKEN);
-      discarded.push({ rewindTo, tokens: [], text: response.slice(rewindTo), execution, retry: retries });
-      response = response.slice(0, rewindTo);
-      scanFrom = Math.min(scanFrom, response.length);
-      continue;
-    }
-    retries = 0;
-    executions.push(execution);
-    codeSpans.push({ start: block.start, end: block.end });
-    const forced = observationBlock(execution.observation, response.endsWith('\n'));
-    outputs.push({ start: response.length, end: response.length + forced.length });
-    forcedChars += forced.length;
-    response += forced;
-    env.onText?.(response);
-    floor = scanFrom = response.length;
+  } finally {
+    // A stateful namespace ends with its rollout, finished, failed or stopped.
+    if (s.statefulPython) await env.executor.endSession(req.id).catch(() => undefined);
   }
-  if (s.statefulPython) await env.executor.endSession(req.id);
 
   const spans = [...codeSpans.map((c) => ({ kind: 'code' as const, ...c })), ...outputs.map((o) => ({ kind: 'output' as const, ...o }))].sort((a, b) => a.start - b.start);
   const segments: Segment[] = [];
@@ -227,4 +243,17 @@ export function liveTextRecord(h: Pick<TextRolloutRequest, 'id' | 'question' | '
     discarded: [],
     spans: 'chars',
   };
+}
+
+/**
+ * The new tokens a context error leaves room for, where the message says: vLLM's "maximum context
+ * length is C tokens ... (P in the messages|prompt ...)", the lab server's "expected fewer than C
+ * tokens, found P tokens". undefined when the message gives no numbers.
+ */
+export function roomInContext(message: string): number | undefined {
+  const vllm = /maximum context length is (\d+)[\s\S]*?\((\d+) in the (?:messages|prompt|input)/i.exec(message);
+  if (vllm) return Number(vllm[1]) - Number(vllm[2]);
+  const lab = /expected fewer than (\d+) tokens, found (\d+) tokens/.exec(message);
+  if (lab) return Number(lab[1]) - 1 - Number(lab[2]);
+  return undefined;
 }
