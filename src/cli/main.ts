@@ -13,6 +13,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   train: async () => (await import('./train')).trainCommand,
   serve: async () => (await import('./serve')).serveCommand,
   compare: async () => (await import('./compare')).compareCommand,
+  tirgen: async () => (await import('./tirgen')).tirgenCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
