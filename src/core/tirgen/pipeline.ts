@@ -399,6 +399,7 @@ class TirgenRun {
       if (ran.roundLimit) counts.roundLimit++;
       const shown = ran.executions.map((x) => ({ code: x.code, status: x.status, observation: x.observation, succeeded: x.succeeded }));
       if (ran.failed) {
+        counts.steps.codeFailed++;
         this.emit({ ...base, step: k, actor: text, verdict: 'code-failed', critic: rewrite, reason: `${ran.failed.status}: ${ran.failed.observation}`, executions: shown, appended: '', final: false });
         return end('code-failed');
       }

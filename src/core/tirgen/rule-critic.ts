@@ -383,16 +383,29 @@ function claimAfter(line: string, end: number): { value: string; length: number 
   return { value: frac ? `${frac[1]}/${frac[2]}` : m[1].replace(/,/g, '').replace(/\s+/g, ''), length: m[0].length };
 }
 
-/** A start where an expression may begin: not inside a word or a number, not in the middle of algebra ("3x + 2*5"). */
+/** Whether the character at `k` ends an operand: a digit, a closing bracket, or a one-letter variable ("x", not "and"). */
+function operandEndsAt(line: string, k: number): boolean {
+  if (k < 0) return false;
+  if (/[\d)}\]_]/.test(line[k])) return true;
+  if (!/[A-Za-z]/.test(line[k])) return false;
+  return k === 0 || !/[A-Za-z]/.test(line[k - 1]);
+}
+
+/** The last non-blank character before `at`. */
+function previousChar(line: string, at: number): number {
+  let k = at - 1;
+  while (k >= 0 && /[ \t]/.test(line[k])) k--;
+  return k;
+}
+
+/** A start where an expression may begin: not inside a word or a number, not in the middle of algebra ("3x + 2*5", "x - 3*4"). */
 function canStart(line: string, at: number): boolean {
   const before = line[at - 1];
   if (before !== undefined && /[\w.)}\]]/.test(before)) return false;
-  let k = at - 1;
-  while (k >= 0 && /[ \t]/.test(line[k])) k--;
+  const k = previousChar(line, at);
+  if (line[at] === '-') return !operandEndsAt(line, k);
   if (k < 0 || !/[+\-*/^×·÷%−]/.test(line[k])) return true;
-  let j = k - 1;
-  while (j >= 0 && /[ \t]/.test(line[j])) j--;
-  return j < 0 || !/[\w)}\]]/.test(line[j]);
+  return !operandEndsAt(line, previousChar(line, k));
 }
 
 /** An expression that runs on into algebra ("2*3x", "5*2 + x", "2^n") is no computation. */
@@ -429,7 +442,7 @@ export function findComputations(line: string): Computation[] {
   while (at < line.length) {
     const rest = line.slice(at);
     const startsHere = /^(?:-?\d|\(|\\[dt]?frac\{|\\binom\{|\\sqrt\{|\\gcd\s*\(|\\operatorname\{(?:gcd|lcm)\}\(|(?:gcd|lcm|GCD|LCM|sqrt|comb|binom|C)\s*\()/.test(rest);
-    if (!startsHere || !canStart(line, at) || (rest[0] === '-' && /[\w)}\]]/.test(line.slice(0, at).trimEnd().at(-1) ?? ''))) {
+    if (!startsHere || !canStart(line, at)) {
       at++;
       continue;
     }
