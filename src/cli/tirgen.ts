@@ -13,7 +13,7 @@ import { EndpointModel } from '../core/llm/client';
 import { LocalModel } from '../core/llm/local';
 import type { TextModel } from '../core/llm/types';
 import { sandboxChecker } from '../core/reward/sandbox-checker';
-import { ModelCritic, parseTirgenSettings, reportSummary, RuleCritic, runTirgen, type Critic, type StepEvent, type TirgenProblem } from '../core/tirgen';
+import { ModelCritic, parseTirgenSettings, problemsOfFile, reportSummary, RuleCritic, runTirgen, type Critic, type StepEvent, type TirgenInput, type TirgenProblem } from '../core/tirgen';
 import { selectNodeBackend } from '../node/backend';
 import { DEFAULT_MODEL_DIR, loadModel, parseBackend, readProblemsFile } from '../node/lab';
 import { createNodePythonPool } from '../node/python';
@@ -103,16 +103,16 @@ export const tirgenCommand: Subcommand = {
 
     const mapping = mappingFrom(flags, { given: flags.file !== undefined, by: '--file' });
     let problems: TirgenProblem[];
-    let source: string;
+    let input: TirgenInput;
     if (flags.file) {
-      const read = await readProblemsFile(flags.file, { mapping });
-      problems = read.problems.map((p) => ({ id: p.id, question: p.question, answer: p.answer }));
-      source = flags.file;
+      // Lines the reader cannot use (no answer, no question, not JSON) are skipped, said on stderr and counted in the report.
+      ({ problems, input } = problemsOfFile(await readProblemsFile(flags.file, { mapping }), flags.file));
     } else {
       const n = countFlag(flags.synthetic, '--synthetic')!;
       problems = generateTasks({ seed, count: n, split: 'train' }).map((t) => ({ id: t.id, question: t.question, answer: t.answer }));
-      source = `--synthetic ${n} (seed ${seed})`;
+      input = { source: `--synthetic ${n} (seed ${seed})` };
     }
+    const source = input.source;
     problems = problems.slice(0, limit);
 
     const locals = new Map<string, LocalModel>();
@@ -158,7 +158,7 @@ export const tirgenCommand: Subcommand = {
     const started = Date.now();
     try {
       const { report } = await runTirgen(
-        { problems, settings, seed, previous: folder.done },
+        { problems, settings, seed, previous: folder.done, input },
         {
           actor,
           critic,

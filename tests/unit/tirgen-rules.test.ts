@@ -18,6 +18,7 @@ import {
   messagesLine,
   parseCriticReply,
   parseTirgenSettings,
+  problemsOfFile,
   passesPaperCodeRule,
   passesThorCodeRule,
   progressHeaderLine,
@@ -31,6 +32,7 @@ import {
   type QuestionResult,
   type TirgenSample,
 } from '../../src/core/tirgen';
+import { readProblems } from '../../src/core/data/readers';
 import { readDemonstrationsJsonl } from '../../src/core/tir/demonstrations';
 
 const critic = new RuleCritic();
@@ -246,6 +248,16 @@ describe('the report and resuming', () => {
     // What remains is what the SFT reader takes.
     expect(readDemonstrationsJsonl(st.data, 'data.jsonl')).toMatchObject({ demonstrations: [{ question: 'Q q1?' }], skipped: [] });
     expect(JSON.parse(st.messages).messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant']);
+  });
+
+  it('reads a file whose lines may lack an answer: those are skipped and counted for the report', () => {
+    const text = ['{"question": "What is 2*3?", "answer": "6"}', '{"question": "What is 4*5?"}', 'not json', '{"question": "What is 7*8?", "answer": 56}'].join('\n');
+    const { problems, input } = problemsOfFile(readProblems(text, { file: 'p.jsonl', mode: 'lenient' }), 'p.jsonl');
+    expect(problems.map((p) => [p.question, p.answer])).toEqual([
+      ['What is 2*3?', '6'],
+      ['What is 7*8?', '56'],
+    ]);
+    expect(input).toEqual({ source: 'p.jsonl', records: 4, skipped: { missing_answer: 1, not_json: 1 } });
   });
 
   it('refuses to resume a run made with another seed or other settings', () => {

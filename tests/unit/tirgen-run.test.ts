@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTasks } from '../../src/core/data/tasks';
 import { EndpointModel } from '../../src/core/llm/client';
 import { LocalModel } from '../../src/core/llm/local';
+import type { TextModel } from '../../src/core/llm/types';
 import type { PythonPool } from '../../src/core/sandbox/pool';
 import { readDemonstrationsJsonl } from '../../src/core/tir/demonstrations';
 import { splitFences } from '../../src/core/tir/format';
@@ -95,11 +96,11 @@ async function criticServer(reply: (n: number) => string | { status: number }) {
   };
 }
 
-async function generate(ps: TirgenProblem[], critic: Critic, sets: string[], extra: { signal?: AbortSignal; onQuestion?: (r: QuestionResult) => void | Promise<void>; previous?: QuestionResult[]; seed?: number } = {}) {
+async function generate(ps: TirgenProblem[], critic: Critic, sets: string[], extra: { signal?: AbortSignal; onQuestion?: (r: QuestionResult) => void | Promise<void>; previous?: QuestionResult[]; seed?: number; actor?: TextModel } = {}) {
   const events: StepEvent[] = [];
   const out = await runTirgen(
     { problems: ps, settings: parseTirgenSettings(sets), seed: extra.seed ?? 1, ...(extra.previous && { previous: extra.previous }) },
-    { actor, critic, executor: pool, onStep: (e) => events.push(e), ...(extra.signal && { signal: extra.signal }), ...(extra.onQuestion && { onQuestion: extra.onQuestion }) },
+    { actor: extra.actor ?? actor, critic, executor: pool, onStep: (e) => events.push(e), ...(extra.signal && { signal: extra.signal }), ...(extra.onQuestion && { onQuestion: extra.onQuestion }) },
   );
   return { ...out, events };
 }
@@ -253,6 +254,26 @@ describe('TIRGen with the shipped model and Pyodide', () => {
     const short = await generate(problems(2, 13), new RuleCritic(), ['tirgen.attempts=2', 'tirgen.maxResponseTokens=12']);
     expect(short.report.counts.failures['actor-budget']).toBeGreaterThan(0);
     checkCounts(short.report.counts);
+  });
+
+  it('takes an endpoint actor, and drops the questions it already solves without tools', async () => {
+    const direct = await criticServer(() => 'Directly: \\boxed{6}.');
+    try {
+      const endpointActor = new EndpointModel({ baseURL: direct.url, model: 'actor', maxRetries: 0 });
+      const ps = [
+        { id: 'six', question: 'What is 2*3?', answer: '6' },
+        { id: 'eight', question: 'What is 2*4?', answer: '8' },
+      ];
+      const { report, results } = await generate(ps, new RuleCritic(), ['tirgen.attempts=2', 'tirgen.dropSolvedWithoutTools=true'], { actor: endpointActor });
+      expect(report.actor).toBe(endpointActor.label);
+      expect(results.find((r) => r.id === 'six')!.skipped).toBe('solved-without-tools');
+      expect(report.counts.skipped.solvedWithoutTools).toBe(1);
+      // The other question's answers end at once, with no code and a wrong answer.
+      expect(report.counts).toMatchObject({ attempts: 2, finished: 2, filters: { answer: 2, code: 2 }, kept: 0 });
+      expect(direct.requests()).toBe(2 + 2);
+    } finally {
+      await direct.close();
+    }
   });
 
   it("takes a model critic through the lab's OpenAI server: a prompt too long for its context, and the tiny model's own replies, are counted", async () => {

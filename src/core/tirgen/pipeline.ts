@@ -20,7 +20,7 @@ import { executionRecord } from '../tir/rollout';
 import type { ExecutionRecord } from '../tir/types';
 import type { Critic, CriticVerdict } from './critic';
 import { answerVerified, codeBlocks, failedFilters } from './filters';
-import { addCounts, emptyCounts, makeReport, type FailureReason, type TirgenCounts, type TirgenReport } from './report';
+import { addCounts, emptyCounts, makeReport, type FailureReason, type TirgenCounts, type TirgenInput, type TirgenReport } from './report';
 import type { TirgenSettings } from './settings';
 
 /** The stop string of every actor request: each fence pauses the actor, as in a text rollout (docs/engines.md). */
@@ -106,6 +106,8 @@ export interface TirgenRunOptions {
   seed: number;
   /** Questions an earlier run finished (from its progress log): skipped now, counted in the report. */
   previous?: readonly QuestionResult[];
+  /** Where the questions came from, for the report. */
+  input?: TirgenInput;
 }
 
 export interface TirgenResult {
@@ -247,7 +249,7 @@ class TirgenRun {
       this.env.signal?.removeEventListener('abort', onAbort);
     }
     const report = makeReport(
-      { actor: this.env.actor.label, critic: this.env.critic.label, seed: this.options.seed, settings: this.s, total, resumed: previous.length, elapsedMs: Date.now() - started, ...(this.stopped !== undefined && { stopped: this.stopped }) },
+      { actor: this.env.actor.label, critic: this.env.critic.label, seed: this.options.seed, settings: this.s, total, resumed: previous.length, elapsedMs: Date.now() - started, ...(this.stopped !== undefined && { stopped: this.stopped }), ...(this.options.input && { input: this.options.input }) },
       counts,
     );
     return { report, results };

@@ -7,6 +7,12 @@ import { CRITIC_INVALID_REASONS, type CriticInvalidReason } from './critic';
 import { SAMPLE_FILTERS, type SampleFilter } from './filters';
 import type { TirgenSettings } from './settings';
 
+/** The questions of a file as TIRGen reads them, and what the file's reader skipped (a line with no answer, …), for the report. */
+export function problemsOfFile(read: { problems: readonly { id: string; question: string; answer: string }[]; counts: Record<string, number>; total: number }, source: string): { problems: { id: string; question: string; answer: string }[]; input: TirgenInput } {
+  const skipped = Object.fromEntries(Object.entries(read.counts).filter(([, n]) => n > 0));
+  return { problems: read.problems.map((p) => ({ id: p.id, question: p.question, answer: p.answer })), input: { source, records: read.total, skipped } };
+}
+
 /** Why an attempt ended before reaching an answer. */
 export const FAILURE_REASONS = [
   /** The actor filled a window with no line end to cut at: it never finished a step. */
@@ -126,9 +132,19 @@ export interface TirgenReport {
   elapsedMs: number;
   /** Why the run ended before every question was done, when it did. */
   stopped?: string;
+  /** Where the questions came from, and the records of a file that could not be used (by the reader's reason: missing_answer, …). */
+  input?: TirgenInput;
 }
 
-export function makeReport(meta: Pick<TirgenReport, 'actor' | 'critic' | 'seed' | 'settings' | 'total' | 'resumed' | 'elapsedMs' | 'stopped'>, counts: TirgenCounts): TirgenReport {
+export interface TirgenInput {
+  source: string;
+  /** Records in the file. */
+  records?: number;
+  /** Records skipped, by reason. */
+  skipped?: Record<string, number>;
+}
+
+export function makeReport(meta: Pick<TirgenReport, 'actor' | 'critic' | 'seed' | 'settings' | 'total' | 'resumed' | 'elapsedMs' | 'stopped' | 'input'>, counts: TirgenCounts): TirgenReport {
   const attempted = counts.questions - counts.skipped.noAnswer - counts.skipped.solvedWithoutTools;
   return {
     type: 'tirgen-report',
@@ -148,7 +164,9 @@ export function reportSummary(r: TirgenReport): string {
       .filter(([, v]) => v > 0)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ') || 'none';
+  const input = r.input?.records !== undefined ? [`input: ${r.input.source}, ${r.input.records} record(s); skipped: ${nonzero(r.input.skipped ?? {})}`] : [];
   return [
+    ...input,
     `questions: ${c.questions} of ${r.total} done${r.resumed ? ` (${r.resumed} before this run)` : ''}; skipped: no answer ${c.skipped.noAnswer}, solved without tools ${c.skipped.solvedWithoutTools}`,
     `attempts: ${c.attempts}, finished ${c.finished}; failed: ${nonzero(c.failures)}${c.failures['critic-invalid'] ? ` (critic: ${nonzero(c.criticInvalid)})` : ''}`,
     `steps: ${c.steps.total} (unchanged ${c.steps.unchanged}, rewritten ${c.steps.rewritten}, invalid ${c.steps.invalid}, code failed ${c.steps.codeFailed}, short ${c.steps.short}); code runs ${c.executions.total}, failed ${c.executions.failed}; predictions wrong ${c.predictions.wrong} of ${c.predictions.checked}`,
