@@ -66,7 +66,7 @@ function checkCounts(c: TirgenCounts): void {
   expect(c.finished + sum(c.failures)).toBe(c.attempts);
   expect(c.failures['critic-invalid']).toBe(sum(c.criticInvalid));
   expect(c.steps.invalid).toBe(sum(c.criticInvalid));
-  expect(c.steps.total).toBe(c.steps.unchanged + c.steps.rewritten + c.steps.invalid + c.steps.short + c.steps.codeFailed);
+  expect(c.steps.total).toBe(c.steps.unchanged + c.steps.rewritten + c.steps.invalid + c.steps.short + c.steps.afterThinking + c.steps.codeFailed);
   expect(c.steps.codeFailed).toBe(c.failures['code-failed']);
   const byFilter = c.droppedBy.answer + c.droppedBy.execution + c.droppedBy.boxed + c.droppedBy.dollars + c.droppedBy.code + c.droppedBy.codeQuality + c.droppedBy.repetition;
   expect(byFilter + c.passed).toBe(c.finished);
@@ -75,11 +75,12 @@ function checkCounts(c: TirgenCounts): void {
 }
 
 /** A test server for the critic's chat completions: `reply(n)` answers the n-th request (1-based), or fails it with a status. */
-async function criticServer(reply: (n: number) => string | { status: number }) {
+async function criticServer(reply: (n: number, body: { messages: { role: string; content: string }[] }) => string | { status: number }) {
   let n = 0;
   const s: Server = createServer(async (req, res) => {
-    for await (const _ of req);
-    const r = reply(++n);
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const r = reply(++n, JSON.parse(Buffer.concat(chunks).toString('utf8')));
     if (typeof r !== 'string') {
       res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'the critic is down', type: 'server_error', param: null, code: null } }));
       return;
@@ -273,6 +274,15 @@ describe('TIRGen with the shipped model and Pyodide', () => {
       expect(direct.requests()).toBe(2 + 2);
     } finally {
       await direct.close();
+    }
+    // A reasoning actor: the critic sees the thinking only, and the answer after it goes on without the critic.
+    const reasoning = await criticServer((_, body) => (body.messages.some((m) => m.role === 'assistant') ? '</think>\nSo \\boxed{6}.' : '<think>\nWe need 2*3 = 6.\n</think>\nThe answer is \\boxed{6}.'));
+    try {
+      const { report, results } = await generate([{ id: 'six', question: 'What is 2*3?', answer: '6' }], new RuleCritic(), ['tirgen.attempts=1', 'tirgen.oneCallKeep=1'], { actor: new EndpointModel({ baseURL: reasoning.url, model: 'actor', maxRetries: 0 }) });
+      expect(report.counts.steps).toMatchObject({ total: 2, rewritten: 1, afterThinking: 1 });
+      expect(results[0].samples[0].response).toBe('<think>\nWe need 2*3\n```python\nprint(2 * 3)\n```\n```output\n6\n```\n</think>\nSo \\boxed{6}.');
+    } finally {
+      await reasoning.close();
     }
   });
 

@@ -64,8 +64,8 @@ export interface StepEvent {
   step: number;
   /** The actor's step (its window, cut back to a line end). */
   actor: string;
-  /** What became of it: kept as written, rewritten with code and real output, kept without the critic (short), or the end of the attempt. */
-  verdict: 'unchanged' | 'rewrite' | 'short' | 'invalid' | 'code-failed' | 'no-step-end';
+  /** What became of it: kept as written, rewritten with code and real output, kept without the critic (short, or after a reasoning model's thinking), or the end of the attempt. */
+  verdict: 'unchanged' | 'rewrite' | 'short' | 'after-thinking' | 'invalid' | 'code-failed' | 'no-step-end';
   /** The critic's rewrite (or its unusable reply). */
   critic?: string;
   /** Why the step ended the attempt. */
@@ -370,12 +370,12 @@ class TirgenRun {
       steps++;
       counts.steps.total++;
       const hasCode = codeBlocks(text).length > 0;
-      let verdict: CriticVerdict;
-      let short = false;
-      if (step.tokens < s.criticMinTokens && !hasCode) {
-        short = true;
-        verdict = { kind: 'unchanged' };
-      } else verdict = await this.env.critic.revise(text, { signal: this.signal, seed: seed * 11 + k });
+      // A reasoning model's answer after its thinking goes on without the critic, as in THOR's code;
+      // the critic sees only the thinking part of a step that ends it.
+      const thinkEnd = text.indexOf('</think>');
+      const thinking = thinkEnd >= 0 ? text.slice(0, thinkEnd) : text;
+      const skip = hasCode ? undefined : response.includes('</think>') || thinking.trim() === '' ? 'after-thinking' : step.tokens < s.criticMinTokens ? 'short' : undefined;
+      const verdict: CriticVerdict = skip ? { kind: 'unchanged' } : await this.env.critic.revise(thinking, { signal: this.signal, seed: seed * 11 + k });
       this.signal.throwIfAborted();
       if (verdict.kind === 'invalid') {
         counts.steps.invalid++;
@@ -384,10 +384,11 @@ class TirgenRun {
         return end('critic-invalid');
       }
       if (verdict.kind === 'unchanged' && !hasCode) {
-        if (short) counts.steps.short++;
+        if (skip === 'short') counts.steps.short++;
+        else if (skip === 'after-thinking') counts.steps.afterThinking++;
         else counts.steps.unchanged++;
         response += text;
-        this.emit({ ...base, step: k, actor: text, verdict: short ? 'short' : 'unchanged', executions: [], appended: text, final: step.ended });
+        this.emit({ ...base, step: k, actor: text, verdict: skip ?? 'unchanged', executions: [], appended: text, final: step.ended });
         if (step.ended) return end();
         continue;
       }

@@ -69,6 +69,8 @@ export interface TirgenCounts {
     invalid: number;
     /** Shorter than tirgen.criticMinTokens: kept without the critic. */
     short: number;
+    /** After a reasoning model's thinking ended (`</think>`): kept without the critic. */
+    afterThinking: number;
     /** Its code failed: the attempt was abandoned. */
     codeFailed: number;
   };
@@ -95,7 +97,7 @@ export function emptyCounts(): TirgenCounts {
     kept: 0,
     questionsKept: 0,
     calls: {},
-    steps: { total: 0, unchanged: 0, rewritten: 0, invalid: 0, short: 0, codeFailed: 0 },
+    steps: { total: 0, unchanged: 0, rewritten: 0, invalid: 0, short: 0, afterThinking: 0, codeFailed: 0 },
     executions: { total: 0, failed: 0 },
     predictions: { checked: 0, wrong: 0 },
     roundLimit: 0,
@@ -169,7 +171,7 @@ export function reportSummary(r: TirgenReport): string {
     ...input,
     `questions: ${c.questions} of ${r.total} done${r.resumed ? ` (${r.resumed} before this run)` : ''}; skipped: no answer ${c.skipped.noAnswer}, solved without tools ${c.skipped.solvedWithoutTools}`,
     `attempts: ${c.attempts}, finished ${c.finished}; failed: ${nonzero(c.failures)}${c.failures['critic-invalid'] ? ` (critic: ${nonzero(c.criticInvalid)})` : ''}`,
-    `steps: ${c.steps.total} (unchanged ${c.steps.unchanged}, rewritten ${c.steps.rewritten}, invalid ${c.steps.invalid}, code failed ${c.steps.codeFailed}, short ${c.steps.short}); code runs ${c.executions.total}, failed ${c.executions.failed}; predictions wrong ${c.predictions.wrong} of ${c.predictions.checked}`,
+    `steps: ${c.steps.total} (unchanged ${c.steps.unchanged}, rewritten ${c.steps.rewritten}, invalid ${c.steps.invalid}, code failed ${c.steps.codeFailed}, short ${c.steps.short}, after thinking ${c.steps.afterThinking}); code runs ${c.executions.total}, failed ${c.executions.failed}; predictions wrong ${c.predictions.wrong} of ${c.predictions.checked}`,
     `filters failed (each on its own): ${nonzero(c.filters)}`,
     `dropped by (first failure, then selection): ${nonzero(c.droppedBy)}`,
     `passed ${c.passed}, kept ${c.kept} (${(r.keptRatio * 100).toFixed(1)}% of questions attempted); calls per kept sample: ${nonzero(c.calls)}`,
