@@ -1,0 +1,46 @@
+/**
+ * Does the model's code compute the question it was asked? (docs/evaluation.md#code-that-computes-the-question)
+ * A small model can write well-formed code with the wrong numbers in it (`print(373*87)` for "What is
+ * 347*829?"): the code runs, its output is real, and the answer is still wrong. For the synthetic
+ * tasks, whose reference answer is what the right program prints, an answer's code computes the
+ * question when one of its calls printed the reference answer.
+ */
+import { isEquivalent } from '../reward/equivalence';
+import type { TrajectoryRecord } from '../tir/types';
+
+export interface CopyAccuracy {
+  /** Answers that made at least one call. */
+  withCode: number;
+  /** Of those, answers one of whose calls printed the reference answer. */
+  computesQuestion: number;
+  /** computesQuestion / withCode; null without code. */
+  share: number | null;
+  /** The same, by task kind. */
+  byKind: Record<string, { withCode: number; computesQuestion: number }>;
+}
+
+export async function copyAccuracy(records: readonly TrajectoryRecord[], kindOf: (problemId: string) => string | undefined = () => undefined): Promise<CopyAccuracy> {
+  const byKind: CopyAccuracy['byKind'] = {};
+  let withCode = 0;
+  let computesQuestion = 0;
+  for (const r of records) {
+    if (r.executions.length === 0) continue;
+    const kind = kindOf(r.problemId) ?? 'all';
+    const k = (byKind[kind] ??= { withCode: 0, computesQuestion: 0 });
+    withCode++;
+    k.withCode++;
+    let hit = false;
+    for (const e of r.executions) {
+      const printed = e.stdout.trim();
+      if (printed !== '' && (await isEquivalent(printed, r.reference))) {
+        hit = true;
+        break;
+      }
+    }
+    if (hit) {
+      computesQuestion++;
+      k.computesQuestion++;
+    }
+  }
+  return { withCode, computesQuestion, share: withCode === 0 ? null : computesQuestion / withCode, byKind };
+}
