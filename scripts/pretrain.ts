@@ -4,7 +4,10 @@
  * from really running each program in the Python sandbox. The result knows the TIR format and
  * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
  *
- *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--out DIR] [--init DIR]
+ *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--out DIR] [--init DIR] [--style tir|cot]
+ *
+ * --style cot trains the same architecture on chain-of-thought demonstrations instead (plain-text steps,
+ * no code; scripts/pretrain-cot.ts) and writes public/models/thor-tiny-cot/ unless --out is given.
  *
  * --init continues from an earlier checkpoint (same architecture) instead of a seeded initialisation.
  */
@@ -23,6 +26,7 @@ import { THOR_REWARD } from '../src/core/reward/reward';
 import { CharTokenizer } from '../src/core/tokenizer/char';
 import { selectNodeBackend } from '../src/node/backend';
 import { folderSink, folderSource } from '../src/node/files';
+import { pretrainCot } from './pretrain-cot';
 import { createNodePythonPool } from '../src/node/python';
 
 const { values: args } = parseArgs({
@@ -33,15 +37,18 @@ const { values: args } = parseArgs({
     'tool-share': { type: 'string', default: '0.3' },
     'batch-size': { type: 'string', default: '32' },
     lr: { type: 'string', default: '3e-3' },
-    out: { type: 'string', default: 'public/models/thor-tiny' },
+    out: { type: 'string' },
     'eval-every': { type: 'string', default: '200' },
     'max-tokens': { type: 'string', default: '1024' },
     init: { type: 'string' },
+    style: { type: 'string', default: 'tir' },
   },
 });
 const seed = Number(args.seed);
 const steps = Number(args.steps);
-const out = args.out!;
+const style = args.style;
+if (style !== 'tir' && style !== 'cot') throw new Error(`--style must be tir or cot, not ${style}`);
+const out = args.out ?? (style === 'cot' ? 'public/models/thor-tiny-cot' : 'public/models/thor-tiny');
 
 /** The shipped tiny model: Llama-style, character-level, a context long enough for 2 tool calls. */
 export const TINY_CONFIG = {
@@ -65,6 +72,25 @@ console.log(`model: ${countParameters(cfg).toLocaleString()} parameters, vocab $
 
 const train = generateTasks({ seed, count: Number(args.tasks), split: 'train', difficulties: [1, 2, 3] });
 const test = generateTasks({ seed, count: 64, split: 'test', difficulties: [1, 2, 3] });
+
+if (style === 'cot') {
+  await pretrainCot({
+    cfg,
+    tokenizer,
+    train,
+    test,
+    seed,
+    steps,
+    batchSize: Number(args['batch-size']),
+    lr: Number(args.lr),
+    maxTokens: Number(args['max-tokens']),
+    evalEvery: Number(args['eval-every']),
+    out,
+    init: args.init,
+    backend: backend.name,
+  });
+  process.exit(0);
+}
 
 // Real tool outputs: every distinct program runs once in the sandbox.
 const pool = await createNodePythonPool({ preload: ['sympy'] });

@@ -1,0 +1,84 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateTask, generateTasks, MAX_DIFFICULTY, TASK_KINDS } from '../../src/core/data/tasks';
+import { buildCotDemonstrations, checkSteps, cotResponse, evalExpression } from '../../src/core/tir/cot';
+import { evaluateCot, followsCotFormat } from '../../src/core/eval/cot';
+import { createRng } from '../../src/core/rng';
+import { sftSequence } from '../../src/core/rl/sft';
+import { CharTokenizer } from '../../src/core/tokenizer/char';
+import { loadModelFolder } from '../../src/core/model/checkpoint';
+import { Transformer } from '../../src/core/model/transformer';
+import { selectNodeBackend } from '../../src/node/backend';
+import { folderSource } from '../../src/node/files';
+
+const ROOT = join(__dirname, '../..');
+const MODEL = join(ROOT, 'public/models/thor-tiny-cot');
+const CONTEXT = 256;
+const tokenizer = CharTokenizer.fromCharset();
+const length = (question: string, response: string) => {
+  const s = sftSequence(tokenizer, question, response, '');
+  return s.promptTokens.length + s.tokens.length;
+};
+
+describe('chain-of-thought demonstrations', () => {
+  it('checks written steps exactly', () => {
+    expect(checkSteps('347*829 = 347*800 + 347*29.\n347*800 = 277600.\n347*29 = 10063.\nSo 277600 + 10063 = 287663.\nSo \\boxed{287663}.')).toEqual({ checked: 4, wrong: [] });
+    expect(checkSteps('84 = 2*36 + 12.\n36 = 3*12 + 1.').wrong).toEqual(['36 = 3*12 + 1.']);
+    expect(checkSteps('1/2+1/3 = 3/6+2/6 = 5/6.\nx = 12/4 = 3.\nSo 4x = 12.').checked).toBe(2);
+    expect(evalExpression('2^10-1')).toEqual({ p: 1023n, q: 1n });
+    expect(evalExpression('n*(n+1)')).toBeUndefined();
+  });
+
+  it('every kind at every difficulty: steps true, the boxed answer is the task answer, no code', () => {
+    const rng = createRng(7);
+    const checkedByKind = new Map<string, number>();
+    for (const kind of TASK_KINDS)
+      for (let d = 1; d <= MAX_DIFFICULTY; d++)
+        for (let i = 0; i < 25; i++) {
+          const task = generateTask(kind, d, rng);
+          const response = cotResponse(task);
+          expect(response, task.question).toBeDefined();
+          const lines = response!.split('\n');
+          expect(lines.at(-1)).toBe(`So \\boxed{${task.answer}}.`);
+          expect(lines.length).toBeGreaterThanOrEqual(2);
+          expect(response).not.toContain('```');
+          expect(response).not.toMatch(/print\(|import /);
+          const { checked, wrong } = checkSteps(response!);
+          expect(wrong, task.question).toEqual([]);
+          checkedByKind.set(kind, (checkedByKind.get(kind) ?? 0) + checked);
+          expect(followsCotFormat(response!)).toBe(true);
+        }
+    // every kind writes computations that the check reads
+    for (const kind of TASK_KINDS) expect(checkedByKind.get(kind), kind).toBeGreaterThan(25);
+  });
+
+  it('fit the context: the training set keeps almost all, and none kept is longer than 256 tokens', () => {
+    const train = generateTasks({ seed: 1, count: 2000, split: 'train', difficulties: [1, 2, 3] });
+    const { demonstrations, dropped } = buildCotDemonstrations(train, (q, r) => length(q, r) <= CONTEXT);
+    const droppedCount = Object.values(dropped).reduce((a, b) => a + b, 0);
+    expect(demonstrations.length + droppedCount).toBe(train.length);
+    expect(droppedCount / train.length).toBeLessThan(0.01);
+    for (const d of demonstrations) expect(length(d.question, d.response)).toBeLessThanOrEqual(CONTEXT);
+    expect(new Set(demonstrations.map((d) => d.kind))).toEqual(new Set(TASK_KINDS));
+  });
+});
+
+describe.skipIf(!existsSync(join(MODEL, 'model.safetensors')))('the shipped chain-of-thought model', () => {
+  it('answers held-out questions greedily in text steps, without code fences, ending with \\boxed{}', async () => {
+    await selectNodeBackend(['wasm', 'cpu']);
+    const folder = await loadModelFolder(folderSource(MODEL));
+    const model = Transformer.fromWeights(folder.config, folder.weights);
+    try {
+      const test = generateTasks({ seed: 1, count: 9, split: 'test', difficulties: [1, 2] });
+      const r = await evaluateCot(model, folder.tokenizer, test.slice(0, 4), folder.config.max_position_embeddings);
+      for (const s of r.samples) {
+        expect(s.response).not.toContain('```python');
+        expect(s.response.split('\n').length).toBeGreaterThanOrEqual(2);
+      }
+      expect(r.samples.filter((s) => /\\boxed\{[^{}]*\}\.?\s*$/.test(s.response)).length).toBeGreaterThanOrEqual(3);
+    } finally {
+      model.dispose();
+    }
+  }, 120_000);
+});
