@@ -39,3 +39,11 @@ export function errorToPlain(e: unknown): { name: string; code?: string; message
   if (e instanceof Error) return { name: e.name, message: e.message };
   return { name: 'Error', message: String(e) };
 }
+
+/**
+ * The text no longer fits the model's context: an endpoint said so (`endpoint-context`, from the
+ * OpenAI client) or the lab's own model refused the prompt (`request`, from its checks).
+ */
+export function isContextError(e: unknown): e is LabError {
+  return e instanceof LabError && (e.code === 'endpoint-context' || (e.code === 'request' && /context/.test(e.message)));
+}

@@ -77,3 +77,4 @@ export interface TextModel {
   /** Throws (a LabError naming the field) when the request cannot be served, before anything is queued; where the model can tell. */
   check?(prompt: Prompt, request: SamplingRequest): void;
 }
+

@@ -9,10 +9,10 @@
  * Records have no token ids (the endpoint's tokenizer is not ours): `tokens` is empty and segment
  * spans are character spans; `generatedTokens` holds the server's own count of generated tokens.
  */
-import { LabError } from '../errors';
 import type { Executor } from '../sandbox/types';
+import { isContextError } from '../errors';
 import type { Prompt, TextModel } from '../llm/types';
-import { nextClosedCode, observationBlock, splitFences } from './format';
+import { nextClosedCode, observationBlock, openBlockAtEnd, splitFences } from './format';
 import { executionRecord, type RolloutSettings } from './rollout';
 import type { DiscardedAttempt, ExecutionRecord, Segment, TrajectoryRecord } from './types';
 
@@ -58,7 +58,7 @@ export async function textRollouts(model: TextModel, requests: TextRolloutReques
 }
 
 /** The prompt with the response so far: appended to raw text, or as the assistant turn being continued. */
-function promptWith(prompt: Prompt, response: string): { prompt: Prompt; continueFinal: boolean } {
+export function promptWith(prompt: Prompt, response: string): { prompt: Prompt; continueFinal: boolean } {
   if (typeof prompt === 'string') return { prompt: prompt + response, continueFinal: false };
   if (response === '') return { prompt, continueFinal: false };
   return { prompt: [...prompt, { role: 'assistant', content: response }], continueFinal: true };
@@ -108,7 +108,7 @@ export async function textRollout(model: TextModel, req: TextRolloutRequest, s: 
           },
         );
       } catch (e) {
-        if (e instanceof LabError && e.code === 'endpoint-context') {
+        if (isContextError(e)) {
           // Prompt and max_tokens together exceed the context (vLLM refuses that even when the prompt
           // fits): ask again for what fits, as the error says or by halves. When nothing fits, the
           // rollout ran out of room, as a local one ends at its last position.
@@ -212,9 +212,13 @@ export async function textRollout(model: TextModel, req: TextRolloutRequest, s: 
   };
 }
 
-/** For engines that do not say which stop ended a choice: was it the fence? */
-function guessFence(response: string, scanFrom: number): boolean {
-  if (nextClosedCode(response + CODE_STOP, scanFrom) !== undefined) return true;
+/**
+ * For engines that do not say which stop ended a choice: was it the fence? Yes when putting it back
+ * closes the python block the text ends in, or when the text since `scanFrom` stopped at the start of
+ * a line with no answer given yet.
+ */
+export function guessFence(response: string, scanFrom = 0): boolean {
+  if (openBlockAtEnd(response)?.kind === 'code') return true;
   const since = response.slice(scanFrom);
   return (since === '' || since.endsWith('\n')) && !since.includes('\\boxed');
 }

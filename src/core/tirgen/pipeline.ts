@@ -10,13 +10,14 @@
  * Everything is seeded by the run seed and the question id, so a question gives the same samples
  * whatever else runs beside it, and a resumed run continues exactly.
  */
-import { LabError } from '../errors';
-import type { ChatMessage, Prompt, TextModel } from '../llm/types';
+import { isContextError, LabError } from '../errors';
+import type { ChatMessage, TextModel } from '../llm/types';
 import type { SymbolicChecker } from '../reward/equivalence';
 import { createRng, hashString } from '../rng';
 import type { Executor, RunStatus } from '../sandbox/types';
 import { CODE_OPEN, FENCE_CLOSE, nextClosedCode, observationBlock, openBlockAtEnd, splitFences, tirPrompt } from '../tir/format';
 import { executionRecord } from '../tir/rollout';
+import { guessFence, promptWith } from '../tir/text-rollout';
 import type { ExecutionRecord } from '../tir/types';
 import type { Critic, CriticVerdict } from './critic';
 import { answerVerified, codeBlocks, failedFilters } from './filters';
@@ -131,23 +132,6 @@ interface ActorStep {
   /** The actor ended its answer (not a window, not a fence). */
   ended: boolean;
   tokens: number;
-}
-
-/** A request the actor cannot take because the text no longer fits its context (the lab's model or an endpoint). */
-function isContextError(e: unknown): boolean {
-  return e instanceof LabError && (e.code === 'endpoint-context' || (e.code === 'request' && /context/.test(e.message)));
-}
-
-/** The chat prompt with the answer so far as the assistant's unfinished turn (as text rollouts send it). */
-function promptWith(prompt: ChatMessage[], response: string): { prompt: Prompt; continueFinal: boolean } {
-  if (response === '') return { prompt, continueFinal: false };
-  return { prompt: [...prompt, { role: 'assistant', content: response }], continueFinal: true };
-}
-
-/** For engines that do not name the stop string that matched: was it the fence? (the rule of text rollouts) */
-function guessFence(text: string): boolean {
-  if (nextClosedCode(text + FENCE) !== undefined && openBlockAtEnd(text)?.kind === 'code') return true;
-  return (text === '' || text.endsWith('\n')) && !text.includes('\\boxed');
 }
 
 /** Numbers in an output line ("3/4", "2.50", "1,024"), for comparing an expected output with the real one. */
