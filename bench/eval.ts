@@ -16,7 +16,7 @@ import { encodePrompt } from '../src/core/tir/prompt';
 import { measureAgreement, parseEquivalenceCases } from '../src/core/reward/agreement';
 import { sandboxChecker } from '../src/core/reward/sandbox-checker';
 import { createNodePythonPool } from '../src/node/python';
-import { loadModel, nodeLab, readProblemsFile } from '../src/node/lab';
+import { nodeLab, readProblemsFile } from '../src/node/lab';
 
 const GSM8K = 'data/benchmarks/gsm8k-test.jsonl';
 const CASES = 'data/equivalence/math-verify.jsonl';
@@ -45,8 +45,7 @@ export async function main(argv: string[]): Promise<void> {
     const model = await lab.loadModel({ kind: 'shipped' });
     const context = model.config.max_position_embeddings;
     const { problems: all } = await readProblemsFile(GSM8K);
-    const { tokenizer, model: counter } = await loadModel();
-    counter.dispose();
+    const { tokenizer } = lab.textModel();
     const fits = all.filter((p) => encodePrompt(tokenizer, p.question, '').length <= context - ROOM);
     const problems = fits.slice(0, count);
     console.log(`${fits.length} of ${all.length} GSM8K questions leave ${ROOM} tokens to answer in the ${context}-token context; using ${problems.length}`);
