@@ -34,6 +34,7 @@ export function connectPolicyWorker(): LabConnection {
     infer: (request, onEvent) => remote.infer(request, sink(onEvent)),
     evaluate: (request, onEvent) => remote.evaluate(request, sink(onEvent)),
     checkFit: (problems, settings) => remote.checkFit(problems, settings),
+    tirgen: (request, onEvent) => remote.tirgen(request, sink(onEvent)),
     train: (request, onEvent) => remote.train(request, sink(onEvent)),
     listRuns: async () => (await runs()).list(),
     runDetail: async (id) => (await runs()).getDetail(id),

@@ -17,6 +17,9 @@ import type { RunDetail, RunSummary } from '../run/store';
 import type { PoolHealth } from '../sandbox/pool';
 import type { SandboxInfo } from '../sandbox/types';
 import type { Demonstration } from '../tir/demonstrations';
+import type { QuestionResult, StepEvent, TirgenProgress } from '../tirgen/pipeline';
+import type { TirgenReport } from '../tirgen/report';
+import type { TirgenSettings } from '../tirgen/settings';
 import type { TrajectoryRecord } from '../tir/types';
 import type { Tokenizer } from '../tokenizer/types';
 import type { ControlValue } from './control';
@@ -155,6 +158,53 @@ export interface TrainOutcome {
   steps: number;
 }
 
+/** Where TIRGen's questions come from: the synthetic train split, or a data set's problems (docs/tirgen.md#the-tirgen-panel). */
+export type TirgenSource =
+  | { kind: 'synthetic'; count: number; seed: number }
+  /** `records` and `skipped`: what the file's reader read and could not use (a line with no answer…), for the report. */
+  | { kind: 'problems'; label: string; problems: Pick<Problem, 'id' | 'question' | 'answer'>[]; records?: number; skipped?: Record<string, number> };
+
+/** TIRGen's critic: the rules (synthetic tasks), the loaded model through its text interface, or an endpoint. */
+export type TirgenCriticSpec = { kind: 'rule' } | { kind: 'model' } | { kind: 'endpoint'; endpoint: EndpointSpec };
+
+export interface TirgenRequest {
+  source: TirgenSource;
+  /** The actor: this endpoint, or the loaded model when absent. */
+  actor?: EndpointSpec;
+  critic: TirgenCriticSpec;
+  /** Replaces the model critic's prompt (its {step} is the step). */
+  criticPrompt?: string;
+  /** Changes to TIRGen's defaults, checked as `--set tirgen.key=value` is. */
+  settings?: Partial<Record<keyof TirgenSettings, unknown>>;
+  seed?: number;
+  /** What a stopped run left (its outcome's progress, data and messages lines): its finished questions are not done again. */
+  previous?: { progress: string; data?: string; messages?: string };
+}
+
+/** Progress of a TIRGen run: questions done (earlier runs' included) of all, and this run's own share for the ETA. */
+export interface TirgenProgressFigures {
+  done: number;
+  total: number;
+  /** Questions done by this run, and the questions it had to do when it started. */
+  doneNow: number;
+  todoAtStart: number;
+  attempts: number;
+  kept: number;
+  elapsedMs: number;
+}
+
+export interface TirgenOutcome {
+  report: TirgenReport;
+  /** data.jsonl: one kept sample a line (the SFT data `train --mode sft --sft-file` reads). */
+  data: string;
+  /** messages.jsonl: the same samples as chat messages. */
+  messages: string;
+  /** progress.jsonl: the header and one line per finished question; with `data` and `messages`, what a resume goes on from. */
+  progress: string;
+  /** Lines of `previous` dropped (cut short, repeated, or of questions that never finished). */
+  dropped: number;
+}
+
 /** Held-out evaluation during a run, as metric keys. */
 export interface HeldOutFigures {
   heldout_questions: number;
@@ -180,6 +230,11 @@ export type LabEvent =
   | { type: 'heldout'; step: number; figures: HeldOutFigures; row: EvalRow }
   /** An evaluated problem's graded samples, as soon as they are all in (append it to a per-problem log). */
   | { type: 'problem'; log: ProblemLog; done: number; total: number }
+  /** TIRGen: one step of one attempt, before and after the critic. */
+  | { type: 'tirgen-step'; step: StepEvent }
+  /** TIRGen: a question finished, with its data lines (also in the outcome). */
+  | { type: 'tirgen-question'; result: QuestionResult; data: string; messages: string }
+  | { type: 'tirgen-progress'; progress: TirgenProgressFigures; counts: TirgenProgress['counts'] }
   /** Something the user should know that is not an error (e.g. optimiser moments restored). */
   | { type: 'message'; text: string };
 
@@ -214,6 +269,12 @@ export interface LabApi {
   evaluate(request: EvalRequest, onEvent?: EventSink): Promise<EvalOutcome>;
   /** Which questions fit the loaded model's context, their prompts built as evaluation builds them (docs/datasets.md#context-fit). */
   checkFit(problems: readonly Pick<Problem, 'question'>[], settings?: JobSettings): Promise<FitReport>;
+  /**
+   * TIRGen (docs/tirgen.md): the actor writes step by step, the critic turns each step's computation
+   * into Python the lab runs; resolves with the report and the data when the run ends, stopped or not
+   * (a stop, or an actor or critic that fails, keeps the questions finished: `report.stopped` says why).
+   */
+  tirgen(request: TirgenRequest, onEvent?: EventSink): Promise<TirgenOutcome>;
   /** Trains and stores the run step by step; resolves when it ends (finished or stopped), rejects when it fails. */
   train(request: TrainRequest, onEvent?: EventSink): Promise<TrainOutcome>;
 
@@ -238,4 +299,5 @@ export interface LabConnection {
   terminate(): void;
 }
 
+export type { QuestionResult, StepEvent, TirgenReport, TirgenSettings };
 export type { BackendInfo, BackendName, CheckpointFiles, EvalRow, FitReport, RunDetail, RunRecord, RunState, RunSummary, StepMetrics, TrajectoryRecord };

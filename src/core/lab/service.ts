@@ -18,8 +18,9 @@ import { LabError } from '../errors';
 import { evaluate, evalSettingsOf, evalSummary } from '../eval/evaluate';
 import { EndpointPolicy, LocalPolicy, type PolicyModel } from '../llm/policy';
 import { liveTextRecord, textRollout } from '../tir/text-rollout';
+import { EndpointModel } from '../llm/client';
 import { LocalModel, type LocalModelOptions } from '../llm/local';
-import type { CompleteOptions, Completion, Prompt, SamplingRequest } from '../llm/types';
+import type { CompleteOptions, Completion, Prompt, SamplingRequest, TextModel } from '../llm/types';
 import { MemoryFiles, type FileSource } from '../files';
 import { loadModelFolder, saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
 import { countParameters, newModelConfig, type NewModelSize } from '../model/config';
@@ -41,6 +42,12 @@ import { inferenceSettings } from '../tir/settings';
 import type { TrajectoryRecord } from '../tir/types';
 import { CharTokenizer } from '../tokenizer/char';
 import type { Tokenizer } from '../tokenizer/types';
+import { ModelCritic, type Critic } from '../tirgen/critic';
+import { checkResume, messagesLine, progressHeaderLine, progressLine, resumeState, sampleLine } from '../tirgen/outputs';
+import { runTirgen, type QuestionResult, type TirgenProblem } from '../tirgen/pipeline';
+import { addCounts, emptyCounts, type TirgenInput } from '../tirgen/report';
+import { RuleCritic } from '../tirgen/rule-critic';
+import { parseTirgenSettings, type TirgenSettings } from '../tirgen/settings';
 import type {
   EndpointSpec,
   EvalOutcome,
@@ -55,6 +62,8 @@ import type {
   ModelSummary,
   SandboxCapabilities,
   SandboxStatus,
+  TirgenOutcome,
+  TirgenRequest,
   TrainOutcome,
   TrainRequest,
 } from './api';
@@ -411,6 +420,99 @@ export class LabService implements LabApi {
     });
   }
 
+  tirgen(req: TirgenRequest, onEvent: EventSink = () => undefined): Promise<TirgenOutcome> {
+    return this.exclusive('generating TIR data', async () => {
+      const settings = parseTirgenSettings(
+        Object.entries(req.settings ?? {})
+          .filter(([, value]) => value !== undefined)
+          .map(([key, value]) => ({ key, value })),
+        'TIRGen settings',
+      );
+      const seed = req.seed ?? 0;
+      if (!Number.isInteger(seed) || seed < 0) throw new LabError('tirgen', 'not a seed', { field: 'seed', expected: 'a whole number ≥ 0', found: String(seed) });
+      const { problems, input } = tirgenProblems(req);
+      const actor: TextModel = req.actor ? new EndpointModel(req.actor) : this.textModel();
+      const critic = this.tirgenCritic(req, settings);
+      const meta = { actor: actor.label, critic: critic.label };
+      const header = { ...meta, seed, settings, source: input.source };
+
+      // What a stopped run left: its finished questions, their lines, and a check that it was made the same way.
+      let previous: QuestionResult[] = [];
+      let progress = progressHeaderLine({ type: 'tirgen-progress', version: 1, createdAt: new Date().toISOString(), ...header });
+      let data = '';
+      let messages = '';
+      let dropped = 0;
+      if (req.previous && req.previous.progress.trim() !== '') {
+        const state = resumeState(req.previous);
+        if (!state.header) throw new LabError('tirgen-resume', 'the progress lines have no TIRGen header', { file: 'progress.jsonl', expected: 'the progress lines of a TIRGen run', hint: 'resume from the lines the run that stopped gave' });
+        checkResume(state.header, header, 'the earlier run');
+        ({ progress, data, messages, dropped } = state);
+        previous = state.done;
+      }
+      const ids = new Set(problems.map((p) => p.id));
+      const doneBefore = previous.filter((r) => ids.has(r.id)).length;
+      const todoAtStart = ids.size - doneBefore;
+
+      const watcher = this.control.watch(['stop']);
+      // The stop word is read between steps and while the actor decodes (local batches yield to timers).
+      const poll = setInterval(() => watcher.check(), 100);
+      const checked: TextModel = {
+        label: actor.label,
+        kind: actor.kind,
+        complete: (prompt, request, options) => {
+          watcher.check();
+          return actor.complete(prompt, request, options);
+        },
+        ...(actor.check && { check: actor.check.bind(actor) }),
+      };
+      const executor = this.executor();
+      const started = Date.now();
+      const figures = (done: number, doneNow: number, attempts: number, kept: number) => ({ done, total: ids.size, doneNow, todoAtStart, attempts, kept, elapsedMs: Date.now() - started });
+      const before = previous.reduce((c, r) => addCounts(c, r.counts), emptyCounts());
+      onEvent({ type: 'tirgen-progress', progress: figures(doneBefore, 0, before.attempts, before.kept), counts: before });
+      try {
+        const { report } = await runTirgen(
+          { problems, settings, seed, previous, input },
+          {
+            actor: checked,
+            critic,
+            executor,
+            checker: sandboxChecker(executor),
+            signal: watcher.signal,
+            onStep: (step) => {
+              watcher.check();
+              onEvent({ type: 'tirgen-step', step });
+            },
+            onQuestion: (r) => {
+              const d = r.samples.map((x) => sampleLine(x, meta)).join('');
+              const m = r.samples.map((x) => messagesLine(x, settings.dataInstruction)).join('');
+              // A question's sample lines come before its progress line (docs/tirgen.md#stopping-and-resuming).
+              data += d;
+              messages += m;
+              progress += progressLine(r);
+              onEvent({ type: 'tirgen-question', result: r, data: d, messages: m });
+            },
+            onProgress: (p) => onEvent({ type: 'tirgen-progress', progress: figures(p.done, p.doneNow, p.counts.attempts, p.counts.kept), counts: p.counts }),
+          },
+        );
+        return { report, data, messages, progress, dropped };
+      } finally {
+        clearInterval(poll);
+      }
+    });
+  }
+
+  /** TIRGen's critic as the request names it (docs/tirgen.md#critic). */
+  private tirgenCritic(req: TirgenRequest, s: TirgenSettings): Critic {
+    if (req.critic.kind === 'rule') {
+      if (req.criticPrompt !== undefined) throw new LabError('tirgen', 'a critic prompt is for a model critic', { field: 'criticPrompt', hint: 'pick the loaded model or an endpoint as the critic, or leave the prompt empty' });
+      return new RuleCritic();
+    }
+    const model = req.critic.kind === 'endpoint' ? new EndpointModel(req.critic.endpoint) : this.textModel();
+    if (req.criticPrompt !== undefined && !req.criticPrompt.includes('{step}')) throw new LabError('tirgen', 'the critic prompt has no {step}', { field: 'criticPrompt', expected: 'a prompt with {step} where the step goes', found: req.criticPrompt.slice(0, 80) });
+    return new ModelCritic(model, { temperature: s.criticTemperature, maxTokens: s.criticMaxTokens, topK: s.topK, topP: s.topP, minOverlap: s.minRewriteOverlap, ...(req.criticPrompt !== undefined && { template: req.criticPrompt }) });
+  }
+
   async checkFit(problems: readonly Pick<Problem, 'question'>[], settings?: JobSettings): Promise<FitReport> {
     const c = this.settings(settings, 'evaluation', 'evaluation settings');
     return fitReport(problems, this.localPolicy(), c)!;
@@ -541,6 +643,22 @@ export async function configProblems(c: RunConfig, split: 'train' | 'test', read
   }
   if (!readProblemsFile) throw new LabError('BAD_RUN_CONFIG', 'files cannot be read by path here', { field: 'task.file', found: c.task.file, hint: 'upload the file in the Data panel: its questions go with the run' });
   return (await readProblemsFile(c.task.file!, c.task.maxQuestionTokens)).slice(0, c.task.trainSize);
+}
+
+/** TIRGen's questions: the synthetic train split (as `tirgen --synthetic N --seed S`), or a data set's problems. */
+function tirgenProblems(req: TirgenRequest): { problems: TirgenProblem[]; input: TirgenInput } {
+  const src = req.source;
+  if (src.kind === 'synthetic') {
+    if (!Number.isInteger(src.count) || src.count < 1) throw new LabError('tirgen', 'no questions', { field: 'source.count', expected: 'a whole number ≥ 1', found: String(src.count) });
+    if (!Number.isInteger(src.seed) || src.seed < 0) throw new LabError('tirgen', 'not a seed', { field: 'source.seed', expected: 'a whole number ≥ 0', found: String(src.seed) });
+    const problems = generateTasks({ seed: src.seed, count: src.count, split: 'train' }).map((t) => ({ id: t.id, question: t.question, answer: t.answer }));
+    return { problems, input: { source: `synthetic ${src.count} (seed ${src.seed})` } };
+  }
+  if (src.problems.length === 0) throw new LabError('tirgen', 'the data set has no questions', { file: src.label, hint: 'pick a data set with usable lines in the Data panel' });
+  // A problem with no answer is skipped and counted by the run (report.counts.skipped.noAnswer).
+  const problems = src.problems.map((p) => ({ id: String(p.id), question: p.question, answer: typeof p.answer === 'string' ? p.answer : '' }));
+  const skipped = Object.fromEntries(Object.entries(src.skipped ?? {}).filter(([, n]) => n > 0));
+  return { problems, input: { source: src.label, ...(src.records !== undefined && { records: src.records }), ...(Object.keys(skipped).length > 0 && { skipped }) } };
 }
 
 /** Which questions fit a model's context, their prompts built as evaluation builds them; undefined where the model's tokenizer or context is unknown (an endpoint). */
