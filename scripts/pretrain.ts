@@ -97,13 +97,17 @@ const pool = await createNodePythonPool({ preload: ['sympy'] });
 const outputs = new Map<string, string>();
 const t0 = Date.now();
 let failed = 0;
-await Promise.all(
-  [...new Set(train.map((t: Task) => t.program))].map(async (program) => {
-    const r = await pool.run(program, { timeoutMs: 10_000 });
-    if (r.status === 'ok' && r.stdout.trim() !== '') outputs.set(program, r.stdout);
-    else failed++;
-  }),
-);
+// In chunks, so a large --tasks never overfills the sandbox's queue.
+const programs = [...new Set(train.map((t: Task) => t.program))];
+for (let i = 0; i < programs.length; i += 1000) {
+  await Promise.all(
+    programs.slice(i, i + 1000).map(async (program) => {
+      const r = await pool.run(program, { timeoutMs: 10_000 });
+      if (r.status === 'ok' && r.stdout.trim() !== '') outputs.set(program, r.stdout);
+      else failed++;
+    }),
+  );
+}
 console.log(`ran ${outputs.size + failed} programs in ${((Date.now() - t0) / 1000).toFixed(1)} s (${failed} failed)`);
 
 const demos = buildDemonstrations(train, outputs, Number(args['tool-share']), createRng(seed).fork('demonstrations'));

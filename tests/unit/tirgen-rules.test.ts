@@ -70,6 +70,14 @@ describe('the rule critic', () => {
     expect(python('1+2+4+...+7')).toEqual([]);
   });
 
+  it('reads "= expression" as another computation, never as a claimed result cut from it', () => {
+    const found = findComputations('66*37 = 66*30 + 66*7.');
+    expect(found.map((c) => c.python)).toEqual(['66 * 37', '66 * 30 + 66 * 7']);
+    expect(found.map((c) => c.claim)).toEqual([undefined, undefined]);
+    expect(findComputations('66*30 = 1980.')[0].claim).toBe('1980');
+    expect(findComputations('So 3/4 = 0.75 here')[0].claim).toBe('0.75');
+  });
+
   it('finds computations written in words', () => {
     expect(python('347 times 829 is 287663')).toEqual(['347 * 829']);
     expect(python('The remainder of 17 divided by 5 is 2.')).toEqual(['17 % 5']);

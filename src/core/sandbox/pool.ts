@@ -162,7 +162,7 @@ export class PythonPool implements Executor {
     }
     if (this.queue.length >= this.options.maxQueue) {
       throw new LabError('sandbox-queue-full', `${this.queue.length} calls are already waiting for the Python sandbox`, {
-        field: 'maxQueue', expected: `at most ${this.options.maxQueue} waiting calls`, hint: 'Wait for results before sending more code',
+        field: 'maxQueue', expected: `at most ${this.options.maxQueue} waiting calls`, found: String(this.queue.length + 1), hint: 'Wait for results before sending more code',
       });
     }
     return new Promise<RunResult | undefined>((resolve, reject) => {

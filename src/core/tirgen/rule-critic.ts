@@ -373,8 +373,8 @@ const WORDS: { re: RegExp; node: (m: RegExpExecArray) => Node }[] = [
   { re: new RegExp(String.raw`(?<![\w.])${N} factorial\b`, 'gi'), node: (m) => ({ t: 'fact', x: num(m[1]) }) },
 ];
 
-/** The result a line claims right after a computation: "= 287663", "is 4", "equals 3/4", "\approx 2.5". */
-const CLAIM = /^\s*\$?\s*(?:=|\\approx|≈|is|equals|gives|makes)\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?(?:\s*\/\s*\d+)?|\\[dt]?frac\{\d+\}\{\d+\})(?![\d.]*[A-Za-z(^_])/;
+/** The result a line claims right after a computation: "= 287663", "is 4", "equals 3/4", "\approx 2.5"; not the start of an expression ("= 66*30 + 66*7"). */
+const CLAIM = /^\s*\$?\s*(?:=|\\approx|≈|is|equals|gives|makes)\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?(?:\s*\/\s*\d+)?|\\[dt]?frac\{\d+\}\{\d+\})(?![\d.]*[A-Za-z(^_])(?!\d)(?!\s*[-+*/×·^%]\s*[\d(])/;
 
 function claimAfter(line: string, end: number): { value: string; length: number } | undefined {
   const m = CLAIM.exec(line.slice(end));
