@@ -48,8 +48,8 @@ describe('lab panels in headless Chromium', () => {
     await openTab('data');
     await page.getByRole('tab', { name: 'Data', exact: true }).focus();
     await page.keyboard.press('ArrowRight');
-    await panel('train').waitFor({ state: 'visible' });
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Train');
+    await panel('tirgen').waitFor({ state: 'visible' });
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('TIRGen');
     await page.keyboard.press('Home');
     await panel('overview').waitFor({ state: 'visible' });
     await page.goto(new URL('#rollouts', inject('appUrl')).href);

@@ -71,6 +71,7 @@ describe('tabs in the URL hash', () => {
   it('moves between tabs with wrap-around', () => {
     expect(neighbourTab('overview', -1)).toBe(TABS[TABS.length - 1].id);
     expect(neighbourTab('runs', 1)).toBe('overview');
-    expect(neighbourTab('data', 1)).toBe('train');
+    expect(neighbourTab('data', 1)).toBe('tirgen');
+    expect(neighbourTab('tirgen', 1)).toBe('train');
   });
 });

@@ -6,8 +6,10 @@
 import {
   defaultRunConfig,
   generateTasks,
+  readDemonstrationsJsonl,
   readProblems,
   unusableFileError,
+  type Demonstration,
   type FieldMapping,
   type MappingControls,
   type Problem,
@@ -49,6 +51,23 @@ export interface UploadedFile {
   error?: string;
 }
 
+/**
+ * Tool-integrated demonstrations for SFT: TIRGen's kept samples (docs/tirgen.md#the-tirgen-panel),
+ * read from their data.jsonl by the reader `train --mode sft --sft-file` uses.
+ */
+export interface TirDataSet {
+  name: string;
+  /** data.jsonl as TIRGen wrote it, and messages.jsonl (the same samples as chat). */
+  data: string;
+  messages: string;
+  demonstrations: Demonstration[];
+  /** Lines the SFT reader could not use. */
+  badLines: number;
+  /** Where the samples came from: questions, actor, critic. */
+  origin: string;
+  createdAt: string;
+}
+
 /** How the Data panel names its field pickers in messages. */
 export const FIELD_CONTROLS: MappingControls = { question: 'the Question field picker', answer: 'the Answer field picker' };
 
@@ -79,6 +98,23 @@ class Datasets {
 
   train = $derived<Problem[]>([...(this.synthetic?.train ?? []), ...this.uploads.filter((u) => u.split === 'train').flatMap((u) => u.problems)]);
   test = $derived<Problem[]>([...(this.synthetic?.test ?? []), ...this.uploads.filter((u) => u.split === 'test').flatMap((u) => u.problems)]);
+
+  /** TIR demonstration sets (TIRGen's output), for SFT in the Train panel. */
+  tirData = $state.raw<TirDataSet[]>([]);
+  /** A TIR data set the Train panel should open in SFT mode (set by TIRGen's "Start SFT"; the Train panel takes it). */
+  sftPick = $state<string | null>(null);
+
+  /** Adds (or replaces, by name) a TIR data set read from its data.jsonl text. */
+  addTirData(name: string, data: string, messages: string, origin: string): TirDataSet {
+    const { demonstrations, skipped } = readDemonstrationsJsonl(data, name);
+    const set: TirDataSet = { name, data, messages, demonstrations, badLines: skipped.length, origin, createdAt: new Date().toISOString() };
+    this.tirData = [...this.tirData.filter((d) => d.name !== name), set];
+    return set;
+  }
+
+  removeTirData(name: string): void {
+    this.tirData = this.tirData.filter((d) => d.name !== name);
+  }
 
   /** Generates both splits of a synthetic task set (throws LabError for settings that cannot be met). */
   generateSynthetic(settings: SyntheticSettings): void {

@@ -4,6 +4,7 @@ export const TABS = [
   { id: 'overview', label: 'Overview' },
   { id: 'model', label: 'Model' },
   { id: 'data', label: 'Data' },
+  { id: 'tirgen', label: 'TIRGen' },
   { id: 'train', label: 'Train' },
   { id: 'rollouts', label: 'Rollouts' },
   { id: 'inference', label: 'Inference' },
