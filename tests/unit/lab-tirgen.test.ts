@@ -3,9 +3,12 @@
  * the shipped tiny model as the actor, the rule critic, the real Pyodide sandbox. Checked: step,
  * question and progress events arrive; the report's counts add up; the data lines are SFT data the
  * lab's reader accepts; a stop keeps the finished questions, and a resume from them does no question
- * twice and gives the same data as a run never stopped.
+ * twice and gives the same data as a run never stopped; a critic endpoint that answers without code
+ * and then fails is counted and ends the run with what it made, never a failed job.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -134,6 +137,37 @@ describe('the lab service runs TIRGen', () => {
     expect(sorted(out.messages)).toEqual(sorted(unbroken.outcome.messages));
     expect(out.report.counts).toEqual(unbroken.outcome.report.counts);
     checkCounts(out.report.counts);
+  });
+
+  it('counts critic replies with no code, and a critic endpoint that fails midway ends the run with the questions it finished', async () => {
+    let n = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (++n > 4) {
+          res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'the critic is down', type: 'server_error', param: null, code: null } }));
+          return;
+        }
+        const reply = 'I would rather not say.';
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: `c${n}`, object: 'chat.completion', created: 0, model: 'critic', choices: [{ index: 0, message: { role: 'assistant', content: reply }, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const { outcome } = await run({ source: { kind: 'synthetic', count: 4, seed: 4 }, critic: { kind: 'endpoint', endpoint: { baseURL: url, model: 'critic', maxRetries: 0 } }, settings: { attempts: 2, concurrency: 1 }, seed: 1 });
+      const { report } = outcome;
+      expect(report.stopped).toMatch(/critic is down|500/);
+      expect(report.critic).toMatch(/^model: critic @/);
+      expect(report.counts.criticInvalid['no-code']).toBeGreaterThan(0);
+      expect(report.counts.questions).toBeGreaterThan(0);
+      expect(report.counts.questions).toBeLessThan(4);
+      expect(lines(outcome.progress).length).toBe(report.counts.questions + 1);
+      checkCounts(report.counts);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('refuses bad settings and a resume made differently, naming what is wrong', async () => {
