@@ -2,7 +2,8 @@
  * The TIRGen panel in headless Chromium against the built app (docs/tirgen.md#the-tirgen-panel): the
  * shipped model as the actor and the rule critic on three synthetic questions, run in the policy
  * worker with its Pyodide sandbox; a step shown before and after with its python block and real
- * output; the report's charts; the kept samples saved to the Data panel and handed to SFT.
+ * output; the report's charts; the kept samples saved to the Data panel and handed to SFT; a run
+ * stopped midway that resumes to the data of the run never stopped.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -11,6 +12,8 @@ import { eventually, launchBrowser, labTabs, screenshot } from './browser';
 describe('the TIRGen panel in headless Chromium', () => {
   let context: BrowserContext;
   let page: Page;
+  /** Samples the first run kept (a resumed run of the same request keeps the same). */
+  let keptUnbroken = 0;
   const pageErrors: string[] = [];
   const { panel, openTab } = labTabs(() => page);
 
@@ -64,6 +67,7 @@ describe('the TIRGen panel in headless Chromium', () => {
     expect(await dropped.locator('svg[role="img"] desc').textContent()).toMatch(/answer: \d+ samples/);
     const kept = Number(((await tirgen.getByTestId('tirgen-kept').textContent()) ?? '').split(' / ')[0]);
     expect(kept).toBeGreaterThan(0);
+    keptUnbroken = kept;
     const calls = await tirgen.getByTestId('tirgen-chart-calls').getByTestId('bar').evaluateAll((bars) => bars.reduce((a, b) => a + Number(b.getAttribute('data-value')), 0));
     expect(calls).toBe(kept);
     expect(Number(await tirgen.getByTestId('tirgen-kept-ratio').textContent())).toBeCloseTo(kept / 3, 3);
@@ -83,6 +87,23 @@ describe('the TIRGen panel in headless Chromium', () => {
     await panel('train').waitFor({ state: 'visible' });
     await eventually(() => panel('train').getByTestId('sft-dataset-summary').textContent()).toMatch(new RegExp(`^e2e tirgen: ${kept} demonstrations`));
     expect(await panel('train').getByTestId('train-start').isDisabled()).toBe(false);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('stops midway keeping what it finished, and resumes to the same data as the run never stopped', async () => {
+    await openTab('tirgen');
+    const tirgen = panel('tirgen');
+    await tirgen.getByTestId('tirgen-run').click();
+    await eventually(() => tirgen.getByTestId('tirgen-step').count()).toBeGreaterThan(0);
+    await tirgen.getByTestId('tirgen-stop').click();
+    await eventually(() => tirgen.getByTestId('tirgen-state').textContent(), 60_000).toBe('stopped');
+    const resume = tirgen.getByTestId('tirgen-resume');
+    expect(await resume.textContent()).toMatch(/^Resume \([0-2] of 3 done\)$/);
+    await resume.click();
+    await eventually(() => tirgen.getByTestId('tirgen-state').textContent(), 120_000).toBe('finished');
+    await eventually(() => tirgen.getByTestId('tirgen-counts').textContent()).toMatch(/^3 \/ 3 questions · 12 attempts/);
+    expect(Number(((await tirgen.getByTestId('tirgen-kept').textContent()) ?? '').split(' / ')[0])).toBe(keptUnbroken);
+    expect(await tirgen.getByTestId('tirgen-download-data').textContent()).toBe(`data.jsonl (${keptUnbroken})`);
     expect(pageErrors).toEqual([]);
   });
 });
