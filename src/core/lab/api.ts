@@ -2,7 +2,7 @@
  * The lab as a service: what the browser's policy worker and the command line serve alike, and all
  * the UI talks to. Every method returns a promise, so the same interface is met by the service in
  * this process (LabService) and by a client of another process (the page's client of the worker;
- * any other door that carries these calls). A job (inference, evaluation, training) reports what
+ * any other door that carries these calls). A job (inference, evaluation, TIRGen, training) reports what
  * happens as one stream of LabEvents.
  */
 import type { BackendInfo, BackendName } from '../backend';

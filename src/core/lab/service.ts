@@ -4,7 +4,7 @@
  * line construct it with their own LabEnv and expose it; the UI talks to it through the LabApi
  * interface only.
  *
- * One job at a time holds the model (training, inference, evaluation); a second is refused with a
+ * One job at a time holds the model (training, inference, evaluation, TIRGen); a second is refused with a
  * message. Jobs pause and stop through a ControlWord.
  */
 import * as tf from '@tensorflow/tfjs';
