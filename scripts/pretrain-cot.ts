@@ -12,7 +12,14 @@ import { loadWeights, saveModelFolder } from '../src/core/model/checkpoint';
 import type { Task } from '../src/core/data/tasks';
 import { buildCotDemonstrations } from '../src/core/tir/cot';
 import { evaluateCot } from '../src/core/eval/cot';
-import { sftSequence, trainSft } from '../src/core/rl/sft';
+import { sftSequence, sftSequenceOfPieces, trainSft, type ResponsePiece } from '../src/core/rl/sft';
+import type { TrainingSequence } from '../src/core/rl/batch';
+import { CODE_OPEN, FENCE_CLOSE, observationBlock, splitFences } from '../src/core/tir/format';
+import { executionRecord } from '../src/core/tir/rollout';
+import { ruleRewrite } from '../src/core/tirgen/rule-critic';
+import { createRng, type Rng } from '../src/core/rng';
+import type { PythonPool } from '../src/core/sandbox/pool';
+import { createNodePythonPool } from '../src/node/python';
 import type { CharTokenizer } from '../src/core/tokenizer/char';
 import { folderSink, folderSource } from '../src/node/files';
 
@@ -30,6 +37,39 @@ export interface CotPretrainOptions {
   out: string;
   init?: string;
   backend: string;
+  /** Share of demonstrations that show one of their computations as TIRGen's rule critic writes it, with its real output, all of it out of the loss. */
+  readShare: number;
+}
+
+/**
+ * A reading demonstration (docs/tirgen.md#the-chain-of-thought-actor): the same solution, with one
+ * computational line replaced by what TIRGen makes of it (the rule critic's words and code, and the
+ * sandbox's real output), then the rest of the solution. The replaced part is forced text, out of
+ * the loss: the model never learns to write code, only to read a result it is given and go on, as a
+ * pretrained language model can when TIRGen's critic has rewritten its step.
+ */
+export async function readingPieces(response: string, pool: PythonPool, rng: Rng): Promise<ResponsePiece[] | undefined> {
+  const lines = response.split('\n');
+  const candidates = lines.slice(0, -1).flatMap((line, i) => (ruleRewrite(line) === undefined ? [] : [i]));
+  if (candidates.length === 0) return undefined;
+  const i = rng.pick(candidates);
+  const rewrite = ruleRewrite(lines[i])!;
+  const pieces = splitFences(rewrite);
+  const code = pieces.find((p) => p.kind === 'code' && p.closed);
+  if (!code) return undefined;
+  const lead = pieces.filter((p) => p.kind === 'text' && p.start < code.start).map((p) => p.body).join('');
+  const result = await pool.run(code.body, { timeoutMs: 10_000 });
+  const record = executionRecord(0, code.body, result, undefined, 0, 0);
+  if (!record.succeeded) return undefined;
+  const before = lines.slice(0, i).map((l) => `${l}\n`).join('');
+  const lead2 = lead === '' || lead.endsWith('\n') ? lead : `${lead}\n`;
+  const inserted = `${lead2}${CODE_OPEN}${code.body}\n${FENCE_CLOSE}${observationBlock(record.observation, false)}`;
+  const after = lines.slice(i + 1).join('\n');
+  return [
+    ...(before === '' ? [] : [{ text: before, forced: false }]),
+    { text: inserted, forced: true },
+    { text: after, forced: false },
+  ];
 }
 
 export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
@@ -39,7 +79,35 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
     return s.promptTokens.length + s.tokens.length <= context;
   };
   const { demonstrations, dropped } = buildCotDemonstrations(o.train, fits);
-  const seqs = demonstrations.map((d) => sftSequence(o.tokenizer, d.question, d.response, ''));
+  let seqs: TrainingSequence[] = demonstrations.map((d) => sftSequence(o.tokenizer, d.question, d.response, ''));
+  let reading = 0;
+  if (o.readShare > 0) {
+    const pool = await createNodePythonPool();
+    const rng = createRng(o.seed).fork('reading');
+    try {
+      seqs = [];
+      for (let k = 0; k < demonstrations.length; k += 500) {
+        const chunk = demonstrations.slice(k, k + 500);
+        const chosen = chunk.map(() => rng.next() < o.readShare);
+        const forks = chunk.map((_, j) => rng.fork(`line-${k + j}`));
+        const built = await Promise.all(
+          chunk.map(async (d, j) => {
+            const pieces = chosen[j] ? await readingPieces(d.response, pool, forks[j]) : undefined;
+            const seq = pieces ? sftSequenceOfPieces(o.tokenizer, d.question, pieces, '') : undefined;
+            if (seq && seq.promptTokens.length + seq.tokens.length <= context) {
+              reading++;
+              return seq;
+            }
+            return sftSequence(o.tokenizer, d.question, d.response, '');
+          }),
+        );
+        seqs.push(...built);
+      }
+    } finally {
+      await pool.close();
+    }
+    console.log(`${reading} of them show one computation as TIRGen's code and real output (out of the loss)`);
+  }
   const longest = Math.max(...seqs.map((s) => s.promptTokens.length + s.tokens.length));
   console.log(`${demonstrations.length} chain-of-thought demonstrations (dropped as too long: ${JSON.stringify(dropped)}), longest ${longest} tokens`);
   const heldOut = o.test.filter((t) => fits(t.question, '')).slice(0, 64);
@@ -84,6 +152,8 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
         init: o.init ?? null,
         tasks: o.train.length,
         demonstrations: demonstrations.length,
+        readShare: o.readShare,
+        readingDemonstrations: reading,
         dropped,
         longestTokens: longest,
         batchSize: o.batchSize,

@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     'max-tokens': { type: 'string', default: '1024' },
     init: { type: 'string' },
     style: { type: 'string', default: 'tir' },
+    'read-share': { type: 'string', default: '0.3' },
   },
 });
 const seed = Number(args.seed);
@@ -88,6 +89,7 @@ if (style === 'cot') {
     out,
     init: args.init,
     backend: backend.name,
+    readShare: Number(args['read-share']),
   });
   process.exit(0);
 }

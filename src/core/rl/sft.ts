@@ -35,10 +35,15 @@ export function splitForced(response: string): ResponsePiece[] {
 
 /** A question and its TIR response as a training sequence; the response ends with EOS when the tokenizer has one. */
 export function sftSequence(tokenizer: Tokenizer, question: string, response: string, instruction: string): TrainingSequence {
+  return sftSequenceOfPieces(tokenizer, question, splitForced(response), instruction);
+}
+
+/** The same from a response already split into pieces: the forced ones are in the sequence and out of the loss. */
+export function sftSequenceOfPieces(tokenizer: Tokenizer, question: string, pieces: readonly ResponsePiece[], instruction: string): TrainingSequence {
   const promptTokens = encodePrompt(tokenizer, question, instruction);
   const tokens: number[] = [];
   const lossMask: number[] = [];
-  for (const piece of splitForced(response)) {
+  for (const piece of pieces) {
     const ids = tokenizer.encode(piece.text);
     tokens.push(...ids);
     lossMask.push(...ids.map(() => (piece.forced ? 0 : 1)));
