@@ -4,8 +4,10 @@
  * from really running each program in the Python sandbox. The result knows the TIR format and
  * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
  *
- *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--out DIR] [--init DIR] [--style tir|cot]
+ *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--difficulties 1,2,3] [--out DIR] [--init DIR] [--style tir|cot] [--read-share 0.3]
  *
+ * --difficulties picks the generators' grades to train on (1..5).
+ * --read-share (cot only) is the share of solutions shown with one computation as TIRGen writes it.
  * --style cot trains the same architecture on chain-of-thought demonstrations instead (plain-text steps,
  * no code; scripts/pretrain-cot.ts) and writes public/models/thor-tiny-cot/ unless --out is given.
  *
@@ -43,6 +45,7 @@ const { values: args } = parseArgs({
     init: { type: 'string' },
     style: { type: 'string', default: 'tir' },
     'read-share': { type: 'string', default: '0.3' },
+    difficulties: { type: 'string', default: '1,2,3' },
   },
 });
 const seed = Number(args.seed);
@@ -71,8 +74,9 @@ const tokenizer = CharTokenizer.fromCharset();
 const cfg = parseModelConfig({ ...TINY_CONFIG, vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId });
 console.log(`model: ${countParameters(cfg).toLocaleString()} parameters, vocab ${cfg.vocab_size}`);
 
-const train = generateTasks({ seed, count: Number(args.tasks), split: 'train', difficulties: [1, 2, 3] });
-const test = generateTasks({ seed, count: 64, split: 'test', difficulties: [1, 2, 3] });
+const difficulties = args.difficulties.split(',').map(Number);
+const train = generateTasks({ seed, count: Number(args.tasks), split: 'train', difficulties });
+const test = generateTasks({ seed, count: 64, split: 'test', difficulties });
 
 if (style === 'cot') {
   await pretrainCot({
@@ -161,6 +165,7 @@ await writeFile(
       steps,
       init: args.init ?? null,
       tasks: train.length,
+      difficulties,
       toolShare: Number(args['tool-share']),
       batchSize: Number(args['batch-size']),
       lr: Number(args.lr),

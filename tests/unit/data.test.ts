@@ -5,6 +5,7 @@ import { generateTask, generateTasks, MAX_DIFFICULTY, splitOf, TASK_KINDS, type 
 import { LabError } from '../../src/core/errors';
 import { evaluateLatex } from '../../src/core/reward/evaluate';
 import { createRng, hashString } from '../../src/core/rng';
+import { createNodePythonPool } from '../../src/node/python';
 
 const benchmark = (file: string) => readFileSync(new URL(`../../data/benchmarks/${file}`, import.meta.url), 'utf8');
 
@@ -188,6 +189,25 @@ describe('synthetic tasks', () => {
     expect(t.program).toBe(`print(${t.question.slice(8, -1)})`);
     expect(t.id).toBe(`syn-${hashString(t.question).toString(16).padStart(8, '0')}`);
   });
+
+  it("writes programs whose numbers are all copied from the question (a model learning them learns to copy, not to compute n+1)", async () => {
+    const pool = await createNodePythonPool({ preload: ['sympy'] });
+    const runPython = async (code: string) => (await pool.run(code, { timeoutMs: 20_000 })).stdout;
+    try {
+    for (const kind of TASK_KINDS)
+      for (let d = 1; d <= MAX_DIFFICULTY; d++)
+        for (let i = 0; i < 20; i++) {
+          const t = generateTask(kind, d, createRng(1000 * d + i));
+          const inQuestion = new Set(t.question.match(/\d+/g) ?? []);
+          // "+1" closes a range: the one number a program may bring itself.
+          const own = (t.program.match(/\d+/g) ?? []).filter((n) => n !== '1' && !inQuestion.has(n));
+          expect(own, `${kind} ${d}: ${t.question} -> ${t.program}`).toEqual([]);
+          if (i < 3) expect((await runPython(t.program)).trim(), `${kind} ${d}: ${t.program}`).toBe(t.answer);
+        }
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
 
   it('balances kinds and difficulties', () => {
     const tasks = generateTasks({ seed: 1, count: 180, split: 'train', kinds: ['gcd', 'fraction'], difficulties: [2, 4] });

@@ -153,14 +153,14 @@ const GENERATORS: Record<TaskKind, (rng: Rng, d: number) => Draft> = {
   series(rng, d) {
     if (d === 1 || d === 2) {
       const n = rng.int(10, d === 1 ? 50 : 500);
-      return { question: `What is 1+2+...+${n}?`, answer: `${(n * (n + 1)) / 2}`, program: `print(sum(range(1,${n + 1})))` };
+      return { question: `What is 1+2+...+${n}?`, answer: `${(n * (n + 1)) / 2}`, program: `print(sum(range(1,${n}+1)))` };
     }
     if (d === 3) {
       const n = rng.int(5, 60);
       return {
         question: `What is 1^2+2^2+...+${n}^2?`,
         answer: `${(n * (n + 1) * (2 * n + 1)) / 6}`,
-        program: `print(sum(k**2 for k in range(1,${n + 1})))`,
+        program: `print(sum(k**2 for k in range(1,${n}+1)))`,
       };
     }
     if (d === 4) {
@@ -171,13 +171,13 @@ const GENERATORS: Record<TaskKind, (rng: Rng, d: number) => Draft> = {
       return {
         question: `What is ${a}+${a + step}+${a + 2 * step}+...+${last}?`,
         answer: `${(count * (a + last)) / 2}`,
-        program: `print(sum(range(${a},${last + 1},${step})))`,
+        program: `print(sum(range(${a},${last}+1,${a + step}-${a})))`,
       };
     }
     const r = rng.int(2, 5);
     const n = rng.int(6, 16);
     const sum = (BigInt(r) ** BigInt(n + 1) - 1n) / BigInt(r - 1);
-    return { question: `What is 1+${r}+${r}^2+...+${r}^${n}?`, answer: `${sum}`, program: `print(sum(${r}**k for k in range(${n + 1})))` };
+    return { question: `What is 1+${r}+${r}^2+...+${r}^${n}?`, answer: `${sum}`, program: `print(sum(${r}**k for k in range(${n}+1)))` };
   },
 
   linear(rng, d) {
