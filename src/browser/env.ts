@@ -2,7 +2,8 @@
 import { LabError } from '../core/errors';
 import type { LabEnv } from '../core/lab/service';
 import { selectBrowserBackend } from './backend';
-import { fetchedFolder, fetchedNotes, pickedFilesSource, SHIPPED_MODEL_FILES } from './files';
+import { SHIPPED_MODEL_FILES, shippedModel } from '../core/lab/models';
+import { fetchedFolder, fetchedNotes, pickedFilesSource } from './files';
 import { startPythonSandbox } from './python';
 import { openRunStore } from './runstore';
 
@@ -10,12 +11,16 @@ import { openRunStore } from './runstore';
 const MAX_MOMENT_BYTES = 512 * 1024 * 1024;
 
 export function browserLabEnv(): LabEnv {
-  const shipped = new URL(`${import.meta.env.BASE_URL}models/thor-tiny/`, location.href).href;
   return {
     selectBackend: selectBrowserBackend,
     startPython: () => startPythonSandbox(),
     modelFiles: (source) => {
-      if (source.kind === 'shipped') return { files: fetchedFolder(shipped, SHIPPED_MODEL_FILES, 'thor-tiny'), label: 'thor-tiny', notes: () => fetchedNotes(shipped) };
+      if (source.kind === 'shipped') {
+        // Served by the app itself from public/ (kept for offline use with the rest: src/app/lib/offline.ts).
+        const { name, folder } = shippedModel(source.name);
+        const url = new URL(`${import.meta.env.BASE_URL}${folder}/`, location.href).href;
+        return { files: fetchedFolder(url, SHIPPED_MODEL_FILES, name), label: name, notes: () => fetchedNotes(url) };
+      }
       if (source.kind === 'files') return { files: pickedFilesSource(source.files, source.label), label: source.label };
       throw new LabError('model', 'a browser cannot read a folder by its path', { found: source.path, hint: 'pick the folder in the Model panel' });
     },

@@ -29,8 +29,6 @@ export function pickedFilesSource(picked: FileList | File[], label = 'picked fil
   };
 }
 
-export const SHIPPED_MODEL_FILES = ['config.json', 'model.safetensors', 'char_tokenizer.json'];
-
 /** A folder served at `baseUrl` (ending in "/") holding the named files. */
 export function fetchedFolder(baseUrl: string, names: readonly string[], label: string): FileSource {
   return {
@@ -48,7 +46,7 @@ export function fetchedFolder(baseUrl: string, names: readonly string[], label: 
       if (!response.ok) {
         throw new LabError('files', `could not fetch ${name} (HTTP ${response.status})`, {
           file: label,
-          hint: 'The shipped model is written by `npm run pretrain` into public/models/thor-tiny/; build the app again after it',
+          hint: 'The shipped models are written by `npm run pretrain` into public/models/; build the app again after it',
         });
       }
       return new Uint8Array(await response.arrayBuffer());

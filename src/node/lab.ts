@@ -9,6 +9,7 @@ import type { BackendName } from '../core/backend';
 import { describeRead, readProblems, unusableFileError, whereSkipped, type FieldMapping, type ReadResult } from '../core/data/readers';
 import { parquetToJsonLines } from '../core/data/records';
 import { LabError } from '../core/errors';
+import { shippedModel, type ShippedModelName } from '../core/lab/models';
 import { LabService, type LabEnv } from '../core/lab/service';
 import { loadModelFolder } from '../core/model/checkpoint';
 import type { ModelConfig } from '../core/model/config';
@@ -20,8 +21,10 @@ import { folderSource } from './files';
 import { createNodePythonPool, type NodePythonPoolOptions } from './python';
 import { DiskRunStore } from './runstore';
 
+/** A shipped model's folder on disk (run from the repository's root). */
+export const shippedModelDir = (name?: ShippedModelName): string => join('public', shippedModel(name).folder);
 /** The shipped tiny model, the lab's default. */
-export const DEFAULT_MODEL_DIR = 'public/models/thor-tiny';
+export const DEFAULT_MODEL_DIR = shippedModelDir();
 /** Where the command line keeps its runs. */
 export const DEFAULT_RUNS_DIR = 'runs';
 
@@ -44,11 +47,13 @@ export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
     },
     modelFiles: (source) => {
       if (source.kind === 'files') throw new LabError('model', 'picked files are a browser source', { hint: 'give a folder path instead' });
-      const dir = source.kind === 'shipped' ? DEFAULT_MODEL_DIR : source.path;
+      if (source.kind === 'path') return { files: folderSource(source.path), label: source.path };
+      const { name } = shippedModel(source.name);
+      const dir = shippedModelDir(name);
       return {
         files: folderSource(dir),
-        label: source.kind === 'shipped' ? 'thor-tiny' : dir,
-        notes: source.kind === 'shipped' ? async () => JSON.parse(await readFile(join(DEFAULT_MODEL_DIR, 'pretrain.json'), 'utf8')) as Record<string, unknown> : undefined,
+        label: name,
+        notes: async () => JSON.parse(await readFile(join(dir, 'pretrain.json'), 'utf8')) as Record<string, unknown>,
       };
     },
     openRunStore: async () => options.store ?? new DiskRunStore(options.runsDir ?? DEFAULT_RUNS_DIR),

@@ -2,8 +2,10 @@
  * Offline use: the service worker (public/sw.js) keeps a copy of every file the app serves as it
  * is fetched. Files fetched before it took charge (the first visit) are handed to it here to fetch
  * again and keep: the page's own, the policy worker's (model, tfjs binaries, worker scripts), Pyodide
- * and the Python bundle, and the bundled benchmark files. After that the lab opens without a network.
+ * and the Python bundle, the bundled benchmark files, and every shipped model (the one loaded at start
+ * and the others). After that the lab opens without a network.
  */
+import { SHIPPED_MODEL_FILES, SHIPPED_MODELS } from '../../core/lab/index';
 import { BENCHMARKS } from './benchmarks';
 
 const PYODIDE_FILES = ['pyodide.asm.mjs', 'pyodide.asm.wasm', 'python_stdlib.zip', 'pyodide-lock.json'];
@@ -26,6 +28,8 @@ export async function keepOffline(workerUrls: string[]): Promise<number> {
       ...PYODIDE_FILES.map((name) => new URL(`pyodide/${name}`, base).href),
       ...(manifest ? [new URL(`python/${manifest.archive}`, base).href] : []),
       ...BENCHMARKS.map((b) => new URL(b.url, base).href),
+      // Every shipped model, not only the one loaded at start: any of them loads offline.
+      ...SHIPPED_MODELS.flatMap((m) => [...SHIPPED_MODEL_FILES, 'pretrain.json'].map((name) => new URL(`${m.folder}/${name}`, base).href)),
     ].filter((u) => new URL(u).origin === location.origin),
   );
   // The service worker fetches and keeps them on its own thread; the page only waits for the count.

@@ -23,13 +23,14 @@ import type { TirgenSettings } from '../tirgen/settings';
 import type { TrajectoryRecord } from '../tir/types';
 import type { Tokenizer } from '../tokenizer/types';
 import type { ControlValue } from './control';
+import type { ShippedModelName } from './models';
 
 export type { NewModelSize };
 
 /** Where a model comes from. */
 export type ModelSource =
-  /** The tiny model that ships with the lab. */
-  | { kind: 'shipped' }
+  /** A tiny model that ships with the lab (src/core/lab/models.ts): absent name, thor-tiny. */
+  | { kind: 'shipped'; name?: ShippedModelName }
   /** A Hugging Face style folder the user picked (browser). */
   | { kind: 'files'; files: File[]; label: string }
   /** A folder on disk (Node). */
@@ -48,6 +49,8 @@ export interface ModelSummary {
   loadMs: number;
   /** The shipped model's pretraining notes (pretrain.json). */
   pretrain?: Record<string, unknown>;
+  /** Which shipped model this is, when it is one. */
+  shipped?: ShippedModelName;
   /** The stored run whose checkpoint this is, or which trains it. */
   runId?: string;
 }

@@ -6,6 +6,7 @@
  */
 export type * from './api';
 export { CONTROL, type ControlValue } from './control';
+export { COT_SHIPPED_MODEL, DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_FILES, SHIPPED_MODELS, shippedModel, type ShippedModel, type ShippedModelName } from './models';
 
 export { defaultRunConfig, describeRunConfig, parseRunConfig, type Knob, type RunConfig, type RunConfigInput } from '../config/schema';
 export { applySettings, type Setting } from '../config/settings';

@@ -68,6 +68,7 @@ import type {
   TrainRequest,
 } from './api';
 import { CONTROL, ControlWord, type ControlValue } from './control';
+import { shippedModel, type ShippedModelName } from './models';
 import { runTraining, throttled, type Policy, type TrainingContext } from './training';
 
 export interface PythonSandbox {
@@ -198,7 +199,9 @@ export class LabService implements LabApi {
       if (!checkpoint) throw new LabError('checkpoint', 'this run has no stored checkpoint', { file: source.runId, hint: 'Pick a run listed with a checkpoint' });
       return this.loadCheckpoint(checkpoint, detail?.name ?? source.runId, source.runId);
     }
-    return this.loadFiles(this.env.modelFiles(source), source.kind);
+    // An unknown shipped name is refused here, the same wherever the lab runs.
+    const shipped = source.kind === 'shipped' ? shippedModel(source.name).name : undefined;
+    return this.loadFiles(this.env.modelFiles(source), source.kind, undefined, shipped);
   }
 
   /** A run's checkpoint as the policy. */
@@ -206,7 +209,7 @@ export class LabService implements LabApi {
     return this.loadFiles({ files: new MemoryFiles(name, checkpoint), label: name }, 'stored', runId);
   }
 
-  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string): Promise<ModelSummary> {
+  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string, shipped?: ShippedModelName): Promise<ModelSummary> {
     const started = Date.now();
     const [folder, notes] = await Promise.all([loadModelFolder(files.files), files.notes?.().catch(() => undefined)]);
     const model = Transformer.fromWeights(folder.config, folder.weights, files.files.label);
@@ -221,6 +224,7 @@ export class LabService implements LabApi {
       loadMs: Date.now() - started,
       ...(notes && { pretrain: notes }),
       ...(runId !== undefined && { runId }),
+      ...(shipped !== undefined && { shipped }),
     });
   }
 
