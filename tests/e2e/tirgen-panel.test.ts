@@ -3,7 +3,8 @@
  * shipped model as the actor and the rule critic on three synthetic questions, run in the policy
  * worker with its Pyodide sandbox; a step shown before and after with its python block and real
  * output; the report's charts; the kept samples saved to the Data panel and handed to SFT; a run
- * stopped midway that resumes to the data of the run never stopped.
+ * stopped midway that resumes to the data of the run never stopped; the hint's one click that loads
+ * thor-tiny-cot, THOR's chain-of-thought actor, which the Model panel then shows loaded.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -104,6 +105,29 @@ describe('the TIRGen panel in headless Chromium', () => {
     await eventually(() => tirgen.getByTestId('tirgen-counts').textContent()).toMatch(/^3 \/ 3 questions · 12 attempts/);
     expect(Number(((await tirgen.getByTestId('tirgen-kept').textContent()) ?? '').split(' / ')[0])).toBe(keptUnbroken);
     expect(await tirgen.getByTestId('tirgen-download-data').textContent()).toBe(`data.jsonl (${keptUnbroken})`);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('loads thor-tiny-cot as the actor from the hint in one click, and the Model panel shows it loaded', async () => {
+    await openTab('tirgen');
+    const tirgen = panel('tirgen');
+    const hint = tirgen.getByTestId('tirgen-actor-hint');
+    expect(await hint.getAttribute('data-cot')).toBe('false');
+    expect(await hint.textContent()).toMatch(/The loaded model \(thor-tiny \(shipped\)\) is not that model/);
+    await screenshot(page, 'panel-tirgen-actor-hint');
+    await tirgen.getByTestId('tirgen-load-cot').click();
+    await eventually(() => hint.getAttribute('data-cot')).toBe('true');
+    expect(await hint.textContent()).toMatch(/The actor is thor-tiny-cot.*Start SFT will train this same model on its own TIRGen data/);
+    await screenshot(page, 'panel-tirgen-actor-cot');
+    expect(await tirgen.getByTestId('tirgen-target-local').locator('..').textContent()).toMatch(/loaded model \(thor-tiny-cot \(shipped\)\)/);
+
+    await openTab('model');
+    const model = panel('model');
+    expect(await model.getByTestId('model-label').textContent()).toBe('thor-tiny-cot (shipped)');
+    expect(await model.getByTestId('pretrain-notes').textContent()).toMatch(/demonstrations \(steps in words, no code\)/);
+    const shipped = model.getByTestId('shipped-models').locator('li');
+    expect(await shipped.filter({ hasText: 'thor-tiny-cot' }).textContent()).toMatch(/thor-tiny-cot: writes steps in words, TIRGen's actor · loaded/);
+    expect(await shipped.filter({ hasText: /^thor-tiny: writes Python \(default\)/ }).textContent()).not.toMatch(/loaded/);
     expect(pageErrors).toEqual([]);
   });
 });
