@@ -311,6 +311,10 @@ describe('the lab at work in headless Chromium', () => {
       expect(await panel('overview').getByTestId('python-version').textContent()).toMatch(/^3\./);
       await screenshot(page, 'lab-offline');
       await ask();
+      // the other shipped model was kept too, though it was never loaded online
+      await openTab('model');
+      await panel('model').getByTestId('load-shipped-thor-tiny-cot').click();
+      await eventually(() => panel('model').getByTestId('model-label').textContent(), 60_000).toBe('thor-tiny-cot (shipped)');
     } finally {
       await context.setOffline(false);
     }
