@@ -127,7 +127,7 @@ export async function runSeed(o: EvidenceOptions, log: (line: string) => void = 
 
     const sft = async (runId: string, demonstrations: Demonstration[]) => {
       await lab.loadModel({ kind: 'path', path: o.cotModel });
-      await lab.train({ config: { mode: 'sft', seed: o.seed, sft: { steps: o.sftSteps, lr: o.sftLr } }, runId, name: runId, demonstrations, test: [] });
+      await lab.train({ config: { mode: 'sft', seed: o.seed, sft: { steps: o.sftSteps, lr: o.sftLr, warmupSteps: Math.min(5, o.sftSteps) } }, runId, name: runId, demonstrations, test: [] });
       await lab.loadModel({ kind: 'stored', runId });
     };
     const rl = async (runId: string, stepLevel: boolean) => {
