@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { nodeLab } from '../../src/node/lab';
 import { generateTask, generateTasks, MAX_DIFFICULTY, TASK_KINDS } from '../../src/core/data/tasks';
 import { buildCotDemonstrations, checkSteps, cotResponse, evalExpression } from '../../src/core/tir/cot';
 import { evaluateCot, followsCotFormat } from '../../src/core/eval/cot';
@@ -79,6 +80,24 @@ describe.skipIf(!existsSync(join(MODEL, 'model.safetensors')))('the shipped chai
       expect(r.samples.filter((s) => /\\boxed\{[^{}]*\}\.?\s*$/.test(s.response)).length).toBeGreaterThanOrEqual(3);
     } finally {
       model.dispose();
+    }
+  }, 120_000);
+
+  it('reads a result TIRGen gives it: after a real output block it boxes that output', async () => {
+    const lab = await nodeLab();
+    try {
+      await lab.loadModel({ kind: 'shipped', name: 'thor-tiny-cot' });
+      const tasks = generateTasks({ seed: 3, count: 12, split: 'test', kinds: ['multiply'], difficulties: [1, 2] }).slice(0, 4);
+      let read = 0;
+      for (const t of tasks) {
+        // As TIRGen leaves a step: the critic's code and the sandbox's output (the reference answer is what it prints).
+        const prefix = `\`\`\`python\n${t.program}\n\`\`\`\n\`\`\`output\n${t.answer}\n\`\`\`\n`;
+        const r = await lab.infer({ question: t.question, prefix, settings: { infer: { temperature: 0, selfCorrection: false } } });
+        if (r.record.finalAnswer === t.answer) read++;
+      }
+      expect(read).toBeGreaterThanOrEqual(3);
+    } finally {
+      await lab.close();
     }
   }, 120_000);
 });
