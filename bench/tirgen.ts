@@ -21,8 +21,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineInfo, RESULTS_DIR, writeResult, type BenchResult } from './lib';
 import { ARMS, readSeed, type SeedEvidence } from './tirgen/evidence';
-import { generateTasks, MAX_DIFFICULTY, TASK_KINDS } from '../src/core/data/tasks';
-import { copyAccuracy } from '../src/core/eval/copy';
+import { generateTasks, MAX_DIFFICULTY, TASK_KINDS, type Task } from '../src/core/data/tasks';
+import { copyAccuracy, copyAccuracyOfCalls } from '../src/core/eval/copy';
 import { LocalModel } from '../src/core/llm/local';
 import { sandboxChecker } from '../src/core/reward/sandbox-checker';
 import { parseTirgenSettings, RuleCritic, runTirgen } from '../src/core/tirgen';
@@ -96,6 +96,14 @@ export async function main(argv: string[]): Promise<void> {
           details.push({ copy: { model: dir, measured: false, why: 'no such model folder' } });
           continue;
         }
+        if (name === 'cot_tiny') {
+          // A model that writes no code: the code is what TIRGen's rule critic makes of its own greedy steps.
+          const copy = await cotCopyAccuracy(dir, tasks, kinds);
+          if (copy.share !== null) summary[`copy_accuracy_${name}`] = copy.share;
+          details.push({ copy: { model: dir, questions: tasks.length, code: "TIRGen's rule critic on the model's greedy steps (1 attempt a question)", ...copy } });
+          console.log(`${dir}: ${copy.computesQuestion} of ${copy.withCode} answers with code compute the question asked`);
+          continue;
+        }
         await lab.loadModel({ kind: 'path', path: dir });
         const r = await lab.evaluate({ problems: tasks.map((t) => ({ id: t.id, question: t.question, answer: t.answer, source: 'synthetic', kind: t.kind, difficulty: t.difficulty })), label: 'held-out', settings: { eval: { samples: 1, temperature: 0 } } });
         const copy = await copyAccuracy(r.records, (id) => kinds.get(id));
@@ -133,6 +141,36 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (carried.length > 0) details.push({ carried, from: { date: previous?.date, commit: previous?.commit } });
   writeResult('tirgen', summary, details, machineInfo({ backend: 'wasm' }));
+}
+
+/** Greedy TIRGen (one attempt a question, rule critic) on the held-out tasks: does the code made of the model's steps compute the question asked? */
+async function cotCopyAccuracy(dir: string, tasks: readonly Task[], kinds: ReadonlyMap<string, string>) {
+  const pool = await createNodePythonPool();
+  const { model, tokenizer } = await loadModel(dir);
+  try {
+    const printed = new Map<string, string[]>();
+    await runTirgen(
+      { problems: tasks.map((t) => ({ id: t.id, question: t.question, answer: t.answer })), settings: parseTirgenSettings(['attempts=1', 'temperature=0']), seed: 5 },
+      {
+        actor: new LocalModel(model, tokenizer, dir),
+        critic: new RuleCritic(),
+        executor: pool,
+        checker: sandboxChecker(pool),
+        onStep: (e) => {
+          const list = printed.get(e.questionId) ?? [];
+          for (const x of e.executions) if (x.succeeded) list.push(x.observation);
+          printed.set(e.questionId, list);
+        },
+      },
+    );
+    return await copyAccuracyOfCalls(
+      tasks.map((t) => ({ problemId: t.id, reference: t.answer, printed: printed.get(t.id) ?? [] })),
+      (id) => kinds.get(id),
+    );
+  } finally {
+    model.dispose();
+    await pool.close();
+  }
 }
 
 /** Means and spreads (sample standard deviation) over seeds, per arm; an arm no seed measured is absent. */

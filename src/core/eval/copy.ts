@@ -20,19 +20,33 @@ export interface CopyAccuracy {
 }
 
 export async function copyAccuracy(records: readonly TrajectoryRecord[], kindOf: (problemId: string) => string | undefined = () => undefined): Promise<CopyAccuracy> {
+  return copyAccuracyOfCalls(
+    records.map((r) => ({ problemId: r.problemId, reference: r.reference, printed: r.executions.map((e) => e.stdout) })),
+    kindOf,
+  );
+}
+
+/**
+ * The same from what each answer's calls printed: for an answer whose code the lab wrote from the
+ * model's own steps (TIRGen's critic, for a model that writes no code), or the model's code.
+ */
+export async function copyAccuracyOfCalls(
+  answers: readonly { problemId: string; reference: string; printed: readonly string[] }[],
+  kindOf: (problemId: string) => string | undefined = () => undefined,
+): Promise<CopyAccuracy> {
   const byKind: CopyAccuracy['byKind'] = {};
   let withCode = 0;
   let computesQuestion = 0;
-  for (const r of records) {
-    if (r.executions.length === 0) continue;
-    const kind = kindOf(r.problemId) ?? 'all';
+  for (const a of answers) {
+    if (a.printed.length === 0) continue;
+    const kind = kindOf(a.problemId) ?? 'all';
     const k = (byKind[kind] ??= { withCode: 0, computesQuestion: 0 });
     withCode++;
     k.withCode++;
     let hit = false;
-    for (const e of r.executions) {
-      const printed = e.stdout.trim();
-      if (printed !== '' && (await isEquivalent(printed, r.reference))) {
+    for (const out of a.printed) {
+      const printed = out.trim();
+      if (printed !== '' && (await isEquivalent(printed, a.reference))) {
         hit = true;
         break;
       }
