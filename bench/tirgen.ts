@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- tirgen [--parts throughput,copy,evidence] [--questions 40] [--held-out 180]
- *  [--seeds 1,2,3] [--evidence-questions 80] [--evidence-held-out 50] [--sft-steps 40] [--sft-lr 1e-3]
+ *  [--seeds 1,2,3] [--evidence-questions 160] [--evidence-held-out 60] [--sft-steps 40] [--sft-lr 1e-3]
  *  [--rl-steps 20]`, three parts:
  *   throughput  TIRGen offline (the chain-of-thought actor, the rule critic, synthetic questions):
  *               attempts and kept samples per minute, kept ratio;
@@ -10,8 +10,8 @@
  *   evidence    THOR's Table 3 at lab scale (bench/tirgen/evidence.ts): one process per seed, the
  *               means over seeds `acc_<arm>` (avg@4 at T = 1) with `acc_<arm>_std`, and greedy,
  *               code and pass ratios, per arm.
- * A part left out keeps its figures from the previous result file, listed under `carried` in the
- * details with that file's date and commit. Writes bench/results/tirgen.json.
+ * A part left out keeps its figures and details from the previous result file, its figures listed
+ * under `carried` in the details with that file's date and commit. Writes bench/results/tirgen.json.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -40,8 +40,8 @@ export async function main(argv: string[]): Promise<void> {
       questions: { type: 'string', default: '40' },
       'held-out': { type: 'string', default: '180' },
       seeds: { type: 'string', default: '1,2,3' },
-      'evidence-questions': { type: 'string', default: '80' },
-      'evidence-held-out': { type: 'string', default: '50' },
+      'evidence-questions': { type: 'string', default: '160' },
+      'evidence-held-out': { type: 'string', default: '60' },
       'sft-steps': { type: 'string', default: '40' },
       'sft-lr': { type: 'string', default: '1e-3' },
       'rl-steps': { type: 'string', default: '20' },
@@ -56,12 +56,14 @@ export async function main(argv: string[]): Promise<void> {
   const summary: Record<string, number> = {};
   const previous = readPrevious();
   const carried: string[] = [];
-  const carry = (match: (key: string) => boolean) => {
+  // A part left out keeps its figures and details from the previous result, marked as carried.
+  const carry = (part: string, match: (key: string) => boolean) => {
     for (const [k, v] of Object.entries(previous?.summary ?? {})) if (match(k)) (summary[k] = v), carried.push(k);
+    for (const d of previous?.details ?? []) if (d !== null && typeof d === 'object' && part in d) details.push(d);
   };
 
   // ---- TIRGen throughput ----
-  if (!parts.has('throughput')) carry((k) => ['attempted_per_min', 'kept_per_min', 'kept_ratio'].includes(k));
+  if (!parts.has('throughput')) carry('tirgen', (k) => ['attempted_per_min', 'kept_per_min', 'kept_ratio'].includes(k));
   else {
     const pool = await createNodePythonPool();
     try {
@@ -85,7 +87,7 @@ export async function main(argv: string[]): Promise<void> {
 
   // ---- code that computes the question asked, greedy, every kind and difficulty ----
   // Every kind and difficulty (the generator spreads a count over them).
-  if (!parts.has('copy')) carry((k) => k.startsWith('copy_accuracy_') || k.startsWith('code_ratio_thor_tiny') || k.startsWith('code_ratio_cot_tiny'));
+  if (!parts.has('copy')) carry('copy', (k) => k.startsWith('copy_accuracy_') || k.startsWith('code_ratio_thor_tiny') || k.startsWith('code_ratio_cot_tiny'));
   else {
     const tasks = generateTasks({ seed: 5, count: heldOut, split: 'test', kinds: [...TASK_KINDS], difficulties: Array.from({ length: MAX_DIFFICULTY }, (_, d) => d + 1) });
     const kinds = new Map(tasks.map((t) => [t.id, t.kind]));
@@ -118,7 +120,8 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   // ---- THOR's Table 3 at lab scale ----
-  if (!parts.has('evidence')) carry((k) => k.startsWith('acc_') || k === 'seeds' || k === 'evidence_minutes');
+  if (!parts.has('evidence'))
+    carry('evidence', (k) => /^(acc|greedy|code_ratio|pass_ratio)_/.test(k) && !/_(thor|cot)_tiny$/.test(k) ? true : ['seeds', 'evidence_minutes', 'evidence_tirgen_samples_mean'].includes(k));
   else {
     const seeds = values.seeds.split(',').map(Number);
     const dir = mkdtempSync(join(tmpdir(), 'thor-evidence-'));
