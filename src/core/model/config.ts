@@ -1,11 +1,15 @@
 import { LabError } from '../errors';
 
+/** The architectures the transformer runs (docs/models.md, "Architectures"). */
+export const MODEL_TYPES = ['llama', 'qwen2', 'qwen3'] as const;
+export type ModelType = (typeof MODEL_TYPES)[number];
+
 /**
- * Model configuration, in the fields of a Hugging Face `config.json` for the Llama / Qwen2 family,
- * so a folder written here loads in transformers and an HF folder loads here.
+ * Model configuration, in the fields of a Hugging Face `config.json` for the Llama / Qwen2 / Qwen3
+ * family, so a folder written here loads in transformers and an HF folder loads here.
  */
 export interface ModelConfig {
-  model_type: 'llama' | 'qwen2' | 'qwen3' | 'thor-tiny' | string;
+  model_type: ModelType;
   hidden_size: number;
   intermediate_size: number;
   num_hidden_layers: number;
@@ -17,7 +21,10 @@ export interface ModelConfig {
   vocab_size: number;
   tie_word_embeddings: boolean;
   max_position_embeddings: number;
-  /** q/k/v projection biases (Qwen2 has them; Llama does not). */
+  /**
+   * Attention projection biases: q/k/v on Qwen2 (always), q/k/v and o on Llama and Qwen3 when set
+   * (transformers' attention_bias).
+   */
   attention_bias: boolean;
   bos_token_id?: number | null;
   eos_token_id?: number | number[] | null;
@@ -61,9 +68,9 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): ModelConfi
     if (typeof v !== 'boolean') throw new LabError('config', 'bad value', { file, field, expected: 'true or false', found: JSON.stringify(v) });
     return v;
   };
+  const modelType = refuseUnsupported(r, file);
   const hidden = r.hidden_size as number;
   const heads = r.num_attention_heads as number;
-  const modelType = typeof r.model_type === 'string' ? r.model_type : 'llama';
   const cfg: ModelConfig = {
     model_type: modelType,
     hidden_size: hidden,
@@ -71,8 +78,9 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): ModelConfi
     num_hidden_layers: r.num_hidden_layers as number,
     num_attention_heads: heads,
     num_key_value_heads: num('num_key_value_heads', heads, true),
-    head_dim: num('head_dim', hidden / heads, true),
-    rope_theta: num('rope_theta', 10000),
+    // Qwen3Config's head_dim defaults to 128, not hidden_size / num_attention_heads.
+    head_dim: num('head_dim', modelType === 'qwen3' ? 128 : hidden / heads, true),
+    rope_theta: ropeTheta(r, file, num('rope_theta', 10000)),
     rms_norm_eps: num('rms_norm_eps', 1e-6),
     vocab_size: r.vocab_size as number,
     tie_word_embeddings: bool('tie_word_embeddings', false),
@@ -83,17 +91,82 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): ModelConfi
     eos_token_id: (r.eos_token_id as number | number[] | null | undefined) ?? null,
   };
   if (!Number.isInteger(cfg.head_dim)) throw new LabError('config', 'hidden_size is not a multiple of num_attention_heads and head_dim is not given', { file, field: 'head_dim', expected: 'an integer', found: String(cfg.head_dim) });
+  if (cfg.head_dim % 2 !== 0) throw new LabError('config', 'rotary embeddings rotate the two halves of each head', { file, field: 'head_dim', expected: 'an even number', found: String(cfg.head_dim) });
   if (cfg.num_attention_heads % cfg.num_key_value_heads !== 0) {
     throw new LabError('config', 'num_attention_heads must be a multiple of num_key_value_heads (grouped-query attention)', { file, field: 'num_key_value_heads', expected: `a divisor of ${cfg.num_attention_heads}`, found: String(cfg.num_key_value_heads) });
   }
   return cfg;
 }
 
+/**
+ * Refuses what would make transformers compute something other than this transformer does
+ * (docs/models.md, "Architectures"), naming the field, what the lab runs and what was found.
+ * Returns the model type.
+ */
+function refuseUnsupported(r: Record<string, unknown>, file: string): ModelType {
+  const given = (v: unknown) => v !== undefined && v !== null;
+  const shown = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+  const refuse = (field: string, message: string, expected: string, found: unknown, hint?: string): never => {
+    throw new LabError('config', message, { file, field, expected, found: found === undefined ? 'nothing' : shown(found), hint });
+  };
+  const type = r.model_type;
+  if (typeof type !== 'string' || !(MODEL_TYPES as readonly string[]).includes(type)) {
+    refuse('model_type', 'unsupported architecture', MODEL_TYPES.join(', '), type, 'The lab runs dense Llama, Qwen2 / Qwen2.5 and Qwen3 decoders');
+  }
+  if (given(r.hidden_act) && r.hidden_act !== 'silu') refuse('hidden_act', 'unsupported activation: the MLP is SwiGLU', 'silu', r.hidden_act);
+  if (given(r.mlp_bias) && r.mlp_bias !== false) refuse('mlp_bias', 'MLP biases are not supported', 'false or absent', r.mlp_bias);
+  if (type === 'qwen2' && given(r.attention_bias) && r.attention_bias !== true) {
+    refuse('attention_bias', 'Qwen2 always has q/k/v biases (transformers ignores this field for it)', 'true or absent', r.attention_bias);
+  }
+  // Scaled RoPE (linear, dynamic, yarn, llama3, longrope) changes every angle; "default" is plain RoPE.
+  for (const field of ['rope_scaling', 'rope_parameters']) {
+    const v = r[field];
+    if (!given(v)) continue;
+    const kind = typeof v === 'object' && !Array.isArray(v) ? ((v as Record<string, unknown>).rope_type ?? (v as Record<string, unknown>).type) : undefined;
+    if (kind !== 'default' && !(field === 'rope_parameters' && kind === undefined)) {
+      refuse(field, `RoPE scaling ${kind === undefined ? '' : `"${shown(kind)}" `}is not supported: the lab runs plain RoPE`, 'null, absent or rope_type "default"', v);
+    }
+  }
+  if (given(r.partial_rotary_factor) && r.partial_rotary_factor !== 1) refuse('partial_rotary_factor', 'RoPE on part of each head is not supported', '1 or absent', r.partial_rotary_factor);
+  if (r.use_sliding_window === true) refuse('use_sliding_window', 'sliding-window attention is not supported: every layer attends to all earlier tokens', 'false or absent', true);
+  if (Array.isArray(r.layer_types)) {
+    const other = r.layer_types.find((t) => t !== 'full_attention');
+    if (other !== undefined) refuse('layer_types', 'only full attention is supported', 'every layer "full_attention"', other);
+  }
+  if (given(r.quantization_config)) {
+    const method = (r.quantization_config as Record<string, unknown>).quant_method;
+    refuse('quantization_config', 'quantized checkpoints are not supported', 'absent (float32, float16 or bfloat16 weights)', method ?? r.quantization_config, 'Use the unquantized checkpoint');
+  }
+  return type as ModelType;
+}
+
+/** rope_theta, or transformers 5's rope_parameters.rope_theta (refused when the two disagree). */
+function ropeTheta(r: Record<string, unknown>, file: string, fromField: number): number {
+  const params = r.rope_parameters as Record<string, unknown> | null | undefined;
+  const theta = params?.rope_theta;
+  if (theta === undefined || theta === null) return fromField;
+  if (typeof theta !== 'number' || !Number.isFinite(theta) || theta <= 0) throw new LabError('config', 'bad value', { file, field: 'rope_parameters.rope_theta', expected: 'a positive number', found: JSON.stringify(theta) });
+  if (r.rope_theta !== undefined && r.rope_theta !== null && r.rope_theta !== theta) {
+    throw new LabError('config', 'rope_theta and rope_parameters.rope_theta disagree', { file, field: 'rope_theta', expected: String(theta), found: JSON.stringify(r.rope_theta) });
+  }
+  return theta;
+}
+
+/** Query/key RMSNorm over each head before RoPE (Qwen3's q_norm / k_norm). */
+export function hasQKNorm(cfg: ModelConfig): boolean {
+  return cfg.model_type === 'qwen3';
+}
+
+/** o_proj bias: Llama and Qwen3 follow attention_bias; Qwen2 never has one. */
+function hasOutputBias(cfg: ModelConfig): boolean {
+  return cfg.attention_bias && cfg.model_type !== 'qwen2';
+}
+
 /** The config.json object written next to a checkpoint (HF field names; loads in transformers). */
 export function configToJSON(cfg: ModelConfig): Record<string, unknown> {
-  const architectures: Record<string, string> = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' };
+  const architectures: Record<ModelType, string> = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' };
   return {
-    architectures: [architectures[cfg.model_type] ?? 'LlamaForCausalLM'],
+    architectures: [architectures[cfg.model_type]],
     ...cfg,
     hidden_act: 'silu',
     torch_dtype: 'float32',
@@ -102,14 +175,9 @@ export function configToJSON(cfg: ModelConfig): Record<string, unknown> {
 
 /** Number of parameters a config implies (embedding, layers, final norm, LM head unless tied). */
 export function countParameters(cfg: ModelConfig): number {
-  const h = cfg.hidden_size;
-  const q = cfg.num_attention_heads * cfg.head_dim;
-  const kv = cfg.num_key_value_heads * cfg.head_dim;
-  const attn = h * q + 2 * h * kv + q * h + (cfg.attention_bias ? q + 2 * kv : 0);
-  const mlp = 3 * h * cfg.intermediate_size;
-  const layer = attn + mlp + 2 * h;
-  const embed = cfg.vocab_size * h;
-  return embed + cfg.num_hidden_layers * layer + h + (cfg.tie_word_embeddings ? 0 : embed);
+  let n = 0;
+  for (const shape of parameterShapes(cfg).values()) n += shape.reduce((a, b) => a * b, 1);
+  return n;
 }
 
 /**
@@ -133,7 +201,12 @@ export function parameterShapes(cfg: ModelConfig): Map<string, number[]> {
       shapes.set(`${p}.self_attn.k_proj.bias`, [kv]);
       shapes.set(`${p}.self_attn.v_proj.bias`, [kv]);
     }
+    if (hasQKNorm(cfg)) {
+      shapes.set(`${p}.self_attn.q_norm.weight`, [cfg.head_dim]);
+      shapes.set(`${p}.self_attn.k_norm.weight`, [cfg.head_dim]);
+    }
     shapes.set(`${p}.self_attn.o_proj.weight`, [h, q]);
+    if (hasOutputBias(cfg)) shapes.set(`${p}.self_attn.o_proj.bias`, [h]);
     shapes.set(`${p}.post_attention_layernorm.weight`, [h]);
     shapes.set(`${p}.mlp.gate_proj.weight`, [cfg.intermediate_size, h]);
     shapes.set(`${p}.mlp.up_proj.weight`, [cfg.intermediate_size, h]);

@@ -1,10 +1,12 @@
 /**
- * The policy network: a decoder-only transformer of the Llama / Qwen2 family on tfjs ops.
+ * The policy network: a decoder-only transformer of the Llama / Qwen2 / Qwen3 family on tfjs ops
+ * (docs/models.md, "Architectures").
  *
  *   ids → embed_tokens → L × [x += attn(rms_norm(x)); x += mlp(rms_norm(x))] → norm → lm_head → logits
  *
- * attn: grouped-query attention (num_key_value_heads ≤ num_attention_heads), optional q/k/v biases
- * (Qwen2), rotary embeddings in HF's rotate_half convention. mlp: SwiGLU, down(silu(gate(x)) · up(x)).
+ * attn: grouped-query attention (num_key_value_heads ≤ num_attention_heads), optional projection
+ * biases (Qwen2: q/k/v), an RMSNorm on each query and key head (Qwen3), rotary embeddings in HF's
+ * rotate_half convention. mlp: SwiGLU, down(silu(gate(x)) · up(x)).
  * Parameters are tf.Variables under their Hugging Face names, so HF checkpoints load as they are.
  *
  * Layout: Linear weights are held transposed, [in, out] (HF stores [out, in]), because wasm multiplies
@@ -60,7 +62,7 @@ function transposeData(data: Float32Array, rows: number, cols: number): Float32A
 }
 
 /** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w (Zhang & Sennrich 2019). */
-function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
+function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number): T {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
 }
 
@@ -311,9 +313,14 @@ export class Transformer {
     const { batch: B, length: T } = ctx;
     const { num_attention_heads: nH, num_key_value_heads: nKV, head_dim: hd } = this.cfg;
     const pre = `model.layers.${layer}.self_attn`;
-    const heads = (y: tf.Tensor2D, n: number) => applyRope(tf.reshape(y, [B, T, n, hd]), ctx.cos, ctx.sin, this.rotate);
-    const q = tf.transpose(tf.mul(heads(this.proj(x, `${pre}.q_proj`), nH), 1 / Math.sqrt(hd)), [0, 2, 1, 3]);
-    const k = tf.transpose(heads(this.proj(x, `${pre}.k_proj`), nKV), [0, 2, 1, 3]) as tf.Tensor4D;
+    // Qwen3 normalises each query and key head over head_dim (q_norm / k_norm) before RoPE.
+    const heads = (y: tf.Tensor2D, n: number, norm: string) => {
+      const split = tf.reshape(y, [B, T, n, hd]);
+      const w = this.params.get(`${pre}.${norm}.weight`);
+      return applyRope(w ? rmsNorm(split, w, this.cfg.rms_norm_eps) : split, ctx.cos, ctx.sin, this.rotate);
+    };
+    const q = tf.transpose(tf.mul(heads(this.proj(x, `${pre}.q_proj`), nH, 'q_norm'), 1 / Math.sqrt(hd)), [0, 2, 1, 3]);
+    const k = tf.transpose(heads(this.proj(x, `${pre}.k_proj`), nKV, 'k_norm'), [0, 2, 1, 3]) as tf.Tensor4D;
     const v = tf.transpose(tf.reshape(this.proj(x, `${pre}.v_proj`), [B, T, nKV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
     const kv = ctx.keysValues(layer, k, v);
     const S = kv.k.shape[2];
