@@ -125,6 +125,22 @@ const SftConfig = z.strictObject({
   toolShare: z.number().min(0).max(1).default(0.5).describe('share of demonstrations built from synthetic tasks that use a tool call (the rest answer directly)'),
 });
 
+/** Linear layers a LoRA adapter can sit on, by their Hugging Face module names (docs/lora.md). */
+export const LORA_TARGET_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type LoraTargetModule = (typeof LORA_TARGET_MODULES)[number];
+
+const LoraConfig = z.strictObject({
+  enabled: z.boolean().default(false).describe('train a low-rank adapter (LoRA, Hu et al. 2021) on the frozen base model; checkpoints hold only the adapter, in PEFT\'s layout (docs/lora.md)'),
+  rank: int().positive().default(8).describe('r, the rank of each adapter (PEFT LoraConfig default: 8)'),
+  alpha: z.number().gt(0).default(8).describe('lora_alpha: the adapter\'s update is scaled by alpha / r (PEFT LoraConfig default: 8)'),
+  dropout: z.number().min(0).lt(1).default(0).describe('dropout on the adapter\'s input, in training only (PEFT LoraConfig default: 0.0)'),
+  targetModules: z
+    .array(z.enum(LORA_TARGET_MODULES))
+    .min(1)
+    .default(['q_proj', 'v_proj'])
+    .describe("Linear layers that get an adapter (PEFT's default for llama, qwen2 and qwen3: q_proj, v_proj)"),
+});
+
 export const RunConfigSchema = z.strictObject({
   mode: z.enum(['rl', 'sft']).default('rl').describe('rl: GRPO / THOR on the training questions; sft: supervised fine-tuning on TIR demonstrations'),
   seed: int().min(0).default(42).describe('seed of tasks, sampling and initialisation'),
@@ -141,6 +157,7 @@ export const RunConfigSchema = z.strictObject({
   eval: EvalConfig.prefault({}),
   infer: InferConfig.prefault({}),
   sft: SftConfig.prefault({}),
+  lora: LoraConfig.prefault({}),
 });
 
 export type RunConfig = z.infer<typeof RunConfigSchema>;

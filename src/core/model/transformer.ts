@@ -86,12 +86,22 @@ interface AttentionContext {
   keysValues(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): LayerKV;
 }
 
+/** A trainable addition to the Linear layers (LoRA, docs/lora.md) while the base parameters stay frozen. */
+export interface LinearAdapter {
+  /** The output y of HF Linear `name` (without .weight) on input x, with the adapter's part added. */
+  apply(x: tf.Tensor2D, name: string, y: tf.Tensor2D): tf.Tensor2D;
+  variables(): tf.Variable[];
+  nameOf(variable: tf.Variable): string | undefined;
+  dispose(): void;
+}
+
 export class Transformer {
   readonly cfg: ModelConfig;
   /** Parameters by HF name (Linear weights transposed to [in, out]; see the file comment). */
   readonly params: Map<string, tf.Variable>;
   private readonly rotate: tf.Tensor2D;
   private rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; length: number } | undefined;
+  private linearAdapter: LinearAdapter | undefined;
 
   private constructor(cfg: ModelConfig, weights: WeightMap) {
     this.cfg = cfg;
@@ -166,13 +176,35 @@ export class Transformer {
     return out;
   }
 
-  /** The tensors training updates, in parameterShapes order. */
+  /** The tensors training updates: the adapter's when one is attached, else every parameter in parameterShapes order. */
   trainableVariables(): tf.Variable[] {
-    return [...this.params.values()];
+    return this.linearAdapter ? this.linearAdapter.variables() : [...this.params.values()];
   }
 
-  /** HF name of a variable (tf.variableGrads keys gradients by the variable's own name). */
+  /** The attached adapter, if any. */
+  get adapter(): LinearAdapter | undefined {
+    return this.linearAdapter;
+  }
+
+  /** Attaches an adapter (the model owns it from now on) and freezes the base parameters. */
+  attachAdapter(adapter: LinearAdapter): void {
+    if (this.linearAdapter) throw new LabError('model', 'the model already carries an adapter', { hint: 'detach it first, or merge it into a full checkpoint' });
+    this.linearAdapter = adapter;
+    for (const v of this.params.values()) v.trainable = false;
+  }
+
+  /** Detaches the adapter (the caller owns it again) and makes the base parameters trainable. */
+  detachAdapter(): LinearAdapter | undefined {
+    const adapter = this.linearAdapter;
+    this.linearAdapter = undefined;
+    for (const v of this.params.values()) v.trainable = true;
+    return adapter;
+  }
+
+  /** HF name of a variable, or PEFT's name of an adapter variable (tf.variableGrads keys gradients by the variable's own name). */
   nameOf(variable: tf.Variable): string | undefined {
+    const adapted = this.linearAdapter?.nameOf(variable);
+    if (adapted !== undefined) return adapted;
     for (const [name, v] of this.params) if (v === variable) return name;
     return undefined;
   }
@@ -184,6 +216,8 @@ export class Transformer {
   }
 
   dispose(): void {
+    this.linearAdapter?.dispose();
+    this.linearAdapter = undefined;
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
     this.rotate.dispose();
@@ -305,7 +339,8 @@ export class Transformer {
   private proj(x: tf.Tensor2D, name: string): tf.Tensor2D {
     const y = linear(x, this.p(`${name}.weight`) as tf.Tensor2D);
     const bias = this.params.get(`${name}.bias`);
-    return bias ? tf.add(y, bias) : y;
+    const out = bias ? (tf.add(y, bias) as tf.Tensor2D) : y;
+    return this.linearAdapter ? this.linearAdapter.apply(x, name, out) : out;
   }
 
   /** Grouped-query self-attention (Ainslie et al. 2023): query head j reads kv head ⌊j / (nH / nKV)⌋, as HF's repeat_kv. */
