@@ -21,7 +21,7 @@ import type { Tokenizer } from '../tokenizer/types';
 import type { Transformer } from '../model/transformer';
 import { KVCache, chooseStepLength, STEP_OVERHEAD, stepTensors, type RowFeed } from './kvcache';
 import { DEFAULT_SAMPLING, sampleToken, type Candidates, type SamplingParams } from './sampling';
-import { findStop, stopWindow, type Decode } from './stop';
+import { findStop, stopTokenIds, stopWindow, type Decode } from './stop';
 
 export type RowStatus = 'active' | 'paused' | 'done';
 /** Why a row ended: its end-of-sequence token, a stop string or the caller, or its token budget. */
@@ -42,7 +42,7 @@ export interface RowRequest extends RowOptions {
 
 export interface GenerationOptions extends RowOptions {
   maxNewTokens: number;
-  /** Token ids that end a row (default: the config's eos_token_id, else the tokenizer's). */
+  /** Token ids that end a row (default: stopTokenIds, config.json's eos_token_id and the tokenizer's together). */
   eosTokenIds?: number[];
   /** Turns ids into text for stop strings: a tokenizer or a decode function. */
   decode?: Tokenizer | Decode;
@@ -118,8 +118,7 @@ export class Generation {
     this.stepOverhead = options.stepOverhead ?? (['webgpu', 'webgl'].includes(tf.getBackend()) ? STEP_OVERHEAD.gpu : STEP_OVERHEAD.cpu);
     const tokenizer = typeof options.decode === 'object' ? options.decode : undefined;
     this.decode = tokenizer ? (ids) => tokenizer.decode(ids) : (options.decode as Decode | undefined);
-    const configEos = cfg.eos_token_id ?? tokenizer?.eosId;
-    this.eos = new Set(options.eosTokenIds ?? (configEos === undefined || configEos === null ? [] : [configEos].flat()));
+    this.eos = new Set(options.eosTokenIds ?? stopTokenIds(cfg.eos_token_id, tokenizer?.eosIds));
     if (requests.length === 0) throw new LabError('generation', 'nothing to generate', { field: 'prompts', expected: 'at least one prompt', found: 'none' });
     const seed = options.seed ?? 0;
     this.rows = requests.map((r, i) => {

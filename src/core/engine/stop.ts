@@ -22,3 +22,13 @@ export function findStop(tokens: number[], from: number, stops: string[], decode
   const before = decode(tokens.slice(start, -1));
   return hits.find((s) => !before.includes(s));
 }
+
+/**
+ * The token ids that end a row: config.json's eos_token_id (one id or a list) together with the
+ * tokenizer's (its eos token and generation_config.json's eos_token_id). Qwen2.5-Instruct lists
+ * <|im_end|> and <|endoftext|>; either ends the answer (docs/models.md#prompts-and-stop-tokens).
+ */
+export function stopTokenIds(configEos: number | number[] | null | undefined, tokenizerEos: readonly number[] = []): number[] {
+  const fromConfig = configEos === undefined || configEos === null ? [] : [configEos].flat();
+  return [...new Set([...fromConfig, ...tokenizerEos])];
+}

@@ -1,12 +1,33 @@
-import type { Tokenizer } from '../tokenizer/types';
+import type { ChatTemplateOptions, Tokenizer } from '../tokenizer/types';
 import { tirPrompt } from './format';
 
+/** How a question becomes the prompt text (docs/models.md#prompts-and-stop-tokens). */
+export interface PromptOptions extends ChatTemplateOptions {
+  /** The ToRL/THOR TIR instruction before the question ('' for the tiny model, which learned the format from its pretraining data and has a short context). */
+  instruction: string;
+}
+
 /**
- * The prompt tokens of a question: the user turn through the tokenizer's chat template, ending with
- * the assistant's generation prompt. `instruction` is the ToRL/THOR TIR instruction ('' for the tiny
- * model, which learned the format from its pretraining data and has a short context).
+ * ToRL's prompt for base models, which have no chat template: the TIR prompt as the user's line of a
+ * plain-text conversation, ending where the assistant begins (docs/models.md#base-models).
  */
-export function encodePrompt(tokenizer: Tokenizer, question: string, instruction: string): number[] {
-  const text = tokenizer.applyChatTemplate([{ role: 'user', content: tirPrompt(question, instruction) }], true);
-  return tokenizer.encode(text);
+export function basePrompt(userText: string): string {
+  return `A conversation between User and Assistant. The user asks a question, and the Assistant solves it.\nUser: ${userText}\nAssistant:\n`;
+}
+
+/**
+ * The prompt text of a question, exactly as the model sees it: the TIR prompt (instruction, newline,
+ * question) as the user turn of the tokenizer's chat template, rendered with the generation prompt;
+ * a tokenizer without a chat template gets ToRL's base prompt (after its BOS token where it adds one).
+ */
+export function renderPrompt(tokenizer: Tokenizer, question: string, options: string | PromptOptions): string {
+  const { instruction, enableThinking } = typeof options === 'string' ? { instruction: options, enableThinking: undefined } : options;
+  const user = tirPrompt(question, instruction);
+  if (!tokenizer.hasChatTemplate) return (tokenizer.basePromptStart ?? '') + basePrompt(user);
+  return tokenizer.applyChatTemplate([{ role: 'user', content: user }], true, enableThinking === undefined ? {} : { enableThinking });
+}
+
+/** The prompt tokens of a question (renderPrompt, encoded). */
+export function encodePrompt(tokenizer: Tokenizer, question: string, options: string | PromptOptions): number[] {
+  return tokenizer.encode(renderPrompt(tokenizer, question, options));
 }

@@ -27,6 +27,10 @@ export class CharTokenizer implements Tokenizer {
   readonly padId: number | undefined;
   readonly bosId: number | undefined;
   readonly eosId: number | undefined;
+  readonly eosIds: readonly number[];
+  /** The character model's folder has no generation_config.json: the run config's settings apply. */
+  readonly generationDefaults = {};
+  readonly hasChatTemplate = true;
   readonly unkId: number;
   private readonly pieces: string[];
   private readonly charIds = new Map<string, number>();
@@ -44,6 +48,7 @@ export class CharTokenizer implements Tokenizer {
     this.padId = this.specialIds.get('<|pad|>');
     this.bosId = this.specialIds.get('<|bos|>');
     this.eosId = this.specialIds.get('<|eos|>');
+    this.eosIds = this.eosId === undefined ? [] : [this.eosId];
   }
 
   /** From a charset, in its order (a repeated character keeps its first id). */
