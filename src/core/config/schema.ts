@@ -113,6 +113,7 @@ const InferConfig = z.strictObject({
   temperature: z.number().min(0).max(MAX_TEMPERATURE).default(0).describe('sampling temperature of a single answer; 0 = greedy (the policy\'s most likely answer)'),
   topP: z.number().gt(0).max(1).default(1.0).describe('nucleus sampling of a single answer'),
   selfCorrection: z.boolean().default(true).describe('THOR self-correction when answering: a failed code step is thrown away and regenerated'),
+  enableThinking: z.boolean().default(true).describe("enable_thinking of chat templates that read it (Qwen3): true lets the model think first, Qwen3's default; false renders its empty think block (docs/models.md#prompts-and-stop-tokens)"),
 });
 
 const SftConfig = z.strictObject({
