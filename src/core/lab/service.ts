@@ -70,6 +70,8 @@ import type {
 import { CONTROL, ControlWord, type ControlValue } from './control';
 import { shippedModel, type ShippedModelName } from './models';
 import { runTraining, throttled, type Policy, type TrainingContext } from './training';
+import { adapterCheckpointFiles, adapterCheckpointStep, attachCheckpointAdapter, isAdapterCheckpoint, prepareAdapter, readBaseRef, type BaseModelRef } from './lora-runs';
+import { LoraAdapter, saveMergedModel } from '../model/lora';
 
 export interface PythonSandbox {
   pool: PythonPool;
@@ -109,6 +111,8 @@ export class LabService implements LabApi {
   private store: Promise<RunStore> | undefined;
   private job: string | undefined;
   private text: { policy: Policy; model: LocalModel } | undefined;
+  /** Where the loaded model's base weights come from: a LoRA run's checkpoints name it. */
+  private baseRef: BaseModelRef | undefined;
   private readonly tokenTexts = new RunTokenTexts(() => this.runStore());
   readonly control = new ControlWord();
 
@@ -201,12 +205,33 @@ export class LabService implements LabApi {
     }
     // An unknown shipped name is refused here, the same wherever the lab runs.
     const shipped = source.kind === 'shipped' ? shippedModel(source.name).name : undefined;
-    return this.loadFiles(this.env.modelFiles(source), source.kind, undefined, shipped);
+    const summary = await this.loadFiles(this.env.modelFiles(source), source.kind, undefined, shipped);
+    this.baseRef = { label: summary.label, ...(source.kind === 'files' ? {} : { source: source.kind === 'shipped' ? { kind: 'shipped' as const, name: shipped } : source }) };
+    return summary;
   }
 
   /** A run's checkpoint as the policy. */
-  private loadCheckpoint(checkpoint: CheckpointFiles, name: string, runId: string): Promise<ModelSummary> {
-    return this.loadFiles({ files: new MemoryFiles(name, checkpoint), label: name }, 'stored', runId);
+  private async loadCheckpoint(checkpoint: CheckpointFiles, name: string, runId: string): Promise<ModelSummary> {
+    if (isAdapterCheckpoint(checkpoint)) return this.loadAdapterCheckpoint(checkpoint, name, runId);
+    const summary = await this.loadFiles({ files: new MemoryFiles(name, checkpoint), label: name }, 'stored', runId);
+    this.baseRef = { label: name, source: { kind: 'stored', runId } };
+    return summary;
+  }
+
+  /** A LoRA run's checkpoint: its base model (loaded again from where it came, or the one loaded now), then its adapter (docs/lora.md#runs). */
+  private async loadAdapterCheckpoint(checkpoint: CheckpointFiles, name: string, runId: string): Promise<ModelSummary> {
+    const ref = readBaseRef(checkpoint, name);
+    if (ref.source?.kind === 'new') await this.createModelNow(ref.source.size, ref.source.seed);
+    else if (ref.source?.kind === 'stored' && ref.source.runId === runId) throw new LabError('lora', 'the adapter names its own run as its base model', { file: name, field: 'source.runId', found: runId });
+    else if (ref.source) await this.loadModelNow(ref.source as ModelSource);
+    else if (this.policy?.summary.label !== ref.label || this.policy.model.adapter) {
+      throw new LabError('lora', `the base model "${ref.label}" was picked from files and cannot be loaded again from here`, { file: name, expected: `"${ref.label}" loaded in the Model panel`, found: this.policy ? `"${this.policy.summary.label}"` : 'no model', hint: 'load that base model, then go on with the run' });
+    }
+    const policy = this.requirePolicy();
+    await attachCheckpointAdapter(policy.model, checkpoint, name);
+    policy.summary = { ...policy.summary, label: name, origin: 'stored', runId };
+    this.baseRef = ref;
+    return policy.summary;
   }
 
   private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string, shipped?: ShippedModelName): Promise<ModelSummary> {
@@ -229,20 +254,24 @@ export class LabService implements LabApi {
   }
 
   createModel(size: NewModelSize, seed: number): Promise<ModelSummary> {
-    return this.exclusive('creating a model', async () => {
-      const started = Date.now();
-      const tokenizer = CharTokenizer.fromCharset();
-      const config = newModelConfig(size, tokenizer);
-      const model = Transformer.create(config, { seed });
-      return this.setPolicy(model, tokenizer, {
-        label: `new ${size.layers}×${size.hidden} model (seed ${seed})`,
-        origin: 'new',
-        config,
-        tokenizer: tokenizer.kind,
-        parameters: model.numParameters(),
-        weightBytes: model.numParameters() * 4,
-        loadMs: Date.now() - started,
-      });
+    return this.exclusive('creating a model', () => this.createModelNow(size, seed));
+  }
+
+  private async createModelNow(size: NewModelSize, seed: number): Promise<ModelSummary> {
+    const started = Date.now();
+    const tokenizer = CharTokenizer.fromCharset();
+    const config = newModelConfig(size, tokenizer);
+    const model = Transformer.create(config, { seed });
+    const label = `new ${size.layers}×${size.hidden} model (seed ${seed})`;
+    this.baseRef = { label, source: { kind: 'new', size, seed } };
+    return this.setPolicy(model, tokenizer, {
+      label,
+      origin: 'new',
+      config,
+      tokenizer: tokenizer.kind,
+      parameters: model.numParameters(),
+      weightBytes: model.numParameters() * 4,
+      loadMs: Date.now() - started,
     });
   }
 
@@ -274,15 +303,21 @@ export class LabService implements LabApi {
    * frozen reference.
    */
   private async checkpointFiles(run?: { step: number; optimizer: AdamW; reference?: Transformer }): Promise<CheckpointFiles> {
-    const { model, tokenizer } = this.requirePolicy();
+    const { model, tokenizer, summary } = this.requirePolicy();
     const sink = new MemoryFiles('checkpoint');
-    await saveModelFolder(sink, { config: model.cfg, weights: await model.exportWeights(), tokenizer }, run && { metadata: { [RUN_STEP_KEY]: String(run.step) } });
+    // With a LoRA adapter a run keeps the adapter and its base's reference; a saved model has the adapter merged in (docs/lora.md#runs).
+    const lora = model.adapter instanceof LoraAdapter;
+    if (lora && run) for (const [name, bytes] of Object.entries(await adapterCheckpointFiles(model, this.baseRef ?? { label: summary.label }, { [RUN_STEP_KEY]: String(run.step) }))) await sink.write(name, bytes);
+    else if (lora) await saveMergedModel(sink, model, tokenizer);
+    else await saveModelFolder(sink, { config: model.cfg, weights: await model.exportWeights(), tokenizer }, run && { metadata: { [RUN_STEP_KEY]: String(run.step) } });
     const files: CheckpointFiles = Object.fromEntries(sink.files);
-    if (run && 2 * 4 * model.numParameters() <= (this.env.maxMomentBytes ?? Infinity)) {
+    const trained = model.trainableVariables().reduce((n, v) => n + v.size, 0);
+    if (run && 2 * 4 * trained <= (this.env.maxMomentBytes ?? Infinity)) {
       const state = await run.optimizer.exportState((v) => model.nameOf(v) ?? v.name);
       files[OPTIMIZER_FILE] = writeSafetensors(state.moments, { step: String(state.step), layout: 'AdamW moments m.NAME / v.NAME, device layout' });
     }
-    if (run?.reference) files[REFERENCE_FILE] = writeSafetensors(await run.reference.exportWeights(), { purpose: 'the frozen reference policy of the KL term' });
+    // A LoRA run's reference is its base model, loaded again with the run.
+    if (run?.reference && !lora) files[REFERENCE_FILE] = writeSafetensors(await run.reference.exportWeights(), { purpose: 'the frozen reference policy of the KL term' });
     return files;
   }
 
@@ -551,6 +586,7 @@ export class LabService implements LabApi {
       const config = parseRunConfig(req.config ?? {}, { source: 'training settings' });
       const runId = req.runId ?? newRunId();
       const policy = this.requirePolicy();
+      prepareAdapter(policy.model, config, false);
       policy.summary.runId = runId;
       return runTraining(this.trainingContext(store, onEvent), {
         config,
@@ -579,6 +615,7 @@ export class LabService implements LabApi {
     if (!checkpoint) throw new LabError('resume', 'this run has no checkpoint to go on from', { file: stored.name });
     const config = parseRunConfig(applySettings(stored.config, settingsOf(req.config ?? {}, 'resume settings')), { source: `${stored.name}/config.json` });
     await this.loadCheckpoint(checkpoint, stored.name, stored.id);
+    prepareAdapter(this.requirePolicy().model, config, true);
     const data = await store.getData(stored.id);
     // Runs stored by an earlier version kept no questions: they go on with those given now.
     const missing = [...(config.mode === 'sft' ? (data.demonstrations ? [] : ['demonstrations']) : data.train ? [] : ['training questions']), ...(data.test ? [] : ['held-out questions'])];
@@ -696,6 +733,7 @@ const RUN_STEP_KEY = 'thor_lab_run_step';
 
 /** The step a run's checkpoint was taken after, when it says. */
 function checkpointRunStep(checkpoint: CheckpointFiles): number | undefined {
+  if (isAdapterCheckpoint(checkpoint)) return adapterCheckpointStep(checkpoint, RUN_STEP_KEY);
   const weights = checkpoint[WEIGHTS_FILE];
   const step = weights && Number(readSafetensorsHeader(weights, WEIGHTS_FILE).metadata[RUN_STEP_KEY]);
   return Number.isInteger(step) && step >= 0 ? step : undefined;

@@ -200,8 +200,9 @@ async function rlSteps(ctx: TrainingContext, plan: TrainingPlan): Promise<Steps>
   const { model, tokenizer } = ctx.policy;
   let reference: Transformer | undefined;
   if (plan.config.grpo.klCoef > 0) {
-    const kept = plan.checkpoint?.[REFERENCE_FILE];
-    if (plan.resumed && !kept) ctx.emit({ type: 'message', text: 'the run kept no reference policy: the KL term measures from the resumed weights' });
+    // A LoRA run's reference is its frozen base (the policy when its adapter was new): no copy is kept.
+    const kept = model.adapter ? undefined : plan.checkpoint?.[REFERENCE_FILE];
+    if (plan.resumed && !kept && !model.adapter) ctx.emit({ type: 'message', text: 'the run kept no reference policy: the KL term measures from the resumed weights' });
     reference = Transformer.fromWeights(model.cfg, kept ? readSafetensors(kept, REFERENCE_FILE) : await model.exportWeights(), 'reference');
   }
   const env: ConstructorParameters<typeof GrpoTrainer>[0] & { signal?: AbortSignal; onToken?: () => void } = {

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { LabError } from '../errors';
 import type { Transformer } from '../model/transformer';
+import { withAdapterDropout } from '../model/lora';
 import { logprobsOfTargets } from '../model/logprobs';
 import type { AdamW } from '../optim/adamw';
 import { trainStep } from '../optim/step';
@@ -128,7 +129,8 @@ export function buildPolicyLoss(model: Transformer, samples: readonly PolicySamp
     const ref = s.klCoef > 0 ? perTokenFromResponses(packed, part.map((x) => x.refLogprobs!)) : undefined;
     return () => {
       const ids = tf.tensor2d(packed.ids, [packed.batch, packed.length], 'int32');
-      const scored = s.entropyCoef > 0 ? logpAndEntropy(model, ids, temperature) : { logp: model.tokenLogprobs(ids, { temperature }), entropy: undefined };
+      // The differentiated forward: a LoRA adapter's dropout applies here, not where log π_old is scored.
+      const scored = withAdapterDropout(model, () => (s.entropyCoef > 0 ? logpAndEntropy(model, ids, temperature) : { logp: model.tokenLogprobs(ids, { temperature }), entropy: undefined }));
       const { loss, sums } = grpoObjective(
         {
           logp: scored.logp,
@@ -190,7 +192,7 @@ export async function sftUpdate(
   const lossFns = microBatches(seqs.map((x) => x.promptTokens.length + x.tokens.length), opts.maxTokens ?? 8192, maxPos).map((rows) => {
     const packed = packIds(rows.map((i) => seqs[i]), maxPos);
     return () => {
-      const logp = model.tokenLogprobs(tf.tensor2d(packed.ids, [packed.batch, packed.length], 'int32'));
+      const logp = withAdapterDropout(model, () => model.tokenLogprobs(tf.tensor2d(packed.ids, [packed.batch, packed.length], 'int32')));
       return tf.neg(AGGREGATIONS['token-mean'](logp, tf.tensor2d(packed.mask, [packed.batch, packed.length - 1]), norms)) as tf.Scalar;
     };
   });
