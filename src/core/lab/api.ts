@@ -24,6 +24,7 @@ import type { TrajectoryRecord } from '../tir/types';
 import type { Tokenizer } from '../tokenizer/types';
 import type { ControlValue } from './control';
 import type { ShippedModelName } from './models';
+import type { ModelPrompting } from './prompting';
 
 export type { NewModelSize };
 
@@ -53,6 +54,8 @@ export interface ModelSummary {
   shipped?: ShippedModelName;
   /** The stored run whose checkpoint this is, or which trains it. */
   runId?: string;
+  /** Its prompt format, stop ids and sampling defaults, from its own files (docs/models.md#prompts-and-stop-tokens). */
+  prompting?: ModelPrompting;
 }
 
 /** What the sandbox can do where it runs. */
@@ -93,9 +96,20 @@ export interface InferRequest {
 
 export interface InferOutcome {
   record: TrajectoryRecord;
+  /** What the model was given (InferPrompt); also sent as a 'prompt' event before the answer starts. */
+  prompt: InferPrompt;
   stopped: boolean;
   tokens: number;
   seconds: number;
+}
+
+/** The prompt of a single answer: the exact text the loaded model sees (special tokens written out), or the user turn an endpoint is sent. */
+export interface InferPrompt {
+  text: string;
+  /** chat / base / char: the loaded model's format (ModelPrompting.format); messages: an endpoint's chat turn, which the server renders. */
+  format: ModelPrompting['format'] | 'messages' | 'text';
+  /** Prompt tokens (the loaded model only). */
+  tokens?: number;
 }
 
 /** An OpenAI-compatible server to ask instead of the loaded model (docs/engines.md). */
@@ -220,6 +234,8 @@ export interface HeldOutFigures {
 export type LabEvent =
   /** A phase of the job advanced (rollouts finished, programs run, updates done). */
   | { type: 'progress'; phase: string; done: number; total: number }
+  /** A single answer's prompt, before its first token. */
+  | { type: 'prompt'; prompt: InferPrompt }
   /** A single answer as it is written (streamed a few times a second). */
   | { type: 'trajectory'; record: TrajectoryRecord }
   /** A training run started or resumed. */

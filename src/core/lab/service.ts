@@ -36,7 +36,6 @@ import { RunTokenTexts } from '../run/token-texts';
 import type { PythonPool } from '../sandbox/pool';
 import type { Executor, SandboxInfo } from '../sandbox/types';
 import { addExecution, addToken, emptyLiveRow, liveRecord } from '../tir/live';
-import { encodePrompt } from '../tir/prompt';
 import { runRollouts, type RolloutEnv } from '../tir/rollout';
 import { inferenceSettings } from '../tir/settings';
 import type { TrajectoryRecord } from '../tir/types';
@@ -70,6 +69,7 @@ import type {
 import { CONTROL, ControlWord, type ControlValue } from './control';
 import { shippedModel, type ShippedModelName } from './models';
 import { runTraining, throttled, type Policy, type TrainingContext } from './training';
+import { endpointPrompt, modelPrompting, singleAnswer } from './prompting';
 import { adapterCheckpointFiles, adapterCheckpointStep, attachCheckpointAdapter, isAdapterCheckpoint, prepareAdapter, readBaseRef, type BaseModelRef } from './lora-runs';
 import { LoraAdapter, saveMergedModel } from '../model/lora';
 
@@ -247,6 +247,7 @@ export class LabService implements LabApi {
       parameters,
       weightBytes: parameters * 4,
       loadMs: Date.now() - started,
+      prompting: modelPrompting(folder.config, folder.tokenizer),
       ...(notes && { pretrain: notes }),
       ...(runId !== undefined && { runId }),
       ...(shipped !== undefined && { shipped }),
@@ -347,8 +348,12 @@ export class LabService implements LabApi {
       if (req.question.trim() === '') throw new LabError('infer', 'no question', { field: 'question', expected: 'the question text', found: 'nothing' });
       if (req.endpoint) return this.inferEndpoint(req, req.endpoint, c, onEvent);
       const { model, tokenizer } = this.requirePolicy();
-      const prompt = encodePrompt(tokenizer, req.question, c.rollout.instruction);
+      // What the request leaves out comes from the model's own files (docs/models.md#prompts-and-stop-tokens).
+      const answer = singleAnswer(tokenizer, req.question, req.settings, c, inferenceSettings(c));
+      const prompt = tokenizer.encode(answer.prompt.text);
       if (req.prefix) prompt.push(...tokenizer.encode(req.prefix));
+      const shown = { ...answer.prompt, text: tokenizer.decode(prompt), tokens: prompt.length };
+      onEvent({ type: 'prompt', prompt: shown });
       const header = { id: 'inference', question: req.question, reference: req.reference ?? '', promptTokens: prompt };
       const row = emptyLiveRow();
       const decode = (ids: number[]) => tokenizer.decode(ids);
@@ -378,15 +383,15 @@ export class LabService implements LabApi {
       };
       const started = Date.now();
       try {
-        const { records } = await runRollouts(env, [{ id: header.id, groupId: header.id, level: 'trajectory', problemId: 'inference', question: req.question, reference: header.reference, promptTokens: prompt }], inferenceSettings(c));
+        const { records } = await runRollouts(env, [{ id: header.id, groupId: header.id, level: 'trajectory', problemId: 'inference', question: req.question, reference: header.reference, promptTokens: prompt }], answer.settings);
         const record = records[0];
         // Without a reference there is nothing to grade, but the answer is still read out.
         if (header.reference.trim() !== '') await gradeRecords(records, c.reward, sandboxChecker(executor));
         else record.finalAnswer = extractAnswer(policyText(record))?.answer ?? null;
-        return { record, stopped: false, tokens: record.tokens.length, seconds: (Date.now() - started) / 1000 };
+        return { record, prompt: shown, stopped: false, tokens: record.tokens.length, seconds: (Date.now() - started) / 1000 };
       } catch (e) {
         if (!(watcher.signal.aborted && e === watcher.signal.reason)) throw e;
-        return { record: liveRecord(header, row, decode), stopped: true, tokens: row.tokens.length, seconds: (Date.now() - started) / 1000 };
+        return { record: liveRecord(header, row, decode), prompt: shown, stopped: true, tokens: row.tokens.length, seconds: (Date.now() - started) / 1000 };
       }
     });
   }
@@ -400,8 +405,11 @@ export class LabService implements LabApi {
     let latest = '';
     let sentAt = 0;
     const started = Date.now();
+    const sent = policy.prompt(req.question, c.rollout.instruction);
+    const shown = endpointPrompt(sent);
+    onEvent({ type: 'prompt', prompt: shown });
     try {
-      const record = await textRollout(policy.text, { ...header, groupId: header.id, problemId: 'inference', prompt: policy.prompt(req.question, c.rollout.instruction), ...(req.prefix && { prefix: req.prefix }) }, inferenceSettings(c), {
+      const record = await textRollout(policy.text, { ...header, groupId: header.id, problemId: 'inference', prompt: sent, ...(req.prefix && { prefix: req.prefix }) }, inferenceSettings(c), {
         executor,
         signal: watcher.signal,
         onText: (response) => {
@@ -414,10 +422,10 @@ export class LabService implements LabApi {
       });
       if (header.reference.trim() !== '') await gradeRecords([record], c.reward, sandboxChecker(executor));
       else record.finalAnswer = extractAnswer(policyText(record))?.answer ?? null;
-      return { record, stopped: false, tokens: record.generatedTokens ?? 0, seconds: (Date.now() - started) / 1000 };
+      return { record, prompt: shown, stopped: false, tokens: record.generatedTokens ?? 0, seconds: (Date.now() - started) / 1000 };
     } catch (e) {
       if (!watcher.signal.aborted) throw e;
-      return { record: liveTextRecord(header, latest), stopped: true, tokens: 0, seconds: (Date.now() - started) / 1000 };
+      return { record: liveTextRecord(header, latest), prompt: shown, stopped: true, tokens: 0, seconds: (Date.now() - started) / 1000 };
     }
   }
 
