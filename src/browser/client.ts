@@ -27,7 +27,7 @@ export function connectPolicyWorker(): LabConnection {
     setControl: (value) => remote.setControl(value),
     resourceUrls: () => remote.resourceUrls(),
     model: () => remote.model(),
-    loadModel: (source) => remote.loadModel(source),
+    loadModel: (source, onEvent) => remote.loadModel(source, sink(onEvent)),
     createModel: (size, seed) => remote.createModel(size, seed),
     exportModel: () => remote.exportModel(),
     saveModel: (name) => remote.saveModel(name),

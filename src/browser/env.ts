@@ -4,6 +4,8 @@ import type { LabEnv } from '../core/lab/service';
 import { selectBrowserBackend } from './backend';
 import { SHIPPED_MODEL_FILES, shippedModel } from '../core/lab/models';
 import { fetchedFolder, fetchedNotes, pickedFilesSource } from './files';
+import { HubModel, parseHubRef } from '../core/hub/hub';
+import { IdbHubCache } from './hub-cache';
 import { startPythonSandbox } from './python';
 import { openRunStore } from './runstore';
 
@@ -22,6 +24,10 @@ export function browserLabEnv(): LabEnv {
         return { files: fetchedFolder(url, SHIPPED_MODEL_FILES, name), label: name, notes: () => fetchedNotes(url) };
       }
       if (source.kind === 'files') return { files: pickedFilesSource(source.files, source.label), label: source.label };
+      if (source.kind === 'hub') {
+        const ref = parseHubRef(source.repo, { revision: source.revision, baseUrl: source.baseUrl });
+        return { files: new HubModel(ref, { cache: new IdbHubCache() }), label: `${ref.repo}@${ref.revision}` };
+      }
       throw new LabError('model', 'a browser cannot read a folder by its path', { found: source.path, hint: 'pick the folder in the Model panel' });
     },
     openRunStore: () => openRunStore(),

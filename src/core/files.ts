@@ -12,6 +12,9 @@ export interface FileSource {
   readonly label: string;
   list(): Promise<string[]>;
   read(name: string): Promise<Uint8Array>;
+  /** A file's size, and bytes [begin, end) of it: where a source has them, weights are read tensor by tensor. */
+  size?(name: string): Promise<number>;
+  readRange?(name: string, begin: number, end: number): Promise<Uint8Array>;
 }
 
 /** A flat folder to write into. */

@@ -1,5 +1,5 @@
 /** Folders on disk as FileSource / FileSink (CLI, server, tests, benchmarks). */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LabError } from '../core/errors';
 import type { FileSink, FileSource } from '../core/files';
@@ -18,6 +18,23 @@ export function folderSource(dir: string): FileSource {
     async read(name) {
       const buf = await readFile(join(dir, name));
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    },
+    async size(name) {
+      return (await stat(join(dir, name))).size;
+    },
+    async readRange(name, begin, end) {
+      const handle = await open(join(dir, name), 'r');
+      try {
+        const out = new Uint8Array(end - begin);
+        for (let at = 0; at < out.length; ) {
+          const { bytesRead } = await handle.read(out, at, out.length - at, begin + at);
+          if (bytesRead === 0) throw new LabError('files', 'the file ends before the range read', { file: join(dir, name), expected: `bytes ${begin}-${end}`, found: `end at ${begin + at}` });
+          at += bytesRead;
+        }
+        return out;
+      } finally {
+        await handle.close();
+      }
     },
   };
 }

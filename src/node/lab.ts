@@ -18,6 +18,8 @@ import type { Tokenizer } from '../core/tokenizer/types';
 import type { RunStore } from '../core/run/store';
 import { selectNodeBackend } from './backend';
 import { folderSource } from './files';
+import { DiskHubCache } from './hub-cache';
+import { HubModel, parseHubRef } from '../core/hub/hub';
 import { createNodePythonPool, type NodePythonPoolOptions } from './python';
 import { DiskRunStore } from './runstore';
 
@@ -35,6 +37,8 @@ export interface NodeLabOptions {
   python?: NodePythonPoolOptions;
   /** Fields of a training file named on the command line (--question-field, ...). */
   mapping?: FieldMapping;
+  /** Where Hub downloads are kept (default: defaultHubCacheDir(), under the user's cache folder). */
+  hubCacheDir?: string;
 }
 
 export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
@@ -48,6 +52,12 @@ export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
     modelFiles: (source) => {
       if (source.kind === 'files') throw new LabError('model', 'picked files are a browser source', { hint: 'give a folder path instead' });
       if (source.kind === 'path') return { files: folderSource(source.path), label: source.path };
+      if (source.kind === 'hub') {
+        // HF_ENDPOINT names a mirror, as huggingface_hub reads it.
+        const ref = parseHubRef(source.repo, { revision: source.revision, baseUrl: source.baseUrl ?? process.env.HF_ENDPOINT });
+        const hub = new HubModel(ref, { cache: new DiskHubCache(options.hubCacheDir) });
+        return { files: hub, label: `${ref.repo}@${ref.revision}` };
+      }
       const { name } = shippedModel(source.name);
       const dir = shippedModelDir(name);
       return {

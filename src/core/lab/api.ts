@@ -8,6 +8,7 @@
 import type { BackendInfo, BackendName } from '../backend';
 import type { RunConfigInput } from '../config/schema';
 import type { FitReport } from '../data/fit';
+import type { DownloadProgress } from '../hub/hub';
 import type { Problem } from '../data/types';
 import type { ProblemLog } from '../eval/evaluate';
 import type { CodeCorrectnessTable } from '../eval/metrics';
@@ -36,6 +37,8 @@ export type ModelSource =
   | { kind: 'files'; files: File[]; label: string }
   /** A folder on disk (Node). */
   | { kind: 'path'; path: string }
+  /** A repository on the Hugging Face Hub or a mirror (docs/models.md#loading-from-the-hub): an id or an address. */
+  | { kind: 'hub'; repo: string; revision?: string; baseUrl?: string }
   /** The checkpoint of a stored run (or a saved model). */
   | { kind: 'stored'; runId: string };
 
@@ -254,6 +257,8 @@ export type LabEvent =
   /** TIRGen: a question finished, with its data lines (also in the outcome). */
   | { type: 'tirgen-question'; result: QuestionResult; data: string; messages: string }
   | { type: 'tirgen-progress'; progress: TirgenProgressFigures; counts: TirgenProgress['counts'] }
+  /** A model download: bytes of the file and of all files, rate and time left (sent with a 'progress' event). */
+  | { type: 'download'; progress: DownloadProgress }
   /** Something the user should know that is not an error (e.g. optimiser moments restored). */
   | { type: 'message'; text: string };
 
@@ -272,7 +277,8 @@ export interface LabApi {
   resourceUrls(): Promise<string[]>;
 
   model(): Promise<ModelSummary | undefined>;
-  loadModel(source: ModelSource): Promise<ModelSummary>;
+  /** Loads a model; a Hub model reports its download as 'progress' and 'download' events. */
+  loadModel(source: ModelSource, onEvent?: EventSink): Promise<ModelSummary>;
   /** A fresh model with seeded random weights and the character tokenizer. */
   createModel(size: NewModelSize, seed: number): Promise<ModelSummary>;
   /** The model as a Hugging Face style folder. */

@@ -22,8 +22,11 @@ import { EndpointModel } from '../llm/client';
 import { LocalModel, type LocalModelOptions } from '../llm/local';
 import type { CompleteOptions, Completion, Prompt, SamplingRequest, TextModel } from '../llm/types';
 import { MemoryFiles, type FileSource } from '../files';
-import { loadModelFolder, saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
-import { countParameters, newModelConfig, type NewModelSize } from '../model/config';
+import { isDownloading, type DownloadProgress } from '../hub/hub';
+import { saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
+import { loadModelStreaming } from '../model/load';
+import { assertBudget, currentDeviceLimits, type DeviceLimits, type MemoryUse } from '../model/memory';
+import { countParameters, newModelConfig, type ModelConfig, type NewModelSize } from '../model/config';
 import { Transformer } from '../model/transformer';
 import { readSafetensorsHeader, writeSafetensors } from '../model/safetensors';
 import type { AdamW } from '../optim/adamw';
@@ -100,6 +103,8 @@ export interface LabEnv {
   resourceUrls?(): string[];
   /** Largest optimiser state a checkpoint keeps (browser storage is limited); default: no limit. */
   maxMomentBytes?: number;
+  /** What the device holds, for the memory check of a loaded model; default: the current backend's limits. */
+  deviceLimits?(): DeviceLimits;
 }
 
 export class LabService implements LabApi {
@@ -192,11 +197,11 @@ export class LabService implements LabApi {
     return this.policy?.summary;
   }
 
-  loadModel(source: ModelSource): Promise<ModelSummary> {
-    return this.exclusive('loading a model', () => this.loadModelNow(source));
+  loadModel(source: ModelSource, onEvent?: EventSink): Promise<ModelSummary> {
+    return this.exclusive('loading a model', () => this.loadModelNow(source, onEvent));
   }
 
-  private async loadModelNow(source: ModelSource): Promise<ModelSummary> {
+  private async loadModelNow(source: ModelSource, onEvent?: EventSink): Promise<ModelSummary> {
     if (source.kind === 'stored') {
       const store = await this.runStore();
       const [checkpoint, detail] = await Promise.all([store.getCheckpoint(source.runId), store.getDetail(source.runId)]);
@@ -205,7 +210,7 @@ export class LabService implements LabApi {
     }
     // An unknown shipped name is refused here, the same wherever the lab runs.
     const shipped = source.kind === 'shipped' ? shippedModel(source.name).name : undefined;
-    const summary = await this.loadFiles(this.env.modelFiles(source), source.kind, undefined, shipped);
+    const summary = await this.loadFiles(this.env.modelFiles(source), source.kind, undefined, shipped, onEvent);
     this.baseRef = { label: summary.label, ...(source.kind === 'files' ? {} : { source: source.kind === 'shipped' ? { kind: 'shipped' as const, name: shipped } : source }) };
     return summary;
   }
@@ -234,10 +239,11 @@ export class LabService implements LabApi {
     return policy.summary;
   }
 
-  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string, shipped?: ShippedModelName): Promise<ModelSummary> {
+  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string, shipped?: ShippedModelName, onEvent?: EventSink): Promise<ModelSummary> {
     const started = Date.now();
-    const [folder, notes] = await Promise.all([loadModelFolder(files.files), files.notes?.().catch(() => undefined)]);
-    const model = Transformer.fromWeights(folder.config, folder.weights, files.files.label);
+    const beforeWeights = (config: ModelConfig) => this.beforeWeights(config, files.files, origin, onEvent);
+    const [folder, notes] = await Promise.all([loadModelStreaming(files.files, { beforeWeights }), files.notes?.().catch(() => undefined)]);
+    const model = folder.model;
     const parameters = countParameters(folder.config);
     return this.setPolicy(model, folder.tokenizer, {
       label: origin === 'shipped' ? `${files.label} (shipped)` : files.label,
@@ -252,6 +258,29 @@ export class LabService implements LabApi {
       ...(runId !== undefined && { runId }),
       ...(shipped !== undefined && { shipped }),
     });
+  }
+
+  /**
+   * Between a model's config.json and its weights: a folder or Hub model the device cannot hold is
+   * refused with the numbers (docs/models.md#memory-budget), and a Hub model is downloaded with progress.
+   */
+  private async beforeWeights(config: ModelConfig, files: FileSource, origin: ModelSummary['origin'], onEvent?: EventSink): Promise<void> {
+    if (origin === 'path' || origin === 'hub' || origin === 'files') {
+      const defaults = parseRunConfig({});
+      const use: MemoryUse = { mode: 'infer', batch: defaults.rollout.groupSize, context: Math.min(config.max_position_embeddings, defaults.task.maxQuestionTokens + defaults.rollout.maxResponseTokens) };
+      assertBudget(config, use, this.env.deviceLimits?.() ?? currentDeviceLimits(), `${files.label}/config.json`);
+    }
+    if (isDownloading(files)) {
+      let latest: DownloadProgress | undefined;
+      const send = throttled((done, total) => {
+        onEvent?.({ type: 'progress', phase: 'download', done, total });
+        if (latest) onEvent?.({ type: 'download', progress: latest });
+      });
+      await files.download((p) => {
+        latest = p;
+        send(p.done, p.total);
+      });
+    }
   }
 
   createModel(size: NewModelSize, seed: number): Promise<ModelSummary> {

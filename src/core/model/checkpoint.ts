@@ -8,8 +8,8 @@ import { bytesToText, textToBytes, type FileSink, type FileSource } from '../fil
 import { loadTokenizer } from '../tokenizer/index';
 import type { Tokenizer } from '../tokenizer/types';
 import { configToJSON, parameterShapes, parseModelConfig, type ModelConfig } from './config';
-import { elementCount, readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors';
-import type { WeightMap } from './weights';
+import { elementCount, parseSafetensorsHeader, readSafetensorsHeader, safetensorsHeaderLength, toFloat32, writeSafetensors, type SafetensorsHeader } from './safetensors';
+import type { NamedTensor, WeightMap } from './weights';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -53,15 +53,36 @@ export async function loadConfig(src: FileSource): Promise<ModelConfig> {
  * each one's shape. With tied embeddings an lm_head.weight in the file is ignored, as transformers does.
  */
 export async function loadWeights(src: FileSource, config: ModelConfig): Promise<WeightMap> {
+  const weights: WeightMap = new Map();
+  await streamWeights(src, config, (name, t) => void weights.set(name, t));
+  return weights;
+}
+
+/**
+ * The checks of loadWeights, handing each parameter to `visit` as soon as it is converted to float32,
+ * so a caller that puts it on the device and drops it holds one tensor at a time. A source with
+ * readRange is read tensor by tensor (the header, then each tensor's bytes); another, shard by shard.
+ * Every shard's header is checked before any tensor is converted.
+ */
+export async function streamWeights(src: FileSource, config: ModelConfig, visit: (name: string, tensor: NamedTensor) => void | Promise<void>): Promise<void> {
   const names = new Set(await src.list());
   const shards = await shardFiles(src, names);
   const expected = parameterShapes(config);
-  const weights: WeightMap = new Map();
   const foundIn = new Map<string, string>();
+  const ranged = typeof src.readRange === 'function' && typeof src.size === 'function';
+  const headers: { shard: string; header: SafetensorsHeader; bytes?: Uint8Array }[] = [];
   for (const shard of shards) {
     const file = where(src, shard);
-    const bytes = await src.read(shard);
-    const header = readSafetensorsHeader(bytes, file);
+    let header: SafetensorsHeader;
+    let bytes: Uint8Array | undefined;
+    if (ranged) {
+      const size = await src.size!(shard);
+      const headerLength = safetensorsHeaderLength(await src.readRange!(shard, 0, Math.min(8, size)), size, file);
+      header = parseSafetensorsHeader(await src.readRange!(shard, 0, 8 + headerLength), size, file);
+    } else {
+      bytes = await src.read(shard);
+      header = readSafetensorsHeader(bytes, file);
+    }
     const unexpected: string[] = [];
     for (const e of header.entries) {
       const previous = foundIn.get(e.name);
@@ -89,9 +110,10 @@ export async function loadWeights(src: FileSource, config: ModelConfig): Promise
         hint: 'The checkpoint is another architecture (the lab runs Llama / Qwen2 decoders), or config.json disagrees with it (num_hidden_layers, attention_bias, tie_word_embeddings)',
       });
     }
-    for (const [name, t] of readSafetensors(bytes, file, { include: (n) => expected.has(n) })) weights.set(name, t);
+    // A whole shard read without ranges is kept only when there is one (no shard is held twice).
+    headers.push({ shard, header, bytes: shards.length === 1 ? bytes : undefined });
   }
-  const missing = [...expected.keys()].filter((n) => !weights.has(n));
+  const missing = [...expected.keys()].filter((n) => !foundIn.has(n));
   if (missing.length > 0) {
     const lmHeadOnly = missing.length === 1 && missing[0] === 'lm_head.weight';
     throw new LabError('checkpoint', `${missing.length} parameter(s) missing from the checkpoint: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`, {
@@ -102,7 +124,15 @@ export async function loadWeights(src: FileSource, config: ModelConfig): Promise
         : `The checkpoint is incomplete (a missing shard?) or ${CONFIG_FILE} describes a larger model`,
     });
   }
-  return weights;
+  for (const { shard, header, bytes: held } of headers) {
+    const file = where(src, shard);
+    const bytes = ranged ? undefined : (held ?? (await src.read(shard)));
+    for (const e of header.entries) {
+      if (!expected.has(e.name)) continue;
+      const raw = bytes ? bytes.subarray(header.dataStart + e.begin, header.dataStart + e.end) : await src.readRange!(shard, header.dataStart + e.begin, header.dataStart + e.end);
+      await visit(e.name, { shape: e.shape, data: toFloat32(raw, e, file) });
+    }
+  }
 }
 
 /** The weight files to read: model.safetensors, or the shards the index names (transformers' order of preference). */

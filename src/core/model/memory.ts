@@ -144,9 +144,11 @@ export function estimateMemory(cfg: ModelConfig, use: MemoryUse, backend = 'wasm
   return { parameters, trainable, weights, packedWeights, reference, kvCache, activations, logits, gradients, optimizer, total, largestTensor };
 }
 
-/** Bytes as GB with two decimals (10^9, as model cards and vendors count). */
+/** Bytes in GB (10^9, as model cards and vendors count) with two decimals; small sizes in MB or kB. */
 export function gb(bytes: number): string {
-  return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e8) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e5) return `${(bytes / 1e6).toFixed(1)} MB`;
+  return `${(bytes / 1e3).toFixed(1)} kB`;
 }
 
 /** One line per part of an estimate. */
@@ -231,7 +233,7 @@ export function assertBudget(cfg: ModelConfig, use: MemoryUse, limits: DeviceLim
     r.suggestions.length > 0
       ? `These would fit: ${r.suggestions.join('; or ')}`
       : limits.totalBytes !== undefined && fixed >= limits.totalBytes
-        ? `No setting fits: the weights alone need ${gb(fixed)} against the ${gb(limits.totalBytes)} limit; pick a smaller model${limits.backend === 'wasm' ? ' or a WebGPU backend' : ''}`
+        ? `No setting fits: the weights alone need ${gb(fixed)}${r.estimate.packedWeights > 0 ? ` (${gb(r.estimate.weights)} in float32 and ${gb(r.estimate.packedWeights)} of XNNPACK's packed copies)` : ''} against the ${gb(limits.totalBytes)} limit; pick a smaller model${limits.backend === 'wasm' ? ' or a WebGPU backend' : ''}`
         : `No setting fits: the embedding alone needs ${gb(cfg.vocab_size * cfg.hidden_size * F32)} in one buffer against the ${gb(limits.bufferBytes ?? 0)} limit; pick a smaller model or another backend`;
   throw new LabError('memory', `the model does not fit: ${r.problems.join('; and ')}`, {
     file,

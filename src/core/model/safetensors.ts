@@ -32,21 +32,39 @@ export interface SafetensorsHeader {
 
 /** Parses and checks the header: every tensor's byte range lies in the file, matches its shape and dtype, and overlaps no other. */
 export function readSafetensorsHeader(bytes: Uint8Array, file = 'model.safetensors'): SafetensorsHeader {
-  const convert = 'Re-export the checkpoint with the safetensors library (save_file / save_pretrained).';
-  if (bytes.length < 8) {
-    throw new LabError('safetensors', 'file is truncated: too short to hold the 8-byte header length', { file, expected: 'at least 8 bytes', found: `${bytes.length} bytes`, hint: 'The file was cut off while downloading or copying: fetch it again' });
+  return parseSafetensorsHeader(bytes, bytes.length, file);
+}
+
+/** The 8 bytes that give the header's length: how much of the file's start parseSafetensorsHeader needs. */
+export function safetensorsHeaderLength(first8: Uint8Array, fileSize: number, file = 'model.safetensors'): number {
+  return parseSafetensorsHeaderLength(first8, fileSize, file);
+}
+
+function parseSafetensorsHeaderLength(bytes: Uint8Array, fileSize: number, file: string): number {
+  if (bytes.length < 8 || fileSize < 8) {
+    throw new LabError('safetensors', 'file is truncated: too short to hold the 8-byte header length', { file, expected: 'at least 8 bytes', found: `${fileSize} bytes`, hint: 'The file was cut off while downloading or copying: fetch it again' });
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
   const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > bytes.length) {
+  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > fileSize) {
     throw new LabError('safetensors', 'file is truncated or not safetensors: the header length points past the end of the file', {
       file,
       field: 'header length',
-      expected: `at most ${Math.min(bytes.length - 8, MAX_HEADER_BYTES)} bytes`,
+      expected: `at most ${Math.min(fileSize - 8, MAX_HEADER_BYTES)} bytes`,
       found: `${headerLength} bytes`,
       hint: 'The file was cut off or is another format (a PyTorch .bin/.pt pickle is not safetensors): fetch it again or convert it',
     });
   }
+  return headerLength;
+}
+
+/**
+ * Parses and checks the header from the file's first bytes (at least 8 + header length of them) and
+ * the file's size: a streaming reader reads no more than that before the tensors it wants.
+ */
+export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, file = 'model.safetensors'): SafetensorsHeader {
+  const convert = 'Re-export the checkpoint with the safetensors library (save_file / save_pretrained).';
+  const headerLength = parseSafetensorsHeaderLength(bytes, fileSize, file);
   const text = bytesToText(bytes.subarray(8, 8 + headerLength));
   let parsed: unknown;
   try {
@@ -59,7 +77,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, file = 'model.safetenso
   }
 
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
+  const dataLength = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const entries: SafetensorsEntry[] = [];
   for (const [name, raw] of Object.entries(parsed as Record<string, unknown>)) {
@@ -125,7 +143,8 @@ export function readSafetensors(bytes: Uint8Array, file = 'model.safetensors', o
   return weights;
 }
 
-function toFloat32(raw: Uint8Array, e: SafetensorsEntry, file: string): Float32Array {
+/** One tensor's bytes (its data_offsets range) as float32: F32 copied, BF16 and F16 converted. */
+export function toFloat32(raw: Uint8Array, e: SafetensorsEntry, file: string): Float32Array {
   const n = elementCount(e.shape);
   switch (e.dtype) {
     case 'F32': {
@@ -158,6 +177,7 @@ function toFloat32(raw: Uint8Array, e: SafetensorsEntry, file: string): Float32A
 }
 
 function copyUint16(raw: Uint8Array, n: number): Uint16Array {
+  if (raw.byteOffset % 2 === 0) return new Uint16Array(raw.buffer, raw.byteOffset, n); // aligned: a view, no copy
   const out = new Uint16Array(n);
   new Uint8Array(out.buffer).set(raw);
   return out;

@@ -19,7 +19,7 @@ import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { embedding, linear, matMul } from './ops';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
-import type { WeightMap } from './weights';
+import type { NamedTensor, WeightMap } from './weights';
 
 /** Keys and values of one layer in a KV cache, [B, num_key_value_heads, capacity, head_dim]. */
 export interface LayerKV {
@@ -55,6 +55,15 @@ function isLinearWeight(name: string, shape: number[]): boolean {
 }
 
 /** Transpose of a row-major [rows, cols] matrix. */
+/** A parameter on the device in the model's layout (Linear weights transposed to [in, out]). */
+function toVariable(name: string, t: NamedTensor): tf.Variable {
+  const [rows, cols] = t.shape;
+  const device = isLinearWeight(name, t.shape) ? tf.tensor2d(transposeData(t.data, rows, cols), [cols, rows]) : tf.tensor(t.data, t.shape);
+  const variable = tf.variable(device, true);
+  device.dispose();
+  return variable;
+}
+
 function transposeData(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
@@ -106,14 +115,7 @@ export class Transformer {
   private constructor(cfg: ModelConfig, weights: WeightMap) {
     this.cfg = cfg;
     this.params = new Map();
-    for (const [name, t] of weights) {
-      const [rows, cols] = t.shape;
-      const device = isLinearWeight(name, t.shape)
-        ? tf.tensor2d(transposeData(t.data, rows, cols), [cols, rows])
-        : tf.tensor(t.data, t.shape);
-      this.params.set(name, tf.variable(device, true));
-      device.dispose();
-    }
+    for (const [name, t] of weights) this.params.set(name, toVariable(name, t));
     this.rotate = tf.tensor2d(rotateHalfMatrix(cfg.head_dim), [cfg.head_dim, cfg.head_dim]);
   }
 
@@ -125,6 +127,40 @@ export class Transformer {
   /** A model holding the given weights (HF names and layout), checked against the config. */
   static fromWeights(cfg: ModelConfig, weights: WeightMap, source = 'weights'): Transformer {
     return new Transformer(cfg, Transformer.checkWeights(cfg, weights, source));
+  }
+
+  /**
+   * A model built tensor by tensor as `stream` hands them over (checkpoint.ts streamWeights): each one
+   * goes to the device at once and its float32 copy can be dropped, so loading peaks near the model's
+   * own size (docs/models.md#memory-budget). Shapes are checked as fromWeights checks them.
+   */
+  static async fromStream(cfg: ModelConfig, stream: (visit: (name: string, t: NamedTensor) => void) => Promise<void>, source = 'weights'): Promise<Transformer> {
+    const model = new Transformer(cfg, new Map());
+    const expected = parameterShapes(cfg);
+    try {
+      await stream((name, t) => {
+        const shape = expected.get(name);
+        if (!shape) {
+          if (IGNORED_SUFFIXES.some((s) => name.endsWith(s)) || (cfg.tie_word_embeddings && name === LM_HEAD)) return;
+          throw new LabError('weights', `unexpected tensor "${name}": this config has no such parameter`, { file: source, field: name, expected: 'no such tensor', found: `[${t.shape.join(', ')}]` });
+        }
+        if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]) || t.data.length !== shape.reduce((a, b) => a * b, 1)) {
+          throw new LabError('weights', `tensor "${name}" has the wrong shape`, { file: source, field: name, expected: `[${shape.join(', ')}]`, found: `[${t.shape.join(', ')}] holding ${t.data.length} values` });
+        }
+        model.params.get(name)?.dispose();
+        model.params.set(name, toVariable(name, t));
+      });
+      const missing = [...expected.keys()].filter((n) => !model.params.has(n));
+      if (missing.length > 0) throw new LabError('weights', `tensor "${missing[0]}" is missing`, { file: source, field: missing[0], expected: `[${expected.get(missing[0])!.join(', ')}]`, found: 'nothing' });
+      // trainableVariables() is in parameterShapes order.
+      const ordered = [...expected.keys()].map((n) => [n, model.params.get(n)!] as const);
+      model.params.clear();
+      for (const [n, v] of ordered) model.params.set(n, v);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
   }
 
   /**
