@@ -191,6 +191,33 @@ describe('LoRA adapters', () => {
   });
 });
 
+describe('LoRA gradients', () => {
+  it('dL/dB = (alpha/r)·Aᵀ·dL/dW at B = 0, through the frozen base (no weight gradient formed for it)', async () => {
+    const before = tf.memory().numTensors;
+    const model = Transformer.fromWeights(cfg, initWeights(cfg, { seed: 6 }));
+    const batch = tf.tensor2d(ids, undefined, 'int32');
+    const mask = tf.ones([ids.length, ids[0].length - 1]) as tf.Tensor2D;
+    const module = 'model.layers.0.self_attn.q_proj';
+    const full = tf.variableGrads(() => model.loss(batch, mask), model.trainableVariables());
+    const dW = full.grads[model.params.get(`${module}.weight`)!.name]; // [in, out] (device layout)
+    const adapter = LoraAdapter.create(cfg, { rank: 4, alpha: 6, dropout: 0, targetModules: ['q_proj', 'down_proj'] }, 2);
+    model.attachAdapter(adapter);
+    const lora = tf.variableGrads(() => model.loss(batch, mask), model.trainableVariables());
+    expect(Object.keys(lora.grads)).toHaveLength(2 * 2 * 2); // A and B of two modules in two layers, nothing of the base
+    const { a, b } = adapter.modules.get(module)!;
+    const expected = tf.tidy(() => tf.mul(tf.matMul(a, dW, true, false), adapter.scale)); // [r, out]
+    const got = (await lora.grads[b.name].data()) as Float32Array;
+    const want = (await expected.data()) as Float32Array;
+    const scale = Math.max(...want.map(Math.abs));
+    expect(scale).toBeGreaterThan(1e-4);
+    expect(maxAbsDiff(got, want) / scale).toBeLessThan(1e-4);
+    expect(Math.abs((await full.value.data())[0] - (await lora.value.data())[0])).toBeLessThan(1e-6);
+    tf.dispose([batch, mask, expected, full.value, lora.value, ...Object.values(full.grads), ...Object.values(lora.grads)]);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
 describe('training with LoRA', () => {
   const seqs = [
     { promptTokens: [1, 5, 9], tokens: [13, 2, 7, 30, 4], lossMask: [1, 1, 1, 1, 1] },

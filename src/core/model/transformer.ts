@@ -17,6 +17,7 @@ import { LabError } from '../errors';
 import { parameterShapes, type ModelConfig } from './config';
 import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
+import { frozenLinear } from './frozen-linear';
 import { embedding, linear, matMul } from './ops';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
 import type { NamedTensor, WeightMap } from './weights';
@@ -373,7 +374,7 @@ export class Transformer {
 
   /** x·W (+ b) for HF Linear `name` (without the .weight suffix). */
   private proj(x: tf.Tensor2D, name: string): tf.Tensor2D {
-    const y = linear(x, this.p(`${name}.weight`) as tf.Tensor2D);
+    const y = this.matrix(x, this.p(`${name}.weight`) as tf.Tensor2D);
     const bias = this.params.get(`${name}.bias`);
     const out = bias ? (tf.add(y, bias) as tf.Tensor2D) : y;
     return this.linearAdapter ? this.linearAdapter.apply(x, name, out) : out;
@@ -413,8 +414,13 @@ export class Transformer {
 
   /** Logits from final hidden states [N, h]: h·Eᵀ with the tied embedding E [V, h], or h·lm_head. */
   private lmHead(hidden: tf.Tensor2D): tf.Tensor2D {
-    if (this.cfg.tie_word_embeddings) return linear(hidden, this.p(EMBED) as tf.Tensor2D, true);
-    return linear(hidden, this.p(LM_HEAD) as tf.Tensor2D);
+    if (this.cfg.tie_word_embeddings) return this.matrix(hidden, this.p(EMBED) as tf.Tensor2D, true);
+    return this.matrix(hidden, this.p(LM_HEAD) as tf.Tensor2D);
+  }
+
+  /** A product with a base weight: under an adapter the base is frozen, and no weight gradient is formed (docs/lora.md#cost). */
+  private matrix(x: tf.Tensor2D, w: tf.Tensor2D, transposed = false): tf.Tensor2D {
+    return this.linearAdapter ? frozenLinear(x, w, transposed) : linear(x, w, transposed);
   }
 
   /** cos/sin tables covering positions 0..length-1, grown in powers of two and kept across tidy scopes. */
