@@ -9,7 +9,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+import { render } from 'svelte/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import PromptView from '../../src/app/components/PromptView.svelte';
+import { describeModelDefaults, promptPieces, withModelDefaults } from '../../src/app/lib/prompt-view';
 import { generate } from '../../src/core/engine/generation';
 import { stopTokenIds } from '../../src/core/engine/stop';
 import { LabError } from '../../src/core/errors';
@@ -326,5 +329,40 @@ describe('the lab service: a single answer with a model folder\'s own prompt fil
     expect(summary.prompting).toEqual({ format: 'char', thinkingSwitch: false, stopTokens: [{ id: 2, text: '<|eos|>' }], defaults: {}, instruction: '' });
     const outcome = await service.infer({ question: '1+1?', settings: { rollout: { maxResponseTokens: 2, maxToolCalls: 0 } } });
     expect(outcome.prompt).toEqual({ text: '<|bos|><|user|>1+1?<|eos|><|assistant|>', format: 'char', tokens: 8 });
+  });
+});
+
+describe('the Inference panel\'s prompt view', () => {
+  const qwenPrompt = `<|im_start|>user\n${TIR_INSTRUCTION}\n${QUESTION}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n`;
+
+  it('marks the special tokens and keeps every character of the prompt', () => {
+    const pieces = promptPieces(qwenPrompt);
+    expect(pieces.map((p) => p.text).join('')).toBe(qwenPrompt);
+    expect(pieces.filter((p) => p.special).map((p) => p.text)).toEqual(['<|im_start|>', '<|im_end|>', '<|im_start|>', '<think>', '</think>']);
+    expect(promptPieces('<|bos|><|user|>1+1?<|eos|><|assistant|>').filter((p) => p.special)).toHaveLength(4);
+    expect(promptPieces('x < y and a|b')).toEqual([{ text: 'x < y and a|b', special: false }]);
+  });
+
+  it('renders the exact prompt, folded, with its format and token count', () => {
+    const body = render(PromptView, { props: { prompt: { text: qwenPrompt, format: 'chat', tokens: 51 } } }).body.replace(/<!--.*?-->/g, '');
+    expect(body).toContain('<details class="prompt');
+    expect(body).not.toMatch(/<details[^>]* open/);
+    expect(body).toContain("the model's chat template, 51 tokens");
+    expect(body).toContain('<mark class="special');
+    // The text comes back from the page exactly (tags and comments dropped, entities decoded).
+    const pre = body.slice(body.indexOf('<pre'), body.indexOf('</pre>'));
+    const shown = pre.replace(/^<pre[^>]*>/, '').replace(/<[^>]+>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+    expect(shown).toBe(qwenPrompt);
+  });
+
+  it("fills the form with a model's own sampling defaults, and the run config's without them", () => {
+    const schema = { 'infer.temperature': '0', 'infer.topP': '1', 'rollout.maxResponseTokens': '256', 'infer.enableThinking': true, seed: '42' };
+    const typed = { ...schema, 'infer.temperature': '0.3', 'infer.enableThinking': false, seed: '7' };
+    const qwen3 = { format: 'chat' as const, thinkingSwitch: true, stopTokens: [], defaults: { temperature: 0.6, topP: 0.95, topK: 20 }, instruction: TIR_INSTRUCTION };
+    expect(withModelDefaults(typed, schema, qwen3)).toEqual({ ...typed, 'infer.temperature': '0.6', 'infer.topP': '0.95', 'infer.enableThinking': true });
+    expect(withModelDefaults(typed, schema, { ...qwen3, defaults: {} })).toEqual({ ...typed, 'infer.temperature': '0', 'infer.enableThinking': true });
+    expect(describeModelDefaults(qwen3)).toBe('temperature 0.6, top-p 0.95, top-k 20');
+    expect(describeModelDefaults({ ...qwen3, defaults: { temperature: 0.7, topP: 0.8, topK: 20, repetitionPenalty: 1.05 } })).toBe("temperature 0.7, top-p 0.8, top-k 20, repetition penalty 1.05 (not applied: the lab's sampler has none)");
+    expect(describeModelDefaults({ ...qwen3, defaults: {} })).toBe('none: the settings below apply');
   });
 });
