@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRunConfig } from '../../src/core/config/schema';
+import { generateTasks } from '../../src/core/data/tasks';
 import { MemoryFiles, bytesToText, textToBytes } from '../../src/core/files';
 import { BASE_MODEL_FILE } from '../../src/core/lab/lora-runs';
 import { LabService } from '../../src/core/lab/service';
@@ -318,6 +319,54 @@ describe('LoRA runs through the lab service', () => {
     await service.createModel(size, 7);
     expect(tf.memory().numTensors).toBe(baseline);
   }, 120_000);
+  it('a GRPO run with a KL term steps on the adapter only, keeps no copy of the reference (its base is the reference) and goes on', async () => {
+    const size = { layers: 2, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, context: 64 };
+    await service.createModel(size, 11);
+    const base = readSafetensors((await service.exportModel())['model.safetensors']);
+    const baseline = tf.memory().numTensors;
+    const tasks = generateTasks({ seed: 5, count: 8, split: 'train', difficulties: [1] });
+    const config = {
+      seed: 3,
+      steps: 1,
+      rollout: { groupSize: 2, promptsPerStep: 1, maxResponseTokens: 24, maxToolCalls: 1 },
+      grpo: { dynamicSampling: false, klCoef: 0.05, failureFilter: false },
+      stepLevel: { enabled: false },
+      eval: { samples: 1, everySteps: 0 },
+      lora: { enabled: true, rank: 2, targetModules: ['v_proj' as const, 'down_proj' as const] },
+    };
+    const messages: string[] = [];
+    const steps: Record<string, unknown>[] = [];
+    const out = await service.train({ config, train: tasks, test: [], runId: 'lora-grpo', name: 'lora grpo' }, (e) => {
+      if (e.type === 'message') messages.push(e.text);
+      if (e.type === 'step') steps.push(e.metrics);
+    });
+    expect(out).toMatchObject({ state: 'finished', steps: 1 });
+    const files = (await store.getCheckpoint('lora-grpo'))!;
+    expect(files[REFERENCE_FILE]).toBeUndefined();
+    expect(files['model.safetensors']).toBeUndefined();
+    expect([...readSafetensors(files[OPTIMIZER_FILE]).keys()].sort()).toEqual(
+      ['m', 'v'].flatMap((k) => [0, 1].flatMap((l) => ['self_attn.v_proj', 'mlp.down_proj'].flatMap((m) => ['A', 'B'].map((ab) => `${k}.base_model.model.model.layers.${l}.${m}.lora_${ab}.weight`)))).sort(),
+    );
+    const adapter = readSafetensors(files[ADAPTER_WEIGHTS_FILE]);
+    // the optimiser stepped on the adapter (a random model's rewards are all 0, so its advantages are
+    // 0 and only AdamW's decay moves A; the GRPO gradient itself is checked with policyUpdate above)
+    const fresh = LoraAdapter.create(parseModelConfig(JSON.parse(bytesToText(files['config.json']))), { rank: 2, alpha: 8, dropout: 0, targetModules: ['v_proj', 'down_proj'] }, 3);
+    const init = await fresh.exportWeights();
+    fresh.dispose();
+    expect(steps[0].samples_trained).toBe(2);
+    expect([...adapter].filter(([n]) => n.endsWith('lora_A.weight')).every(([n, t]) => maxAbsDiff(t.data, init.get(n)!.data) > 0)).toBe(true);
+    expect(typeof steps[0].kl === 'number' || steps[0].kl === null).toBe(true);
+    const more = await service.train({ resume: { runId: 'lora-grpo' }, config: { steps: 2 } }, (e) => e.type === 'message' && messages.push(e.text));
+    expect(more).toMatchObject({ state: 'finished', steps: 2 });
+    expect(messages.some((m) => m.includes('kept no reference'))).toBe(false);
+    expect(messages).toContain('optimizer moments restored');
+    // the base under the adapter is the one the run started from, bit for bit
+    const policy = (service as unknown as { policy: { model: Transformer } }).policy.model;
+    const now = await policy.exportWeights();
+    for (const [name, t] of base) expect(Buffer.from(now.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
+    await service.createModel(size, 11);
+    expect(tf.memory().numTensors).toBe(baseline);
+  }, 180_000);
 });
 
 // keep writeSafetensors in use for a hand-made file: a PEFT file with an extra tensor is refused
