@@ -87,6 +87,9 @@ export interface DownloadProgress {
   bytesPerSecond: number;
   /** Seconds left at that rate; undefined before any byte arrived. */
   etaSeconds: number | undefined;
+  /** Files of the repository, and how many of them are whole (cached before, or downloaded now). */
+  files: number;
+  filesDone: number;
 }
 
 export type FetchLike = (input: string, init?: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }) => Promise<Response>;
@@ -272,10 +275,15 @@ export class HubModel implements FileSource {
     let done = 0;
     for (const d of pr.done.values()) done += d;
     let total = 0;
-    for (const [name, size] of this.files ?? []) total += (name === file ? fileTotal : size) ?? pr.done.get(name) ?? 0;
+    let filesDone = 0;
+    for (const [name, size] of this.files ?? []) {
+      const whole = (name === file ? fileTotal : size) ?? pr.done.get(name);
+      total += whole ?? 0;
+      if (whole !== undefined && pr.done.get(name) === whole) filesDone++;
+    }
     const seconds = Math.max(1e-3, (Date.now() - pr.started) / 1000);
     const bytesPerSecond = pr.received / seconds;
-    pr.listener({ file, fileDone, fileTotal, done, total, bytesPerSecond, etaSeconds: bytesPerSecond > 0 ? Math.max(0, total - done) / bytesPerSecond : undefined });
+    pr.listener({ file, fileDone, fileTotal, done, total, bytesPerSecond, etaSeconds: bytesPerSecond > 0 ? Math.max(0, total - done) / bytesPerSecond : undefined, files: this.files?.size ?? 0, filesDone });
   }
 
   /**

@@ -13,6 +13,7 @@ import type { Problem } from '../data/types';
 import type { ProblemLog } from '../eval/evaluate';
 import type { CodeCorrectnessTable } from '../eval/metrics';
 import type { ModelConfig, NewModelSize } from '../model/config';
+import type { DeviceLimits, MemoryEstimate } from '../model/memory';
 import type { CheckpointFiles, EvalRow, RunRecord, RunState, StepMetrics } from '../run/runfile';
 import type { RunDetail, RunSummary } from '../run/store';
 import type { PoolHealth } from '../sandbox/pool';
@@ -81,6 +82,11 @@ export interface MemoryInfo {
   numTensors: number;
   numBytes: number;
   backend: string;
+  /** WebGPU: bytes of the buffers in use, and of all the buffers its pool holds. */
+  gpuBytes?: number;
+  gpuAllocatedBytes?: number;
+  /** wasm: the size of its heap now (it grows and never shrinks). */
+  heapBytes?: number;
 }
 
 /** Settings of a job: any part of the run config (a single answer reads rollout, infer, selfCorrection and seed). */
@@ -259,6 +265,8 @@ export type LabEvent =
   | { type: 'tirgen-progress'; progress: TirgenProgressFigures; counts: TirgenProgress['counts'] }
   /** A model download: bytes of the file and of all files, rate and time left (sent with a 'progress' event). */
   | { type: 'download'; progress: DownloadProgress }
+  /** A model's memory budget from its config.json, before its weights are read (docs/models.md#memory-budget): answering, and a LoRA run at the run config's defaults. */
+  | { type: 'memory-budget'; infer: MemoryEstimate; train: MemoryEstimate; trainUse: string; limits: DeviceLimits; fits: boolean }
   /** Something the user should know that is not an error (e.g. optimiser moments restored). */
   | { type: 'message'; text: string };
 

@@ -25,7 +25,7 @@ import { MemoryFiles, type FileSource } from '../files';
 import { isDownloading, type DownloadProgress } from '../hub/hub';
 import { saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
 import { loadModelStreaming } from '../model/load';
-import { assertBudget, currentDeviceLimits, type DeviceLimits, type MemoryUse } from '../model/memory';
+import { assertBudget, checkBudget, currentDeviceLimits, type DeviceLimits, type MemoryUse } from '../model/memory';
 import { countParameters, newModelConfig, type ModelConfig, type NewModelSize } from '../model/config';
 import { Transformer } from '../model/transformer';
 import { readSafetensorsHeader, writeSafetensors } from '../model/safetensors';
@@ -171,8 +171,17 @@ export class LabService implements LabApi {
   }
 
   async memory(): Promise<MemoryInfo> {
-    const m = tf.memory();
-    return { numTensors: m.numTensors, numBytes: m.numBytes, backend: tf.getBackend() };
+    const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
+    const backend = tf.getBackend();
+    const wasm = backend === 'wasm' ? (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm : undefined;
+    return {
+      numTensors: m.numTensors,
+      numBytes: m.numBytes,
+      backend,
+      ...(m.numBytesInGPU !== undefined && { gpuBytes: m.numBytesInGPU }),
+      ...(m.numBytesAllocatedInGPU !== undefined && { gpuAllocatedBytes: m.numBytesAllocatedInGPU }),
+      ...(wasm?.HEAPU8 && { heapBytes: wasm.HEAPU8.buffer.byteLength }),
+    };
   }
 
   async setControl(value: ControlValue): Promise<void> {
@@ -268,7 +277,17 @@ export class LabService implements LabApi {
     if (origin === 'path' || origin === 'hub' || origin === 'files') {
       const defaults = parseRunConfig({});
       const use: MemoryUse = { mode: 'infer', batch: defaults.rollout.groupSize, context: Math.min(config.max_position_embeddings, defaults.task.maxQuestionTokens + defaults.rollout.maxResponseTokens) };
-      assertBudget(config, use, this.env.deviceLimits?.() ?? currentDeviceLimits(), `${files.label}/config.json`);
+      const limits = this.env.deviceLimits?.() ?? currentDeviceLimits();
+      if (onEvent) {
+        // What a LoRA run at the defaults would hold, shown beside the answer's budget (not a reason to refuse the model).
+        const { rank, targetModules } = defaults.lora;
+        const updateBatch = Math.max(1, Math.floor(defaults.optim.microBatchTokens / use.context));
+        const train = checkBudget(config, { mode: 'train', batch: defaults.rollout.groupSize * defaults.rollout.promptsPerStep, updateBatch, context: use.context, lora: { rank, targetModules } }, limits).estimate;
+        const infer = checkBudget(config, use, limits);
+        const trainUse = `LoRA rank ${rank} on ${targetModules.join(', ')}, ${defaults.rollout.groupSize * defaults.rollout.promptsPerStep} rows of ${use.context} tokens, micro-batches of ${updateBatch}`;
+        onEvent({ type: 'memory-budget', infer: infer.estimate, train, trainUse, limits, fits: infer.fits });
+      }
+      assertBudget(config, use, limits, `${files.label}/config.json`);
     }
     if (isDownloading(files)) {
       let latest: DownloadProgress | undefined;
