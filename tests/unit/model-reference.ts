@@ -1,7 +1,8 @@
 /**
- * A plain-JS, float64 forward pass of a Llama / Qwen2 decoder written straight from Hugging Face's
- * modeling_llama.py (rotate_half RoPE, repeat_kv GQA, q/k/v biases, SwiGLU, RMSNorm), on HF-layout
- * weights. Slow and obvious: the yardstick the tfjs model is checked against.
+ * A plain-JS, float64 forward pass of a Llama / Qwen2 / Qwen3 decoder written straight from Hugging
+ * Face's modeling_llama.py and modeling_qwen3.py (rotate_half RoPE, repeat_kv GQA, attention biases,
+ * per-head q/k RMSNorm, SwiGLU, RMSNorm), on HF-layout weights. Slow and obvious: the yardstick the
+ * tfjs model is checked against.
  */
 import type { ModelConfig } from '../../src/core/model/config';
 import type { WeightMap } from '../../src/core/model/weights';
@@ -56,7 +57,11 @@ export function referenceLogits(cfg: ModelConfig, w: WeightMap, ids: number[]): 
   let xs: Vec[] = ids.map((id) => Float64Array.from(emb.subarray(id * h, (id + 1) * h)));
   for (let l = 0; l < cfg.num_hidden_layers; l++) {
     const p = `model.layers.${l}`;
-    const bias = (n: string) => (cfg.attention_bias ? get(w, `${p}.self_attn.${n}.bias`) : undefined);
+    // Whichever biases and q/k norms the checkpoint has (parameterShapes decides which it must have).
+    const bias = (n: string) => w.get(`${p}.self_attn.${n}.bias`)?.data;
+    const qNorm = w.get(`${p}.self_attn.q_norm.weight`)?.data;
+    const kNorm = w.get(`${p}.self_attn.k_norm.weight`)?.data;
+    const normed1 = (x: Vec, norm: Float32Array | undefined) => (norm ? rmsNorm(x, norm, cfg.rms_norm_eps) : x);
     const normed = xs.map((x) => rmsNorm(x, get(w, `${p}.input_layernorm.weight`), cfg.rms_norm_eps));
     const q = normed.map((x) => linear(x, get(w, `${p}.self_attn.q_proj.weight`), nH * hd, bias('q_proj')));
     const k = normed.map((x) => linear(x, get(w, `${p}.self_attn.k_proj.weight`), nKV * hd, bias('k_proj')));
@@ -66,10 +71,10 @@ export function referenceLogits(cfg: ModelConfig, w: WeightMap, ids: number[]): 
       const out = new Float64Array(nH * hd);
       for (let hq = 0; hq < nH; hq++) {
         const kvh = Math.floor(hq / group);
-        const qr = rope(head(q[t], hq), t, cfg.rope_theta);
+        const qr = rope(normed1(head(q[t], hq), qNorm), t, cfg.rope_theta);
         const scores = [];
         for (let s = 0; s <= t; s++) {
-          const kr = rope(head(k[s], kvh), s, cfg.rope_theta);
+          const kr = rope(normed1(head(k[s], kvh), kNorm), s, cfg.rope_theta);
           let dot = 0;
           for (let j = 0; j < hd; j++) dot += qr[j] * kr[j];
           scores.push(dot / Math.sqrt(hd));
@@ -82,7 +87,7 @@ export function referenceLogits(cfg: ModelConfig, w: WeightMap, ids: number[]): 
           for (let j = 0; j < hd; j++) out[hq * hd + j] += (e[s] / z) * vs[j];
         }
       }
-      return linear(out, get(w, `${p}.self_attn.o_proj.weight`), h);
+      return linear(out, get(w, `${p}.self_attn.o_proj.weight`), h, bias('o_proj'));
     });
     xs = xs.map((x, t) => x.map((val, i) => val + attnOut[t][i]));
     xs = xs.map((x) => {

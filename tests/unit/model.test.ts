@@ -39,6 +39,22 @@ const llamaTied = parseModelConfig({
   tie_word_embeddings: true,
 });
 
+/** Qwen3: q/k norms, head_dim 12 independent of hidden 32 / 4 heads, and (unlike the published models) attention_bias for the o_proj bias. */
+const qwen3 = parseModelConfig({
+  model_type: 'qwen3',
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 12,
+  vocab_size: 50,
+  max_position_embeddings: 128,
+  rope_theta: 1000000,
+  attention_bias: true,
+  tie_word_embeddings: true,
+});
+
 /** Seeded weights with a large spread (logits far apart) and non-zero biases. */
 function weightsFor(cfg: ModelConfig, seed = 1): WeightMap {
   const w = initWeights(cfg, { seed, std: 0.3 });
@@ -84,14 +100,61 @@ describe('forward pass', () => {
     expect(maxAbsDiff(got, referenceLogits(llamaTied, w, rows[0]).flat())).toBeLessThan(1e-4);
   });
 
+  it('matches the reference for Qwen3 (q/k norms, head_dim apart from hidden / heads, q/k/v/o biases, tied)', async () => {
+    const w = weightsFor(qwen3, 3);
+    expect(w.get('model.layers.1.self_attn.k_norm.weight')!.shape).toEqual([12]);
+    const got = await logitsOn('cpu', qwen3, w, [ids]);
+    const want = referenceLogits(qwen3, w, ids).flat();
+    expect(Math.max(...want.map(Math.abs))).toBeGreaterThan(1);
+    expect(maxAbsDiff(got, want)).toBeLessThan(1e-4);
+  });
+
   it('gives the same logits on cpu, wasm and webgpu (Dawn + SwiftShader)', async () => {
-    const w = weightsFor(qwen2, 5);
-    const rows = [ids, ids.map((i) => (i * 3 + 1) % 50)];
-    const cpu = await logitsOn('cpu', qwen2, w, rows);
-    const wasm = await logitsOn('wasm', qwen2, w, rows);
-    const webgpu = await logitsOn('webgpu', qwen2, w, rows);
-    expect(maxAbsDiff(wasm, cpu)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(webgpu, cpu)).toBeLessThan(1e-4);
+    for (const cfg of [qwen2, qwen3]) {
+      const w = weightsFor(cfg, 5);
+      const rows = [ids, ids.map((i) => (i * 3 + 1) % 50)];
+      const cpu = await logitsOn('cpu', cfg, w, rows);
+      const wasm = await logitsOn('wasm', cfg, w, rows);
+      const webgpu = await logitsOn('webgpu', cfg, w, rows);
+      expect(maxAbsDiff(wasm, cpu)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(webgpu, cpu)).toBeLessThan(1e-4);
+    }
+  });
+
+  it('trains the q/k norms: their gradient equals a finite difference of the loss, and no tensor is left behind', async () => {
+    await selectNodeBackend(['cpu']);
+    const w = weightsFor(qwen3, 7);
+    const model = Transformer.fromWeights(qwen3, w);
+    const x = tf.tensor2d([ids], undefined, 'int32');
+    const mask = tf.ones([1, ids.length - 1]) as tf.Tensor2D;
+    model.loss(x, mask).dispose(); // builds the RoPE tables the model keeps
+    const baseline = tf.memory().numTensors;
+    const { value, grads } = tf.variableGrads(() => model.loss(x, mask));
+    const gradOf = async (name: string) => (await grads[model.params.get(name)!.name].data()) as Float32Array;
+    const lossWith = async (name: string, i: number, delta: number) => {
+      const changed = new Map(w);
+      const data = Float32Array.from(w.get(name)!.data);
+      data[i] += delta;
+      changed.set(name, { shape: w.get(name)!.shape, data });
+      model.loadWeights(changed);
+      const loss = model.loss(x, mask);
+      const value = (await loss.data())[0];
+      loss.dispose();
+      return value;
+    };
+    for (const name of ['model.layers.0.self_attn.q_norm.weight', 'model.layers.1.self_attn.k_norm.weight']) {
+      const g = await gradOf(name);
+      for (const i of [0, 7]) {
+        const h = 1e-2;
+        const numeric = ((await lossWith(name, i, h)) - (await lossWith(name, i, -h))) / (2 * h);
+        expect(Math.abs(g[i])).toBeGreaterThan(1e-4);
+        expect(Math.abs(g[i] - numeric)).toBeLessThan(2e-3 + 0.02 * Math.abs(numeric));
+      }
+    }
+    tf.dispose([value, ...Object.values(grads)]);
+    expect(tf.memory().numTensors).toBe(baseline);
+    tf.dispose([x, mask]);
+    model.dispose();
   });
 
   it('scores next tokens: tokenLogprobs equals log_softmax of the logits at the target ids', async () => {
