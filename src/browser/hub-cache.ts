@@ -85,12 +85,10 @@ export class IdbHubCache implements HubCache {
 
   async appendPartial(key: string, bytes: Uint8Array): Promise<void> {
     const db = await this.open();
+    // One downloader writes a key at a time (HubModel keeps one download per file), so the check can precede the transaction.
+    if (!(await db.get('partials', key))) throw incompleteError(this.label, key, undefined);
     const tx = db.transaction(['partials', 'chunks'], 'readwrite');
-    const p = await tx.objectStore('partials').get(key);
-    if (!p) {
-      tx.abort();
-      throw incompleteError(this.label, key, undefined);
-    }
+    const p = (await tx.objectStore('partials').get(key))!;
     // The chunk and the partial's new length are written together: a cut never counts bytes it lost.
     await tx.objectStore('chunks').put(bytes.slice(), `${key}#${p.chunks.length}`);
     p.chunks.push(bytes.byteLength);
@@ -101,12 +99,10 @@ export class IdbHubCache implements HubCache {
 
   async completePartial(key: string): Promise<void> {
     const db = await this.open();
+    const seen = await db.get('partials', key);
+    if (!seen || (seen.total !== undefined && seen.bytes !== seen.total)) throw incompleteError(this.label, key, seen);
     const tx = db.transaction(['partials', 'files'], 'readwrite');
-    const p = await tx.objectStore('partials').get(key);
-    if (!p || (p.total !== undefined && p.bytes !== p.total)) {
-      tx.abort();
-      throw incompleteError(this.label, key, p);
-    }
+    const p = (await tx.objectStore('partials').get(key))!;
     await tx.objectStore('files').put({ size: p.bytes, chunks: p.chunks }, key);
     await tx.objectStore('partials').delete(key);
     await tx.done;
