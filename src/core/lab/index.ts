@@ -8,7 +8,7 @@ export type * from './api';
 export { CONTROL, type ControlValue } from './control';
 export { COT_SHIPPED_MODEL, DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_FILES, SHIPPED_MODELS, shippedModel, type ShippedModel, type ShippedModelName } from './models';
 
-export { defaultRunConfig, describeRunConfig, parseRunConfig, type Knob, type RunConfig, type RunConfigInput } from '../config/schema';
+export { defaultRunConfig, describeRunConfig, LORA_TARGET_MODULES, parseRunConfig, type Knob, type LoraTargetModule, type RunConfig, type RunConfigInput } from '../config/schema';
 export { applySettings, type Setting } from '../config/settings';
 export { generateTasks, MAX_DIFFICULTY, TASK_KINDS, type Split, type Task, type TaskKind } from '../data/tasks';
 export type { Problem } from '../data/types';
