@@ -2,7 +2,8 @@
  * Peak memory of loading a model of Qwen2.5-0.5B's shapes stored in BF16 (random weights, Qwen's real
  * tokenizer), the whole-file way (read every shard, convert every tensor, then build the model) and
  * tensor by tensor (docs/models.md#memory-budget), each in its own process on the wasm backend; and
- * how much the wasm heap grows when XNNPACK first multiplies by a weight matrix (its packed copy).
+ * how much the wasm heap grows when XNNPACK first multiplies by a weight matrix (its packed copy), and
+ * whether one forward pass of that model fits the wasm heap.
  *
  *   npm run bench -- load-memory [--dir DIR] [--keep]
  *
@@ -122,11 +123,26 @@ async function child(mode: string, dir: string): Promise<void> {
       sample();
       model = Transformer.fromWeights(folder.config, folder.weights, dir);
     } else {
-      model = (await loadModelStreaming(src)).model;
+      model = (await loadModelStreaming(src)).model; // 'stream' and 'forward'
     }
     sample();
+    const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
     out.parameters = model.numParameters();
-    out.wasm_heap_bytes = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
+    out.wasm_heap_bytes = heap();
+    if (mode === 'forward') {
+      // One forward over 8 tokens: XNNPACK packs every Linear weight it multiplies, and the tied LM head
+      // multiplies by a transposed copy of the embedding.
+      try {
+        const ids = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8]], undefined, 'int32');
+        const logits = model.logits(ids);
+        await logits.data();
+        tf.dispose([ids, logits]);
+        out.forward = 'ok';
+      } catch (e) {
+        out.forward = `failed: ${(e as Error).message.slice(0, 200)}`;
+      }
+      out.wasm_heap_after_forward = heap();
+    }
     model.dispose();
   }
   clearInterval(timer);
@@ -156,6 +172,7 @@ export async function main(args: string[]): Promise<void> {
   const xnn = measure('xnnpack', dir);
   const stream = measure('stream', dir);
   const whole = measure('whole', dir);
+  const forward = measure('forward', dir);
   const parameters = Number(stream.parameters);
   const gbOf = (b: number | string) => Math.round((Number(b) / 1e9) * 1000) / 1000;
   const summary = {
@@ -171,8 +188,11 @@ export async function main(args: string[]): Promise<void> {
     stream_seconds: Number(stream.seconds),
     whole_seconds: Number(whole.seconds),
     xnnpack_heap_growth_over_weight: Math.round((Number(xnn.heap_growth_first_product) / Number(xnn.weight_bytes)) * 100) / 100,
+    wasm_heap_after_load_gb: gbOf(stream.wasm_heap_bytes),
+    wasm_heap_after_forward_gb: gbOf(forward.wasm_heap_after_forward ?? Number.NaN),
+    forward_ok: forward.forward === 'ok' ? 1 : 0,
   };
-  writeResult('load-memory', summary, [{ model: QWEN25_05B, dir, stream, whole, xnnpack: xnn }], machineInfo({ backend: 'wasm' }));
+  writeResult('load-memory', summary, [{ model: QWEN25_05B, dir, stream, whole, forward, xnnpack: xnn }], machineInfo({ backend: 'wasm' }));
   if (!args.includes('--keep') && at < 0) rmSync(dirname(dir), { recursive: true, force: true });
 }
 
