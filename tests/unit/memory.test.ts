@@ -64,10 +64,12 @@ describe('memory estimate', () => {
     expect(full.largestTensor).toEqual({ name: 'the logits [rows × length × vocab] = [2 × 512 × 151936]', bytes: 2 * 512 * 151936 * 4 });
   });
 
-  it("adds XNNPACK's packed copy of every Linear weight on wasm, and two embeddings for a tied head", () => {
+  it("adds XNNPACK's packed copy of every Linear weight on wasm, none of a tied head, a 64 MB block of an untied one", () => {
     const e = estimateMemory(qwen25_05b, { mode: 'infer', batch: 1, context: 256 }, 'wasm');
     const linear = 24 * (896 * 896 + 2 * 896 * 128 + 896 * 896 + 3 * 896 * 4864) * 4;
-    expect(e.packedWeights).toBe(linear + 2 * 151936 * 896 * 4);
+    expect(e.packedWeights).toBe(linear);
+    const untied = estimateMemory({ ...qwen25_05b, tie_word_embeddings: false }, { mode: 'infer', batch: 1, context: 256 }, 'wasm');
+    expect(untied.packedWeights).toBe(linear + 2 ** 24 * 4);
   });
 
   it("takes the wasm heap's limit from tfjs-backend-wasm's own build", () => {
@@ -101,8 +103,10 @@ describe('memory budget', () => {
     const r = checkBudget(qwen25_05b, train, { ...gpu, totalBytes: 6e9 });
     expect(r.fits).toBe(false);
     expect(r.suggestions).toContain('LoRA of rank 64 on q_proj, v_proj');
-    const e = catchLab(() => assertBudget(qwen25_05b, { mode: 'infer', batch: 1, context: 256 }, { backend: 'wasm', totalBytes: WASM_HEAP_MAX_BYTES, source: 'the wasm heap' }));
-    expect(e.message).toContain("No setting fits: the weights alone need 4.50 GB (1.98 GB in float32 and 2.52 GB of XNNPACK's packed copies) against the 4.29 GB limit");
+    const e = catchLab(() => assertBudget(qwen25_05b, { mode: 'infer', batch: 1, context: 256 }, { backend: 'wasm', totalBytes: 3e9, source: 'a 3 GB heap' }));
+    expect(e.message).toContain("No setting fits: the weights alone need 3.41 GB (1.98 GB in float32 and 1.43 GB of XNNPACK's packed copies) against the 3.00 GB limit");
+    const heap = checkBudget(qwen25_05b, { mode: 'infer', batch: 1, context: 1024 }, { backend: 'wasm', totalBytes: WASM_HEAP_MAX_BYTES, source: 'the wasm heap' });
+    expect(heap.fits).toBe(true);
     const buffer = catchLab(() => assertBudget(qwen25_05b, { mode: 'infer', batch: 1, context: 256 }, { ...gpu, bufferBytes: 256 * 2 ** 20 }));
     expect(buffer.message).toContain('its largest tensor, the embedding [vocab × hidden], needs 0.54 GB in one buffer against the 0.27 GB buffer limit');
     expect(buffer.message).toContain('No setting fits: the embedding alone needs 0.54 GB');

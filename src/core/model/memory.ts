@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { LabError } from '../errors';
 import { countParameters, type ModelConfig } from './config';
+import { WASM_PACK_LIMIT } from './ops';
 
 const F32 = 4;
 
@@ -16,6 +17,9 @@ const F32 = 4;
  * 4 GiB less one 64 KiB page (getHeapMax() in the package's built .js returns 4294901760).
  */
 export const WASM_HEAP_MAX_BYTES = 4_294_901_760;
+
+/** The largest right operand packed whole on wasm, in bytes (WASM_PACK_LIMIT float32 values in ops.ts). */
+const WASM_PACK_BYTES = WASM_PACK_LIMIT * F32;
 
 /** The Linear layers of a decoder layer, by their Hugging Face module names. */
 export type LinearModule = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
@@ -105,10 +109,12 @@ export function estimateMemory(cfg: ModelConfig, use: MemoryUse, backend = 'wasm
   const dims = linearDims(cfg);
   const embed = cfg.vocab_size * cfg.hidden_size * F32;
   // XNNPACK (tfjs-backend-wasm) packs the right operand of a 2-D product once and keeps the packed copy
-  // until that tensor is disposed: every layer's Linear weights, and an untied LM head. A tied head is
-  // transposed on each call (a transient [h, V] copy, packed in turn): two embeddings while it runs.
+  // until that tensor is disposed: every layer's Linear weights. The LM head, tied or not, never is
+  // (ops.ts, WASM_PACK_LIMIT): the embedding is XNNPACK's input, an untied head is packed a 64 MB
+  // block of rows at a time (docs/models.md#what-fits-where).
   const linearBytes = L * Object.values(dims).reduce((s, [i, o]) => s + i * o, 0) * F32;
-  const packedWeights = backend === 'wasm' ? linearBytes + (cfg.tie_word_embeddings ? 2 * embed : embed) : 0;
+  const headBlock = cfg.tie_word_embeddings ? 0 : Math.min(embed, WASM_PACK_BYTES);
+  const packedWeights = backend === 'wasm' ? linearBytes + headBlock : 0;
   const trainable = use.mode === 'train' ? (use.lora ? loraParameters(cfg, use.lora.rank, use.lora.targetModules) : parameters) : 0;
   const { batch: B, context: T } = use;
   // K and V for every layer, kv head and position: layers × 2 × kv_heads × head_dim × context × batch × 4.

@@ -31,7 +31,7 @@ const WEBGPU_SMALL_OUTPUT_PROGRAM = 2;
 export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, transposeB = false): T {
   const backend = tf.getBackend();
   // Only 2-D products reach XNNPACK; batched ones take the naive loop with or without transposes.
-  if (backend === 'wasm' && a.rank === 2 && b.rank === 2) return tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b) as T;
+  if (backend === 'wasm' && a.rank === 2 && b.rank === 2) return wasmMatMul(a as tf.Tensor as tf.Tensor2D, b as tf.Tensor as tf.Tensor2D, transposeA, transposeB) as tf.Tensor as T;
   const rows = a.shape[a.rank - (transposeA ? 1 : 2)];
   const cols = b.shape[b.rank - (transposeB ? 2 : 1)];
   const batch = Math.max(a.size / (a.shape[a.rank - 1] * a.shape[a.rank - 2]), b.size / (b.shape[b.rank - 1] * b.shape[b.rank - 2]));
@@ -44,6 +44,49 @@ export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, tran
   } finally {
     flags.set('WEBGPU_MATMUL_PROGRAM_TYPE', before);
   }
+}
+
+/**
+ * Right operands of more elements than this are never handed to XNNPACK whole (64 MB of float32):
+ * it packs a copy of the right operand of a 2-D product and tfjs-backend-wasm keeps that copy until
+ * the tensor is disposed, which for a 151936 × 896 embedding is 545 MB more of the 4 GiB heap
+ * (docs/models.md#what-fits-where).
+ */
+export const WASM_PACK_LIMIT = 1 << 24;
+
+/**
+ * A 2-D product on wasm. a·bᵀ is computed as (b·aᵀ)ᵀ when transposing the two small operands costs
+ * less than transposing b: tfjs-backend-wasm's transpose of a large matrix is a plain strided loop
+ * (seconds for an embedding), and b then stays XNNPACK's input, which is read, not packed. A plain
+ * a·b with a large b is summed over blocks of b's rows, each packed and freed in turn.
+ */
+function wasmMatMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
+  return tf.tidy(() => {
+    const left = transposeA ? (tf.transpose(a) as tf.Tensor2D) : a; // [M, K]
+    const [m, k] = left.shape;
+    if (transposeB) {
+      const n = b.shape[0];
+      if (m * (k + n) < b.size) return tf.transpose(tf.matMul(b, tf.transpose(left))) as tf.Tensor2D;
+      return tf.matMul(left, tf.transpose(b)) as tf.Tensor2D;
+    }
+    if (b.size <= WASM_PACK_LIMIT) return tf.matMul(left, b) as tf.Tensor2D;
+    const rows = Math.max(1, Math.floor(WASM_PACK_LIMIT / b.shape[1]));
+    let acc: tf.Tensor2D | undefined;
+    for (let start = 0; start < k; start += rows) {
+      const size = Math.min(rows, k - start);
+      const block = tf.slice(b, [start, 0], [size, -1]);
+      const part = tf.slice(left, [0, start], [-1, size]);
+      const product = tf.matMul(part, block) as tf.Tensor2D;
+      // Disposed at once: the block's packed copy goes with it, so one block is packed at a time.
+      tf.dispose([block, part]);
+      if (acc) {
+        const sum = tf.add(acc, product) as tf.Tensor2D;
+        tf.dispose([acc, product]);
+        acc = sum;
+      } else acc = product;
+    }
+    return acc as tf.Tensor2D;
+  });
 }
 
 /**
