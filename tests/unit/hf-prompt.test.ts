@@ -18,6 +18,9 @@ import { stopTokenIds } from '../../src/core/engine/stop';
 import { LabError } from '../../src/core/errors';
 import { MemoryFiles } from '../../src/core/files';
 import type { LabEvent } from '../../src/core/lab/api';
+import { singleAnswer } from '../../src/core/lab/prompting';
+import { parseRunConfig } from '../../src/core/config/schema';
+import { inferenceSettings } from '../../src/core/tir/settings';
 import { LabService } from '../../src/core/lab/service';
 import { saveModelFolder } from '../../src/core/model/checkpoint';
 import { parseModelConfig } from '../../src/core/model/config';
@@ -167,6 +170,13 @@ describe('Qwen2.5-Instruct chat template (published template over the same vocab
     expect(stopTokenIds([7, IM_END], qwen25.eosIds)).toEqual([7, IM_END, ENDOFTEXT]);
     expect(stopTokenIds(null, [])).toEqual([]);
     expect(qwen25.generationDefaults).toEqual({ temperature: 0.7, topP: 0.8, topK: 20, repetitionPenalty: 1.05 });
+    // A single answer: what the request sets wins, the model's own values fill the rest.
+    const c = parseRunConfig({}, { use: 'inference' });
+    const own = singleAnswer(qwen25, QUESTION, undefined, c, inferenceSettings(c)).settings;
+    expect([own.temperature, own.topP, own.topK, own.repetitionPenalty, own.maxResponseTokens]).toEqual([0.7, 0.8, 20, 1.05, c.rollout.maxResponseTokens]);
+    const input = { infer: { temperature: 0 }, rollout: { maxResponseTokens: 99 } };
+    const set = singleAnswer(qwen25, QUESTION, input, parseRunConfig(input, { use: 'inference' }), inferenceSettings(parseRunConfig(input, { use: 'inference' }))).settings;
+    expect([set.temperature, set.topP, set.topK, set.repetitionPenalty, set.maxResponseTokens]).toEqual([0, 0.8, 20, 1.05, 99]);
     // The files travel with a saved checkpoint.
     expect(Object.keys(qwen25.toFiles()).sort()).toEqual(['generation_config.json', 'tokenizer.json', 'tokenizer_config.json']);
     expect((tokenizerFromFiles(qwen25.toFiles()) as HFTokenizer).eosIds).toEqual([IM_END, ENDOFTEXT]);
@@ -362,7 +372,49 @@ describe('the Inference panel\'s prompt view', () => {
     expect(withModelDefaults(typed, schema, qwen3)).toEqual({ ...typed, 'infer.temperature': '0.6', 'infer.topP': '0.95', 'infer.enableThinking': true });
     expect(withModelDefaults(typed, schema, { ...qwen3, defaults: {} })).toEqual({ ...typed, 'infer.temperature': '0', 'infer.enableThinking': true });
     expect(describeModelDefaults(qwen3)).toBe('temperature 0.6, top-p 0.95, top-k 20');
-    expect(describeModelDefaults({ ...qwen3, defaults: { temperature: 0.7, topP: 0.8, topK: 20, repetitionPenalty: 1.05 } })).toBe("temperature 0.7, top-p 0.8, top-k 20, repetition penalty 1.05 (not applied: the lab's sampler has none)");
+    expect(describeModelDefaults({ ...qwen3, defaults: { temperature: 0.7, topP: 0.8, topK: 20, repetitionPenalty: 1.05 } })).toBe('temperature 0.7, top-p 0.8, top-k 20, repetition penalty 1.05');
     expect(describeModelDefaults({ ...qwen3, defaults: {} })).toBe('none: the settings below apply');
+  });
+});
+
+describe('repetition penalty (a model\'s generation_config.json)', () => {
+  it('moves the logits of every id already in the row, as transformers does, and frees its tensors', async () => {
+    const cfg = parseModelConfig({ model_type: 'llama', hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 40, max_position_embeddings: 64, tie_word_embeddings: true });
+    const model = Transformer.create(cfg, { seed: 11 });
+    try {
+      const penalty = 1.3;
+      /** Greedy steps recomputed from the full sequence, the penalty applied in plain numbers (HF's RepetitionPenaltyLogitsProcessor). */
+      const reference = async (prompt: number[], steps: number) => {
+        const ids = [...prompt];
+        const out: { token: number; logprob: number }[] = [];
+        for (let i = 0; i < steps; i++) {
+          const t = model.logits(tf.tensor2d([ids], [1, ids.length], 'int32'));
+          const all = await t.data();
+          t.dispose();
+          const last = Array.from(all.slice((ids.length - 1) * cfg.vocab_size, ids.length * cfg.vocab_size));
+          const seen = new Set(ids);
+          const moved = last.map((v, id) => (seen.has(id) ? (v < 0 ? v * penalty : v / penalty) : v));
+          const max = Math.max(...moved);
+          const lse = max + Math.log(moved.reduce((a, v) => a + Math.exp(v - max), 0));
+          const token = moved.indexOf(max);
+          out.push({ token, logprob: moved[token] - lse });
+          ids.push(token);
+        }
+        return out;
+      };
+      const prompt = [1, 5, 9, 5, 2];
+      const want = await reference(prompt, 5);
+      const [warm] = await generate(model, [prompt], { maxNewTokens: 5, temperature: 0 });
+      const baseline = tf.memory().numTensors;
+      const [got] = await generate(model, [prompt, [3, 4]], { maxNewTokens: 5, temperature: 0, repetitionPenalty: penalty });
+      expect(got.tokens).toEqual(want.map((w) => w.token));
+      got.logprobs.forEach((lp, i) => expect(lp).toBeCloseTo(want[i].logprob, 4));
+      // Without the penalty the first step's log-probability is another number.
+      expect(Math.abs(warm.logprobs[0] - want[0].logprob)).toBeGreaterThan(1e-3);
+      expect(tf.memory().numTensors).toBe(baseline);
+      await expect(generate(model, [prompt], { maxNewTokens: 1, repetitionPenalty: 0 })).rejects.toThrow(/repetitionPenalty > 0/);
+    } finally {
+      model.dispose();
+    }
   });
 });

@@ -54,7 +54,7 @@ export function withModelDefaults(values: SettingValues, schemaDefaults: Setting
   return out;
 }
 
-/** The model's sampling defaults in words, saying what the lab does not apply. */
+/** The model's sampling defaults in words. */
 export function describeModelDefaults(prompting: Prompting): string {
   const d = prompting.defaults;
   const parts = [
@@ -62,7 +62,7 @@ export function describeModelDefaults(prompting: Prompting): string {
     d.topP !== undefined && `top-p ${d.topP}`,
     d.topK !== undefined && d.topK > 0 && `top-k ${d.topK}`,
     d.maxNewTokens !== undefined && `${d.maxNewTokens} new tokens`,
-    d.repetitionPenalty !== undefined && d.repetitionPenalty !== 1 && `repetition penalty ${d.repetitionPenalty} (not applied: the lab's sampler has none)`,
+    d.repetitionPenalty !== undefined && d.repetitionPenalty !== 1 && `repetition penalty ${d.repetitionPenalty}`,
   ].filter((p): p is string => typeof p === 'string');
   return parts.length > 0 ? parts.join(', ') : 'none: the settings below apply';
 }

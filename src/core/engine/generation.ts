@@ -134,9 +134,10 @@ export class Generation {
         temperature: req.temperature ?? options.temperature ?? DEFAULT_SAMPLING.temperature,
         topK: req.topK ?? options.topK ?? DEFAULT_SAMPLING.topK,
         topP: req.topP ?? options.topP ?? DEFAULT_SAMPLING.topP,
+        repetitionPenalty: req.repetitionPenalty ?? options.repetitionPenalty ?? 1,
       };
-      if (!(params.temperature >= 0) || !(params.topK >= 0) || !(params.topP > 0 && params.topP <= 1)) {
-        throw new LabError('generation', 'bad sampling settings', { field, expected: 'temperature >= 0, topK >= 0, 0 < topP <= 1', found: JSON.stringify(params) });
+      if (!(params.temperature >= 0) || !(params.topK >= 0) || !(params.topP > 0 && params.topP <= 1) || !(params.repetitionPenalty! > 0)) {
+        throw new LabError('generation', 'bad sampling settings', { field, expected: 'temperature >= 0, topK >= 0, 0 < topP <= 1, repetitionPenalty > 0', found: JSON.stringify(params) });
       }
       return {
         tokens: [...req.prompt],
@@ -345,8 +346,9 @@ export class Generation {
     const k = Math.max(...keep);
     const onDevice = keep.every((n) => n > 0) && k <= DEVICE_TOP_K_MAX;
     const vocab = logits.shape[1];
+    const penalized = this.penalize(logits, rows);
     const [scaled, lse, topIds] = tf.tidy(() => {
-      const s = tf.div(logits, tf.tensor2d(temps, [temps.length, 1]));
+      const s = tf.div(penalized ?? logits, tf.tensor2d(temps, [temps.length, 1]));
       const l = tf.logSumExp(s, -1);
       if (!onDevice) return [s, l, undefined];
       const top = tf.topk(s, k);
@@ -364,8 +366,31 @@ export class Generation {
         return sampleToken(candidates, this.rows[b].params, this.rows[b].rng);
       });
     } finally {
-      tf.dispose([scaled, lse, ...(topIds ? [topIds] : [])]);
+      tf.dispose([scaled, lse, ...(topIds ? [topIds] : []), ...(penalized ? [penalized] : [])]);
     }
+  }
+
+  /**
+   * The logits with the repetition penalty of the rows that have one (HF's RepetitionPenaltyLogitsProcessor:
+   * every id of the row so far, prompt included, once); undefined when no row has one.
+   */
+  private penalize(logits: tf.Tensor2D, rows: number[]): tf.Tensor2D | undefined {
+    const [batch, vocab] = logits.shape;
+    const penalty = new Float32Array(batch).fill(1);
+    const hits: number[] = [];
+    for (const b of rows) {
+      const p = this.rows[b].params.repetitionPenalty ?? 1;
+      if (p === 1) continue;
+      penalty[b] = p;
+      for (const id of new Set(this.rows[b].tokens)) hits.push(b, id);
+    }
+    if (hits.length === 0) return undefined;
+    return tf.tidy(() => {
+      const seen = tf.scatterND(tf.tensor2d(hits, [hits.length / 2, 2], 'int32'), tf.ones([hits.length / 2]), [batch, vocab]);
+      const p = tf.tensor2d(penalty, [batch, 1]);
+      const moved = tf.where(tf.less(logits, 0), tf.mul(logits, p), tf.div(logits, p));
+      return tf.where(tf.greater(seen, 0), moved, logits) as tf.Tensor2D;
+    });
   }
 }
 

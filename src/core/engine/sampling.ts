@@ -8,6 +8,11 @@ export interface SamplingParams {
   topK: number;
   /** Nucleus: keep the most likely tokens until their probability reaches p (Holtzman et al. 2020); 1 keeps all. */
   topP: number;
+  /**
+   * CTRL's repetition penalty (Keskar et al. 2019), before the temperature: the logit of every id
+   * already in the row is divided by it when positive, multiplied when negative. Absent or 1: none.
+   */
+  repetitionPenalty?: number;
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = { temperature: 1, topK: 0, topP: 1 };

@@ -53,7 +53,8 @@ function defaultInstruction(tokenizer: Tokenizer): string {
 
 /**
  * A single answer's prompt text and rollout settings: what `input` sets wins; the instruction,
- * temperature, top-p, top-k and response budget it leaves out come from the model's files.
+ * temperature, top-p, top-k, repetition penalty and response budget it leaves out come from the
+ * model's files.
  */
 export function singleAnswer(tokenizer: Tokenizer, question: string, input: RunConfigInput | undefined, c: RunConfig, base: RolloutSettings): { prompt: InferPrompt; settings: RolloutSettings } {
   const d = tokenizer.generationDefaults;
@@ -64,6 +65,7 @@ export function singleAnswer(tokenizer: Tokenizer, question: string, input: RunC
     temperature: input?.infer?.temperature ?? d.temperature ?? base.temperature,
     topP: input?.infer?.topP ?? d.topP ?? base.topP,
     topK: d.topK ?? base.topK,
+    ...(d.repetitionPenalty !== undefined && { repetitionPenalty: d.repetitionPenalty }),
     maxResponseTokens: input?.rollout?.maxResponseTokens ?? (d.maxNewTokens === undefined ? base.maxResponseTokens : Math.min(d.maxNewTokens, MAX_RESPONSE_TOKENS)),
   };
   return { prompt, settings };

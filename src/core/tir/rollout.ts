@@ -23,6 +23,8 @@ export interface RolloutSettings {
   temperature: number;
   topP: number;
   topK: number;
+  /** CTRL's repetition penalty (SamplingParams); absent: none. A single answer takes a model's own (docs/models.md#sampling-defaults). */
+  repetitionPenalty?: number;
   seed: number;
   toolTimeoutMs: number;
   observation?: Partial<ObservationOptions>;
@@ -125,6 +127,7 @@ export async function runRollouts(env: RolloutEnv, requests: RolloutRequest[], s
       temperature: s.temperature,
       topP: s.topP,
       topK: s.topK,
+      ...(s.repetitionPenalty !== undefined && { repetitionPenalty: s.repetitionPenalty }),
       seed: s.seed,
       decode: tokenizer,
       onStop: 'pause',

@@ -15,7 +15,7 @@ export interface GenerationDefaults {
   topP?: number;
   /** 0 = off. */
   topK?: number;
-  /** CTRL's repetition penalty (1 = none). Read and shown; the lab's sampler does not apply it. */
+  /** CTRL's repetition penalty (1 = none). */
   repetitionPenalty?: number;
   maxNewTokens?: number;
 }
