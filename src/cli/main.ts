@@ -14,6 +14,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   serve: async () => (await import('./serve')).serveCommand,
   compare: async () => (await import('./compare')).compareCommand,
   tirgen: async () => (await import('./tirgen')).tirgenCommand,
+  merge: async () => (await import('./merge')).mergeCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

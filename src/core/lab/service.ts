@@ -220,7 +220,7 @@ export class LabService implements LabApi {
     // An unknown shipped name is refused here, the same wherever the lab runs.
     const shipped = source.kind === 'shipped' ? shippedModel(source.name).name : undefined;
     const summary = await this.loadFiles(this.env.modelFiles(source), source.kind, undefined, shipped, onEvent);
-    this.baseRef = { label: summary.label, ...(source.kind === 'files' ? {} : { source: source.kind === 'shipped' ? { kind: 'shipped' as const, name: shipped } : source }) };
+    this.baseRef = { label: source.kind === 'shipped' ? shipped! : source.kind === 'path' ? source.path : summary.label, ...(source.kind === 'files' ? {} : { source: source.kind === 'shipped' ? { kind: 'shipped' as const, name: shipped } : source }) };
     return summary;
   }
 

@@ -100,6 +100,37 @@ interface Pair {
   b: tf.Variable;
 }
 
+/**
+ * Checks PEFT-layout adapter weights against a base config and settings: every A [r, in] and B [out, r]
+ * present with its shape (an adapter for another base names the tensor and both shapes), nothing else.
+ */
+export function checkAdapterWeights(cfg: ModelConfig, settings: LoraSettings, weights: WeightMap, source = ADAPTER_WEIGHTS_FILE): void {
+  checkSettings(settings, source);
+  const expected = new Map<string, number[]>();
+  for (const [module, { inFeatures, outFeatures }] of adaptedModules(cfg, settings.targetModules)) {
+    const names = peftTensorNames(module);
+    expected.set(names.a, [settings.rank, inFeatures]);
+    expected.set(names.b, [outFeatures, settings.rank]);
+  }
+  const hint = 'The adapter was trained on another base model (or another rank): load it onto the base named in its adapter_config.json';
+  for (const [name, shape] of expected) {
+    const t = weights.get(name);
+    if (!t) throw new LabError('lora', `adapter tensor "${name}" is missing`, { file: source, field: name, expected: `[${shape.join(', ')}]`, found: 'nothing', hint });
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]) || t.data.length !== shape[0] * shape[1]) {
+      throw new LabError('lora', `adapter tensor "${name}" does not fit the base model`, { file: source, field: name, expected: `[${shape.join(', ')}] (from the base config and r = ${settings.rank})`, found: `[${t.shape.join(', ')}]`, hint });
+    }
+  }
+  const extra = [...weights.keys()].filter((n) => !expected.has(n));
+  if (extra.length > 0) {
+    throw new LabError('lora', `${extra.length} tensor(s) that this adapter's settings and base model do not have: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`, {
+      file: source,
+      field: extra[0],
+      expected: `lora_A / lora_B of ${settings.targetModules.join(', ')} in ${cfg.num_hidden_layers} layers`,
+      hint: 'target_modules in adapter_config.json disagrees with the tensors, or the adapter belongs to a deeper model',
+    });
+  }
+}
+
 export class LoraAdapter implements LinearAdapter {
   readonly settings: LoraSettings;
   readonly scale: number;
@@ -152,30 +183,7 @@ export class LoraAdapter implements LinearAdapter {
    * refused (the tensor and both shapes named), as are tensors that are not the settings' A and B.
    */
   static fromWeights(cfg: ModelConfig, settings: LoraSettings, weights: WeightMap, source = ADAPTER_WEIGHTS_FILE, seed = 0): LoraAdapter {
-    checkSettings(settings, source);
-    const expected = new Map<string, number[]>();
-    for (const [module, { inFeatures, outFeatures }] of adaptedModules(cfg, settings.targetModules)) {
-      const names = peftTensorNames(module);
-      expected.set(names.a, [settings.rank, inFeatures]);
-      expected.set(names.b, [outFeatures, settings.rank]);
-    }
-    const hint = 'The adapter was trained on another base model (or another rank): load it onto the base named in its adapter_config.json';
-    for (const [name, shape] of expected) {
-      const t = weights.get(name);
-      if (!t) throw new LabError('lora', `adapter tensor "${name}" is missing`, { file: source, field: name, expected: `[${shape.join(', ')}]`, found: 'nothing', hint });
-      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]) || t.data.length !== shape[0] * shape[1]) {
-        throw new LabError('lora', `adapter tensor "${name}" does not fit the base model`, { file: source, field: name, expected: `[${shape.join(', ')}] (from the base config and r = ${settings.rank})`, found: `[${t.shape.join(', ')}]`, hint });
-      }
-    }
-    const extra = [...weights.keys()].filter((n) => !expected.has(n));
-    if (extra.length > 0) {
-      throw new LabError('lora', `${extra.length} tensor(s) that this adapter's settings and base model do not have: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`, {
-        file: source,
-        field: extra[0],
-        expected: `lora_A / lora_B of ${settings.targetModules.join(', ')} in ${cfg.num_hidden_layers} layers`,
-        hint: 'target_modules in adapter_config.json disagrees with the tensors, or the adapter belongs to a deeper model',
-      });
-    }
+    checkAdapterWeights(cfg, settings, weights, source);
     return new LoraAdapter(cfg, settings, weights, seed);
   }
 
@@ -330,8 +338,8 @@ export async function hasAdapter(src: FileSource): Promise<boolean> {
   return (await src.list()).includes(ADAPTER_CONFIG_FILE);
 }
 
-/** An adapter folder read for a base config: settings, base name and the tensors' safetensors metadata. */
-export async function loadAdapter(src: FileSource, cfg: ModelConfig, seed = 0): Promise<{ adapter: LoraAdapter; baseModel: string | undefined; metadata: Record<string, string> }> {
+/** An adapter folder as plain data, checked against a base config: settings, base name, PEFT-layout weights and their safetensors metadata. */
+export async function readAdapter(src: FileSource, cfg: ModelConfig): Promise<{ settings: LoraSettings; baseModel: string | undefined; weights: WeightMap; metadata: Record<string, string> }> {
   const names = new Set(await src.list());
   for (const f of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]) {
     if (!names.has(f)) throw new LabError('lora', `the adapter folder has no ${f}`, { file: src.label, expected: `${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`, found: [...names].join(', ') || 'an empty folder' });
@@ -347,7 +355,15 @@ export async function loadAdapter(src: FileSource, cfg: ModelConfig, seed = 0): 
   const weightsFile = `${src.label}/${ADAPTER_WEIGHTS_FILE}`;
   const bytes = await src.read(ADAPTER_WEIGHTS_FILE);
   const metadata = readSafetensorsHeader(bytes, weightsFile).metadata;
-  return { adapter: LoraAdapter.fromWeights(cfg, settings, readSafetensors(bytes, weightsFile), weightsFile, seed), baseModel, metadata };
+  const weights = readSafetensors(bytes, weightsFile);
+  checkAdapterWeights(cfg, settings, weights, weightsFile);
+  return { settings, baseModel, weights, metadata };
+}
+
+/** An adapter folder loaded for a base config (see readAdapter). */
+export async function loadAdapter(src: FileSource, cfg: ModelConfig, seed = 0): Promise<{ adapter: LoraAdapter; baseModel: string | undefined; metadata: Record<string, string> }> {
+  const { settings, baseModel, weights, metadata } = await readAdapter(src, cfg);
+  return { adapter: LoraAdapter.fromWeights(cfg, settings, weights, `${src.label}/${ADAPTER_WEIGHTS_FILE}`, seed), baseModel, metadata };
 }
 
 /** The model with its adapter merged in, written as a full model folder (config.json, model.safetensors, tokenizer). */
