@@ -81,6 +81,8 @@ interface Case {
   tokenizer: () => Promise<Tokenizer>;
   /** Parameters the family adds, checked to be present so the comparison exercises them. */
   has: string[];
+  /** Save in shards of about this many bytes (as hub checkpoints of larger models come). */
+  shardBytes?: number;
 }
 
 const small = { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, max_position_embeddings: 32768, hidden_act: 'silu', attention_dropout: 0.0, rope_scaling: null };
@@ -96,6 +98,7 @@ const CASES: Case[] = [
     ids: (tok) => [...tok!.encode(qwenText), 151643, 151935],
     tokenizer: qwenTokenizer,
     has: ['model.layers.1.self_attn.k_proj.bias', 'lm_head.weight'],
+    shardBytes: 32 << 20,
   },
   {
     name: 'Qwen3: vocabulary 151936, q/k norms, head_dim 32 with hidden 64 and 4 heads, tied',
@@ -176,7 +179,8 @@ describe('logits against an independent PyTorch implementation', () => {
       const weights = randomWeights(config, c.name.length);
       for (const name of c.has) expect(weights.has(name), name).toBe(true);
       const dir = join(tmp, config.model_type + '-' + config.vocab_size + '-' + (config.attention_bias ? 'bias' : 'nobias'));
-      await saveModelFolder(folderSink(dir), { config, weights, tokenizer });
+      const written = await saveModelFolder(folderSink(dir), { config, weights, tokenizer }, { shardBytes: c.shardBytes });
+      expect(written.includes('model.safetensors.index.json')).toBe(c.shardBytes !== undefined);
 
       const ids = c.ids(tokenizer);
       expect(ids.length).toBeGreaterThanOrEqual(8);
