@@ -139,12 +139,15 @@ export class LoraAdapter implements LinearAdapter {
   /** Dropout applies while this is set (the loss of a training step: withAdapterDropout). */
   training = false;
   private readonly names = new Map<tf.Variable, string>();
-  private readonly dropoutRng: Rng;
+  /** Seeds the dropout masks, with the optimiser step (beginStep): a resumed run draws the masks an unbroken one would. */
+  readonly seed: number;
+  private dropoutRng: Rng;
 
   /** From PEFT-layout weights (names and shapes checked against the base config). */
   private constructor(cfg: ModelConfig, settings: LoraSettings, weights: WeightMap, seed: number) {
     this.settings = { ...settings, targetModules: [...settings.targetModules] };
     this.scale = loraScale(settings);
+    this.seed = seed;
     this.dropoutRng = createRng(seed).fork('lora dropout');
     for (const [module, { inFeatures, outFeatures }] of adaptedModules(cfg, settings.targetModules)) {
       const names = peftTensorNames(module);
@@ -195,6 +198,11 @@ export class LoraAdapter implements LinearAdapter {
     return tf.add(y, tf.mul(linear(linear(input, pair.a as tf.Tensor2D), pair.b as tf.Tensor2D), this.scale));
   }
 
+  /** Starts the dropout masks of optimiser step `step` (see withAdapterDropout). */
+  beginStep(step: number): void {
+    this.dropoutRng = createRng(this.seed).fork(`lora dropout ${step}`);
+  }
+
   /** A and B of every module, in module order. */
   variables(): tf.Variable[] {
     return [...this.modules.values()].flatMap((p) => [p.a, p.b]);
@@ -228,6 +236,14 @@ export class LoraAdapter implements LinearAdapter {
     this.modules.clear();
     this.names.clear();
   }
+}
+
+/** Where an adapter file keeps the seed of its dropout masks (safetensors metadata). */
+const SEED_KEY = 'thor_lab_lora_seed';
+
+/** Starts a training step's dropout masks from the adapter's seed and the optimiser's step count. */
+export function beginAdapterStep(model: Transformer, step: number): void {
+  if (model.adapter instanceof LoraAdapter) model.adapter.beginStep(step);
 }
 
 /** Runs a training forward: the model's LoRA dropout applies inside `f` only. */
@@ -329,7 +345,7 @@ export function parseAdapterConfig(raw: unknown, file = ADAPTER_CONFIG_FILE): { 
 /** Writes adapter_config.json and adapter_model.safetensors (PEFT's layout). Returns the file names. */
 export async function saveAdapter(sink: FileSink, adapter: LoraAdapter, options: { baseModel: string; metadata?: Record<string, string> }): Promise<string[]> {
   await sink.write(ADAPTER_CONFIG_FILE, textToBytes(JSON.stringify(adapterConfigJSON(adapter.settings, options.baseModel), null, 2) + '\n'));
-  await sink.write(ADAPTER_WEIGHTS_FILE, writeSafetensors(await adapter.exportWeights(), { format: 'pt', ...options.metadata }));
+  await sink.write(ADAPTER_WEIGHTS_FILE, writeSafetensors(await adapter.exportWeights(), { format: 'pt', [SEED_KEY]: String(adapter.seed), ...options.metadata }));
   return [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE];
 }
 
@@ -360,9 +376,11 @@ export async function readAdapter(src: FileSource, cfg: ModelConfig): Promise<{ 
   return { settings, baseModel, weights, metadata };
 }
 
-/** An adapter folder loaded for a base config (see readAdapter). */
+/** An adapter folder loaded for a base config (see readAdapter); its dropout seed is the one it was saved with, else `seed`. */
 export async function loadAdapter(src: FileSource, cfg: ModelConfig, seed = 0): Promise<{ adapter: LoraAdapter; baseModel: string | undefined; metadata: Record<string, string> }> {
   const { settings, baseModel, weights, metadata } = await readAdapter(src, cfg);
+  const saved = Number(metadata[SEED_KEY]);
+  if (metadata[SEED_KEY] !== undefined && Number.isInteger(saved)) seed = saved;
   return { adapter: LoraAdapter.fromWeights(cfg, settings, weights, `${src.label}/${ADAPTER_WEIGHTS_FILE}`, seed), baseModel, metadata };
 }
 

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { LabError } from '../errors';
 import type { Transformer } from '../model/transformer';
-import { withAdapterDropout } from '../model/lora';
+import { beginAdapterStep, withAdapterDropout } from '../model/lora';
 import { logprobsOfTargets } from '../model/logprobs';
 import type { AdamW } from '../optim/adamw';
 import { trainStep } from '../optim/step';
@@ -159,6 +159,7 @@ export async function policyUpdate(
   opts: { lr: number; maxGradNorm: number; maxTokens?: number },
 ): Promise<UpdateStats> {
   const { lossFns, stats, tokens } = buildPolicyLoss(model, samples, s, opts.maxTokens);
+  beginAdapterStep(model, optimizer.step);
   const step = await trainStep(model, optimizer, lossFns, { lr: opts.lr, maxGradNorm: opts.maxGradNorm });
   const sums = [0, 0, 0, 0];
   for (const t of stats) {
@@ -196,6 +197,7 @@ export async function sftUpdate(
       return tf.neg(AGGREGATIONS['token-mean'](logp, tf.tensor2d(packed.mask, [packed.batch, packed.length - 1]), norms)) as tf.Scalar;
     };
   });
+  beginAdapterStep(model, optimizer.step);
   const step = await trainStep(model, optimizer, lossFns, { lr: opts.lr, maxGradNorm: opts.maxGradNorm });
   return { ...step, tokens };
 }
