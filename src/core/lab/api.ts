@@ -23,10 +23,10 @@ import type { QuestionResult, StepEvent, TirgenProgress } from '../tirgen/pipeli
 import type { TirgenReport } from '../tirgen/report';
 import type { TirgenSettings } from '../tirgen/settings';
 import type { TrajectoryRecord } from '../tir/types';
+import type { GenerationDefaults } from '../tokenizer/generation-config';
 import type { Tokenizer } from '../tokenizer/types';
 import type { ControlValue } from './control';
 import type { ShippedModelName } from './models';
-import type { ModelPrompting } from './prompting';
 
 export type { NewModelSize };
 
@@ -110,6 +110,20 @@ export interface InferOutcome {
   stopped: boolean;
   tokens: number;
   seconds: number;
+}
+
+/** A model's own prompt format, stop ids and sampling defaults (docs/models.md#prompts-and-stop-tokens). */
+export interface ModelPrompting {
+  /** chat: the model's chat template; base: ToRL's plain-text prompt (no template); char: the tiny model's format. */
+  format: 'chat' | 'base' | 'char';
+  /** The chat template reads enable_thinking (Qwen3). */
+  thinkingSwitch: boolean;
+  /** The ids that end an answer, with their text. */
+  stopTokens: { id: number; text: string }[];
+  /** Sampling defaults from generation_config.json (empty: the run config's apply). */
+  defaults: GenerationDefaults;
+  /** The instruction a single answer uses when its request sets none. */
+  instruction: string;
 }
 
 /** The prompt of a single answer: the exact text the loaded model sees (special tokens written out), or the user turn an endpoint is sent. */

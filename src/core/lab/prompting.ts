@@ -11,26 +11,12 @@ import type { ModelConfig } from '../model/config';
 import { TIR_INSTRUCTION } from '../tir/format';
 import { renderPrompt } from '../tir/prompt';
 import type { RolloutSettings } from '../tir/rollout';
-import type { GenerationDefaults } from '../tokenizer/generation-config';
 import { HFTokenizer } from '../tokenizer/hf';
 import type { Tokenizer } from '../tokenizer/types';
-import type { InferPrompt } from './api';
+import type { InferPrompt, ModelPrompting } from './api';
 
 /** The longest response a model's max_new_tokens may ask of a single answer (the run config's limit). */
 const MAX_RESPONSE_TOKENS = 32_768;
-
-export interface ModelPrompting {
-  /** chat: the model's chat template; base: ToRL's plain-text prompt (no template); char: the tiny model's format. */
-  format: 'chat' | 'base' | 'char';
-  /** The chat template reads enable_thinking (Qwen3). */
-  thinkingSwitch: boolean;
-  /** The ids that end an answer, with their text. */
-  stopTokens: { id: number; text: string }[];
-  /** Sampling defaults from generation_config.json (empty: the run config's apply). */
-  defaults: GenerationDefaults;
-  /** The instruction a single answer uses when its request sets none. */
-  instruction: string;
-}
 
 export function promptFormat(tokenizer: Tokenizer): ModelPrompting['format'] {
   return tokenizer.kind === 'char' ? 'char' : tokenizer.hasChatTemplate ? 'chat' : 'base';
