@@ -184,6 +184,9 @@ describe('LoRA adapters', () => {
     await expect(loadAdapter(config({ target_modules: 'q_proj|v_proj' }), cfg)).rejects.toThrow(/target_modules/);
     await expect(loadAdapter(config({ peft_type: 'IA3' }), cfg)).rejects.toThrow(/peft_type.*expected "LORA"/);
     await expect(loadAdapter(config({ bias: 'all' }), cfg)).rejects.toThrow(/field "bias"/);
+    await expect(loadAdapter(config({ use_dora: true }), cfg)).rejects.toThrow(/field "use_dora".*DoRA is not supported/);
+    await expect(loadAdapter(config({ exclude_modules: ['model.layers.0.self_attn.q_proj'] }), cfg)).rejects.toThrow(/field "exclude_modules"/);
+    await expect(loadAdapter(config({ rank_pattern: { q_proj: 4 } }), cfg)).rejects.toThrow(/field "rank_pattern"/);
     // tensors for modules the config does not list
     await expect(loadAdapter(config({ target_modules: ['q_proj'] }), wider)).rejects.toThrow(/tensor\(s\) that this adapter's settings and base model do not have: .*v_proj\.lora_A\.weight/);
     expect(() => parseRunConfig({ lora: { targetModules: ['q_proj', 'qkv'] } })).toThrow(/lora\.targetModules/);

@@ -323,8 +323,14 @@ export function parseAdapterConfig(raw: unknown, file = ADAPTER_CONFIG_FILE): { 
   if (c.peft_type !== 'LORA') throw refuse('peft_type', '"LORA"', 'only LoRA adapters load here');
   if (c.bias !== undefined && c.bias !== 'none') throw refuse('bias', '"none"', 'adapters that train biases are not supported');
   if (c.fan_in_fan_out === true) throw refuse('fan_in_fan_out', 'false', 'Llama / Qwen Linear layers are not Conv1D');
-  if (c.use_dora === true) throw refuse('use_dora', 'false', 'DoRA adapters are not supported');
-  for (const field of ['layers_to_transform', 'modules_to_save'] as const) if (c[field] !== undefined && c[field] !== null) throw refuse(field, 'null', 'the lab adapts every layer and saves no other modules');
+  // Variants of PEFT's LoraConfig that change the math: each must be off.
+  const switches: Record<string, string> = { use_dora: 'DoRA', lora_bias: 'a bias on lora_B', use_qalora: 'QA-LoRA', use_bdlora: 'block-diagonal LoRA' };
+  for (const [field, what] of Object.entries(switches)) if (c[field] !== undefined && c[field] !== null && c[field] !== false) throw refuse(field, 'false or absent', `${what} is not supported`);
+  const unsetFields = ['layers_to_transform', 'modules_to_save', 'layer_replication', 'target_parameters', 'trainable_token_indices', 'exclude_modules'];
+  for (const field of unsetFields) {
+    const v = c[field];
+    if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0)) throw refuse(field, 'null', 'the lab adapts the target modules of every layer, and nothing else');
+  }
   for (const field of ['rank_pattern', 'alpha_pattern'] as const) {
     const v = c[field];
     if (v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0)) throw refuse(field, '{} (one rank and alpha for every module)');
