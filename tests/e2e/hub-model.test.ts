@@ -223,6 +223,27 @@ describe('a Hugging Face model from a Hub, in headless Chromium', () => {
     expect(await model().getByTestId('model-label').textContent()).toBe('lab/qwen3-mini@main');
     await eventually(() => model().getByTestId('hub-load').isEnabled()).toBe(true);
     await screenshot(page, 'hub-model-refused');
+  });
+
+  it('loads the same files dropped on the panel, with the budget before the weights are read', async () => {
+    // The page fetches the folder's files from the Hub and drops them, as a user drops files from disk.
+    const names = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'];
+    await page.evaluate(
+      async ({ base, names }) => {
+        const transfer = new DataTransfer();
+        for (const name of names) {
+          const blob = await (await fetch(`${base}/lab/qwen3-mini/resolve/main/${name}`)).blob();
+          transfer.items.add(new File([blob], name));
+        }
+        document.querySelector('[data-testid="model-drop"]')!.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      },
+      { base: hubUrl, names },
+    );
+    await eventually(() => model().getByText('Folder').locator('xpath=following-sibling::dd[1]').textContent()).toBe('dropped files');
+    await model().getByTestId('load-folder').click();
+    await eventually(() => model().getByTestId('model-label').textContent(), 60_000).toBe('dropped files');
+    expect(await model().getByTestId('folder-budget-verdict').textContent()).toBe('fits');
+    expect(await model().getByTestId('model-stops').textContent()).toBe('<|im_end|> (151645), <|endoftext|> (151643)');
     expect(pageErrors).toEqual([]);
   });
 });

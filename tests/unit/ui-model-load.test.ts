@@ -4,6 +4,8 @@
  * and the LoRA card's defaults, module list and adapter size.
  */
 import { describe, expect, it } from 'vitest';
+import { render } from 'svelte/server';
+import LoadStatus from '../../src/app/components/LoadStatus.svelte';
 import { budgetRows, describeDownload, describeLimit, folderLabel, formatDecimalBytes, readHubSettings, trainFits, writeHubSettings, type MemoryBudget } from '../../src/app/lib/modelload';
 import { adapterParameters, loraOnByDefault, modulesOf, toggleModule, withLoraDefault } from '../../src/app/lib/lora';
 import { parseModelConfig } from '../../src/core/model/config';
@@ -106,6 +108,30 @@ describe('the memory budget as the panel lists it', () => {
     const tight = budget(b.infer.total + 1);
     expect(tight.fits).toBe(true);
     expect(trainFits(tight)).toBe(false);
+  });
+});
+
+describe('the load status', () => {
+  const text = (html: string) => html.replace(/<!--.*?-->/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+  const infer = estimateMemory(qwen05, { mode: 'infer', batch: 8, context: 384 }, 'wasm');
+  const train = estimateMemory(qwen05, { mode: 'train', batch: 64, updateBatch: 2, context: 384, lora: { rank: 8, targetModules: ['q_proj', 'v_proj'] } }, 'wasm');
+
+  it('shows the budget against the limit and the download, then the refusal', () => {
+    const budget: MemoryBudget = { type: 'memory-budget', infer, train, trainUse: 'LoRA rank 8 on q_proj, v_proj', limits: { backend: 'wasm', totalBytes: 1e9, source: 'a test limit' }, fits: false };
+    const download = { file: 'model.safetensors', fileDone: 5e5, fileTotal: 1e6, done: 6e5, total: 1.1e6, bytesPerSecond: 1e5, etaSeconds: 5, files: 3, filesDone: 2 };
+    const shown = text(render(LoadStatus, { props: { budget, download, active: true, error: 'config.json: the model does not fit', testPrefix: 'hub' } }).body);
+    expect(shown).toContain('does not fit limit: 1.00 GB in all (a test limit)');
+    expect(shown).toContain(`weights (float32) ${formatDecimalBytes(494_032_768 * 4)}`);
+    expect(shown).toContain('54.5%: 600.0 kB of 1.1 MB 2 of 3 files (now model.safetensors: 500.0 kB of 1.0 MB) 100.0 kB/s 5 s left');
+    expect(shown).toContain('which would not fit: lower them in the Train panel');
+    expect(shown).toContain('config.json: the model does not fit');
+  });
+
+  it('says when nothing had to be downloaded', () => {
+    const budget: MemoryBudget = { type: 'memory-budget', infer, train, trainUse: 'LoRA', limits: { backend: 'wasm', totalBytes: 4_294_901_760, source: 'the wasm heap' }, fits: true };
+    const shown = text(render(LoadStatus, { props: { budget, download: null, active: false, fromCache: true, error: null, testPrefix: 'hub' } }).body);
+    expect(shown).toContain("Nothing downloaded: every file was already in this browser's storage.");
+    expect(shown).not.toContain('Reading the weights');
   });
 });
 
