@@ -184,6 +184,7 @@ describe('LoRA adapters', () => {
     await expect(loadAdapter(config({ target_modules: 'q_proj|v_proj' }), cfg)).rejects.toThrow(/target_modules/);
     await expect(loadAdapter(config({ peft_type: 'IA3' }), cfg)).rejects.toThrow(/peft_type.*expected "LORA"/);
     await expect(loadAdapter(config({ bias: 'all' }), cfg)).rejects.toThrow(/field "bias"/);
+    await expect(loadAdapter(config({ init_lora_weights: 'pissa' }), cfg)).rejects.toThrow(/field "init_lora_weights"/);
     await expect(loadAdapter(config({ use_dora: true }), cfg)).rejects.toThrow(/field "use_dora".*DoRA is not supported/);
     await expect(loadAdapter(config({ exclude_modules: ['model.layers.0.self_attn.q_proj'] }), cfg)).rejects.toThrow(/field "exclude_modules"/);
     await expect(loadAdapter(config({ rank_pattern: { q_proj: 4 } }), cfg)).rejects.toThrow(/field "rank_pattern"/);

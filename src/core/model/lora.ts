@@ -326,6 +326,9 @@ export function parseAdapterConfig(raw: unknown, file = ADAPTER_CONFIG_FILE): { 
   // Variants of PEFT's LoraConfig that change the math: each must be off.
   const switches: Record<string, string> = { use_dora: 'DoRA', lora_bias: 'a bias on lora_B', use_qalora: 'QA-LoRA', use_bdlora: 'block-diagonal LoRA' };
   for (const [field, what] of Object.entries(switches)) if (c[field] !== undefined && c[field] !== null && c[field] !== false) throw refuse(field, 'false or absent', `${what} is not supported`);
+  // PiSSA, OLoRA, CorDA, LoftQ and similar initialisations change the base weights too: such an adapter needs its modified base.
+  const init = c.init_lora_weights;
+  if (typeof init === 'string' && init !== 'gaussian') throw refuse('init_lora_weights', 'true, false or "gaussian"', 'this initialisation changes the base weights as well: save the adapter converted to plain LoRA (PEFT: path_initial_model_for_weight_conversion)');
   const unsetFields = ['layers_to_transform', 'modules_to_save', 'layer_replication', 'target_parameters', 'trainable_token_indices', 'exclude_modules'];
   for (const field of unsetFields) {
     const v = c[field];
