@@ -237,6 +237,17 @@ describe('model folders', () => {
     const withBos = new HFTokenizer({ tokenizer: TOKENIZER, config: JSON.stringify({ ...JSON.parse(QWEN3_CONFIG), chat_template: undefined, add_bos_token: true, bos_token: '<|endoftext|>' }) });
     expect(renderPrompt(withBos, QUESTION, TIR_INSTRUCTION)).toBe(`<|endoftext|>${want}`);
     expect(encodePrompt(withBos, QUESTION, TIR_INSTRUCTION)[0]).toBe(ENDOFTEXT);
+    // A post-processor that adds a BOS (Llama 3's tokenizer.json) is followed too, unless the config turns it off.
+    const processed = JSON.parse(TOKENIZER);
+    processed.post_processor = {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<|endoftext|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [],
+      special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [ENDOFTEXT], tokens: ['<|endoftext|>'] } },
+    };
+    const noTemplate = JSON.stringify({ ...JSON.parse(QWEN3_CONFIG), chat_template: undefined, add_bos_token: undefined });
+    expect(renderPrompt(new HFTokenizer({ tokenizer: JSON.stringify(processed), config: noTemplate }), QUESTION, TIR_INSTRUCTION)).toBe(`<|endoftext|>${want}`);
+    expect(renderPrompt(new HFTokenizer({ tokenizer: JSON.stringify(processed), config: JSON.stringify({ ...JSON.parse(noTemplate), add_bos_token: false }) }), QUESTION, TIR_INSTRUCTION)).toBe(want);
   });
 
   it('leaves the character model as it was: its own format, one eos id, no sampling defaults', () => {

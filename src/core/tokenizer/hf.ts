@@ -50,7 +50,7 @@ export class HFTokenizer implements Tokenizer {
   readonly chatTemplate: string | undefined;
   /** Where the chat template came from (named in its errors). */
   readonly chatTemplateSource: string;
-  /** The text a prompt without a chat template starts with: the BOS token when add_bos_token is set (Llama), else nothing. */
+  /** The text a prompt without a chat template starts with: what transformers' tokenizer adds in front of a text (Llama's BOS), else nothing. */
   readonly basePromptStart: string;
   readonly generationConfig: GenerationConfig | undefined;
   private readonly core: HFTokenizerCore;
@@ -84,7 +84,7 @@ export class HFTokenizer implements Tokenizer {
     this.bosId = idOf('bos_token');
     this.eosId = idOf('eos_token');
     this.padId = idOf('pad_token');
-    this.basePromptStart = config.add_bos_token === true && this.specialTokens.bos_token !== undefined ? this.specialTokens.bos_token : '';
+    this.basePromptStart = this.addedPrefix(config.add_bos_token);
 
     this.generationConfig = files.generationConfig === undefined ? undefined : parseGenerationConfig(files.generationConfig);
     const outside = this.generationConfig?.eosTokenIds.find((id) => id >= this.vocabSize);
@@ -107,6 +107,20 @@ export class HFTokenizer implements Tokenizer {
         });
       }
     }
+  }
+
+  /**
+   * What tokenizing a text with special tokens puts in front of it: the BOS token when
+   * tokenizer_config.json sets add_bos_token, nothing when it turns it off, else whatever
+   * tokenizer.json's post-processor adds (Llama 3's <|begin_of_text|>).
+   */
+  private addedPrefix(addBos: unknown): string {
+    if (addBos === true) return this.specialTokens.bos_token ?? '';
+    if (addBos === false) return '';
+    const plain = this.core.encode('a', { add_special_tokens: false }).ids;
+    const marked = this.core.encode('a', { add_special_tokens: true }).ids;
+    const at = marked.findIndex((_, i) => plain.every((id, j) => marked[i + j] === id));
+    return at > 0 ? this.decode(marked.slice(0, at)) : '';
   }
 
   get hasChatTemplate(): boolean {
