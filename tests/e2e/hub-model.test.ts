@@ -172,6 +172,12 @@ describe('a Hugging Face model from a Hub, in headless Chromium', () => {
     expect(await panel('train').getByTestId('knob-lora.enabled').isChecked()).toBe(true);
     expect(await panel('train').getByTestId('lora-module-q_proj').isChecked()).toBe(true);
     expect(await panel('train').getByTestId('lora-module-gate_proj').isChecked()).toBe(false);
+    // rank 8 × ((16 + 16) for q_proj + (16 + 8) for v_proj) in one layer
+    expect(await panel('train').getByTestId('lora-size').textContent()).toMatch(/^Adapter: 448 trainable parameters \(0\.02% of the model's 2,429,072\)/);
+    await panel('train').getByTestId('lora-module-k_proj').check();
+    expect(await panel('train').getByTestId('lora-size').textContent()).toMatch(/^Adapter: 640 trainable parameters/);
+    expect(await panel('train').getByTestId('settings-valid').count()).toBe(1);
+    await screenshot(page, 'hub-model-train-lora');
     await openTab('overview');
     await eventually(() => panel('overview').getByTestId('memory-heap').textContent(), 15_000).toMatch(/MB/);
   });
