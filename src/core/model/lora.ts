@@ -195,7 +195,8 @@ export class LoraAdapter implements LinearAdapter {
     const pair = this.modules.get(name);
     if (!pair) return y;
     const input = this.training && this.settings.dropout > 0 ? (tf.dropout(x, this.settings.dropout, undefined, this.dropoutRng.int(0, 2 ** 31 - 1)) as tf.Tensor2D) : x;
-    return tf.add(y, tf.mul(linear(linear(input, pair.a as tf.Tensor2D), pair.b as tf.Tensor2D), this.scale));
+    // The scale multiplies the narrow [N, r] product, not the [N, out] one.
+    return tf.add(y, linear(tf.mul(linear(input, pair.a as tf.Tensor2D), this.scale) as tf.Tensor2D, pair.b as tf.Tensor2D));
   }
 
   /** Starts the dropout masks of optimiser step `step` (see withAdapterDropout). */
