@@ -6,9 +6,10 @@ import { nodeLab, parseBackend } from '../node/lab';
 import { configFrom, parseFlags } from './args';
 import type { Subcommand } from './command';
 import { ENDPOINT_FLAGS, endpointFrom } from './endpoint';
+import { loadCliModel } from './model-source';
 
 const USAGE =
-  'infer --question "..." [--answer REF] [--model DIR | --endpoint URL --endpoint-model NAME [--api-key KEY] [--prompt chat|text]] [--temperature T] [--seed N] [--self-correction | --no-self-correction] [--max-tool-calls C] [--max-tokens N] [--instruction TEXT] [--set section.key=value ...] [--json] [--backend wasm|webgpu|cpu]';
+  'infer --question "..." [--answer REF] [--model DIR|hf:OWNER/NAME[@REV] | --endpoint URL --endpoint-model NAME [--api-key KEY] [--prompt chat|text]] [--temperature T] [--seed N] [--self-correction | --no-self-correction] [--max-tool-calls C] [--max-tokens N] [--instruction TEXT] [--set section.key=value ...] [--json] [--backend wasm|webgpu|cpu]';
 
 export const inferCommand: Subcommand = {
   summary: 'answer one question; print the trajectory with its code and outputs',
@@ -53,7 +54,7 @@ export const inferCommand: Subcommand = {
     const endpoint = endpointFrom(flags);
     const lab = await nodeLab({ backend: parseBackend(flags.backend), python: { size: 1 } });
     try {
-      if (!endpoint) await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
+      if (!endpoint) await loadCliModel(lab, flags.model);
       const { record } = await lab.infer({ question: flags.question, reference: flags.answer, settings: input, ...(endpoint && { endpoint }) });
       console.log(flags.json ? JSON.stringify(record) : renderTrajectory(record, flags.answer !== undefined));
       return 0;

@@ -7,6 +7,7 @@ import { startOpenAIServer, parsePort } from '../node/openai-server';
 import { nodeLab, parseBackend } from '../node/lab';
 import { countFlag, parseFlags } from './args';
 import type { Subcommand } from './command';
+import { loadCliModel } from './model-source';
 
 const USAGE = 'serve [--model DIR] [--name NAME] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allow-origin URL ...] [--gather-ms 10] [--max-batch 64] [--backend wasm|webgpu|cpu] [--quiet]';
 
@@ -31,7 +32,7 @@ export const serveCommand: Subcommand = {
       USAGE,
     );
     const lab = await nodeLab({ backend: parseBackend(flags.backend) });
-    const summary = await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
+    const summary = await loadCliModel(lab, flags.model);
     const name = flags.name ?? (flags.model ? flags.model.replace(/\/+$/, '').split('/').pop()! : 'thor-tiny');
     const host = flags.host ?? '127.0.0.1';
     const server = await startOpenAIServer({

@@ -19,9 +19,10 @@ import { parseRunConfig } from '../core/config/schema';
 import { applySettings, settingsOf } from '../core/config/settings';
 import { configFrom, mappingFrom, MAPPING_OPTIONS, parseFlags, settingsFrom } from './args';
 import type { Subcommand } from './command';
+import { loadCliModel } from './model-source';
 
 const USAGE =
-  'train [--config FILE.json] [--set section.key=value ...] [--mode rl|sft] [--steps N] [--sft-file DEMOS.jsonl] [--question-field F] [--answer-field F] [--id-field F] [--model DIR] [--out RUN_DIR] [--name NAME] [--resume RUN_DIR] [--backend wasm|webgpu|cpu]';
+  'train [--config FILE.json] [--set section.key=value ...] [--mode rl|sft] [--steps N] [--sft-file DEMOS.jsonl] [--question-field F] [--answer-field F] [--id-field F] [--model DIR|hf:OWNER/NAME[@REV]] [--out RUN_DIR] [--name NAME] [--resume RUN_DIR] [--backend wasm|webgpu|cpu]';
 
 export const trainCommand: Subcommand = {
   summary: 'train a model (RL: GRPO / THOR, or SFT) into a run folder; Ctrl-C stops with a checkpoint, --resume goes on',
@@ -89,7 +90,7 @@ export const trainCommand: Subcommand = {
     };
     process.on('SIGINT', onSigint);
     try {
-      if (!flags.resume) await lab.loadModel(flags.model ? { kind: 'path', path: flags.model } : { kind: 'shipped' });
+      if (!flags.resume) await loadCliModel(lab, flags.model);
       const printer = eventPrinter();
       const outcome = await lab.train(request, printer);
       const dir = await store.dirOf(outcome.runId);
