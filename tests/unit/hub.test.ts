@@ -27,6 +27,7 @@ import { folderSink, folderSource } from '../../src/node/files';
 import { DiskHubCache } from '../../src/node/hub-cache';
 import { nodeLabEnv } from '../../src/node/lab';
 import { DiskRunStore } from '../../src/node/runstore';
+import { randomWeights } from '../fixtures/hf-models';
 
 const tmp = mkdtempSync(join(tmpdir(), 'thor-hub-'));
 
@@ -57,18 +58,6 @@ const config: ModelConfig = parseModelConfig({
   max_position_embeddings: 256,
   tie_word_embeddings: true,
 });
-
-function randomWeights(cfg: ModelConfig, seed: number): WeightMap {
-  let s = seed;
-  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  const w: WeightMap = new Map();
-  for (const [name, shape] of parameterShapes(cfg)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < data.length; i++) data[i] = (next() - 0.5) * 0.2;
-    w.set(name, { shape, data });
-  }
-  return w;
-}
 
 /** Repositories the server has: repo → file → bytes. */
 const repos = new Map<string, Map<string, Uint8Array>>();

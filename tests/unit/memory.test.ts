@@ -4,32 +4,12 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LabError } from '../../src/core/errors';
-import { countParameters, parseModelConfig } from '../../src/core/model/config';
+import { countParameters } from '../../src/core/model/config';
 import { assertBudget, checkBudget, estimateMemory, loraParameters, WASM_HEAP_MAX_BYTES, type DeviceLimits, type MemoryUse } from '../../src/core/model/memory';
+import { QWEN25_05B, SMOLLM2_135M } from '../fixtures/hf-models';
 
-// The fields of the published config.json files that set the shapes.
-const qwen25_05b = parseModelConfig({
-  model_type: 'qwen2',
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_hidden_layers: 24,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  vocab_size: 151936,
-  max_position_embeddings: 32768,
-  tie_word_embeddings: true,
-});
-const smollm2_135m = parseModelConfig({
-  model_type: 'llama',
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: 30,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  vocab_size: 49152,
-  max_position_embeddings: 8192,
-  tie_word_embeddings: true,
-});
+const qwen25_05b = QWEN25_05B;
+const smollm2_135m = SMOLLM2_135M;
 
 const catchLab = (f: () => unknown): LabError => {
   try {

@@ -248,11 +248,11 @@ describe('TIRGen with the shipped model and Pyodide', () => {
     } finally {
       await bad.close();
     }
-    // A window of 3 tokens never reaches a line end; a budget of 12 tokens runs out before an answer.
+    // A window of 3 tokens never reaches a line end; a budget of 40 tokens runs out after the model's first line, before its code and answer.
     const tiny = await generate(problems(2, 13), new RuleCritic(), ['tirgen.attempts=2', 'tirgen.stepTokens=3']);
     expect(tiny.report.counts.failures['actor-no-step-end']).toBe(4);
     expect(tiny.events.every((e) => e.verdict === 'no-step-end')).toBe(true);
-    const short = await generate(problems(2, 13), new RuleCritic(), ['tirgen.attempts=2', 'tirgen.maxResponseTokens=12']);
+    const short = await generate(problems(2, 13), new RuleCritic(), ['tirgen.attempts=2', 'tirgen.maxResponseTokens=40']);
     expect(short.report.counts.failures['actor-budget']).toBeGreaterThan(0);
     checkCounts(short.report.counts);
   });

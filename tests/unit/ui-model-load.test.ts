@@ -8,21 +8,10 @@ import { render } from 'svelte/server';
 import LoadStatus from '../../src/app/components/LoadStatus.svelte';
 import { budgetRows, describeDownload, describeLimit, folderLabel, formatDecimalBytes, readHubSettings, trainFits, writeHubSettings, type MemoryBudget } from '../../src/app/lib/modelload';
 import { adapterParameters, loraOnByDefault, modulesOf, toggleModule, withLoraDefault } from '../../src/app/lib/lora';
-import { parseModelConfig } from '../../src/core/model/config';
 import { estimateMemory, loraParameters } from '../../src/core/model/memory';
+import { QWEN25_05B } from '../fixtures/hf-models';
 
-/** Qwen2.5-0.5B's published config.json (the fields the lab reads). */
-const qwen05 = parseModelConfig({
-  model_type: 'qwen2',
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_hidden_layers: 24,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  vocab_size: 151936,
-  max_position_embeddings: 32768,
-  tie_word_embeddings: true,
-});
+const qwen05 = QWEN25_05B;
 
 class MemoryStorage {
   readonly items = new Map<string, string>();
