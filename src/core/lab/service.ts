@@ -642,6 +642,7 @@ export class LabService implements LabApi {
       const config = parseRunConfig(req.config ?? {}, { source: 'training settings' });
       const runId = req.runId ?? newRunId();
       const policy = this.requirePolicy();
+      this.checkTrainingBudget(policy.model.cfg, config);
       prepareAdapter(policy.model, config, false);
       policy.summary.runId = runId;
       return runTraining(this.trainingContext(store, onEvent), {
@@ -689,6 +690,26 @@ export class LabService implements LabApi {
       demonstrations: data.demonstrations ?? req.demonstrations,
       checkpoint,
     });
+  }
+
+  /**
+   * A run the device cannot hold is refused before it starts, with the numbers and the settings that
+   * would fit (docs/models.md#memory-budget): rollouts of `groupSize × promptsPerStep` rows (SFT:
+   * `sft.batchSize`), updates in micro-batches of `optim.microBatchTokens`, gradients and AdamW
+   * moments for every weight or for the LoRA adapter only, and a frozen reference for a KL term.
+   */
+  private checkTrainingBudget(model: ModelConfig, config: RunConfig): void {
+    const context = Math.min(model.max_position_embeddings, config.task.maxQuestionTokens + config.rollout.maxResponseTokens);
+    const rows = config.mode === 'sft' ? config.sft.batchSize : config.rollout.groupSize * config.rollout.promptsPerStep;
+    const use: MemoryUse = {
+      mode: 'train',
+      batch: rows,
+      context,
+      updateBatch: Math.max(1, Math.min(rows, Math.floor(config.optim.microBatchTokens / context))),
+      ...(config.lora.enabled && { lora: { rank: config.lora.rank, targetModules: config.lora.targetModules } }),
+      ...(config.mode === 'rl' && config.grpo.klCoef > 0 && !config.lora.enabled && { reference: true }),
+    };
+    assertBudget(model, use, this.env.deviceLimits?.() ?? currentDeviceLimits(), 'training settings');
   }
 
   private trainingContext(store: RunStore, emit: EventSink): TrainingContext {
