@@ -25,6 +25,17 @@ export interface FileSink {
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
 const utf8Encoder = new TextEncoder();
 
+/** The chunks joined into one array of `bytes` bytes. */
+export function concatBytes(chunks: readonly Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
 export function bytesToText(bytes: Uint8Array): string {
   return utf8Decoder.decode(bytes);
 }

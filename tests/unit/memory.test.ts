@@ -3,23 +3,14 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LabError } from '../../src/core/errors';
 import { countParameters } from '../../src/core/model/config';
 import { assertBudget, checkBudget, estimateMemory, loraParameters, WASM_HEAP_MAX_BYTES, type DeviceLimits, type MemoryUse } from '../../src/core/model/memory';
 import { QWEN25_05B, SMOLLM2_135M } from '../fixtures/hf-models';
+import { catchLab } from '../fixtures/errors';
 
 const qwen25_05b = QWEN25_05B;
 const smollm2_135m = SMOLLM2_135M;
 
-const catchLab = (f: () => unknown): LabError => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof LabError) return e;
-    throw e;
-  }
-  throw new Error('no error');
-};
 
 describe('memory estimate', () => {
   it('counts weights, KV cache, LoRA and AdamW by their formulas', () => {

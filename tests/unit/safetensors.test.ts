@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { LabError } from '../../src/core/errors';
 import { halfToFloat, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/core/model/safetensors';
 import type { WeightMap } from '../../src/core/model/weights';
+import { catchLab } from '../fixtures/errors';
 
 /** Builds a safetensors file by hand from a header object and the raw data bytes. */
 function buildFile(header: Record<string, unknown>, data: Uint8Array): Uint8Array {
@@ -20,15 +20,6 @@ function u16(values: number[]): Uint8Array {
   return out;
 }
 
-function catchLab(fn: () => unknown): LabError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LabError);
-    return e as LabError;
-  }
-  throw new Error('expected a LabError');
-}
 
 const sample = (): WeightMap =>
   new Map([

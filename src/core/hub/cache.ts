@@ -6,6 +6,7 @@
  * half file that reads as whole.
  */
 import { LabError } from '../errors';
+import { concatBytes } from '../files';
 
 /** What a partial download holds, and what the server said of the whole file. */
 export interface PartialInfo {
@@ -76,13 +77,7 @@ export class MemoryHubCache implements HubCache {
   async completePartial(key: string): Promise<void> {
     const p = this.partials.get(key);
     if (!p || (p.info.total !== undefined && p.info.bytes !== p.info.total)) throw incompleteError(this.label, key, p?.info);
-    const whole = new Uint8Array(p.info.bytes);
-    let at = 0;
-    for (const c of p.chunks) {
-      whole.set(c, at);
-      at += c.byteLength;
-    }
-    this.complete.set(key, whole);
+    this.complete.set(key, concatBytes(p.chunks, p.info.bytes));
     this.partials.delete(key);
   }
 }

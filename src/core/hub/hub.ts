@@ -7,7 +7,7 @@
  * refuse a model before any weights travel.
  */
 import { LabError } from '../errors';
-import { bytesToText, textToBytes, type FileSource } from '../files';
+import { bytesToText, concatBytes, textToBytes, type FileSource } from '../files';
 import type { HubCache } from './cache';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
@@ -355,7 +355,7 @@ export class HubModel implements FileSource {
       let heldBytes = 0;
       const flush = async () => {
         if (heldBytes === 0) return;
-        const chunk = held.length === 1 ? held[0] : concat(held, heldBytes);
+        const chunk = held.length === 1 ? held[0] : concatBytes(held, heldBytes);
         held.length = 0;
         heldBytes = 0;
         await cache.appendPartial(key, chunk);
@@ -395,15 +395,6 @@ export class HubModel implements FileSource {
   }
 }
 
-function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
 
 /** True for a source that downloads (a HubModel): the service reports its progress. */
 export function isDownloading(src: FileSource): src is FileSource & { download(onProgress?: (p: DownloadProgress) => void): Promise<void> } {

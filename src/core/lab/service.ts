@@ -25,7 +25,7 @@ import { MemoryFiles, type FileSource } from '../files';
 import { isDownloading, type DownloadProgress } from '../hub/hub';
 import { saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
 import { loadModelStreaming } from '../model/load';
-import { assertBudget, checkBudget, currentDeviceLimits, type DeviceLimits, type MemoryUse } from '../model/memory';
+import { assertBudget, checkBudget, currentDeviceLimits, estimateMemory, type DeviceLimits, type MemoryUse } from '../model/memory';
 import { countParameters, newModelConfig, type ModelConfig, type NewModelSize } from '../model/config';
 import { Transformer } from '../model/transformer';
 import { readSafetensorsHeader, writeSafetensors } from '../model/safetensors';
@@ -276,18 +276,17 @@ export class LabService implements LabApi {
   private async beforeWeights(config: ModelConfig, files: FileSource, origin: ModelSummary['origin'], onEvent?: EventSink): Promise<void> {
     if (origin === 'path' || origin === 'hub' || origin === 'files') {
       const defaults = parseRunConfig({});
-      const use: MemoryUse = { mode: 'infer', batch: defaults.rollout.groupSize, context: Math.min(config.max_position_embeddings, defaults.task.maxQuestionTokens + defaults.rollout.maxResponseTokens) };
+      const use: MemoryUse = { mode: 'infer', batch: defaults.rollout.groupSize, context: trainingUse(config, defaults).context };
       const limits = this.env.deviceLimits?.() ?? currentDeviceLimits();
+      const infer = checkBudget(config, use, limits);
       if (onEvent) {
         // What a LoRA run at the defaults would hold, shown beside the answer's budget (not a reason to refuse the model).
-        const { rank, targetModules } = defaults.lora;
-        const updateBatch = Math.max(1, Math.floor(defaults.optim.microBatchTokens / use.context));
-        const train = checkBudget(config, { mode: 'train', batch: defaults.rollout.groupSize * defaults.rollout.promptsPerStep, updateBatch, context: use.context, lora: { rank, targetModules } }, limits).estimate;
-        const infer = checkBudget(config, use, limits);
-        const trainUse = `LoRA rank ${rank} on ${targetModules.join(', ')}, ${defaults.rollout.groupSize * defaults.rollout.promptsPerStep} rows of ${use.context} tokens, micro-batches of ${updateBatch}`;
+        const trainAt = trainingUse(config, { ...defaults, lora: { ...defaults.lora, enabled: true } });
+        const train = estimateMemory(config, trainAt, limits.backend);
+        const trainUse = `LoRA rank ${trainAt.lora!.rank} on ${trainAt.lora!.targetModules.join(', ')}, ${trainAt.batch} rows of ${trainAt.context} tokens, micro-batches of ${trainAt.updateBatch}`;
         onEvent({ type: 'memory-budget', infer: infer.estimate, train, trainUse, limits, fits: infer.fits });
       }
-      assertBudget(config, use, limits, `${files.label}/config.json`);
+      assertBudget(config, use, limits, `${files.label}/config.json`, infer);
     }
     if (isDownloading(files)) {
       let latest: DownloadProgress | undefined;
@@ -699,17 +698,7 @@ export class LabService implements LabApi {
    * moments for every weight or for the LoRA adapter only, and a frozen reference for a KL term.
    */
   private checkTrainingBudget(model: ModelConfig, config: RunConfig): void {
-    const context = Math.min(model.max_position_embeddings, config.task.maxQuestionTokens + config.rollout.maxResponseTokens);
-    const rows = config.mode === 'sft' ? config.sft.batchSize : config.rollout.groupSize * config.rollout.promptsPerStep;
-    const use: MemoryUse = {
-      mode: 'train',
-      batch: rows,
-      context,
-      updateBatch: Math.max(1, Math.min(rows, Math.floor(config.optim.microBatchTokens / context))),
-      ...(config.lora.enabled && { lora: { rank: config.lora.rank, targetModules: config.lora.targetModules } }),
-      ...(config.mode === 'rl' && config.grpo.klCoef > 0 && !config.lora.enabled && { reference: true }),
-    };
-    assertBudget(model, use, this.env.deviceLimits?.() ?? currentDeviceLimits(), 'training settings');
+    assertBudget(model, trainingUse(model, config), this.env.deviceLimits?.() ?? currentDeviceLimits(), 'training settings');
   }
 
   private trainingContext(store: RunStore, emit: EventSink): TrainingContext {
@@ -814,4 +803,18 @@ function checkpointRunStep(checkpoint: CheckpointFiles): number | undefined {
   const weights = checkpoint[WEIGHTS_FILE];
   const step = weights && Number(readSafetensorsHeader(weights, WEIGHTS_FILE).metadata[RUN_STEP_KEY]);
   return Number.isInteger(step) && step >= 0 ? step : undefined;
+}
+
+/** What a run of these settings holds at once (docs/models.md#memory-budget). */
+function trainingUse(model: ModelConfig, config: RunConfig): MemoryUse & { updateBatch: number } {
+  const context = Math.min(model.max_position_embeddings, config.task.maxQuestionTokens + config.rollout.maxResponseTokens);
+  const rows = config.mode === 'sft' ? config.sft.batchSize : config.rollout.groupSize * config.rollout.promptsPerStep;
+  return {
+    mode: 'train',
+    batch: rows,
+    context,
+    updateBatch: Math.max(1, Math.min(rows, Math.floor(config.optim.microBatchTokens / context))),
+    ...(config.lora.enabled && { lora: { rank: config.lora.rank, targetModules: config.lora.targetModules } }),
+    ...(config.mode === 'rl' && config.grpo.klCoef > 0 && !config.lora.enabled && { reference: true }),
+  };
 }

@@ -20,7 +20,7 @@ import { parameterShapes, type ModelConfig } from './config';
 import { linear } from './ops';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors';
 import type { LinearAdapter, Transformer } from './transformer';
-import type { WeightMap } from './weights';
+import { transposeData, type WeightMap } from './weights';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -87,11 +87,6 @@ function checkSettings(s: LoraSettings, file: string): void {
 }
 
 /** Transpose of a row-major [rows, cols] matrix. */
-function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return out;
-}
 
 interface Pair {
   /** [in, r] on the device (PEFT stores its transpose). */
@@ -154,8 +149,8 @@ export class LoraAdapter implements LinearAdapter {
       const a = weights.get(names.a)!;
       const b = weights.get(names.b)!;
       const pair = tf.tidy(() => ({
-        a: tf.variable(tf.tensor2d(transposed(a.data, settings.rank, inFeatures), [inFeatures, settings.rank]), true),
-        b: tf.variable(tf.tensor2d(transposed(b.data, outFeatures, settings.rank), [settings.rank, outFeatures]), true),
+        a: tf.variable(tf.tensor2d(transposeData(a.data, settings.rank, inFeatures), [inFeatures, settings.rank]), true),
+        b: tf.variable(tf.tensor2d(transposeData(b.data, outFeatures, settings.rank), [settings.rank, outFeatures]), true),
       }));
       this.modules.set(module, pair);
       this.names.set(pair.a, names.a);
@@ -226,8 +221,8 @@ export class LoraAdapter implements LinearAdapter {
       const names = peftTensorNames(module);
       const inFeatures = a.shape[0] as number;
       const outFeatures = b.shape[1] as number;
-      out.set(names.a, { shape: [r, inFeatures], data: transposed((await a.data()) as Float32Array, inFeatures, r) });
-      out.set(names.b, { shape: [outFeatures, r], data: transposed((await b.data()) as Float32Array, r, outFeatures) });
+      out.set(names.a, { shape: [r, inFeatures], data: transposeData((await a.data()) as Float32Array, inFeatures, r) });
+      out.set(names.b, { shape: [outFeatures, r], data: transposeData((await b.data()) as Float32Array, r, outFeatures) });
     }
     return out;
   }
@@ -357,11 +352,6 @@ export async function saveAdapter(sink: FileSink, adapter: LoraAdapter, options:
   await sink.write(ADAPTER_CONFIG_FILE, textToBytes(JSON.stringify(adapterConfigJSON(adapter.settings, options.baseModel), null, 2) + '\n'));
   await sink.write(ADAPTER_WEIGHTS_FILE, writeSafetensors(await adapter.exportWeights(), { format: 'pt', [SEED_KEY]: String(adapter.seed), ...options.metadata }));
   return [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE];
-}
-
-/** Whether a folder holds a PEFT adapter. */
-export async function hasAdapter(src: FileSource): Promise<boolean> {
-  return (await src.list()).includes(ADAPTER_CONFIG_FILE);
 }
 
 /** An adapter folder as plain data, checked against a base config: settings, base name, PEFT-layout weights and their safetensors metadata. */

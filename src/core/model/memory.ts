@@ -230,9 +230,11 @@ export function checkBudget(cfg: ModelConfig, use: MemoryUse, limits: DeviceLimi
   return { fits: false, estimate, problems, suggestions };
 }
 
-/** Refuses, before anything big is downloaded or loaded, a use the device cannot hold: both numbers and what would fit. */
-export function assertBudget(cfg: ModelConfig, use: MemoryUse, limits: DeviceLimits, file = 'config.json'): MemoryEstimate {
-  const r = checkBudget(cfg, use, limits);
+/**
+ * Refuses, before anything big is downloaded or loaded, a use the device cannot hold: both numbers
+ * and what would fit. `r` is checkBudget's result for the same use, when the caller already has it.
+ */
+export function assertBudget(cfg: ModelConfig, use: MemoryUse, limits: DeviceLimits, file = 'config.json', r: BudgetResult = checkBudget(cfg, use, limits)): MemoryEstimate {
   if (r.fits) return r.estimate;
   const fixed = r.estimate.weights + r.estimate.packedWeights + r.estimate.reference;
   const hint =

@@ -20,7 +20,7 @@ import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { embedding, linear, matMul } from './ops';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
-import type { NamedTensor, WeightMap } from './weights';
+import { transposeData, type NamedTensor, type WeightMap } from './weights';
 
 /** Keys and values of one layer in a KV cache, [B, num_key_value_heads, capacity, head_dim]. */
 export interface LayerKV {
@@ -55,21 +55,20 @@ function isLinearWeight(name: string, shape: number[]): boolean {
   return shape.length === 2 && name !== EMBED;
 }
 
-/** Transpose of a row-major [rows, cols] matrix. */
-/** A parameter on the device in the model's layout (Linear weights transposed to [in, out]). */
-function toVariable(name: string, t: NamedTensor): tf.Variable {
+/** A parameter's values on the device in the model's layout (Linear weights transposed to [in, out]). */
+function toDevice(name: string, t: NamedTensor): tf.Tensor {
   const [rows, cols] = t.shape;
-  const device = isLinearWeight(name, t.shape) ? tf.tensor2d(transposeData(t.data, rows, cols), [cols, rows]) : tf.tensor(t.data, t.shape);
+  return isLinearWeight(name, t.shape) ? tf.tensor2d(transposeData(t.data, rows!, cols!), [cols!, rows!]) : tf.tensor(t.data, t.shape);
+}
+
+/** A parameter on the device in the model's layout. */
+function toVariable(name: string, t: NamedTensor): tf.Variable {
+  const device = toDevice(name, t);
   const variable = tf.variable(device, true);
   device.dispose();
   return variable;
 }
 
-function transposeData(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return out;
-}
 
 /** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w (Zhang & Sennrich 2019). */
 function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number): T {
@@ -193,13 +192,7 @@ export class Transformer {
   /** Replaces every parameter with the given weights (HF names and layout), after checking them all. */
   loadWeights(weights: WeightMap, source = 'weights'): void {
     const checked = Transformer.checkWeights(this.cfg, weights, source);
-    for (const [name, t] of checked) {
-      const [rows, cols] = t.shape;
-      tf.tidy(() => {
-        const device = isLinearWeight(name, t.shape) ? tf.tensor2d(transposeData(t.data, rows, cols), [cols, rows]) : tf.tensor(t.data, t.shape);
-        this.params.get(name)!.assign(device);
-      });
-    }
+    for (const [name, t] of checked) tf.tidy(() => this.params.get(name)!.assign(toDevice(name, t)));
   }
 
   /** The parameters as plain data in HF names and layout (for safetensors and for other models). */
