@@ -17,8 +17,8 @@ import type { ChatMessage, Choice, Completion, Prompt, SamplingRequest, TextMode
 export interface OpenAIServerOptions {
   /** The engine: any TextModel (the lab's loaded model). */
   model: TextModel;
-  /** The name /v1/models lists and requests must use (default: "thor-lab"). */
-  name?: string;
+  /** The name /v1/models lists and requests must use (default: "thor-lab"); a function when the model can change. */
+  name?: string | (() => string);
   host?: string;
   /** 0 = any free port. */
   port?: number;
@@ -26,8 +26,12 @@ export interface OpenAIServerOptions {
   apiKey?: string;
   /** Largest request body in bytes (default 4 MiB). */
   maxBodyBytes?: number;
-  /** Context length reported in /v1/models. */
-  contextLength?: number;
+  /** Context length reported in /v1/models (a function when the model can change). */
+  contextLength?: number | (() => number | undefined);
+  /** Requests in flight at most; more are refused with 503 and Retry-After (default: no limit). */
+  maxInFlight?: number;
+  /** More routes, asked first, after the key is checked: true when the route answered. */
+  routes?: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
   /**
    * Origins whose pages may call this server (CORS); "*" for any. Default: the lab's own pages on
    * this machine (vite's dev and preview ports), so the lab in a tab can use a server started here.
@@ -57,11 +61,13 @@ class HttpError extends Error {
 }
 
 const DEFAULTS = { maxTokens: 16, temperature: 1 };
+const DEFAULT_MAX_BODY = 4 * 2 ** 20;
 
 export const LAB_ORIGINS = ['http://localhost:5173', 'http://127.0.0.1:5173', 'http://localhost:4173', 'http://127.0.0.1:4173'];
 
 export async function startOpenAIServer(o: OpenAIServerOptions): Promise<RunningServer> {
-  const name = o.name ?? 'thor-lab';
+  const nameNow = () => (typeof o.name === 'function' ? o.name() : (o.name ?? 'thor-lab'));
+  const contextNow = () => (typeof o.contextLength === 'function' ? o.contextLength() : o.contextLength);
   const created = Math.floor(Date.now() / 1000);
   const stats = { requests: 0, errors: 0, inFlight: 0 };
   let counter = 0;
@@ -97,9 +103,11 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
           if (!res.writableEnded) res.end(`data: ${JSON.stringify({ error: { message: err.message, type: err.type, param: err.param, code: err.status } })}\n\ndata: [DONE]\n\n`);
           return;
         }
-        if ((err as HttpError & { close?: boolean }).close) res.setHeader('connection', 'close');
+        const drain = (err as HttpError & { drain?: boolean }).drain === true;
         sendJson(res, err.status, { error: { message: err.message, type: err.type, param: err.param, code: err.status } });
-        if ((err as HttpError & { close?: boolean }).close) res.once('finish', () => req.destroy());
+        // The rest of an oversized body is read and dropped, so the client is not cut off mid-upload
+        // before it reads the answer; a body that goes on past 16 times the limit is cut.
+        if (drain) discardRest(req, 16 * (o.maxBodyBytes ?? DEFAULT_MAX_BODY));
       })
       .finally(() => o.log?.(`${req.method} ${req.url} ${res.statusCode} ${Date.now() - started} ms`));
   });
@@ -109,8 +117,15 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
     const url = new URL(req.url ?? '/', 'http://server');
     const path = url.pathname.replace(/\/+$/, '');
     if (o.apiKey !== undefined && !keyMatches(req.headers.authorization, o.apiKey)) throw new HttpError(401, 'missing or wrong API key (send "Authorization: Bearer KEY")', null, 'authentication_error');
+    if (o.maxInFlight !== undefined && stats.inFlight > o.maxInFlight) {
+      res.setHeader('retry-after', '1');
+      throw new HttpError(503, `the server is at its limit of ${o.maxInFlight} requests in flight; retry shortly`, null, 'overloaded_error');
+    }
+    if (o.routes && (await o.routes(req, res, path))) return;
+    const name = nameNow();
+    const contextLength = contextNow();
     if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
-      return sendJson(res, 200, { object: 'list', data: [{ id: name, object: 'model', created, owned_by: 'thor-lab', ...(o.contextLength && { max_model_len: o.contextLength }) }] });
+      return sendJson(res, 200, { object: 'list', data: [{ id: name, object: 'model', created, owned_by: 'thor-lab', ...(contextLength && { max_model_len: contextLength }) }] });
     }
     if (req.method === 'GET' && path === '/health') {
       const engine = (o.model as { stats?: { batches: number; rows: number; requests: number } }).stats;
@@ -119,9 +134,9 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
     const route = path === '/v1/completions' ? 'text' : path === '/v1/chat/completions' ? 'chat' : undefined;
     if (!route) throw new HttpError(404, `no route ${req.method} ${url.pathname} (this server has GET /v1/models, POST /v1/completions, POST /v1/chat/completions)`, null, 'not_found_error');
     if (req.method !== 'POST') throw new HttpError(405, `${url.pathname} takes POST`);
-    const body = await readJson(req, o.maxBodyBytes ?? 4 * 2 ** 20);
+    const body = await readJson(req, o.maxBodyBytes ?? DEFAULT_MAX_BODY);
     if (body.model !== undefined && body.model !== name) throw new HttpError(404, `the model "${String(body.model)}" does not exist here; this server has "${name}"`, 'model', 'not_found_error');
-    const sampling = samplingOf(body, route, o.contextLength);
+    const sampling = samplingOf(body, route, contextLength);
     const id = `${route === 'chat' ? 'chatcmpl' : 'cmpl'}-${created.toString(36)}${(++counter).toString(36)}`;
     const prompts: Prompt[] = route === 'chat' ? [messagesOf(body.messages)] : promptsOf(body.prompt);
     const stream = body.stream === true;
@@ -190,7 +205,16 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
   };
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function discardRest(req: IncomingMessage, cap: number): void {
+  let dropped = 0;
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > cap) req.destroy();
+  });
+  req.resume();
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
@@ -198,19 +222,28 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const tooLarge = (message: string) => {
-    // The rest of the body is not read: the connection closes after the answer.
+    // What is left of the body is read and dropped after the answer (discardRest).
     req.on('error', () => undefined);
-    return Object.assign(new HttpError(413, message), { close: true });
+    return Object.assign(new HttpError(413, message), { drain: true });
   };
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(`the request body is ${declared} bytes; the limit is ${limit}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge(`the request body is over the limit of ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  // Read with events, not for-await: leaving a for-await early destroys the request, and the client
+  // would see a reset instead of the 413.
+  const chunks = await new Promise<Buffer[]>((resolve, reject) => {
+    const got: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void got.push(chunk);
+      req.off('data', onData);
+      req.pause();
+      reject(tooLarge(`the request body is over the limit of ${limit} bytes`));
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(got));
+    req.once('error', reject);
+  });
   let body: unknown;
   try {
     body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -323,11 +356,14 @@ function toHttpError(e: unknown): HttpError {
 }
 
 /** The Authorization header carries the key ("Bearer" in any case), compared in constant time. */
-function keyMatches(header: string | undefined, key: string): boolean {
+export function keyMatches(header: string | undefined, key: string): boolean {
   const m = /^bearer\s+(.+)$/i.exec(header ?? '');
-  if (!m) return false;
-  const given = createHash('sha256').update(m[1].trim()).digest();
-  return timingSafeEqual(given, createHash('sha256').update(key).digest());
+  return m !== null && secretMatches(m[1].trim(), key);
+}
+
+/** Compares a secret in constant time (hashes first, so lengths do not show). */
+export function secretMatches(given: string, key: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(key).digest());
 }
 
 /** Parses --host / --port style values for the serve command. */

@@ -621,6 +621,16 @@ export class LabService implements LabApi {
     return this.textModel().complete(prompt, request, options);
   }
 
+  /** The loaded model's config (the node's OpenAI API reports its context length). */
+  loadedConfig(): ModelConfig | undefined {
+    return this.policy?.summary.config;
+  }
+
+  /** Batching figures of the loaded model's completions, once it has served one. */
+  engineStats(): LocalModel['stats'] | undefined {
+    return this.text?.model.stats;
+  }
+
   /** The loaded model as a TextModel; one per loaded model, so its batches are shared. */
   textModel(options: LocalModelOptions = {}): LocalModel {
     const policy = this.requirePolicy();
