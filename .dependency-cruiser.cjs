@@ -6,10 +6,10 @@
  *
  * Inside src/core, leaves first; a layer may use the ones before it, never a later one:
  *   1 config, data, reward, sandbox, tokenizer (and the shared files at core's root)
- *   2 model, optim   3 engine   4 tir   5 llm   6 eval   7 tirgen   8 rl   9 run   10 lab
+ *   2 model, optim   3 engine   4 tir   5 llm, verl   6 eval   7 tirgen   8 rl   9 run   10 lab
  * An import of types alone may point anywhere in core (a text rollout names the TextModel it is given).
  */
-const LAYERS = [['config', 'data', 'reward', 'sandbox', 'tokenizer'], ['model', 'optim'], ['engine'], ['tir'], ['llm'], ['eval'], ['tirgen'], ['rl'], ['run'], ['lab']];
+const LAYERS = [['config', 'data', 'reward', 'sandbox', 'tokenizer'], ['model', 'optim'], ['engine'], ['tir'], ['llm', 'verl'], ['eval'], ['tirgen'], ['rl'], ['run'], ['lab']];
 const folders = (names) => `^src/core/(${names.join('|')})/`;
 
 module.exports = {
