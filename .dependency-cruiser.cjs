@@ -2,7 +2,7 @@
  * The shape of THOR Lab as rules (`npm run layers`; CI runs it with the tests). One engine, many doors:
  *
  *   src/app (Svelte UI) ──► src/core/lab/index.ts (the service's interface, types, pure helpers)
- *   workers/, src/cli, src/main.ts (doors) ──► src/browser | src/node (where things run) ──► src/core
+ *   workers/, server/, src/cli, src/main.ts (doors) ──► src/browser | src/node (where things run) ──► src/core
  *
  * Inside src/core, leaves first; a layer may use the ones before it, never a later one:
  *   1 config, data, reward, sandbox, tokenizer (and the shared files at core's root)
@@ -34,7 +34,7 @@ module.exports = {
       severity: 'error',
       comment: 'src/core is plain TypeScript: no UI, no browser or Node adapters, no doors.',
       from: { path: '^src/core/' },
-      to: { path: '^(src/(app|browser|node|cli)|workers|tests|bench|scripts)/' },
+      to: { path: '^(src/(app|browser|node|cli)|workers|server|tests|bench|scripts)/' },
     },
     {
       name: 'ui-talks-to-the-service-interface',

@@ -1,9 +1,10 @@
 /**
  * The lab service the panels share, and what it reports: the compute backend, the loaded model, the
- * sandbox, and which job it is running. The service lives in the policy worker (main.ts connects
- * it); panels call it through `lab.api`, its typed interface, and never see how it is reached.
+ * sandbox, and which job it is running. The service lives in this tab's policy worker or on a remote
+ * node (docs/node.md): main.ts gives both ways to reach it, and `useCompute` switches between them;
+ * panels call it through `lab.api`, its typed interface, and never see how it is reached.
  */
-import { CONTROL, type BackendInfo, type BackendName, type ControlValue, type LabApi, type LabConnection, type ModelSummary, type SandboxStatus } from '../../core/lab/index';
+import { CONTROL, type BackendInfo, type BackendName, type ControlValue, type LabApi, type LabConnection, type ModelSummary, type NodeAddress, type NodeHello, type RunSummary, type SandboxStatus } from '../../core/lab/index';
 import { reportError } from './messages.svelte';
 import { keepOffline } from './offline';
 
@@ -16,11 +17,25 @@ export function backendOrderFromUrl(search: string): BackendName[] | undefined {
   return [wanted as BackendName, ...(wanted === 'cpu' ? [] : (['cpu'] as BackendName[]))];
 }
 
+/** The ways main.ts gives to reach a lab service, and to keep a run in this browser. */
+export interface Connectors {
+  browser: () => LabConnection;
+  node: (address: NodeAddress) => LabConnection & { ready: Promise<NodeHello> };
+  /** Stores a run file in this browser's run store (a run pulled back from a node). */
+  keepRun: (bytes: Uint8Array, fileName: string) => Promise<{ run: RunSummary; copy: boolean }>;
+}
+
+export type Compute = { kind: 'browser' } | { kind: 'node'; url: string; hello?: NodeHello };
+
+const NODE_URL_KEY = 'thor-lab:node-url';
+
 class Lab {
   /** Not reactive on purpose: panels react to `backend`, which is set once the service answers. */
   api: LabApi | null = null;
   private connection: LabConnection | null = null;
-  private connect: (() => LabConnection) | null = null;
+  private connectors: Connectors | null = null;
+  /** Where the service runs: this tab's worker, or a remote node. */
+  compute = $state.raw<Compute>({ kind: 'browser' });
   backend = $state.raw<BackendInfo | null>(null);
   backendError = $state<string | null>(null);
   model = $state.raw<ModelSummary | null>(null);
@@ -42,16 +57,72 @@ class Lab {
     this.control = new Int32Array(this.sharedControl ? new SharedArrayBuffer(4) : new ArrayBuffer(4));
   }
 
-  /** Connects the service, picks its backend and loads the shipped model. */
-  start(connect: () => LabConnection): void {
+  /** Connects this tab's service, picks its backend and loads the shipped model. */
+  start(connectors: Connectors): void {
     if (this.api) return;
-    this.connect = connect;
-    const connection = connect();
+    this.connectors = connectors;
+    this.open(connectors.browser());
+  }
+
+  /** The address of the node used last (the token is never kept). */
+  lastNodeUrl(): string {
+    return globalThis.localStorage?.getItem(NODE_URL_KEY) ?? 'http://127.0.0.1:8787';
+  }
+
+  /**
+   * Moves the lab to this tab's worker or to a remote node: the current connection is closed (a job
+   * running on a node follows the node's policy for clients that go away) and the other one opened;
+   * a node keeps the model it holds.
+   */
+  async useCompute(target: { kind: 'browser' } | { kind: 'node'; url: string; token: string }): Promise<void> {
+    if (!this.connectors) throw new Error('the lab has not started');
+    if (this.busy) throw new Error(`the lab is busy ${this.busy}: stop it before switching compute`);
+    const connection = target.kind === 'browser' ? this.connectors.browser() : this.connectors.node({ url: target.url, token: target.token });
+    if (target.kind === 'node') {
+      // The node must answer before the tab lets go of its own worker.
+      try {
+        const hello = await (connection as LabConnection & { ready: Promise<NodeHello> }).ready;
+        globalThis.localStorage?.setItem(NODE_URL_KEY, target.url);
+        this.close();
+        this.compute = { kind: 'node', url: target.url, hello };
+      } catch (e) {
+        connection.terminate();
+        throw e;
+      }
+    } else {
+      this.close();
+      this.compute = { kind: 'browser' };
+    }
+    this.open(connection);
+  }
+
+  /** Copies a run of the node into this browser's run store. */
+  async keepRunHere(id: string): Promise<{ run: RunSummary; copy: boolean }> {
+    if (!this.connectors) throw new Error('the lab has not started');
+    const { name, bytes } = await this.service().exportRun(id);
+    return this.connectors.keepRun(bytes, name);
+  }
+
+  private close(): void {
+    this.connection?.terminate();
+    this.connection = null;
+    this.api = null;
+    this.backend = null;
+    this.backendError = null;
+    this.model = null;
+    this.modelStatus = 'none';
+    this.sandbox = { state: 'starting' };
+    this.busy = null;
+    this.workerFailed = null;
+  }
+
+  private open(connection: LabConnection): void {
     this.connection = connection;
     this.api = connection.api;
     connection.onError((message) => {
+      if (this.connection !== connection) return;
       this.workerFailed = message;
-      reportError(new Error(message), 'policy worker');
+      reportError(new Error(message), this.compute.kind === 'node' ? 'remote node' : 'policy worker');
     });
     const api = connection.api;
     api
@@ -59,12 +130,17 @@ class Lab {
       .then(async (info) => {
         this.backend = info;
         performance.mark('thor:backend-ready');
-        await this.loadModel('the shipped model', (a) => a.loadModel({ kind: 'shipped' }));
+        // A node may hold a model already (another page loaded it, or its command line did).
+        const held = await api.model();
+        if (held) {
+          this.model = held;
+          this.modelStatus = 'ready';
+        } else await this.loadModel('the shipped model', (a) => a.loadModel({ kind: 'shipped' }));
         this.sandbox = await api.sandboxWarm();
         performance.mark('thor:sandbox-ready');
         if (this.sandbox.state === 'failed') reportError(new Error(this.sandbox.error ?? 'the Python sandbox did not start'), 'Python sandbox');
         // The built app keeps a copy of everything it loaded, to open and work offline next time.
-        if (import.meta.env.PROD && 'serviceWorker' in navigator) {
+        if (import.meta.env.PROD && 'serviceWorker' in navigator && this.compute.kind === 'browser') {
           api
             .resourceUrls()
             .then(keepOffline)
@@ -77,23 +153,17 @@ class Lab {
       })
       .catch((e: unknown) => {
         if (!this.backend) this.backendError = e instanceof Error ? e.message : String(e);
-        reportError(e, 'policy worker');
+        reportError(e, this.compute.kind === 'node' ? 'remote node' : 'policy worker');
       });
   }
 
-  /** Throws the service's worker away and starts a fresh one (after a crash); the model must be loaded again. */
+  /** Throws the service's worker away and starts a fresh one (after a crash), or reconnects to the node; the model must be loaded again. */
   restart(): void {
-    this.connection?.terminate();
-    this.connection = null;
-    this.api = null;
-    this.backend = null;
-    this.backendError = null;
-    this.model = null;
-    this.modelStatus = 'none';
-    this.sandbox = { state: 'starting' };
-    this.busy = null;
-    this.workerFailed = null;
-    if (this.connect) this.start(this.connect);
+    if (!this.connectors) return;
+    this.close();
+    // A lost node is not reconnected with a token the page does not keep: the tab's own worker takes over.
+    this.compute = { kind: 'browser' };
+    this.open(this.connectors.browser());
   }
 
   /** Runs a job of the service while the page shows it busy; failures become messages (and rethrow). */

@@ -6,6 +6,7 @@
  */
 export type * from './api';
 export { CONTROL, type ControlValue } from './control';
+export type { NodeAddress, NodeHello } from './rpc';
 export { COT_SHIPPED_MODEL, DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_FILES, SHIPPED_MODELS, shippedModel, type ShippedModel, type ShippedModelName } from './models';
 
 export { defaultRunConfig, describeRunConfig, LORA_TARGET_MODULES, parseRunConfig, type Knob, type LoraTargetModule, type RunConfig, type RunConfigInput } from '../config/schema';
