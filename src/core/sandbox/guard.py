@@ -44,10 +44,10 @@ def path_text(path, *, _str=str, _bytes=bytes, _isinstance=isinstance, _fspath=p
 
 
 def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_fd, _prefixes, _root, _devices,
-         _sealed, _write_flags, _str=str, _bytes=bytes, _int=int, _isinstance=isinstance, _len=len,
-         _getcwd=posix.getcwd, _normpath=posix._path_normpath,
-         _PermissionError=PermissionError, _ModuleNotFoundError=ModuleNotFoundError,
-         _path_text=path_text):
+         _sealed, _write_flags, _readable, _read_devices, _bytecode, _cpu_rlimit, _str=str, _bytes=bytes, _int=int,
+         _tuple=tuple, _type=type, _isinstance=isinstance, _len=len, _getcwd=posix.getcwd, _normpath=posix._path_normpath,
+         _stat=posix.stat, _getrlimit=getrlimit, _PermissionError=PermissionError,
+         _ModuleNotFoundError=ModuleNotFoundError, _BaseException=BaseException, _path_text=path_text):
     if event == "import":
         name = args[0] if _len(args) > 0 else None
         if _isinstance(name, _str):
@@ -75,14 +75,32 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
             text = _str.__add__("", path)
         elif _isinstance(path, _bytes):
             text = _bytes.decode(path, "utf-8", "surrogateescape")
-        if writes and not _isinstance(path, _int):
+        if (writes or _readable is not None) and not _isinstance(path, _int):
             if text is None:
                 text = _path_text(path)
+            if _readable is not None and _str.__contains__("/" + text + "/", "/../"):
+                # Relative to a directory descriptor, ".." could climb out of what the check sees.
+                raise _PermissionError(f"opening {text!r} is not allowed: paths with '..' are refused in the sandbox")
             full = _normpath(text if _str.startswith(text, "/") else _getcwd() + "/" + text)
-            if not (full == _root or _str.startswith(full, _root + "/") or full in _devices):
+            inside = full == _root or _str.startswith(full, _root + "/")
+            if writes and not (inside or full in _devices):
                 raise _PermissionError(f"writing to {text!r} is not allowed: the sandbox can only write inside {_root}")
+            if _readable is not None and not writes and not inside:
+                # A host's file system (CPython): reads only from the Python installation, and no
+                # directory descriptors, which writes relative to them (dir_fd) would get past the path check.
+                if not (_str.startswith(full + "/", _readable) or full in _read_devices):
+                    raise _PermissionError(f"reading {text!r} is not allowed: the sandbox reads only its scratch directory and the Python installation")
+                try:
+                    is_dir = (_stat(full).st_mode & 0o170000) == 0o040000
+                except _BaseException:
+                    is_dir = False
+                if is_dir:
+                    raise _PermissionError(f"opening the directory {text!r} is not allowed: the sandbox opens directories only inside {_root}")
+            if _str.endswith(text, ".pyc") and not (_bytecode and _str.startswith(full, _bytecode)):
+                # Compiled files are not trusted; importlib falls back to the source when this fails.
+                raise _PermissionError("reading compiled bytecode is not allowed in the sandbox")
+            return
         if text is not None and _str.endswith(text, ".pyc"):
-            # Compiled files are not trusted; importlib falls back to the source when this fails.
             raise _PermissionError("reading compiled bytecode is not allowed in the sandbox")
         return
     if event == "object.__getattr__":
@@ -91,6 +109,13 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
             for sealed in _sealed:
                 if target is sealed:
                     raise _PermissionError("the internals of the sandbox's own functions are not accessible")
+        return
+    if event == "resource.setrlimit" and _cpu_rlimit is not None:
+        # The host process (CPython) sets its CPU time limit before each call; nothing else may change.
+        limits = args[1] if _len(args) == 2 else None
+        if not (args[0] == _cpu_rlimit and _type(limits) is _tuple and _len(limits) == 2 and _type(limits[0]) is _int
+                and _type(limits[1]) is _int and limits[1] == _getrlimit(_cpu_rlimit)[1]):
+            raise _PermissionError("changing resource limits is not allowed in the sandbox")
         return
     what = _refused.get(event) if _isinstance(event, _str) else None
     if what is not None:
@@ -102,7 +127,10 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
         if _isinstance(dir_fd, _int) and dir_fd >= 0:  # no directory descriptor is None, or -1 here
             if event == "os.chmod" or event == "os.chown" or event == "os.utime":
                 raise _PermissionError("changing file modes relative to a directory descriptor is not allowed in the sandbox")
-            return  # relative to an open directory: the read-only file system modes decide
+            if _readable is None:
+                return  # relative to an open directory: the read-only file system modes decide
+            # A host's file system has no such modes; directories open only inside the scratch
+            # directory and paths have no "..", so the path is checked as if relative to it.
         for i in positions:
             if i >= _len(args):
                 continue
@@ -112,6 +140,8 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
                 continue
             target = args[i]
             text = _path_text(target)
+            if _readable is not None and _str.__contains__("/" + text + "/", "/../"):
+                raise _PermissionError(f"{event} on {text!r} is not allowed: paths with '..' are refused in the sandbox")
             full = _normpath(text if _str.startswith(text, "/") else _getcwd() + "/" + text)
             if not (full == _root or _str.startswith(full, _root + "/")):
                 raise _PermissionError(f"{event} on {text!r} is not allowed: the sandbox can only change files inside {_root}")
@@ -181,13 +211,16 @@ def execute(code, compiled, namespace, stateless, *, _filename, _graveyard, _exe
 '''
 
 
-def seal(config_json):
+def seal(config_json, protected=(), open_stream=None):
+    """protected: more objects whose frames and defaults code may not read (a host's own generators);
+    open_stream(fd): reopens sys.stdout (1) or sys.stderr (2) after code closed it (default: a plain text file)."""
     config = json.loads(config_json)
     scratch_root = config["scratchRoot"]
     recursion_limit = int(config["recursionLimit"])
     blocked_imports = frozenset(config["blockedImports"])
     bridge_roots = frozenset(config["bridgeRoots"])
     trusted_prefixes = tuple(config["trustedPrefixes"])
+    scratch_mode = int(config.get("scratchMode", 0o777))
 
     # --- 1. Cut the bridge to JavaScript --------------------------------------------------------
     # Pyodide routes time.sleep and asyncio.run through its JavaScript event loop; restore the originals.
@@ -342,6 +375,13 @@ def seal(config_json):
     environ_snapshot = dict(os.environ)
     home = os.getcwd()
     stdout, stderr = sys.stdout, sys.stderr
+    stream_files = {}  # what fds 1 and 2 are now: a redirect to anything else breaks the output
+    for fd in (1, 2):
+        try:
+            info = os.fstat(fd)
+            stream_files[fd] = (info.st_dev, info.st_ino)
+        except OSError:
+            stream_files[fd] = None
     decimal_module = sys.modules.get("decimal")
     mpmath_module = sys.modules.get("mpmath")
     sympy_parameters = getattr(sys.modules.get("sympy.core.parameters"), "global_parameters", None)
@@ -460,7 +500,7 @@ def seal(config_json):
                     pass
             restore_state()
             forget_scratch_modules()
-            os.chmod(scratch_root, 0o777)
+            os.chmod(scratch_root, scratch_mode)
             if session is None:
                 wipe_scratch()
             if not all(gate.gi_suspended for gate in gates):
@@ -476,15 +516,17 @@ def seal(config_json):
         nonlocal stdout, stderr
         for fd in (1, 2):
             try:
-                broken = not stat.S_ISCHR(os.fstat(fd).st_mode)
+                info = os.fstat(fd)
+                broken = not (stat.S_ISCHR(info.st_mode) or (info.st_dev, info.st_ino) == stream_files[fd])
             except OSError:
                 broken = True
             if broken:
                 return f"file descriptor {fd} was closed or redirected; this interpreter cannot report output any more"
+        reopen = open_stream or (lambda fd: io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace"))
         if stdout.closed:
-            stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
+            stdout = reopen(1)
         if stderr.closed:
-            stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
+            stderr = reopen(2)
         for stream in (stdout, stderr):
             stream.reconfigure(errors="backslashreplace", line_buffering=False, write_through=False)
         sys.stdout, sys.stderr = stdout, stderr
@@ -509,7 +551,8 @@ def seal(config_json):
         return True
 
     # --- Build the hook and execute() in namespaces of their own --------------------------------
-    hook_scope = {"__builtins__": builtins, "posix": posix}
+    resource = sys.modules.get("resource")
+    hook_scope = {"__builtins__": builtins, "posix": posix, "getrlimit": getattr(resource, "getrlimit", None)}
     exec(HOOK_SOURCE, hook_scope)
     exec(FINDER_SOURCE, hook_scope)
     refused = {
@@ -530,6 +573,8 @@ def seal(config_json):
         "os.chflags": (0,), "os.lchflags": (0,), "os.lchmod": (0,), "os.lchown": (0,), "os.setxattr": (0,),
         "os.removexattr": (0,), "shutil.rmtree": (0,), "tempfile.mkstemp": (0,), "tempfile.mkdtemp": (0,),
     }
+    refused.update(config.get("refusedExtra", {}))
+    readable = config.get("readablePrefixes")
     dir_fd = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 2, "os.symlink": 2, "os.chmod": 2, "os.chown": 3, "os.utime": 3, "shutil.rmtree": 1}
     hook_scope["hook"].__kwdefaults__.update(
         _blocked=blocked_imports, _bridge=bridge_roots, _available=", ".join(config["available"]) or "none",
@@ -537,8 +582,13 @@ def seal(config_json):
         _dir_fd=types.MappingProxyType(dir_fd),
         _prefixes=("socket.", "ctypes.", "ftplib.", "smtplib.", "poplib.", "imaplib.", "nntplib.", "telnetlib.", "http.client."),
         _root=scratch_root, _devices=frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")),
-        _sealed=tuple(gates) + (sys.setrecursionlimit, time.sleep, os._exit, os.abort, hook_scope["find_spec"]),
+        _sealed=tuple(gates) + (sys.setrecursionlimit, time.sleep, os._exit, os.abort, hook_scope["find_spec"]) + tuple(protected),
         _write_flags=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
+        # Only on a host's file system (CPython): where reads may go, and which compiled files are trusted.
+        _readable=tuple(p.rstrip("/") + "/" for p in readable) if readable is not None else None,
+        _read_devices=frozenset(("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")),
+        _bytecode=tuple(config.get("bytecodePrefixes", ())),
+        _cpu_rlimit=config.get("cpuRlimit"),
     )
     hook_scope["find_spec"].__kwdefaults__.update(_blocked=blocked_imports, _bridge=bridge_roots)
     sys.meta_path.insert(0, types.SimpleNamespace(find_spec=hook_scope["find_spec"]))

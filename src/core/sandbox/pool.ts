@@ -17,6 +17,10 @@ export interface SandboxWorker {
   port: PythonWorkerPort;
   /** SharedArrayBuffer-backed Int32Array(1) the worker watches; absent without cross-origin isolation. */
   interruptBuffer?: Int32Array;
+  /** Interrupts the running call by other means than the buffer (a signal to a child process). */
+  interrupt?(): void;
+  /** What the running call has printed so far, read when the call has to be abandoned (instead of the shared output mirror). */
+  printed?(maxChars: number): { text: string; truncated: boolean };
   /** Called once when the worker dies on its own (crash, out of memory), not after terminate(). */
   onExit(listener: (reason: string) => void): void;
   terminate(): void;
@@ -257,7 +261,7 @@ export class PythonPool implements Executor {
     }
     const started = performance.now();
     if (worker.interruptBuffer) Atomics.store(worker.interruptBuffer, 0, 0);
-    const call = worker.port.run(job.code, job.session ?? null).then(
+    const call = worker.port.run(job.code, job.session ?? null, job.timeoutMs).then(
       (result) => ({ kind: 'result' as const, result }),
       (error: unknown) => ({ kind: 'exit' as const, reason: `the worker failed: ${error instanceof Error ? error.message : String(error)}` }),
     );
@@ -266,9 +270,10 @@ export class PythonPool implements Executor {
     });
     let outcome = await firstOf([call, exited], job.timeoutMs);
     let interrupted = false;
-    if (outcome.kind === 'timeout' && worker.interruptBuffer) {
+    if (outcome.kind === 'timeout' && (worker.interruptBuffer || worker.interrupt)) {
       interrupted = true;
-      Atomics.store(worker.interruptBuffer, 0, 2); // SIGINT: KeyboardInterrupt inside Python
+      if (worker.interruptBuffer) Atomics.store(worker.interruptBuffer, 0, 2); // SIGINT: KeyboardInterrupt inside Python
+      worker.interrupt?.();
       outcome = await firstOf([call, exited], this.options.graceMs);
     }
     slot.onExit = undefined;
@@ -278,7 +283,8 @@ export class PythonPool implements Executor {
 
     // What the call printed before its worker had to go (nothing is known without shared memory).
     const printed = () => {
-      const out = output ? readOutputMirror(output, this.options.limits.maxOutputChars) : { text: '', truncated: false };
+      const max = this.options.limits.maxOutputChars;
+      const out = worker.printed ? worker.printed(max) : output ? readOutputMirror(output, max) : { text: '', truncated: false };
       return { stdout: out.text, truncated: out.truncated };
     };
     let result: RunResult;

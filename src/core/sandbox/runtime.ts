@@ -187,8 +187,15 @@ export class PythonRuntime {
     scope.destroy(); // the dict lives on as the guard's globals, reachable only from JavaScript
 
     const info: SandboxInfo = {
+      runtime: 'pyodide',
       pythonVersion,
       pyodideVersion: pyodide.version,
+      isolation: [
+        `memory: the WebAssembly heap is capped at ${limits.memoryLimitMb} MiB${memory ? '' : ' (not enforced: the heap was not found)'}`,
+        `files: an in-memory file system, read-only outside ${SCRATCH_ROOT}; the host's files are not in it`,
+        'network and processes: none in WebAssembly; the Python guard also refuses sockets, processes and native code',
+        'JavaScript: the bridge modules are removed by the Python guard',
+      ],
       packages,
       interrupts: config.interruptBuffer !== undefined,
       warmMs: performance.now() - started,

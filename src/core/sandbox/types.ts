@@ -1,6 +1,7 @@
 /**
  * The Python tool sandbox as the rest of the lab sees it: an Executor runs one snippet of model-written
- * code and returns what happened. Implementations: the Pyodide worker pool (browser and Node).
+ * code and returns what happened. Implementations: the Pyodide worker pool (browser and Node), and
+ * CPython subprocesses behind the same pool (Node on a server, src/node/cpython.ts).
  */
 
 /**
@@ -48,19 +49,25 @@ export interface PackageStatus {
   name: string;
   available: boolean;
   version?: string;
-  source?: 'bundle' | 'cdn' | 'stdlib';
+  /** bundle and cdn: Pyodide's offline bundle or its CDN; system: installed in the CPython interpreter's environment. */
+  source?: 'bundle' | 'cdn' | 'stdlib' | 'system';
   /** Why it is not available (failed download, no bundle and no network, ...). */
   reason?: string;
 }
 
 /** What a warm worker reports about itself. */
 export interface SandboxInfo {
+  /** Which Python runs the code: Pyodide (WebAssembly, browser or Node worker threads) or CPython subprocesses. */
+  runtime: 'pyodide' | 'cpython';
   pythonVersion: string;
+  /** '' when the runtime is CPython. */
   pyodideVersion: string;
+  /** The limits and isolation in force, one line each, saying what enforces them (the OS or the Python guard). */
+  isolation: string[];
   packages: PackageStatus[];
-  /** True when timeouts can interrupt Python in place (SharedArrayBuffer interrupt buffer). */
+  /** True when timeouts can interrupt Python in place (SharedArrayBuffer interrupt buffer, or SIGINT to a CPython process). */
   interrupts: boolean;
-  /** Milliseconds from worker start to warm (Pyodide loaded, packages preloaded). */
+  /** Milliseconds from worker start to warm (the interpreter loaded, packages preloaded). */
   warmMs: number;
   /** Milliseconds spent importing the preloaded packages and warming them up (part of warmMs). */
   preloadMs: number;
@@ -76,7 +83,7 @@ export interface SandboxLimits {
   maxCodeChars: number;
   /** Python recursion limit; code may lower it, raising it is clamped to this value. */
   recursionLimit: number;
-  /** WebAssembly memory a worker may grow to, in MiB; past it allocations fail with MemoryError. */
+  /** Memory a worker may grow to, in MiB (Pyodide: its WebAssembly heap; CPython: its address space); past it allocations fail with MemoryError. */
   memoryLimitMb: number;
 }
 

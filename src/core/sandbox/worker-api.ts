@@ -9,7 +9,8 @@ import type { SandboxInfo } from './types';
 export interface PythonWorkerApi {
   /** Boots and seals the interpreter; resolves once the worker is warm. */
   init(config: RuntimeConfig): Promise<SandboxInfo>;
-  run(code: string, session: string | null): WorkerRunResult;
+  /** timeoutMs is the pool's limit for the call, for workers that bound a call's CPU time themselves. */
+  run(code: string, session: string | null, timeoutMs?: number): WorkerRunResult;
   endSession(session: string): boolean;
   checkIsolation(): string[] | null;
 }
