@@ -63,8 +63,9 @@ const GUARDED_MODULES = [
   'tempfile', 'gc', 'sympy', 'mpmath', 'numpy', 'resource', 'subprocess', '_posixsubprocess', 'socket', 'threading', '_thread',
 ];
 
+/** Standard modules imported before sealing (as for Pyodide, and asyncio, which Pyodide has loaded and which builds code objects when imported). */
 const STDLIB_PRELOAD = ['math', 'cmath', 'fractions', 'decimal', 'itertools', 'functools', 'collections', 'statistics',
-  'random', 're', 'string', 'heapq', 'bisect', 'operator'];
+  'random', 're', 'string', 'heapq', 'bisect', 'operator', 'asyncio'];
 
 /** Audit events refused on a host besides those guard.py always refuses. */
 const REFUSED_EXTRA = {

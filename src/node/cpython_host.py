@@ -248,7 +248,6 @@ def _start(init, lines):
         "bridgeRoots": [],
         "trustedPrefixes": [p + "/" for p in paths],
         "readablePrefixes": paths + ["/usr/share/zoneinfo"],
-        "bytecodePrefixes": [p + "/" for p in paths],
         "cpuRlimit": resource.RLIMIT_CPU,
         "guardedModules": config["guardedModules"],
         "stdlibPreload": config["stdlibPreload"],
@@ -291,7 +290,9 @@ def _service(lines, raws, statm, status, base_threads, recycle_at, getframe, loo
     def complete(outcome):
         broken = finish(session)
         dead, note = broken, None
-        if dead is None:
+        if broken is not None:  # as Pyodide's runtime reports it
+            outcome = dumps({"status": "killed", "errorType": None, "traceback": f"the Python runtime crashed: {broken}", "errorLine": None})
+        else:
             threads = int((_status_field(_read_proc(status), "Threads") or ["1"])[0])
             if threads > base_threads:
                 dead = note = f"the code left {threads - base_threads} thread(s) running, so its worker was replaced"

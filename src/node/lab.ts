@@ -20,6 +20,7 @@ import { selectNodeBackend } from './backend';
 import { folderSource } from './files';
 import { DiskHubCache } from './hub-cache';
 import { HubModel, parseHubRef } from '../core/hub/hub';
+import { createCPythonPool, type CPythonPoolOptions } from './cpython';
 import { createNodePythonPool, type NodePythonPoolOptions } from './python';
 import { DiskRunStore } from './runstore';
 
@@ -34,7 +35,8 @@ export interface NodeLabOptions {
   /** Runs are kept here (default: runs/), or in this store. */
   runsDir?: string;
   store?: RunStore;
-  python?: NodePythonPoolOptions;
+  /** The sandbox: Pyodide in worker threads (the default), or CPython subprocesses with `runtime: 'cpython'` (docs/sandbox.md). */
+  python?: ({ runtime?: 'pyodide' } & NodePythonPoolOptions) | ({ runtime: 'cpython' } & CPythonPoolOptions);
   /** Fields of a training file named on the command line (--question-field, ...). */
   mapping?: FieldMapping;
   /** Where Hub downloads are kept (default: defaultHubCacheDir(), under the user's cache folder). */
@@ -45,8 +47,9 @@ export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
   return {
     selectBackend: (order) => selectNodeBackend(order ?? ['wasm', 'cpu']),
     startPython: async () => {
-      const pool = await createNodePythonPool(options.python);
-      // Node worker threads always have SharedArrayBuffer: timeouts interrupt Python.
+      const { runtime, ...python } = options.python ?? {};
+      const pool = runtime === 'cpython' ? await createCPythonPool(python) : await createNodePythonPool(python);
+      // Node worker threads always have SharedArrayBuffer, and CPython processes get SIGINT: timeouts interrupt Python.
       return { pool, info: pool.info()!, capabilities: { interrupts: true, crossOriginIsolated: false, online: false } };
     },
     modelFiles: (source) => {

@@ -44,7 +44,7 @@ def path_text(path, *, _str=str, _bytes=bytes, _isinstance=isinstance, _fspath=p
 
 
 def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_fd, _prefixes, _root, _devices,
-         _sealed, _write_flags, _readable, _read_devices, _bytecode, _cpu_rlimit, _str=str, _bytes=bytes, _int=int,
+         _sealed, _write_flags, _readable, _read_devices, _cpu_rlimit, _str=str, _bytes=bytes, _int=int,
          _tuple=tuple, _type=type, _isinstance=isinstance, _len=len, _getcwd=posix.getcwd, _normpath=posix._path_normpath,
          _stat=posix.stat, _getrlimit=getrlimit, _PermissionError=PermissionError,
          _ModuleNotFoundError=ModuleNotFoundError, _BaseException=BaseException, _path_text=path_text):
@@ -96,11 +96,8 @@ def hook(event, args, *, _blocked, _bridge, _available, _refused, _writes, _dir_
                     is_dir = False
                 if is_dir:
                     raise _PermissionError(f"opening the directory {text!r} is not allowed: the sandbox opens directories only inside {_root}")
-            if _str.endswith(text, ".pyc") and not (_bytecode and _str.startswith(full, _bytecode)):
-                # Compiled files are not trusted; importlib falls back to the source when this fails.
-                raise _PermissionError("reading compiled bytecode is not allowed in the sandbox")
-            return
         if text is not None and _str.endswith(text, ".pyc"):
+            # Compiled files are not trusted; importlib falls back to the source when this fails.
             raise _PermissionError("reading compiled bytecode is not allowed in the sandbox")
         return
     if event == "object.__getattr__":
@@ -584,10 +581,9 @@ def seal(config_json, protected=(), open_stream=None):
         _root=scratch_root, _devices=frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")),
         _sealed=tuple(gates) + (sys.setrecursionlimit, time.sleep, os._exit, os.abort, hook_scope["find_spec"]) + tuple(protected),
         _write_flags=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
-        # Only on a host's file system (CPython): where reads may go, and which compiled files are trusted.
+        # Only on a host's file system (CPython): where reads may go.
         _readable=tuple(p.rstrip("/") + "/" for p in readable) if readable is not None else None,
         _read_devices=frozenset(("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")),
-        _bytecode=tuple(config.get("bytecodePrefixes", ())),
         _cpu_rlimit=config.get("cpuRlimit"),
     )
     hook_scope["find_spec"].__kwdefaults__.update(_blocked=blocked_imports, _bridge=bridge_roots)
