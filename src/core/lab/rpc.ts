@@ -189,7 +189,7 @@ export class LabChannel {
     try {
       const message = decodeMessage(text) as Partial<ClientMessage>;
       if (typeof message !== 'object' || message === null || message.t !== 'call') throw new LabError('rpc', 'a message that is not a call', { expected: '{"t":"call","id":…,"method":…,"args":[…]}', found: text.slice(0, 80) });
-      if (typeof message.id !== 'number' || !Number.isSafeInteger(message.id)) throw new LabError('rpc', 'a call without a numeric id', { field: 'id', found: JSON.stringify(message.id) });
+      if (typeof message.id !== 'number' || !Number.isSafeInteger(message.id)) throw new LabError('rpc', 'a call without a numeric id', { field: 'id', expected: 'a whole number', found: JSON.stringify(message.id) });
       id = message.id;
       const method = message.method;
       if (typeof method !== 'string' || !Object.hasOwn(METHODS, method)) throw new LabError('rpc', 'no such method', { field: 'method', expected: Object.keys(METHODS).join(', '), found: String(method) });
