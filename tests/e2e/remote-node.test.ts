@@ -1,7 +1,7 @@
 /**
  * The lab in headless Chromium pointed at a remote node (started here on loopback, as `npm run node`
  * starts it): the Compute switch refuses a wrong token, connects with the right one, and then the
- * same panels answer a question and train a step on the node, the Runs panel lists the node's runs
+ * same panels answer a question, train a step, evaluate and run TIRGen on the node, the Runs panel lists the node's runs
  * and keeps one in the browser, and switching back shows the browser's own store with it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -71,6 +71,23 @@ describe('the lab driving a remote node', () => {
     expect(await train.getByTestId('train-last').textContent()).toMatch(/step 1: reward \d/);
     const onNode = (await lab.listRuns()).find((r) => r.name === 'trained on the node');
     expect(onNode?.steps).toBe(1);
+
+    // An evaluation and a TIRGen run on the node, with their progress in the same panels.
+    await openTab('eval');
+    const evaluation = panel('eval');
+    await evaluation.getByTestId('eval-limit').fill('2');
+    await evaluation.getByTestId('eval-eval.samples').fill('1');
+    await evaluation.getByTestId('eval-rollout.maxResponseTokens').fill('64');
+    await evaluation.getByTestId('eval-run').click();
+    await eventually(() => evaluation.getByTestId('eval-accuracy').textContent(), 120_000).toMatch(/%$/);
+    await openTab('tirgen');
+    const tirgen = panel('tirgen');
+    await tirgen.getByTestId('tirgen-count').fill('2');
+    await tirgen.getByTestId('tirgen-attempts').fill('2');
+    await tirgen.getByTestId('tirgen-run').click();
+    await eventually(() => tirgen.getByTestId('tirgen-state').textContent(), 120_000).toBe('finished');
+    await eventually(() => tirgen.getByTestId('tirgen-counts').textContent()).toMatch(/^2 \/ 2 questions · \d+ attempts/);
+    expect(await tirgen.getByTestId('tirgen-step').count()).toBeGreaterThan(0);
 
     // The node's runs, and one kept in this browser.
     await openTab('runs');
