@@ -2,7 +2,8 @@
 /**
  * Runs before `npm test`: the tests need Chromium (the browser tests drive it, and it brings
  * SwiftShader, the WebGPU device of a machine without a GPU, which the Node WebGPU tests use too),
- * the Vulkan loader (Dawn opens it in Node), python3 (it compiles the sandbox's guard.py) and
+ * the Vulkan loader (Dawn opens it in Node), python3 (it compiles the sandbox's guard.py) with sympy
+ * (the CPython sandbox's tests run generated code in it, tests/unit/sandbox-cpython.test.ts) and
  * PyTorch in Debian's /usr/bin/python3 (python3-torch: the independent reference the transformer's
  * logits are checked against, tests/reference/hf_reference.py). When
  * they are missing, this installs them with apt-get if it runs as root on Debian or Ubuntu;
@@ -17,6 +18,7 @@ const VULKAN_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', 
 
 const hasVulkan = () => VULKAN_DIRS.some((dir) => existsSync(`${dir}/libvulkan.so.1`));
 const hasPython = () => spawnSync('python3', ['--version']).status === 0;
+const hasSympy = () => spawnSync('python3', ['-I', '-c', 'import sympy']).status === 0;
 // Debian's interpreter by path: the python3 first on PATH may be another one, without torch.
 const TORCH_PYTHON = '/usr/bin/python3';
 const hasTorch = () => spawnSync(TORCH_PYTHON, ['-c', 'import torch']).status === 0;
@@ -24,6 +26,7 @@ const missing = () => [
   ...(existsSync(chromium) ? [] : ['chromium']),
   ...(hasVulkan() ? [] : ['libvulkan1']),
   ...(hasPython() ? [] : ['python3']),
+  ...(hasSympy() ? [] : ['python3-sympy']),
   ...(hasTorch() ? [] : ['python3-torch']),
 ];
 
@@ -46,6 +49,7 @@ if (isRoot && hasApt && !process.env.CHROMIUM_PATH) {
 }
 
 const where = process.env.CHROMIUM_PATH && packages.includes('chromium') ? ` (CHROMIUM_PATH=${chromium} does not exist)` : '';
+if (packages.includes('python3-sympy')) console.error('python3 cannot import sympy: tests/unit/sandbox-cpython.test.ts runs the CPython sandbox with it');
 if (packages.includes('python3-torch')) console.error(`${TORCH_PYTHON} cannot import torch: tests/unit/hf-parity.test.ts checks the model against PyTorch with it`);
 console.error(
   `the tests need ${packages.join(' and ')}${where}: run \`sudo apt-get install ${packages.join(' ')}\` (Debian/Ubuntu), or set CHROMIUM_PATH to a Chromium, then \`npm test\` again`,
