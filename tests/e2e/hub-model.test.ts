@@ -174,6 +174,28 @@ describe('a Hugging Face model from a Hub, in headless Chromium', () => {
     expect(await inference.getByTestId('prompt-text').locator('mark').allTextContents()).toEqual(['<|im_start|>', '<|im_end|>', '<|im_start|>']);
   });
 
+  it('trains a LoRA adapter on the Qwen3 model with GRPO from the Train panel, and stores only the adapter', async () => {
+    await openTab('train');
+    const train = panel('train');
+    expect(await train.getByTestId('knob-lora.enabled').isChecked()).toBe(true);
+    const knobs = { steps: '1', 'rollout.groupSize': '2', 'rollout.promptsPerStep': '1', 'rollout.maxResponseTokens': '24', 'stepLevel.maxPrefixes': '1', 'stepLevel.groupSize': '2', 'stepLevel.suffixTokens': '8', 'eval.samples': '1', 'eval.maxQuestions': '1' };
+    for (const [path, value] of Object.entries(knobs)) await train.getByTestId(`knob-${path}`).fill(value);
+    await train.getByTestId('run-name').fill('qwen3 lora');
+    await train.getByTestId('train-start').click();
+    await eventually(() => train.getByTestId('train-state').textContent(), 300_000).toBe('finished');
+    expect(await train.getByTestId('train-last').textContent()).toMatch(/step 1: reward \d/);
+    // The run keeps the adapter (hundreds of parameters), not the 2.4M-parameter model.
+    await openTab('runs');
+    const row = panel('runs').getByTestId('run-row').filter({ hasText: 'qwen3 lora' });
+    await eventually(() => row.count()).toBe(1);
+    expect(await row.locator('td').nth(4).textContent()).toMatch(/^[\d.]+ (B|kB)$/);
+    await openTab('rollouts');
+    await eventually(() => panel('rollouts').getByTestId('trajectory').count(), 30_000).toBeGreaterThanOrEqual(2);
+    expect(await panel('rollouts').getByTestId('rollouts-summary').textContent()).toMatch(/tokens shown as ids \(the run keeps no tokenizer: a LoRA run keeps its adapter only\)/);
+    expect(await page.getByTestId('error-banner').count()).toBe(0);
+    await screenshot(page, 'hub-model-lora-trained');
+  });
+
   it('loads it again after a reload from this browser, without one request', async () => {
     const from = requests.length;
     await page.reload();

@@ -11,7 +11,7 @@ export class RunTokenTexts {
 
   constructor(private readonly store: () => Promise<RunStore>) {}
 
-  /** undefined when the run has no checkpoint (or no such run). */
+  /** undefined when the run has no checkpoint, or one without a tokenizer (a LoRA run keeps its adapter only), or no such run. */
   async texts(id: string, ids: readonly number[]): Promise<string[] | undefined> {
     if (this.last?.id !== id) {
       const load = this.load(id);
@@ -27,6 +27,8 @@ export class RunTokenTexts {
 
   private async load(id: string): Promise<Tokenizer | undefined> {
     const checkpoint = await (await this.store()).getCheckpoint(id);
-    return checkpoint && (await import('../tokenizer/index')).checkpointTokenizer(checkpoint);
+    if (!checkpoint) return undefined;
+    const tokenizers = await import('../tokenizer/index');
+    return tokenizers.hasTokenizerFile(Object.keys(checkpoint)) ? tokenizers.checkpointTokenizer(checkpoint) : undefined;
   }
 }

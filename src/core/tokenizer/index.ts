@@ -54,6 +54,11 @@ function noTokenizerJson(label: string, names: string[]): LabError {
   });
 }
 
+/** True when these file names include a tokenizer the lab reads (an adapter checkpoint has none). */
+export function hasTokenizerFile(names: readonly string[]): boolean {
+  return names.includes(TOKENIZER_JSON) || names.includes(CHAR_TOKENIZER_FILE);
+}
+
 /** The tokenizer among a checkpoint's files (held in memory). */
 export function checkpointTokenizer(checkpoint: Record<string, Uint8Array>): Promise<Tokenizer> {
   return loadTokenizer(new MemoryFiles('checkpoint', checkpoint));
