@@ -224,6 +224,8 @@ interface Reply {
 }
 
 const STATUSES: RunStatus[] = ['ok', 'error', 'timeout', 'memory', 'killed'];
+/** Replies carry a traceback cut to the output cap, never this much. */
+const MAX_REPLY_CHARS = 64 * 2 ** 20;
 
 /** Processes still running, killed when Node exits (they run in sessions of their own, detached). */
 const live = new Map<number, string>();
@@ -279,7 +281,7 @@ function readOutput(fd: number, maxChars: number, dropped: boolean): { text: str
 }
 
 /** Starts one CPython process in a fresh directory; the pool's port talks to it over fd 3. */
-export function spawnCPythonWorker(setup: CPythonSetup): SandboxWorker {
+function spawnCPythonWorker(setup: CPythonSetup): SandboxWorker {
   installExitHook();
   const dir = mkdtempSync(join(setup.tmpDir, 'thor-cpython-'));
   const scratch = join(dir, 'scratch');
@@ -297,10 +299,10 @@ export function spawnCPythonWorker(setup: CPythonSetup): SandboxWorker {
   let cleaned = false;
   const waiting: { resolve(reply: Reply): void; reject(error: Error): void }[] = [];
 
-  const cleanUp = () => {
+  const cleanUp = (pid?: number) => {
     if (cleaned) return;
     cleaned = true;
-    if (child.pid !== undefined) live.delete(child.pid);
+    if (pid !== undefined) live.delete(pid);
     for (const fd of [outFd, errFd]) {
       try {
         closeSync(fd);
@@ -311,13 +313,20 @@ export function spawnCPythonWorker(setup: CPythonSetup): SandboxWorker {
     rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
   };
 
-  const child: ChildProcess = spawn(setup.prefix[0] ?? setup.executable, [...setup.prefix.slice(1), ...(setup.prefix.length > 0 ? [setup.executable] : []), '-I', '-B', '-X', 'utf8', '-c', setup.hostSource], {
-    cwd: scratch,
-    env: { ...CLEAN_ENV, HOME: scratch, TMPDIR: scratch },
-    stdio: ['ignore', outFd, errFd, 'pipe'],
-    detached: true,
-    ...setup.runAs,
-  });
+  const [command, ...args] = [...setup.prefix, setup.executable, '-I', '-B', '-X', 'utf8', '-c', setup.hostSource];
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, {
+      cwd: scratch,
+      env: { ...CLEAN_ENV, HOME: scratch, TMPDIR: scratch },
+      stdio: ['ignore', outFd, errFd, 'pipe'],
+      detached: true, // a process group of its own, killed as a whole
+      ...setup.runAs,
+    });
+  } catch (e) {
+    cleanUp();
+    throw e;
+  }
   if (child.pid !== undefined) live.set(child.pid, dir);
   const channel = child.stdio[3] as (Readable & Writable) | null;
 
@@ -331,13 +340,18 @@ export function spawnCPythonWorker(setup: CPythonSetup): SandboxWorker {
   child.on('exit', (code, signal) => {
     const tail = cleaned ? '' : readOutput(errFd, 2000, false).text.trim().split('\n').pop() ?? '';
     die(exitReason(code, signal, tail));
-    cleanUp();
+    cleanUp(child.pid);
   });
 
   let buffered = '';
   channel?.setEncoding('utf8');
   channel?.on('data', (chunk: string) => {
     buffered += chunk;
+    if (buffered.length > MAX_REPLY_CHARS && !buffered.includes('\n')) {
+      buffered = '';
+      killProcess(); // no reply is that long: the conversation is broken
+      return;
+    }
     for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
       const line = buffered.slice(0, at);
       buffered = buffered.slice(at + 1);
@@ -348,16 +362,16 @@ export function spawnCPythonWorker(setup: CPythonSetup): SandboxWorker {
         if (typeof reply !== 'object' || reply === null || typeof reply.op !== 'string') throw new Error('no op');
       } catch {
         w?.reject(new Error('the Python process sent something that is not a reply'));
-        interruptAndKill();
+        killProcess();
         continue;
       }
       if (w) w.resolve(reply);
-      else interruptAndKill(); // a reply nobody asked for: the conversation is broken
+      else killProcess(); // a reply nobody asked for: the conversation is broken
     }
   });
   channel?.on('error', () => undefined); // the exit handler reports the process's end
 
-  const interruptAndKill = () => {
+  const killProcess = () => {
     if (child.pid !== undefined) killGroup(child.pid);
   };
 
@@ -456,7 +470,7 @@ export function spawnCPythonWorker(setup: CPythonSetup): SandboxWorker {
       terminated = true;
       if (child.pid !== undefined) killGroup(child.pid);
       die('the worker was terminated');
-      cleanUp();
+      cleanUp(child.pid);
     },
   };
 }

@@ -184,10 +184,10 @@ def _start(init, lines):
 
     # --- Limits the OS enforces ----------------------------------------------------------------
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    memory = config["memoryMb"] * 2**20
+    memory = int(config["memoryMb"] * 2**20)
     _set_limit(resource.RLIMIT_AS, memory, memory)
     isolation.append(f"memory: RLIMIT_AS {config['memoryMb']} MiB of address space per worker process (MemoryError past it)")
-    file_size = config["fileSizeMb"] * 2**20
+    file_size = int(config["fileSizeMb"] * 2**20)
     _set_limit(resource.RLIMIT_FSIZE, file_size, file_size)
     isolation.append(f"file size: RLIMIT_FSIZE {config['fileSizeMb']} MiB per file written (OSError past it); no limit on the number of files")
     files, _ = _set_limit(resource.RLIMIT_NOFILE, 256, 256)
@@ -260,7 +260,7 @@ def _start(init, lines):
     status = os.open("/proc/self/status", os.O_RDONLY)
     threads = int((_status_field(_read_proc(status), "Threads") or ["1"])[0])
     recycle_at = cpu_at_start + config["cpuLifetimeSeconds"] / 2
-    service = _service(lines, raws, statm, status, threads, recycle_at, sys._getframe, _loop.__code__)
+    service = _service(lines, raws, statm, status, threads, recycle_at, int(config["outputBytes"]), sys._getframe, _loop.__code__)
     guard = {"__builtins__": __builtins__, "__name__": "guard"}
     exec(compile(init["guard"], "guard.py", "exec"), guard)
     prepare, execute, finish, end_session, _ = guard["seal"](json.dumps(seal_config), (service,), open_stream)
@@ -279,19 +279,21 @@ def _start(init, lines):
     return service.send, execute
 
 
-def _service(lines, raws, statm, status, base_threads, recycle_at, getframe, loop_code):
+def _service(lines, raws, statm, status, base_threads, recycle_at, output_cap, getframe, loop_code):
     """The worker's state and its conversation with the pool; see the top of the file."""
     prepare, finish, end_session = yield
     page = os.sysconf("SC_PAGE_SIZE")
     set_limit, getrlimit, cpu_limit = resource.setrlimit, resource.getrlimit, resource.RLIMIT_CPU
-    dumps, loads = json.dumps, json.loads
+    loads = json.loads
     session, first = None, True
 
     def complete(outcome):
+        outcome = loads(outcome)
+        outcome["traceback"] = outcome["traceback"][-output_cap:]
         broken = finish(session)
         dead, note = broken, None
         if broken is not None:  # as Pyodide's runtime reports it
-            outcome = dumps({"status": "killed", "errorType": None, "traceback": f"the Python runtime crashed: {broken}", "errorLine": None})
+            outcome = {"status": "killed", "errorType": None, "traceback": f"the Python runtime crashed: {broken}", "errorLine": None}
         else:
             threads = int((_status_field(_read_proc(status), "Threads") or ["1"])[0])
             if threads > base_threads:
@@ -300,7 +302,7 @@ def _service(lines, raws, statm, status, base_threads, recycle_at, getframe, loo
             dead = "it has used half of a worker's CPU time"
         lines.send({
             "op": "result",
-            "outcome": loads(outcome),
+            "outcome": outcome,
             "dropped": [raws[1].dropped, raws[2].dropped],
             "heapMb": int(_read_proc(statm).split()[0]) * page / 2**20,
             "dead": dead,

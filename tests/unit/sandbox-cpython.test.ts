@@ -142,6 +142,13 @@ describe('CPython sandbox: timeouts, memory and output', () => {
     expect(loop.stdout.startsWith('0\n1\n2\n')).toBe(true);
   });
 
+  it('cuts a huge exception message to the cap', async () => {
+    const r = await hostile('raise ValueError("x" * 10**7)');
+    expect(r.status).toBe('error');
+    expect(r.stderr.length).toBeLessThanOrEqual(4 * MAX_OUTPUT);
+    expect(toObservation(r)).toMatch(/^x{128}\.\.\.x{128}$/); // the traceback's tail, as Pyodide's runtime cuts it
+  });
+
   it('refuses a file past the size limit', async () => {
     const r = await hostile(`open("big.bin", "wb").write(b"0" * (${FILE_SIZE_MB + 1} * 2**20))`);
     expect(r.status).toBe('error');
