@@ -26,7 +26,9 @@ import { saveModelFolder } from '../../src/core/model/checkpoint';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { TIR_INSTRUCTION } from '../../src/core/tir/format';
-import { basePrompt, encodePrompt, renderPrompt } from '../../src/core/tir/prompt';
+import { basePrompt, encodePrompt, renderPrompt, rolloutPrompt } from '../../src/core/tir/prompt';
+import { sftSequence } from '../../src/core/rl/sft';
+import { evalSettingsOf } from '../../src/core/eval/evaluate';
 import { parseGenerationConfig } from '../../src/core/tokenizer/generation-config';
 import { HFTokenizer } from '../../src/core/tokenizer/hf';
 import { CharTokenizer, loadTokenizer, tokenizerFromFiles } from '../../src/core/tokenizer/index';
@@ -104,6 +106,19 @@ describe('Qwen3 chat template (real files)', () => {
     expect(ids.slice(0, 3)).toEqual([IM_START, 872, 198]); // <|im_start|> "user" "\n"
     expect(ids.slice(-3)).toEqual([IM_START, 77091, 198]); // <|im_start|> "assistant" "\n"
     expect(qwen3.decode(ids)).toBe(renderPrompt(qwen3, QUESTION, { instruction: TIR_INSTRUCTION }));
+  });
+
+  it('renders the thinking switch of a run config in rollouts, training samples and evaluation alike', () => {
+    const off = parseRunConfig({ rollout: { instruction: TIR_INSTRUCTION, enableThinking: false } });
+    const on = parseRunConfig({ rollout: { instruction: TIR_INSTRUCTION } });
+    const closed = `<|im_start|>assistant\n<think>\n\n</think>\n\n`;
+    expect(renderPrompt(qwen3, QUESTION, rolloutPrompt(off)).endsWith(closed)).toBe(true);
+    expect(renderPrompt(qwen3, QUESTION, rolloutPrompt(on)).endsWith('<|im_start|>assistant\n')).toBe(true);
+    // An SFT sample's prompt part and an evaluation's settings carry the same switch.
+    const sample = sftSequence(qwen3, QUESTION, RESPONSE, rolloutPrompt(off));
+    expect(qwen3.decode(sample.promptTokens)).toBe(renderPrompt(qwen3, QUESTION, rolloutPrompt(off)));
+    expect(sample.promptTokens).toContain(151668); // </think>
+    expect(evalSettingsOf(off).instruction).toEqual({ instruction: TIR_INSTRUCTION, enableThinking: false });
   });
 
   it('round-trips a TIR response with code and output blocks, special tokens as single ids', () => {

@@ -45,6 +45,7 @@ const RolloutConfig = z.strictObject({
   toolTimeoutMs: int().positive().default(5000).describe('per-execution timeout (THOR TIRGen: 30 s; lab snippets are short)'),
   observationMaxChars: int().positive().default(256).describe('observation longer than this shows first half + "..." + last half (ToRL/THOR: 128 + 128)'),
   instruction: z.string().default('').describe("text before the question; '' for the tiny model (its pretraining taught the format), ToRL/THOR's TIR instruction for real models"),
+  enableThinking: z.boolean().default(true).describe("enable_thinking of chat templates that read it (Qwen3), for the prompts of rollouts, training and evaluation: true is Qwen3's default; false renders its empty think block (docs/models.md#prompts-and-stop-tokens)"),
   statefulPython: z.boolean().default(false).describe('one Python namespace per trajectory; default stateless as SandboxFusion'),
 });
 

@@ -25,13 +25,14 @@ import {
 import { gradeRecords } from '../reward/grade';
 import { rolloutSettings, selfCorrectionSettings } from '../tir/settings';
 import type { RolloutSettings } from '../tir/rollout';
+import { rolloutPrompt, type PromptOptions } from '../tir/prompt';
 import type { RunConfig } from '../config/schema';
 import type { TrajectoryRecord } from '../tir/types';
 
 export interface EvalSettings extends RolloutSettings {
   /** k samples per question. */
   samples: number;
-  instruction: string;
+  instruction: string | PromptOptions;
   /** Rollouts per local batch (bounds memory; the KV cache holds one row per rollout). */
   batchSize?: number;
 }
@@ -208,7 +209,7 @@ export function evalSettingsOf(c: RunConfig, overrides: Partial<EvalSettings> = 
     topP: c.eval.topP,
     topK: 0,
     samples: c.eval.samples,
-    instruction: c.rollout.instruction,
+    instruction: rolloutPrompt(c),
     selfCorrection: selfCorrectionSettings(c, c.eval.selfCorrection),
     ...overrides,
   };

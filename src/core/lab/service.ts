@@ -7,6 +7,7 @@
  * One job at a time holds the model (training, inference, evaluation, TIRGen); a second is refused with a
  * message. Jobs pause and stop through a ControlWord.
  */
+import { rolloutPrompt } from '../tir/prompt';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo, BackendName } from '../backend';
 import { parseRunConfig, type ConfigUse, type RunConfig, type RunConfigInput } from '../config/schema';
@@ -784,7 +785,7 @@ function fitReport(problems: readonly Pick<Problem, 'question'>[], policy: Polic
   if (!promptTokens || contextLength === undefined) return undefined;
   return checkContextFit(
     problems.map((p) => p.question),
-    { promptTokens: (q) => promptTokens.call(policy, q, c.rollout.instruction), contextLength, minNewTokens: minNewTokensFor(c.rollout.maxResponseTokens) },
+    { promptTokens: (q) => promptTokens.call(policy, q, rolloutPrompt(c)), contextLength, minNewTokens: minNewTokensFor(c.rollout.maxResponseTokens) },
   );
 }
 

@@ -5,6 +5,7 @@
  * checkpointEvery steps and whenever the run pauses or stops, and a run that goes on from its last
  * checkpoint exactly where it stopped.
  */
+import { rolloutPrompt } from '../tir/prompt';
 import type { RunConfig } from '../config/schema';
 import type { Problem } from '../data/types';
 import type { Task } from '../data/tasks';
@@ -246,7 +247,7 @@ async function sftSteps(ctx: TrainingContext, plan: TrainingPlan): Promise<Steps
   const demos = plan.demonstrations ?? (await taskDemonstrations(ctx, plan.train, c.sft.toolShare, c.seed));
   if (demos.length === 0) throw new LabError('sft', 'no demonstrations to learn from', { hint: 'Generate synthetic tasks in the Data panel or load a TIR JSON-lines file' });
   const limit = model.cfg.max_position_embeddings;
-  const all = demos.map((d) => sftSequence(tokenizer, d.question, d.response, c.rollout.instruction));
+  const all = demos.map((d) => sftSequence(tokenizer, d.question, d.response, rolloutPrompt(c)));
   const seqs = all.filter((s) => s.promptTokens.length + s.tokens.length <= limit);
   if (seqs.length === 0) throw new LabError('sft', "every demonstration is longer than the model's context", { expected: `at most ${limit} tokens`, hint: 'Use shorter demonstrations or a model with a longer context' });
   if (seqs.length < all.length) ctx.emit({ type: 'message', text: `${all.length - seqs.length} of ${all.length} demonstrations are longer than the model's context (${limit} tokens) and are left out` });

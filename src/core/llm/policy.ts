@@ -10,7 +10,7 @@
 import type { Transformer } from '../model/transformer';
 import type { Tokenizer } from '../tokenizer/types';
 import type { Executor } from '../sandbox/types';
-import { encodePrompt } from '../tir/prompt';
+import { encodePrompt, instructionText, type PromptOptions } from '../tir/prompt';
 import { tirPrompt } from '../tir/format';
 import { runRollouts, type RolloutSettings } from '../tir/rollout';
 import { textRollouts } from '../tir/text-rollout';
@@ -43,11 +43,11 @@ export interface PolicyModel {
   /** Plain completions (TIRGen's actor and critic, the OpenAI server). */
   readonly text: TextModel;
   /** TIR rollouts of the requests, Python run by the lab. Records are not graded. */
-  rollouts(requests: PolicyRequest[], settings: RolloutSettings & { instruction: string }, env: PolicyRolloutEnv): Promise<TrajectoryRecord[]>;
+  rollouts(requests: PolicyRequest[], settings: RolloutSettings & { instruction: string | PromptOptions }, env: PolicyRolloutEnv): Promise<TrajectoryRecord[]>;
   /** Rollouts that run at once: a local batch's rows, an endpoint's requests in flight. */
   readonly parallel: number;
   /** Prompt length in tokens of a question, where the tokenizer is known (local models). */
-  promptTokens?(question: string, instruction: string): number;
+  promptTokens?(question: string, instruction: string | PromptOptions): number;
   /** The model's context in tokens, where known. */
   readonly contextLength?: number;
 }
@@ -69,11 +69,11 @@ export class LocalPolicy implements PolicyModel {
     return this.model.cfg.max_position_embeddings;
   }
 
-  promptTokens(question: string, instruction: string): number {
+  promptTokens(question: string, instruction: string | PromptOptions): number {
     return encodePrompt(this.tokenizer, question, instruction).length;
   }
 
-  async rollouts(requests: PolicyRequest[], s: RolloutSettings & { instruction: string }, env: PolicyRolloutEnv): Promise<TrajectoryRecord[]> {
+  async rollouts(requests: PolicyRequest[], s: RolloutSettings & { instruction: string | PromptOptions }, env: PolicyRolloutEnv): Promise<TrajectoryRecord[]> {
     const records: TrajectoryRecord[] = [];
     for (let i = 0; i < requests.length; i += this.parallel) {
       const part = requests.slice(i, i + this.parallel);
@@ -112,12 +112,12 @@ export class EndpointPolicy implements PolicyModel {
   }
 
   /** A question's prompt: the TIR prompt as the user's chat turn (the server applies the template), or as raw text. */
-  prompt(question: string, instruction: string): Prompt {
-    const user = tirPrompt(question, instruction);
+  prompt(question: string, instruction: string | PromptOptions): Prompt {
+    const user = tirPrompt(question, instructionText(instruction));
     return (this.config.prompt ?? 'chat') === 'chat' ? [{ role: 'user', content: user }] : `${user}\n`;
   }
 
-  rollouts(requests: PolicyRequest[], s: RolloutSettings & { instruction: string }, env: PolicyRolloutEnv): Promise<TrajectoryRecord[]> {
+  rollouts(requests: PolicyRequest[], s: RolloutSettings & { instruction: string | PromptOptions }, env: PolicyRolloutEnv): Promise<TrajectoryRecord[]> {
     return textRollouts(
       this.text,
       requests.map((r) => ({ ...r, prompt: this.prompt(r.question, s.instruction) })),

@@ -6,7 +6,7 @@
  */
 import type { Tokenizer } from '../tokenizer/types';
 import { forcedSpans } from '../tir/format';
-import { encodePrompt } from '../tir/prompt';
+import { encodePrompt, type PromptOptions } from '../tir/prompt';
 import type { Transformer } from '../model/transformer';
 import { AdamW, type AdamWConfig } from '../optim/adamw';
 import { learningRate } from '../optim/schedule';
@@ -34,12 +34,12 @@ export function splitForced(response: string): ResponsePiece[] {
 }
 
 /** A question and its TIR response as a training sequence; the response ends with EOS when the tokenizer has one. */
-export function sftSequence(tokenizer: Tokenizer, question: string, response: string, instruction: string): TrainingSequence {
+export function sftSequence(tokenizer: Tokenizer, question: string, response: string, instruction: string | PromptOptions): TrainingSequence {
   return sftSequenceOfPieces(tokenizer, question, splitForced(response), instruction);
 }
 
 /** The same from a response already split into pieces: the forced ones are in the sequence and out of the loss. */
-export function sftSequenceOfPieces(tokenizer: Tokenizer, question: string, pieces: readonly ResponsePiece[], instruction: string): TrainingSequence {
+export function sftSequenceOfPieces(tokenizer: Tokenizer, question: string, pieces: readonly ResponsePiece[], instruction: string | PromptOptions): TrainingSequence {
   const promptTokens = encodePrompt(tokenizer, question, instruction);
   const tokens: number[] = [];
   const lossMask: number[] = [];

@@ -18,7 +18,7 @@ import { gradeRecords } from '../reward/grade';
 import { AdamW } from '../optim/adamw';
 import { learningRate } from '../optim/schedule';
 import { runRollouts, type RolloutRequest, type RolloutSettings, type RolloutTiming } from '../tir/rollout';
-import { encodePrompt } from '../tir/prompt';
+import { encodePrompt, rolloutPrompt } from '../tir/prompt';
 import { rolloutSettings } from '../tir/settings';
 import type { RunConfig } from '../config/schema';
 import { groupBy } from '../stats';
@@ -102,7 +102,7 @@ export class GrpoTrainer {
     const requests: RolloutRequest[] = [];
     const limit = Math.min(c.task.maxQuestionTokens, this.env.model.cfg.max_position_embeddings - 1);
     problems.forEach((p, q) => {
-      const prompt = encodePrompt(tokenizer, p.question, c.rollout.instruction);
+      const prompt = encodePrompt(tokenizer, p.question, rolloutPrompt(c));
       // A question longer than the context budget is skipped and counted, never truncated.
       if (prompt.length > limit) {
         this.skippedLongPrompts++;

@@ -27,6 +27,16 @@ export function renderPrompt(tokenizer: Tokenizer, question: string, options: st
   return tokenizer.applyChatTemplate([{ role: 'user', content: user }], true, enableThinking === undefined ? {} : { enableThinking });
 }
 
+/** The instruction text of prompt options given either way. */
+export function instructionText(options: string | PromptOptions): string {
+  return typeof options === 'string' ? options : options.instruction;
+}
+
+/** The prompt options of a run's rollouts, training samples and evaluation: its instruction and thinking switch. */
+export function rolloutPrompt(c: { rollout: { instruction: string; enableThinking: boolean } }): PromptOptions {
+  return { instruction: c.rollout.instruction, enableThinking: c.rollout.enableThinking };
+}
+
 /** The prompt tokens of a question (renderPrompt, encoded). */
 export function encodePrompt(tokenizer: Tokenizer, question: string, options: string | PromptOptions): number[] {
   return tokenizer.encode(renderPrompt(tokenizer, question, options));
