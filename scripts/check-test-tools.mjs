@@ -5,7 +5,9 @@
  * the Vulkan loader (Dawn opens it in Node), python3 (it compiles the sandbox's guard.py) with sympy
  * (the CPython sandbox's tests run generated code in it, tests/unit/sandbox-cpython.test.ts) and
  * PyTorch in Debian's /usr/bin/python3 (python3-torch: the independent reference the transformer's
- * logits are checked against, tests/reference/hf_reference.py). When
+ * logits are checked against, tests/reference/hf_reference.py), and sympy and PyYAML there (python3-sympy,
+ * python3-yaml: verl's reward module is checked against the lab's reward in CPython, and the verl
+ * configuration is read back with PyYAML, docs/verl.md). When
  * they are missing, this installs them with apt-get if it runs as root on Debian or Ubuntu;
  * otherwise it stops at once with one line that says what to install, instead of a wall of failed
  * tests.
@@ -22,13 +24,16 @@ const hasSympy = () => spawnSync('python3', ['-I', '-c', 'import sympy']).status
 // Debian's interpreter by path: the python3 first on PATH may be another one, without torch.
 const TORCH_PYTHON = '/usr/bin/python3';
 const hasTorch = () => spawnSync(TORCH_PYTHON, ['-c', 'import torch']).status === 0;
-const missing = () => [
+const hasModule = (name) => spawnSync(TORCH_PYTHON, ['-c', `import ${name}`]).status === 0;
+const missing = () => [...new Set([
   ...(existsSync(chromium) ? [] : ['chromium']),
   ...(hasVulkan() ? [] : ['libvulkan1']),
   ...(hasPython() ? [] : ['python3']),
   ...(hasSympy() ? [] : ['python3-sympy']),
   ...(hasTorch() ? [] : ['python3-torch']),
-];
+  ...(hasModule('sympy') ? [] : ['python3-sympy']),
+  ...(hasModule('yaml') ? [] : ['python3-yaml']),
+])];
 
 let packages = missing();
 if (packages.length === 0) process.exit(0);

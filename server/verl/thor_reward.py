@@ -199,23 +199,24 @@ def split_fences(text: str, start: int = 0) -> list:
     return pieces
 
 
-def _forced_spans(response: str) -> list:
+def _tool_spans(response: str) -> list:
+    """Closed ```output blocks with the newline after them, and the newline before them when it follows a closed ```python block."""
+    pieces = split_fences(response)
     spans = []
-    previous = None
-    for piece in split_fences(response):
-        if piece['kind'] == 'output' and piece['closed']:
-            after_code = previous is not None and previous['kind'] == 'code' and previous['end'] == piece['start'] - 1 and _at(response, piece['start'] - 1) == '\n'
-            start = piece['start'] - 1 if after_code else piece['start']
-            end = piece['end'] + 1 if _at(response, piece['end']) == '\n' else piece['end']
-            spans.append((start, end))
-        previous = piece
+    for k, piece in enumerate(pieces):
+        if piece['kind'] != 'output' or not piece['closed']:
+            continue
+        before = pieces[k - 1] if k >= 1 else None
+        code = pieces[k - 2] if k >= 2 else None
+        newline = before is not None and before['kind'] == 'text' and before['body'] == '\n' and code is not None and code['kind'] == 'code' and code['closed'] and code['end'] == before['start']
+        spans.append((before['start'] if newline else piece['start'], piece['end'] + 1 if _at(response, piece['end']) == '\n' else piece['end']))
     return spans
 
 
 def _policy_text(response: str) -> str:
     text = []
     at = 0
-    for start, end in _forced_spans(response):
+    for start, end in _tool_spans(response):
         text.append(response[at:start])
         at = end
     text.append(response[at:])

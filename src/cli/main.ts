@@ -15,6 +15,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   compare: async () => (await import('./compare')).compareCommand,
   tirgen: async () => (await import('./tirgen')).tirgenCommand,
   merge: async () => (await import('./merge')).mergeCommand,
+  'export-verl': async () => (await import('./export-verl')).exportVerlCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

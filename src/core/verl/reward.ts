@@ -1,7 +1,8 @@
 /**
  * The lab's reward on a verl response string (docs/verl.md#the-reward): verl hands its reward function
  * the decoded response, tool output included, so the policy's text is what remains once the
- * ```output blocks are cut out, exactly the text the lab grades (docs/reward.md). The Python module
+ * ```output blocks (with the newlines a rollout forces around them) are cut out, the text the lab
+ * grades (docs/reward.md). The Python module
  * shipped for verl (server/verl/thor_reward.py) mirrors this function; a shared table of cases keeps
  * the two equal.
  */
@@ -10,7 +11,7 @@ import { isEquivalent, type SymbolicChecker } from '../reward/equivalence';
 import { extractAnswer } from '../reward/extract';
 import { computeReward, THOR_REWARD, type RewardOptions } from '../reward/reward';
 import { NO_OUTPUT_MESSAGE, TIMEOUT_MESSAGE } from '../sandbox/observation';
-import { forcedSpans, splitFences } from '../tir/format';
+import { splitFences } from '../tir/format';
 
 /** The reward settings as a verl row carries them in extra_info.reward (snake_case, as Python reads them). */
 export interface VerlRewardSettings {
@@ -39,14 +40,31 @@ export function rewardOptionsOf(s: Partial<VerlRewardSettings> | undefined): Rew
 }
 
 /**
- * The response without its tool output: every closed ```output block with the newlines a rollout
- * forces around it (forcedSpans), and an ```output block left open at the end (a response cut by the
- * length limit inside tool output).
+ * The spans of a response that tool output fills: each closed ```output block, the newline after it,
+ * and the newline before it when that newline follows a closed ```python block (the "\n" a rollout
+ * forces when the code fence ends the text, docs/tir-format.md#forced-observation-block).
+ */
+export function verlToolSpans(response: string): { start: number; end: number }[] {
+  const pieces = splitFences(response);
+  const spans: { start: number; end: number }[] = [];
+  pieces.forEach((piece, k) => {
+    if (piece.kind !== 'output' || !piece.closed) return;
+    const before = pieces[k - 1];
+    const code = pieces[k - 2];
+    const newline = before?.kind === 'text' && before.body === '\n' && code?.kind === 'code' && code.closed && code.end === before.start;
+    spans.push({ start: newline ? before.start : piece.start, end: response[piece.end] === '\n' ? piece.end + 1 : piece.end });
+  });
+  return spans;
+}
+
+/**
+ * The response without its tool output (verlToolSpans), and without an ```output block left open at
+ * the end (a response cut by the length limit inside tool output): the text the lab grades.
  */
 export function verlPolicyText(response: string): string {
   let text = '';
   let at = 0;
-  for (const span of forcedSpans(response)) {
+  for (const span of verlToolSpans(response)) {
     text += response.slice(at, span.start);
     at = span.end;
   }
