@@ -58,7 +58,8 @@ export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
       if (source.kind === 'hub') {
         // HF_ENDPOINT names a mirror, as huggingface_hub reads it.
         const ref = parseHubRef(source.repo, { revision: source.revision, baseUrl: source.baseUrl ?? process.env.HF_ENDPOINT });
-        const hub = new HubModel(ref, { cache: new DiskHubCache(options.hubCacheDir) });
+        // HF_TOKEN gives access to gated and private repositories, as huggingface_hub reads it.
+        const hub = new HubModel(ref, { cache: new DiskHubCache(options.hubCacheDir), token: source.token ?? process.env.HF_TOKEN });
         return { files: hub, label: `${ref.repo}@${ref.revision}` };
       }
       const { name } = shippedModel(source.name);

@@ -75,8 +75,23 @@ const cuts = new Map<string, number>();
 let server: Server;
 let base = '';
 
+/** The token of the gated repository, and the Authorization headers its weights' CDN host was sent. */
+const GATED_TOKEN = 'hf_secret_token';
+const cdnAuthorization: (string | undefined)[] = [];
+
 function handle(req: IncomingMessage, res: ServerResponse): void {
-  const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(decodeURI(req.url ?? ''));
+  // A gated repository, as the Hub serves one: its files need the token; its weights redirect to a CDN host.
+  const cdn = /^\/cdn\/(.+)$/.exec(req.url ?? '');
+  if (cdn) cdnAuthorization.push(req.headers.authorization);
+  if (!cdn && (req.url ?? '').startsWith('/lab/gated/') && req.headers.authorization !== `Bearer ${GATED_TOKEN}`) {
+    res.writeHead(401, 'Unauthorized').end('Access to this model is restricted');
+    return;
+  }
+  if (!cdn && (req.url ?? '').startsWith('/lab/gated/') && /\.safetensors$/.test(req.url ?? '') && req.method === 'GET') {
+    res.writeHead(302, { location: `http://localhost:${(server.address() as AddressInfo).port}/cdn${req.url}` }).end();
+    return;
+  }
+  const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(decodeURI(cdn ? `/${cdn[1]}` : (req.url ?? '')));
   const file = m?.[3] ?? '';
   const bytes = m ? repos.get(m[1])?.get(file) : undefined;
   const entry: Served = { method: req.method ?? '', file, range: req.headers.range, status: 200 };
@@ -131,6 +146,7 @@ beforeAll(async () => {
   repos.set('lab/cut', await modelFolder());
   repos.set('lab/cut-twice', await modelFolder());
   repos.set('lab/service', await modelFolder());
+  repos.set('lab/gated', await modelFolder());
   server = createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -266,6 +282,19 @@ describe('downloading from a Hub', () => {
     expect((err as Error).message).toContain(`HTTP 404 Not Found for ${base}/lab/no-tokenizer/resolve/main/tokenizer.json`);
     const missing = new HubModel(parseHubRef('lab/does-not-exist', { baseUrl: base }), { cache: new MemoryHubCache() });
     await expect(missing.list()).rejects.toThrow(`${base}/lab/does-not-exist/resolve/main/config.json`);
+  });
+
+  it('needs a token for a gated repository, and sends it to the Hub but not to the host its weights redirect to', async () => {
+    const ref = parseHubRef('lab/gated', { baseUrl: base });
+    const without = await new HubModel(ref, { cache: new MemoryHubCache() }).list().catch((e: unknown) => e);
+    expect((without as Error).message).toMatch(/HTTP 401 Unauthorized for .*lab\/gated\/resolve\/main\/config\.json.*gated or private: accept its licence on the Hub and give an access token/);
+    const wrong = await new HubModel(ref, { cache: new MemoryHubCache(), token: 'hf_wrong' }).list().catch((e: unknown) => e);
+    expect((wrong as Error).message).toMatch(/HTTP 401/);
+    const hub = new HubModel(ref, { cache: new MemoryHubCache(), token: GATED_TOKEN });
+    const folder = await loadModelFolder(hub);
+    expectWeightsEqual(folder.weights, weights);
+    expect(cdnAuthorization.length).toBeGreaterThan(0);
+    expect(cdnAuthorization.every((h) => h === undefined)).toBe(true);
   });
 });
 

@@ -97,6 +97,8 @@ export type FetchLike = (input: string, init?: { method?: string; headers?: Reco
 export interface HubOptions {
   cache: HubCache;
   fetch?: FetchLike;
+  /** An access token for gated or private repositories (sent as a Bearer token; never cached). */
+  token?: string;
   /** Attempts after a cut or a network error within one download (each resumes); default 3. */
   retries?: number;
   /** Bytes gathered before each write to the cache; default 4 MiB. */
@@ -110,7 +112,7 @@ class NotFound extends Error {}
 function statusError(url: string, status: number, statusText: string, file: string): LabError {
   const hint =
     status === 401 || status === 403
-      ? 'The repository is gated or private: accept its licence on the Hub, or use a mirror that has it'
+      ? 'The repository is gated or private: accept its licence on the Hub and give an access token (HF_TOKEN in Node, the token field in the Model panel), or use a mirror that has it'
       : status === 404
         ? 'Check the repository id and revision, and that the file exists there'
         : 'The Hub or mirror failed: try again, or another mirror';
@@ -138,7 +140,9 @@ export class HubModel implements FileSource {
     private readonly options: HubOptions,
   ) {
     this.label = `${ref.baseUrl}/${ref.repo}@${ref.revision}`;
-    this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    const fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    // The token goes to the Hub only: fetch drops Authorization when a download redirects to another host.
+    this.fetch = options.token ? (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization: `Bearer ${options.token}` } }) : fetch;
   }
 
   urlOf(file: string): string {

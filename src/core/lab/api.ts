@@ -39,7 +39,7 @@ export type ModelSource =
   /** A folder on disk (Node). */
   | { kind: 'path'; path: string }
   /** A repository on the Hugging Face Hub or a mirror (docs/models.md#loading-from-the-hub): an id or an address. */
-  | { kind: 'hub'; repo: string; revision?: string; baseUrl?: string }
+  | { kind: 'hub'; repo: string; revision?: string; baseUrl?: string; token?: string }
   /** The checkpoint of a stored run (or a saved model). */
   | { kind: 'stored'; runId: string };
 
