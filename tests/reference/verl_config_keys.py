@@ -4,8 +4,7 @@ against (tests/fixtures/verl/ppo-trainer-keys.txt; docs/verl.md#checking-the-key
     python3 tests/reference/verl_config_keys.py VERL_GIT_DIR > tests/fixtures/verl/ppo-trainer-keys.txt
 
 VERL_GIT_DIR is a clone of verl; its HEAD commit's verl/trainer/config/_generated_ppo_trainer.yaml (the
-whole ppo_trainer.yaml composition, written by verl's scripts/generate_trainer_config.sh) is read.
-Needs PyYAML.
+whole ppo_trainer.yaml composition, as verl publishes it) is read. Needs PyYAML.
 """
 import subprocess
 import sys

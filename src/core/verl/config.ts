@@ -41,7 +41,7 @@ export interface VerlDataFacts {
 export const AGENT_LOOP_NAME = 'thor_tir_agent';
 /** Its class, as Hydra instantiates it (the module must be importable on every verl worker). */
 export const AGENT_LOOP_TARGET = 'thor_agent_loop.ThorTirAgentLoop';
-/** verl's GRPO adds this ε to the group std, fixed in its code (compute_grpo_outcome_advantage). */
+/** verl's GRPO adds this ε to the group std, fixed in its code (docs/verl.md#what-needs-thors-fork). */
 const VERL_GRPO_EPS = 1e-6;
 /** verl has no "dual clip off": a cap this high is never reached. */
 const DUAL_CLIP_OFF = 1e9;
