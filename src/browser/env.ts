@@ -16,7 +16,7 @@ export function browserLabEnv(): LabEnv {
   return {
     selectBackend: selectBrowserBackend,
     startPython: () => startPythonSandbox(),
-    modelFiles: (source) => {
+    modelFiles: (source, signal) => {
       if (source.kind === 'shipped') {
         // Served by the app itself from public/ (kept for offline use with the rest: src/app/lib/offline.ts).
         const { name, folder } = shippedModel(source.name);
@@ -26,7 +26,7 @@ export function browserLabEnv(): LabEnv {
       if (source.kind === 'files') return { files: pickedFilesSource(source.files, source.label), label: source.label };
       if (source.kind === 'hub') {
         const ref = parseHubRef(source.repo, { revision: source.revision, baseUrl: source.baseUrl });
-        return { files: new HubModel(ref, { cache: new IdbHubCache(), token: source.token }), label: `${ref.repo}@${ref.revision}` };
+        return { files: new HubModel(ref, { cache: new IdbHubCache(), token: source.token, signal }), label: `${ref.repo}@${ref.revision}` };
       }
       throw new LabError('model', 'a browser cannot read a folder by its path', { found: source.path, hint: 'pick the folder in the Model panel' });
     },

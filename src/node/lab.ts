@@ -52,14 +52,14 @@ export function nodeLabEnv(options: NodeLabOptions = {}): LabEnv {
       // Node worker threads always have SharedArrayBuffer, and CPython processes get SIGINT: timeouts interrupt Python.
       return { pool, info: pool.info()!, capabilities: { interrupts: true, crossOriginIsolated: false, online: false } };
     },
-    modelFiles: (source) => {
+    modelFiles: (source, signal) => {
       if (source.kind === 'files') throw new LabError('model', 'picked files are a browser source', { hint: 'give a folder path instead' });
       if (source.kind === 'path') return { files: folderSource(source.path), label: source.path };
       if (source.kind === 'hub') {
         // HF_ENDPOINT names a mirror, as huggingface_hub reads it.
         const ref = parseHubRef(source.repo, { revision: source.revision, baseUrl: source.baseUrl ?? process.env.HF_ENDPOINT });
         // HF_TOKEN gives access to gated and private repositories, as huggingface_hub reads it.
-        const hub = new HubModel(ref, { cache: new DiskHubCache(options.hubCacheDir), token: source.token ?? process.env.HF_TOKEN });
+        const hub = new HubModel(ref, { cache: new DiskHubCache(options.hubCacheDir), token: source.token ?? process.env.HF_TOKEN, signal });
         return { files: hub, label: `${ref.repo}@${ref.revision}` };
       }
       const { name } = shippedModel(source.name);

@@ -15,6 +15,7 @@ import { MemoryFiles } from '../../src/core/files';
 import { MemoryHubCache } from '../../src/core/hub/cache';
 import { hubCacheKey, hubFileUrl, HubModel, parseHubRef, type DownloadProgress, type HubRef } from '../../src/core/hub/hub';
 import type { LabEvent } from '../../src/core/lab/api';
+import { CONTROL } from '../../src/core/lab/control';
 import { LabService } from '../../src/core/lab/service';
 import { loadModelFolder, saveModelFolder } from '../../src/core/model/checkpoint';
 import { parameterShapes, parseModelConfig, type ModelConfig } from '../../src/core/model/config';
@@ -121,6 +122,19 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     res.end();
     return;
   }
+  // A slow download (a large file on a slow line): 4 kB every 20 ms.
+  if (m?.[1] === 'lab/slow' && req.method === 'GET' && file.endsWith('.safetensors')) {
+    let at = start;
+    const next = () => {
+      if (res.destroyed) return;
+      if (at >= bytes.length) return void res.end();
+      res.write(bytes.subarray(at, at + 4096));
+      at += 4096;
+      setTimeout(next, 20);
+    };
+    next();
+    return;
+  }
   const cut = cuts.get(file);
   if (cut !== undefined && req.method === 'GET') {
     cuts.delete(file);
@@ -147,6 +161,7 @@ beforeAll(async () => {
   repos.set('lab/cut-twice', await modelFolder());
   repos.set('lab/service', await modelFolder());
   repos.set('lab/gated', await modelFolder());
+  repos.set('lab/slow', await modelFolder());
   server = createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -347,5 +362,29 @@ describe('the lab service and Hub models', () => {
     expect(since(start).filter((s) => s.method === 'GET' && isWeights(s.file))).toHaveLength(1);
     await lab.close();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('stops a download when asked, keeps the model it had, and goes on from the bytes kept', async () => {
+    const lab = new LabService(nodeLabEnv({ store: new DiskRunStore(join(tmp, 'runs-stop')), hubCacheDir: join(tmp, 'stop-cache') }));
+    await lab.loadModel({ kind: 'hub', repo: 'lab/service', baseUrl: base });
+    let asked = false;
+    const stopped = await lab
+      .loadModel({ kind: 'hub', repo: 'lab/slow', baseUrl: base }, (e) => {
+        if (e.type === 'download' && e.progress.done > 8192 && !asked) {
+          asked = true;
+          void lab.setControl(CONTROL.stop);
+        }
+      })
+      .catch((e: unknown) => e);
+    expect((stopped as LabError).message).toMatch(/^loading the model was stopped\. What was downloaded is kept/);
+    expect((await lab.model())?.label).toBe('lab/service@main');
+    const start = log.length;
+    await lab.loadModel({ kind: 'hub', repo: 'lab/slow', baseUrl: base });
+    expect((await lab.model())?.label).toBe('lab/slow@main');
+    // The second load asked only for the rest of the weights.
+    const again = since(start).filter((s) => s.method === 'GET' && isWeights(s.file));
+    expect(again).toHaveLength(1);
+    expect(again[0].range).toMatch(/^bytes=[1-9]\d*-$/);
+    await lab.close();
   });
 });

@@ -95,8 +95,8 @@ export interface ModelFiles {
 export interface LabEnv {
   selectBackend(order?: BackendName[]): Promise<BackendInfo>;
   startPython(): Promise<PythonSandbox>;
-  /** The files of a model folder (stored runs are read from the run store). */
-  modelFiles(source: Exclude<ModelSource, { kind: 'stored' }>): ModelFiles;
+  /** The files of a model folder (stored runs are read from the run store); `signal` stops a download. */
+  modelFiles(source: Exclude<ModelSource, { kind: 'stored' }>, signal?: AbortSignal): ModelFiles;
   openRunStore(): Promise<RunStore>;
   /** Problems of a JSON-lines file named by task.file, where files are read by path (Node). */
   readProblemsFile?(path: string, maxQuestionTokens: number): Promise<Problem[]>;
@@ -220,8 +220,23 @@ export class LabService implements LabApi {
     }
     // An unknown shipped name is refused here, the same wherever the lab runs.
     const shipped = source.kind === 'shipped' ? shippedModel(source.name).name : undefined;
-    const summary = await this.loadFiles(this.env.modelFiles(source), source.kind, undefined, shipped, onEvent);
-    this.baseRef = { label: source.kind === 'shipped' ? shipped! : source.kind === 'path' ? source.path : summary.label, ...(source.kind === 'files' ? {} : { source: source.kind === 'shipped' ? { kind: 'shipped' as const, name: shipped } : source }) };
+    // A stop ends a download; what arrived stays in the cache and the next load goes on from there.
+    const watcher = this.control.watch(['stop']);
+    const looking = setInterval(() => watcher.check(), 200);
+    let summary: ModelSummary;
+    try {
+      summary = await this.loadFiles(this.env.modelFiles(source, watcher.signal), source.kind, undefined, shipped, onEvent);
+    } catch (e) {
+      if (watcher.signal.aborted) throw new LabError('stopped', 'loading the model was stopped', { hint: 'What was downloaded is kept: loading it again goes on from there' });
+      throw e;
+    } finally {
+      clearInterval(looking);
+    }
+    // A run's checkpoints name their base model: never with the access token that fetched it.
+    const label = source.kind === 'shipped' ? shipped! : source.kind === 'path' ? source.path : summary.label;
+    if (source.kind === 'files') this.baseRef = { label };
+    else if (source.kind === 'hub') this.baseRef = { label, source: { kind: 'hub', repo: source.repo, ...(source.revision && { revision: source.revision }), ...(source.baseUrl && { baseUrl: source.baseUrl }) } };
+    else this.baseRef = { label, source: source.kind === 'shipped' ? { kind: 'shipped', name: shipped } : source };
     return summary;
   }
 
