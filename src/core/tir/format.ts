@@ -94,15 +94,16 @@ export function observationBlock(observation: string, precededByNewline: boolean
  */
 export function forcedSpans(response: string): { start: number; end: number }[] {
   const spans: { start: number; end: number }[] = [];
-  let previous: FencedPiece | undefined;
+  let codeEnd: number | undefined;
   for (const piece of splitFences(response)) {
+    if (piece.kind === 'code') codeEnd = piece.end;
     if (piece.kind === 'output' && piece.closed) {
-      const afterCode = previous?.kind === 'code' && previous.end === piece.start - 1 && response[piece.start - 1] === '\n';
+      // A code fence closes on "```"; the line break before the output block is the rollout's.
+      const afterCode = codeEnd !== undefined && response.slice(codeEnd, piece.start) === '\n';
       const start = afterCode ? piece.start - 1 : piece.start;
       const end = response[piece.end] === '\n' ? piece.end + 1 : piece.end;
       spans.push({ start, end });
     }
-    previous = piece;
   }
   return spans;
 }
