@@ -15,6 +15,7 @@ import { parsePort } from '../src/node/openai-server';
 
 const USAGE = `npm run node -- [--host 127.0.0.1] [--port 8787] [--token TOKEN] [--allow-origin URL ...]
        [--model DIR|hf:owner/name] [--runs DIR] [--backend webgpu,wasm] [--on-disconnect continue|pause|stop]
+       [--python pyodide|cpython] [--python-bin PATH] [--python-workers N]
        [--max-body BYTES] [--max-message BYTES] [--max-in-flight N] [--quiet]`;
 
 async function main(args: string[]): Promise<number> {
@@ -36,6 +37,9 @@ async function main(args: string[]): Promise<number> {
       'max-body': { type: 'string' },
       'max-message': { type: 'string' },
       'max-in-flight': { type: 'string' },
+      python: { type: 'string' },
+      'python-bin': { type: 'string' },
+      'python-workers': { type: 'string' },
       quiet: { type: 'boolean' },
     },
     USAGE,
@@ -43,13 +47,23 @@ async function main(args: string[]): Promise<number> {
   const onDisconnect = flags['on-disconnect'] ?? 'continue';
   if (!['continue', 'pause', 'stop'].includes(onDisconnect)) throw new LabError('cli-args', 'unknown policy', { field: '--on-disconnect', expected: 'continue, pause or stop', found: onDisconnect });
   const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  const lab = await nodeLab({ backend: parseBackend(flags.backend), runsDir: flags.runs });
+  const runtime = flags.python ?? 'pyodide';
+  if (runtime !== 'pyodide' && runtime !== 'cpython') throw new LabError('cli-args', 'unknown Python runtime', { field: '--python', expected: 'pyodide (WebAssembly, the default) or cpython (subprocesses with OS limits, docs/sandbox.md)', found: runtime });
+  if (flags['python-bin'] !== undefined && runtime !== 'cpython') throw new LabError('cli-args', '--python-bin names a CPython interpreter', { field: '--python-bin', hint: 'add --python cpython' });
+  const size = countFlag(flags['python-workers'], '--python-workers');
+  const python = runtime === 'cpython' ? { runtime, ...(flags['python-bin'] && { python: flags['python-bin'] }), ...(size && { size }) } as const : { ...(size && { size }) };
+  const lab = await nodeLab({ backend: parseBackend(flags.backend), runsDir: flags.runs, python });
   const info = await lab.init();
   console.log(`compute: ${info.name}${info.adapter ? ` (${info.adapter})` : ''}: ${info.reason}`);
   const summary = await loadCliModel(lab, flags.model);
   console.log(`model: ${summary.label}`);
-  const python = 'pyodide (WebAssembly, in worker threads)';
-  console.log(`python: ${python}`);
+  // Python is started before the node opens, so what it says about the sandbox is what runs.
+  const sandbox = await lab.sandboxWarm();
+  if (sandbox.state !== 'ready' || !sandbox.info) throw new LabError('python', `the Python sandbox did not start: ${sandbox.error ?? 'unknown reason'}`, { field: '--python', found: runtime });
+  const py = sandbox.info;
+  const pythonText = py.runtime === 'cpython' ? `cpython ${py.pythonVersion} (subprocesses with OS limits)` : `pyodide ${py.pyodideVersion}, Python ${py.pythonVersion} (WebAssembly, in worker threads)`;
+  console.log(`python: ${pythonText}`);
+  for (const line of py.isolation) console.log(`  ${line}`);
   const host = flags.host ?? '127.0.0.1';
   const node = await startLabNode({
     lab,
@@ -62,7 +76,7 @@ async function main(args: string[]): Promise<number> {
     maxInFlight: countFlag(flags['max-in-flight'], '--max-in-flight'),
     onDisconnect: onDisconnect as DisconnectPolicy,
     engine: { gatherMs: 10, maxBatchRows: 64 },
-    python,
+    python: pythonText,
     version,
     log: flags.quiet ? undefined : (line) => console.error(line),
   });

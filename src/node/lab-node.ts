@@ -90,12 +90,14 @@ export async function startLabNode(o: LabNodeOptions): Promise<LabNode> {
     if (req.method !== 'GET') return false;
     if (path === '/health') {
       const model = await lab.model();
+      const sandbox = await lab.sandboxStatus();
       const running = queue.running;
       sendJson(res, 200, {
         status: 'ok',
         version: o.version,
         backend,
         python: o.python,
+        python_isolation: sandbox.info?.isolation ?? [],
         model: model?.label ?? null,
         job: running ? { what: running.what, state: lab.control.requested(), seconds: Math.round((Date.now() - running.since) / 1000), orphaned: running.orphaned === true } : null,
         waiting: queue.length,

@@ -175,6 +175,26 @@ describe('the remote node', () => {
     expect(await training).toMatchObject({ state: 'finished', steps: 2 });
   });
 
+  it('runs the model\'s code in CPython subprocesses when started with --python cpython, and says so', async () => {
+    const other = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--token', TOKEN, '--runs', join(dir, 'runs-cpython'), '--backend', 'wasm', '--python', 'cpython', '--quiet'], { cwd: ROOT });
+    try {
+      const otherUrl = (await waitFor(other, /node at (http:\/\/127\.0\.0\.1:\d+)/, 'the CPython node'))[1];
+      const h = (await (await fetch(`${otherUrl}/health`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { python: string; python_isolation: string[] };
+      expect(h.python).toMatch(/^cpython 3\.\d+/);
+      expect(h.python_isolation.some((line) => /RLIMIT_AS/.test(line))).toBe(true);
+      const r = connectLabNode({ url: otherUrl, token: TOKEN }, nodeSocketFactory());
+      remotes.push(r);
+      expect((await r.ready).python).toMatch(/^cpython/);
+      expect((await r.api.sandboxStatus()).info?.runtime).toBe('cpython');
+      const answer = await r.api.infer({ question: 'What is 347*829?', settings: { infer: { temperature: 0 }, rollout: { maxResponseTokens: 120 } } });
+      expect(answer.record.executions.length).toBeGreaterThan(0);
+      expect(answer.record.executions[0].status).toBe('ok');
+      expect(answer.record.executions[0].stdout.trim()).toMatch(/^-?\d+$/);
+    } finally {
+      other.kill('SIGTERM');
+    }
+  });
+
   it('stops the job of a client killed mid-step, with no tensor left behind, and serves the next client', async () => {
     const r = connect();
     await r.ready;
