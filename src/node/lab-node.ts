@@ -13,11 +13,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket as WsClient, WebSocketServer, type WebSocket } from 'ws';
 import type { LabService } from '../core/lab/service';
+import { CONTROL } from '../core/lab/control';
 import { JobQueue } from '../core/lab/queue';
 import { checkToken, LAB_PROTOCOL, LabChannel, TOKEN_PROTOCOL_PREFIX, type DisconnectPolicy, type NodeHello, type ServeStats, type WebSocketFactory, type WebSocketLike } from '../core/lab/rpc';
 import type { TextModel } from '../core/llm/types';
 import type { LocalModelOptions } from '../core/llm/local';
-import { keyMatches, LAB_ORIGINS, secretMatches, sendJson, startOpenAIServer } from './openai-server';
+import { keyMatches, LAB_ORIGINS, originAllowed, secretMatches, sendJson, startOpenAIServer } from './openai-server';
 
 export interface LabNodeOptions {
   /** The service it serves (built and initialised by the caller). */
@@ -44,6 +45,8 @@ export interface LabNodeOptions {
   /** What the node says about where Python runs. */
   python: string;
   version: string;
+  /** On close, how long a running job may take to stop (default 60 s). */
+  stopWaitSeconds?: number;
   /** Seconds between pings; a client that misses one is dropped (default 30). */
   heartbeatSeconds?: number;
   log?: (line: string) => void;
@@ -145,7 +148,7 @@ export async function startLabNode(o: LabNodeOptions): Promise<LabNode> {
     if (path !== '/lab') return refuse(404, 'Not Found');
     const origin = req.headers.origin;
     // Browsers always send Origin: a page from elsewhere may not drive the node with a token it learned.
-    if (origin !== undefined && !allowed.includes('*') && !allowed.includes(origin)) return refuse(403, 'Forbidden');
+    if (origin !== undefined && !originAllowed(origin, allowed)) return refuse(403, 'Forbidden');
     const offered = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((p) => p.trim());
@@ -229,6 +232,12 @@ export async function startLabNode(o: LabNodeOptions): Promise<LabNode> {
     token,
     metrics,
     close: async () => {
+      // A running job is stopped first (a training run keeps its checkpoint), so nothing is disposed under it.
+      if (queue.running) {
+        await lab.setControl(CONTROL.stop);
+        const until = Date.now() + (o.stopWaitSeconds ?? 60) * 1000;
+        while (queue.running && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      }
       for (const ws of sockets) ws.terminate();
       wss.close();
       await http.close();

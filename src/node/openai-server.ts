@@ -65,6 +65,11 @@ const DEFAULT_MAX_BODY = 4 * 2 ** 20;
 
 export const LAB_ORIGINS = ['http://localhost:5173', 'http://127.0.0.1:5173', 'http://localhost:4173', 'http://127.0.0.1:4173'];
 
+/** A page of `origin` may call the server: it is listed, or "*" is. */
+export function originAllowed(origin: string, allowed: readonly string[]): boolean {
+  return allowed.includes('*') || allowed.includes(origin);
+}
+
 export async function startOpenAIServer(o: OpenAIServerOptions): Promise<RunningServer> {
   const nameNow = () => (typeof o.name === 'function' ? o.name() : (o.name ?? 'thor-lab'));
   const contextNow = () => (typeof o.contextLength === 'function' ? o.contextLength() : o.contextLength);
@@ -78,7 +83,7 @@ export async function startOpenAIServer(o: OpenAIServerOptions): Promise<Running
     stats.inFlight++;
     const origin = req.headers.origin;
     const allowed = o.allowedOrigins ?? LAB_ORIGINS;
-    if (origin && (allowed.includes('*') || allowed.includes(origin))) {
+    if (origin && originAllowed(origin, allowed)) {
       res.setHeader('access-control-allow-origin', allowed.includes('*') ? '*' : origin);
       res.setHeader('vary', 'origin');
       if (req.method === 'OPTIONS') {

@@ -104,6 +104,8 @@ describe('the lab driving a remote node', () => {
     const local = runs.getByTestId('run-row').filter({ hasText: 'trained on the node' });
     await eventually(() => local.count(), 60_000).toBe(1);
     expect(await runs.getByTestId('run-keep-here').count()).toBe(0);
+    // Leaving the node reported nothing: the wrong token's refusal was shown by the switch, not as an error.
+    expect(await page.getByTestId('error-banner').count()).toBe(0);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForOutput } from '../fixtures/processes';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(os.tmpdir(), 'cli-serve-'));
@@ -22,19 +23,7 @@ function cli(args: string[]) {
 
 beforeAll(async () => {
   server = spawn(process.execPath, [...ARGS, 'serve', '--port', '0', '--quiet'], { cwd: ROOT });
-  baseURL = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`serve printed no address: ${out}`)), 120_000);
-    server.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /at (http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    server.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
-  });
+  baseURL = (await waitForOutput(server, /at (http:\/\/127\.0\.0\.1:\d+\/v1)/, 'serve', 120_000))[1];
 });
 
 afterAll(() => {

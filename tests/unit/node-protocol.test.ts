@@ -60,11 +60,27 @@ describe('the node protocol', () => {
     expect(byId(3)[0]).toMatchObject({ t: 'error', error: { message: expect.stringMatching(/arguments must be a list/) } });
     expect(byId(4)[0]).toMatchObject({ t: 'result' });
     expect(byId(5)[0]).toMatchObject({ t: 'error', error: { message: expect.stringMatching(/bad\.tar/) } });
-    // Binary frames and messages over the limit close the socket; the node goes on.
+    // A binary frame closes the socket (1003), a message over the limit too (1009); the node goes on.
     const closed = new Promise<number>((resolve) => ws.once('close', resolve));
-    ws.send(Buffer.alloc(2 ** 20 + 10));
-    expect(await closed).toBe(1009);
+    ws.send(Buffer.from([1, 2, 3]));
+    expect(await closed).toBe(1003);
+    const big = await raw();
+    const closedBig = new Promise<number>((resolve) => big.ws.once('close', resolve));
+    big.ws.send('x'.repeat(2 ** 20 + 10));
+    expect(await closedBig).toBe(1009);
     expect((await health()).job).toBeNull();
+  });
+
+  it('refuses a socket from a page of another origin with 403, and counts it', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(`${node.url.replace('http', 'ws')}/lab`, [LAB_PROTOCOL, TOKEN_PROTOCOL_PREFIX + node.token], { origin: 'http://evil.example' });
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => reject(new Error('the socket opened')));
+      ws.on('error', () => undefined);
+    });
+    expect(status).toBe(403);
+    const metrics = await (await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${node.token}` } })).text();
+    expect(Number(/^thor_node_sockets_refused_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
   });
 
   it('says plainly when a call is larger than the node reads, before sending it', async () => {
@@ -73,6 +89,25 @@ describe('the node protocol', () => {
     await expect(r.api.importRun(new Uint8Array(2 ** 20), 'big.tar')).rejects.toThrow(/this importRun call is \d+ bytes; the node reads messages of up to 1048576/);
     expect(await r.api.listRuns()).toEqual([]);
     r.terminate();
+  });
+
+  it('under "continue", lets the job of a client that went away go on, even one it had paused', async () => {
+    const going = await startLabNode({ lab, port: 0, onDisconnect: 'continue', python: 'pyodide', version: 'test' });
+    try {
+      const ws = new WebSocket(`${going.url.replace('http', 'ws')}/lab`, [LAB_PROTOCOL, TOKEN_PROTOCOL_PREFIX + going.token]);
+      const got: NodeMessage[] = [];
+      ws.on('message', (d) => got.push(decodeMessage(d.toString()) as NodeMessage));
+      await new Promise((resolve) => ws.once('open', resolve));
+      const config = { seed: 2, steps: 3, rollout: { groupSize: 2, promptsPerStep: 1, maxResponseTokens: 32 }, grpo: { dynamicSampling: false }, stepLevel: { groupSize: 2, maxPrefixes: 1, suffixTokens: 8 }, eval: { samples: 1, everySteps: 100, maxQuestions: 1 } };
+      ws.send(encodeMessage({ t: 'call', id: 1, method: 'train', args: [{ config, name: 'goes on' }] }));
+      await expect.poll(() => got.some((m) => m.t === 'event' && m.event.type === 'step'), { timeout: 120_000 }).toBe(true);
+      ws.send(encodeMessage({ t: 'call', id: 2, method: 'setControl', args: [CONTROL.pause] }));
+      await expect.poll(() => got.some((m) => m.t === 'event' && m.event.type === 'state' && m.event.state === 'paused'), { timeout: 60_000 }).toBe(true);
+      ws.terminate();
+      await expect.poll(async () => (await lab.listRuns()).find((r) => r.name === 'goes on')?.state?.status, { timeout: 180_000, interval: 500 }).toBe('finished');
+    } finally {
+      await going.close();
+    }
   });
 
   it('pauses the job of a client that went away, until another page stops it', async () => {

@@ -16,6 +16,7 @@ import { connectLabNode, type RemoteLab } from '../../src/core/lab/rpc';
 import { importRun } from '../../src/core/run/store';
 import { nodeSocketFactory } from '../../src/node/lab-node';
 import { DiskRunStore } from '../../src/node/runstore';
+import { waitForOutput } from '../fixtures/processes';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(os.tmpdir(), 'node-server-'));
@@ -34,23 +35,6 @@ const tinyRl = (steps: number): RunConfigInput => ({
   eval: { samples: 1, everySteps: 100, maxQuestions: 2 },
 });
 
-/** Starts a process and resolves with the first match of `pattern` in its stdout. */
-function waitFor(child: ChildProcess, pattern: RegExp, what: string, ms = 180_000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${what} printed nothing matching ${pattern}: ${out}`)), ms);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = pattern.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`${what} exited with ${code}: ${out}`)));
-  });
-}
-
 const connect = (token = TOKEN, origin?: string) => {
   const r = connectLabNode({ url, token }, nodeSocketFactory({ origin }));
   remotes.push(r);
@@ -64,7 +48,7 @@ const health = async () => (await (await get('/health')).json()) as { job: { wha
 beforeAll(async () => {
   node = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--token', TOKEN, '--runs', join(dir, 'runs'), '--backend', 'wasm', '--on-disconnect', 'stop', '--quiet'], { cwd: ROOT });
   node.stderr!.on('data', () => undefined);
-  url = (await waitFor(node, /node at (http:\/\/127\.0\.0\.1:\d+)/, 'the node'))[1];
+  url = (await waitForOutput(node, /node at (http:\/\/127\.0\.0\.1:\d+)/, 'the node'))[1];
 }, 200_000);
 
 afterAll(() => {
@@ -172,13 +156,19 @@ describe('the remote node', () => {
     const cancelled = expect(answer).rejects.toThrow(/cancelled before it started/);
     await b.api.setControl(CONTROL.stop);
     await cancelled;
+    // Asked again, it waits its turn and is answered once the training run has ended.
+    let trainingDone = false;
+    void training.then(() => (trainingDone = true));
+    const second = await b.api.infer({ question: 'What is 1+1?', settings: { rollout: { maxResponseTokens: 20 } } });
+    expect(trainingDone).toBe(true);
+    expect(second.record.question).toBe('What is 1+1?');
     expect(await training).toMatchObject({ state: 'finished', steps: 2 });
   });
 
   it('runs the model\'s code in CPython subprocesses when started with --python cpython, and says so', async () => {
     const other = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--token', TOKEN, '--runs', join(dir, 'runs-cpython'), '--backend', 'wasm', '--python', 'cpython', '--quiet'], { cwd: ROOT });
     try {
-      const otherUrl = (await waitFor(other, /node at (http:\/\/127\.0\.0\.1:\d+)/, 'the CPython node'))[1];
+      const otherUrl = (await waitForOutput(other, /node at (http:\/\/127\.0\.0\.1:\d+)/, 'the CPython node'))[1];
       const h = (await (await fetch(`${otherUrl}/health`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { python: string; python_isolation: string[] };
       expect(h.python).toMatch(/^cpython 3\.\d+/);
       expect(h.python_isolation.some((line) => /RLIMIT_AS/.test(line))).toBe(true);
@@ -201,7 +191,7 @@ describe('the remote node', () => {
     await r.api.loadModel({ kind: 'shipped' });
     const baseline = (await r.api.memory()).numTensors;
     const client = spawn(process.execPath, ['--import', 'tsx', 'tests/fixtures/node-client.ts', url, TOKEN, JSON.stringify(tinyRl(50))], { cwd: ROOT });
-    await waitFor(client, /step 1\b/, 'the client');
+    await waitForOutput(client, /step 1\b/, 'the client');
     expect((await health()).job?.what).toMatch(/^training/);
     client.kill('SIGKILL');
     await expect.poll(async () => (await health()).job, { timeout: 120_000, interval: 500 }).toBeNull();

@@ -76,23 +76,25 @@ class Lab {
    */
   async useCompute(target: { kind: 'browser' } | { kind: 'node'; url: string; token: string }): Promise<void> {
     if (!this.connectors) throw new Error('the lab has not started');
-    if (this.busy) throw new Error(`the lab is busy ${this.busy}: stop it before switching compute`);
+    const refuseWhileBusy = () => {
+      if (this.busy) throw new Error(`the lab is busy ${this.busy}: stop it before switching compute`);
+    };
+    refuseWhileBusy();
     const connection = target.kind === 'browser' ? this.connectors.browser() : this.connectors.node({ url: target.url, token: target.token });
-    if (target.kind === 'node') {
-      // The node must answer before the tab lets go of its own worker.
-      try {
-        const hello = await (connection as LabConnection & { ready: Promise<NodeHello> }).ready;
-        globalThis.localStorage?.setItem(NODE_URL_KEY, target.url);
-        this.close();
-        this.compute = { kind: 'node', url: target.url, hello };
-      } catch (e) {
-        connection.terminate();
-        throw e;
-      }
-    } else {
-      this.close();
-      this.compute = { kind: 'browser' };
+    let hello: NodeHello | undefined;
+    try {
+      // The node must answer before the tab lets go of its own worker; a job started meanwhile keeps it.
+      if (target.kind === 'node') hello = await (connection as LabConnection & { ready: Promise<NodeHello> }).ready;
+      refuseWhileBusy();
+    } catch (e) {
+      connection.terminate();
+      throw e;
     }
+    this.close();
+    if (target.kind === 'node') {
+      globalThis.localStorage?.setItem(NODE_URL_KEY, target.url);
+      this.compute = { kind: 'node', url: target.url, hello };
+    } else this.compute = { kind: 'browser' };
     this.open(connection);
   }
 
@@ -104,8 +106,10 @@ class Lab {
   }
 
   private close(): void {
-    this.connection?.terminate();
+    // Forgotten first: what the old connection still reports (its own closing included) is not this lab's any more.
+    const old = this.connection;
     this.connection = null;
+    old?.terminate();
     this.api = null;
     this.backend = null;
     this.backendError = null;
@@ -125,18 +129,23 @@ class Lab {
       reportError(new Error(message), this.compute.kind === 'node' ? 'remote node' : 'policy worker');
     });
     const api = connection.api;
+    const current = () => this.connection === connection;
     api
       .init({ order: backendOrderFromUrl(location.search), control: this.control })
       .then(async (info) => {
+        if (!current()) return;
         this.backend = info;
         performance.mark('thor:backend-ready');
         // A node may hold a model already (another page loaded it, or its command line did).
         const held = await api.model();
+        if (!current()) return;
         if (held) {
           this.model = held;
           this.modelStatus = 'ready';
         } else await this.loadModel('the shipped model', (a) => a.loadModel({ kind: 'shipped' }));
-        this.sandbox = await api.sandboxWarm();
+        const sandbox = await api.sandboxWarm();
+        if (!current()) return;
+        this.sandbox = sandbox;
         performance.mark('thor:sandbox-ready');
         if (this.sandbox.state === 'failed') reportError(new Error(this.sandbox.error ?? 'the Python sandbox did not start'), 'Python sandbox');
         // The built app keeps a copy of everything it loaded, to open and work offline next time.
@@ -152,12 +161,13 @@ class Lab {
         }
       })
       .catch((e: unknown) => {
+        if (!current()) return;
         if (!this.backend) this.backendError = e instanceof Error ? e.message : String(e);
         reportError(e, this.compute.kind === 'node' ? 'remote node' : 'policy worker');
       });
   }
 
-  /** Throws the service's worker away and starts a fresh one (after a crash), or reconnects to the node; the model must be loaded again. */
+  /** Throws the service's worker away and starts a fresh one (after a crash, or a node that went away); the model must be loaded again. */
   restart(): void {
     if (!this.connectors) return;
     this.close();

@@ -38,8 +38,8 @@ const METHODS: Record<keyof LabApi, MethodInfo> = {
   model: { events: false, job: false },
   loadModel: { events: true, job: true },
   createModel: { events: false, job: true },
-  exportModel: { events: false, job: false },
-  saveModel: { events: false, job: false },
+  exportModel: { events: false, job: true },
+  saveModel: { events: false, job: true },
   infer: { events: true, job: true },
   evaluate: { events: true, job: true },
   checkFit: { events: false, job: false },
@@ -97,7 +97,9 @@ function fromBase64(text: string): Uint8Array {
 
 /** JSON with typed arrays as {$typed, b64}. Objects that cannot travel (a browser File) are refused by name. */
 export function encodeMessage(message: ClientMessage | NodeMessage): string {
-  return JSON.stringify(message, function (key, value: unknown) {
+  return JSON.stringify(message, function (this: Record<string, unknown>, key, replaced: unknown) {
+    // The value before its toJSON (a Node Buffer would otherwise arrive as {type, data}).
+    const value = key === '' ? replaced : this[key];
     if (ArrayBuffer.isView(value)) {
       const name = value.constructor.name as TypedName;
       if (!(name in TYPED)) throw new LabError('rpc', `a ${name} cannot be sent to the node`, { field: key });
@@ -105,7 +107,7 @@ export function encodeMessage(message: ClientMessage | NodeMessage): string {
     }
     if (typeof Blob !== 'undefined' && value instanceof Blob)
       throw new LabError('rpc', 'files picked in this browser cannot be sent to the node', { field: key, hint: 'load the model on the node by its Hub id or a folder path there' });
-    return value;
+    return replaced;
   });
 }
 
@@ -116,6 +118,7 @@ export function decodeMessage(text: string): unknown {
       if (!($typed in TYPED) || typeof b64 !== 'string') throw new LabError('rpc', 'a binary value of an unknown kind', { found: String($typed) });
       const bytes = fromBase64(b64);
       const Ctor = TYPED[$typed as TypedName];
+      if (bytes.byteLength % Ctor.BYTES_PER_ELEMENT !== 0) throw new LabError('rpc', `a ${$typed} of ${bytes.byteLength} bytes`, { expected: `a multiple of ${Ctor.BYTES_PER_ELEMENT} bytes`, found: String(bytes.byteLength) });
       return $typed === 'Uint8Array' ? bytes : new Ctor(bytes.buffer as ArrayBuffer, 0, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
     }
     return value;
@@ -248,10 +251,11 @@ export class LabChannel {
     const running = queue.running;
     if (running?.owner !== owner) return;
     running.orphaned = true;
+    // A single answer stops (nobody reads it); only training can pause, so other jobs go on under "pause".
     const single = running.what.startsWith(JOB_WORDS.infer!);
-    const policy = single ? 'stop' : hello.onDisconnect;
-    if (policy === 'pause') await this.api.setControl(CONTROL.pause);
-    if (policy === 'stop') await this.api.setControl(CONTROL.stop);
+    const training = running.what.startsWith(JOB_WORDS.train!);
+    const policy = single ? 'stop' : hello.onDisconnect === 'pause' && !training ? 'continue' : hello.onDisconnect;
+    await this.api.setControl(policy === 'pause' ? CONTROL.pause : policy === 'stop' ? CONTROL.stop : CONTROL.run);
   }
 }
 
@@ -337,23 +341,25 @@ export function connectLabNode(address: NodeAddress, open: WebSocketFactory): Re
     for (const l of listeners) l(reason);
   };
 
+  // A frame that cannot be read may have been any call's answer: the connection is closed, so every open call ends with the reason.
+  const broken = (why: string) => {
+    fail(why);
+    socket.close(1002, 'unreadable message');
+  };
   socket.addEventListener('message', (event) => {
     let message: NodeMessage;
     try {
       message = decodeMessage(String(event.data)) as NodeMessage;
     } catch (e) {
-      for (const l of listeners) l(`a message from the node could not be read: ${(e as Error).message}`);
-      return;
+      return broken(`a message from the node could not be read: ${(e as Error).message}`);
     }
+    if (typeof message !== 'object' || message === null) return broken('a message from the node is not an object');
     if (message.t === 'hello') {
       hello = message.node;
       settleReady.resolve(message.node);
       return;
     }
-    if (message.id === null) {
-      for (const l of listeners) l(`the node refused a message: ${message.t === 'error' ? message.error.message : ''}`);
-      return;
-    }
+    if (message.id === null || message.id === undefined) return broken(`the node could not read a message of this page: ${message.t === 'error' ? (message.error?.message ?? '') : ''}`);
     const call = pending.get(message.id);
     if (!call) return;
     if (message.t === 'event') {
@@ -362,7 +368,7 @@ export function connectLabNode(address: NodeAddress, open: WebSocketFactory): Re
     }
     pending.delete(message.id);
     if (message.t === 'result') call.resolve(message.value);
-    else call.reject(plainToError(message.error));
+    else call.reject(plainToError(message.error ?? {}));
   });
   socket.addEventListener('close', (event) => {
     const why =
@@ -380,7 +386,9 @@ export function connectLabNode(address: NodeAddress, open: WebSocketFactory): Re
     if (closedWith !== undefined) throw new LabError('node', closedWith);
     const id = nextId++;
     const text = encodeMessage({ t: 'call', id, method, args });
-    if (text.length > node.maxMessageBytes) throw new LabError('node', `this ${method} call is ${text.length} bytes; the node reads messages of up to ${node.maxMessageBytes}`, { hint: 'start the node with a larger --max-message' });
+    // The node counts bytes (UTF-8), not characters.
+    const bytes = new TextEncoder().encode(text).byteLength;
+    if (bytes > node.maxMessageBytes) throw new LabError('node', `this ${method} call is ${bytes} bytes; the node reads messages of up to ${node.maxMessageBytes}`, { hint: 'start the node with a larger --max-message' });
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject, onEvent });
       socket.send(text);
