@@ -11,6 +11,11 @@
  * forwards at a few lengths (midpoint rule); for the ~1M model at batch 16 on wasm, 64 new tokens
  * are also run token by token, as a check of the estimate. SwiftShader's WebGPU runs on the CPU at about
  * 0.5 GFLOP/s: it gets smaller batches and fewer tokens, recorded with each figure.
+ *
+ * On wasm, in the same run: the backend's own 2-D matmul rate (GFLOP/s), the effective rate of
+ * training and of decoding (the model's FLOPs from its shapes, docs/engine.md#flops, over their
+ * time), their ratio to the matmul rate, the threads the backend uses, and a per-kernel profile of
+ * one training step (docs/engine.md#where-the-time-goes).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +26,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../src/core/backend';
 import { Generation } from '../src/core/engine/generation';
 import { greedyNextTokens, greedyReforward } from '../src/core/engine/reforward';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/model/config';
+import { decodeFlops, trainFlops } from '../src/core/model/flops';
 import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
 import { AdamW } from '../src/core/optim/adamw';
@@ -147,6 +154,54 @@ async function train(model: Transformer, plan: Plan): Promise<Detail> {
   return { kind: 'train', batch, seq, steps, seconds: s, tok_s: (batch * seq * steps) / s };
 }
 
+/** The backend's 2-D matmul rate at one shape: the best of a few timed products after a warm-up. */
+async function matmulRate(m: number, k: number, n: number): Promise<Detail> {
+  const a = tf.randomNormal([m, k]);
+  const b = tf.randomNormal([k, n]);
+  const once = async () => {
+    const c = tf.matMul(a, b);
+    await c.data();
+    c.dispose();
+  };
+  await once();
+  const reps = Math.max(3, Math.ceil(2e9 / (2 * m * k * n)));
+  const [, s] = await timed(async () => {
+    for (let i = 0; i < reps; i++) await once();
+  });
+  tf.dispose([a, b]);
+  return { kind: 'matmul', shape: `[${m}×${k}]·[${k}×${n}]`, reps, seconds: s, gflops: (2 * m * k * n * reps) / s / 1e9 };
+}
+
+/** One training step under tf.profile: time and calls per kernel, largest first. */
+async function trainProfile(model: Transformer, plan: Plan): Promise<Detail> {
+  const { batch, seq } = plan.train;
+  const ids = tf.tensor2d(randomRows(batch, seq + 1, model.cfg.vocab_size, 5), undefined, 'int32');
+  const mask = tf.ones([batch, seq]) as tf.Tensor2D;
+  const opt = new AdamW(model.trainableVariables(), { weightDecay: 0 });
+  const step = () => trainStep(model, opt, [() => model.loss(ids, mask)], { lr: 1e-4, maxGradNorm: 1 });
+  await step();
+  const [info, s] = await timed(() => tf.profile(async () => void (await step())));
+  opt.dispose();
+  tf.dispose([ids, mask]);
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    // A custom op (linear, embedding, RoPE) is recorded as an "unnamed scope" around the kernels it
+    // runs, which are recorded themselves: counting it too would count their time twice.
+    if (k.name === 'unnamed scope' || k.name === '') continue;
+    // Matrix products split by kind: tfjs runs 2-D and batched ones (attention's) through one kernel.
+    const shape = k.inputShapes[0] ?? [];
+    const batched = shape.slice(0, -2).reduce((a, b) => a * b, 1) > 1;
+    const name = k.name === 'BatchMatMul' ? `BatchMatMul (${batched ? 'batched: attention' : '2-D'})` : k.name;
+    const e = byKernel.get(name) ?? { ms: 0, calls: 0 };
+    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    e.calls++;
+    byKernel.set(name, e);
+  }
+  const kernelMs = [...byKernel.values()].reduce((a, e) => a + e.ms, 0);
+  const kernels = [...byKernel.entries()].sort((x, y) => y[1].ms - x[1].ms).map(([name, e]) => ({ name, ms: Math.round(e.ms * 10) / 10, calls: e.calls, share: e.ms / kernelMs }));
+  return { kind: 'train_profile', batch, seq, step_s: s, kernel_ms: kernelMs, kernel_calls: info.kernels.length, kernels: kernels.slice(0, 16) };
+}
+
 /** bench/torch_ref.py on the same weights; returns its JSON and the lab's logits difference. */
 async function torchYardstick(model: Transformer, rows: number[][], plan: { batch: number; promptLength: number; newTokens: number; train: Plan['train'] }): Promise<Detail> {
   const script = join(here, 'torch_ref.py');
@@ -235,6 +290,28 @@ export async function main(args: string[]): Promise<void> {
       }
       const pre = log(await prefill(model, plan));
       const tr = log(await train(model, plan));
+      if (backend === 'wasm' && size === '10M') {
+        // What the backend itself can do, next to what training and decoding get out of it.
+        const rates = [await matmulRate(plan.train.batch * plan.train.seq, cfg.hidden_size, cfg.intermediate_size), await matmulRate(512, 512, 512), await matmulRate(16, cfg.hidden_size, cfg.intermediate_size)];
+        for (const r of rates) details.push({ ...base, ...r });
+        const matmul = Math.max(...rates.map((r) => r.gflops as number));
+        const trainGflops = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (tr.seconds as number) / 1e9;
+        const d16 = kv[16];
+        const decodeGflops = d16 ? decodeFlops(cfg, 16, plan.promptLength + 1, plan.newTokens - 1) / (d16.decode_s as number) / 1e9 : NaN;
+        const profile = await trainProfile(model, plan);
+        details.push({ ...base, ...profile });
+        details.push({ ...base, kind: 'gflops', matmul_gflops: matmul, train_gflops: trainGflops, decode_gflops_b16: decodeGflops, note: 'model FLOPs from shapes (docs/engine.md#flops) over measured time; matmul: the best of the shapes above' });
+        Object.assign(summary, {
+          matmul_gflops_wasm: matmul,
+          train_gflops_wasm: trainGflops,
+          decode_gflops_wasm: decodeGflops,
+          train_vs_matmul_wasm: trainGflops / matmul,
+          decode_vs_matmul_wasm: decodeGflops / matmul,
+          threads_wasm: getThreadsCount(),
+        });
+        console.log(`wasm matmul ${matmul.toFixed(1)} GFLOP/s; training ${trainGflops.toFixed(2)}, decoding ${decodeGflops.toFixed(2)}; threads ${getThreadsCount()}`);
+        console.log(`train step kernels: ${(profile.kernels as { name: string; share: number }[]).slice(0, 6).map((k) => `${k.name} ${(k.share * 100).toFixed(0)}%`).join(', ')}`);
+      }
       if (size === '10M') {
         if (kv[16] && re[16] && plan.newTokens === 256) summary[`kv_speedup_b16_256${suffix}`] = (re[16].total_s as number) / (kv[16].total_s as number);
         for (const b of [1, 16, 64]) if (kv[b]) summary[`decode_tok_s_b${b}${suffix}`] = kv[b].decode_tok_s as number;

@@ -34,10 +34,10 @@ import tempfile
 import time
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
+# The TIR format's fences and its reader are the reward module's, shipped next to this one.
+from thor_reward import CODE_OPEN, FENCE_CLOSE, OUTPUT_OPEN, split_fences
+
 AGENT_NAME = 'thor_tir_agent'
-CODE_OPEN = '```python\n'
-OUTPUT_OPEN = '```output\n'
-FENCE_CLOSE = '```'
 NO_OUTPUT_MESSAGE = 'The code ran without errors but printed nothing. Use print() to show results.'
 TIMEOUT_MESSAGE = 'TimeoutError: the code did not finish within the time limit.'
 MEMORY_MESSAGE = 'MemoryError: the code used more memory than the sandbox allows.'
@@ -45,32 +45,6 @@ NO_MESSAGE = 'Error: the code failed without an error message.'
 
 
 # ---- the TIR text format (docs/tir-format.md) -----------------------------------------------------
-
-def split_fences(text: str) -> list:
-    """Prose and fenced blocks in order, as dicts kind/start/end/body/closed (the lab's splitFences)."""
-    pieces = []
-    at = 0
-    while at < len(text):
-        code = text.find(CODE_OPEN, at)
-        output = text.find(OUTPUT_OPEN, at)
-        opened = output if code < 0 else code if output < 0 else min(code, output)
-        if opened < 0:
-            break
-        if opened > at:
-            pieces.append({'kind': 'text', 'start': at, 'end': opened, 'body': text[at:opened], 'closed': True})
-        kind = 'code' if opened == code else 'output'
-        body_start = opened + (len(CODE_OPEN) if kind == 'code' else len(OUTPUT_OPEN))
-        close = text.find(FENCE_CLOSE, body_start)
-        end = len(text) if close < 0 else close + len(FENCE_CLOSE)
-        body = text[body_start:len(text) if close < 0 else close]
-        if close >= 0 and body.endswith('\n'):
-            body = body[:-1]
-        pieces.append({'kind': kind, 'start': opened, 'end': end, 'body': body, 'closed': close >= 0})
-        at = end
-    if at < len(text):
-        pieces.append({'kind': 'text', 'start': at, 'end': len(text), 'body': text[at:], 'closed': True})
-    return pieces
-
 
 def pending_code(text: str, handled: int) -> Optional[dict]:
     """The last closed ```python block that ends after character `handled` (the text already dealt with), or None."""
