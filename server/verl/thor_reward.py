@@ -567,39 +567,7 @@ _NUMBER_WORDS = {
     'eleven': 11, 'twelve': 12, 'thirteen': 13, 'fourteen': 14, 'fifteen': 15, 'sixteen': 16, 'seventeen': 17, 'eighteen': 18, 'nineteen': 19,
 }
 _TENS = {'twenty': 20, 'thirty': 30, 'forty': 40, 'fifty': 50, 'sixty': 60, 'seventy': 70, 'eighty': 80, 'ninety': 90}
-# The lab's tables are plain JavaScript objects: "constructor" and "__proto__" are found in them too,
-# as the object's prototype members, and add as text. Mirrored so that such an answer reads the same.
-_PROTOTYPE = {'constructor': 'function Object() { [native code] }', '__proto__': '[object Object]'}
 _NAN = float('nan')
-
-
-def _js_number_text(v) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float) and math.isnan(v):
-        return 'NaN'
-    return str(int(v))
-
-
-def _js_add(a, b):
-    if isinstance(a, str) or isinstance(b, str):
-        return _js_number_text(a) + _js_number_text(b)
-    return a + b
-
-
-def _js_num(v):
-    return _NAN if isinstance(v, str) else v
-
-
-def _nonzero_mod(v, m) -> bool:
-    """JavaScript's v % m !== 0 (NaN for text)."""
-    x = _js_num(v)
-    return True if isinstance(x, float) and math.isnan(x) else x % m != 0
-
-
-def _js_ge(v, m) -> bool:
-    x = _js_num(v)
-    return False if isinstance(x, float) and math.isnan(x) else x >= m
 
 
 def _number_from_words(text: str):
@@ -610,25 +578,23 @@ def _number_from_words(text: str):
     current = 0
     seen = False
     for w in words:
-        if w in _NUMBER_WORDS or w in _PROTOTYPE:
-            value = _NUMBER_WORDS.get(w, _PROTOTYPE.get(w))
-            big = False if isinstance(value, str) else value >= 10
-            if _nonzero_mod(current, 10) or (_js_num(current) != 0 and _nonzero_mod(current, 100) and big):
+        if w in _NUMBER_WORDS:
+            if current % 10 != 0 or (current != 0 and current % 100 != 0 and _NUMBER_WORDS[w] >= 10):
                 return None
-            current = _js_add(current, value)
+            current += _NUMBER_WORDS[w]
         elif w in _TENS:
-            if _nonzero_mod(current, 100):
+            if current % 100 != 0:
                 return None
-            current = _js_add(current, _TENS[w])
+            current += _TENS[w]
         elif w == 'hundred':
-            if _js_num(current) == 0 or _js_ge(current, 10):
+            if current == 0 or current >= 10:
                 return None
-            total = _js_add(total, _js_num(current) * 100)
+            total += current * 100
             current = 0
         else:
             return None
         seen = True
-    return _js_add(total, current) if seen else None
+    return total + current if seen else None
 
 
 def _canonical_relations(s: str) -> str:
@@ -692,7 +658,7 @@ def _normalize_form(raw: str) -> str:
     s = _trim(_sub(r'[\s.]+$', '', s, everywhere=False))
     spelled = _number_from_words(s)
     if spelled is not None:
-        s = _js_number_text(spelled)
+        s = str(spelled)
 
     s = _sub(r'\s*[,;]?\s*(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])\s*', ';', s)
     if _test(r'^-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$', s) or _test(r'^-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$', s):

@@ -104,10 +104,11 @@ export function numberFromWords(text: string): number | undefined {
   let current = 0;
   let seen = false;
   for (const w of words) {
-    if (w in NUMBER_WORDS) {
+    // Own keys only: "constructor" or "__proto__" is not a number word.
+    if (Object.hasOwn(NUMBER_WORDS, w)) {
       if (current % 10 !== 0 || (current !== 0 && current % 100 !== 0 && NUMBER_WORDS[w] >= 10)) return undefined;
       current += NUMBER_WORDS[w];
-    } else if (w in TENS) {
+    } else if (Object.hasOwn(TENS, w)) {
       if (current % 100 !== 0) return undefined;
       current += TENS[w];
     } else if (w === 'hundred') {
