@@ -18,6 +18,7 @@ import { parameterShapes, type ModelConfig } from './config';
 import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
+import { rmsNormWebGPU, webgpuKernels } from './webgpu-kernels';
 import { embedding, linear, matMul } from './ops';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
 import { transposeData, type NamedTensor, type WeightMap } from './weights';
@@ -70,8 +71,9 @@ function toVariable(name: string, t: NamedTensor): tf.Variable {
 }
 
 
-/** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w (Zhang & Sennrich 2019). */
+/** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w (Zhang & Sennrich 2019); one kernel each way on WebGPU (docs/engine.md#webgpu-kernels). */
 function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number): T {
+  if (webgpuKernels()) return rmsNormWebGPU(x, w, eps);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
 }
 

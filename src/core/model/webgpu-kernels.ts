@@ -1,0 +1,153 @@
+/**
+ * WGSL kernels of the engine's own for tfjs's WebGPU backend (docs/engine.md#webgpu-kernels), run
+ * through the backend's program runner so they share its buffers and command queue. RMSNorm is the
+ * first: tfjs builds it from five ops (square, mean, add, rsqrt, two multiplies) and keeps their
+ * intermediates for the gradient; here one workgroup per row reads the row once for its sum of squares
+ * and once to write it out, and the gradient is a kernel of the same shape.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { customOp } from './ops';
+
+const WORKGROUP = 64;
+
+/** The reduction over a row's columns into buf[0], shared by the kernels: each thread sums its stride, then a tree. */
+const ROW_SUM = `
+      buf[tid] = partial;
+      workgroupBarrier();
+      for (var s = ${WORKGROUP} >> 1; s > 0; s = s >> 1) {
+        if (tid < s) { buf[tid] = buf[tid] + buf[tid + s]; }
+        workgroupBarrier();
+      }`;
+
+/** y = x · rsqrt(mean(x²) + eps) · w, one workgroup per row of a [rows, cols] input. */
+class RmsNormProgram implements WebGPUProgram {
+  variableNames = ['x', 'w'];
+  outputShape: number[];
+  shaderKey = 'thor_rmsnorm';
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  uniforms = 'eps : f32,';
+
+  constructor(rows: number, cols: number) {
+    this.outputShape = [rows, cols];
+    this.dispatchLayout = { x: [0, 1] };
+    this.dispatch = [rows, 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    var<workgroup> inv : f32;
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      let tid = i32(localId.x);
+      let cols = uniforms.outShape[1];
+      var partial = 0.0;
+      for (var col = tid; col < cols; col += ${WORKGROUP}) {
+        let v = getX(row, col);
+        partial += v * v;
+      }
+      ${ROW_SUM}
+      if (tid == 0) { inv = inverseSqrt(buf[0] / f32(cols) + uniforms.eps); }
+      workgroupBarrier();
+      for (var col = tid; col < cols; col += ${WORKGROUP}) {
+        setOutputAtCoords(row, col, getX(row, col) * inv * getW(col));
+      }
+    }`;
+  }
+}
+
+/**
+ * The input's gradient: with r = rsqrt(mean(x²) + eps) and g = dy · w,
+ * dx = r · (g − x · r² · mean(g · x)).
+ */
+class RmsNormGradProgram implements WebGPUProgram {
+  variableNames = ['x', 'w', 'dy'];
+  outputShape: number[];
+  shaderKey = 'thor_rmsnorm_grad';
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  uniforms = 'eps : f32,';
+
+  constructor(rows: number, cols: number) {
+    this.outputShape = [rows, cols];
+    this.dispatchLayout = { x: [0, 1] };
+    this.dispatch = [rows, 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    var<workgroup> inv : f32;
+    var<workgroup> meanGx : f32;
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      let tid = i32(localId.x);
+      let cols = uniforms.outShape[1];
+      var partial = 0.0;
+      for (var col = tid; col < cols; col += ${WORKGROUP}) {
+        let v = getX(row, col);
+        partial += v * v;
+      }
+      ${ROW_SUM}
+      if (tid == 0) { inv = inverseSqrt(buf[0] / f32(cols) + uniforms.eps); }
+      workgroupBarrier();
+      partial = 0.0;
+      for (var col = tid; col < cols; col += ${WORKGROUP}) {
+        partial += getDy(row, col) * getW(col) * getX(row, col);
+      }
+      ${ROW_SUM}
+      if (tid == 0) { meanGx = buf[0] / f32(cols); }
+      workgroupBarrier();
+      for (var col = tid; col < cols; col += ${WORKGROUP}) {
+        let g = getDy(row, col) * getW(col);
+        setOutputAtCoords(row, col, inv * (g - getX(row, col) * inv * inv * meanGx));
+      }
+    }`;
+  }
+}
+
+function run(program: WebGPUProgram, inputs: tf.Tensor[], eps: number): tf.Tensor {
+  const backend = tf.backend() as unknown as WebGPUBackend;
+  const info = backend.runWebGPUProgram(program, inputs, 'float32', [{ type: 'float32', data: [eps] }]);
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/**
+ * RMSNorm over the last axis on WebGPU with the kernels above, and its gradients (the weight's is
+ * Σ over rows of dy · x · r, a column sum tfjs does well). Any shape; rows are every axis but the last.
+ */
+export function rmsNormWebGPU<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number): T {
+  const cols = x.shape[x.rank - 1];
+  const rows = x.size / cols;
+  const op = customOp(([xs, ws], save) => {
+    const x2 = tf.reshape(xs, [rows, cols]);
+    save([x2, ws]);
+    const value = tf.reshape(run(new RmsNormProgram(rows, cols), [x2, ws], eps), xs.shape);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xr, wr] = saved;
+      const dy2 = tf.reshape(dy, [rows, cols]);
+      const dx = tf.reshape(run(new RmsNormGradProgram(rows, cols), [xr, wr, dy2], eps), xs.shape);
+      const r = tf.rsqrt(tf.add(tf.mean(tf.square(xr), -1, true), eps));
+      const dw = tf.sum(tf.mul(dy2, tf.mul(xr, r)), 0);
+      return [dx, dw];
+    };
+    return { value, gradFunc };
+  });
+  return op(x, w) as T;
+}
+
+let enabled = true;
+
+/** Turns the engine's own kernels off (tfjs's ops instead), to compare the two. */
+export function setWebGPUKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** Whether the engine's own kernels run here: on tfjs's WebGPU backend, unless turned off. */
+export function webgpuKernels(): boolean {
+  return enabled && tf.getBackend() === 'webgpu';
+}

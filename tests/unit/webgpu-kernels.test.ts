@@ -1,0 +1,88 @@
+/**
+ * The engine's own WebGPU kernels against tfjs's reference ops, forward and backward, on Dawn (here
+ * SwiftShader, a CPU implementation of Vulkan: these are correctness checks, not timings).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generate } from '../../src/core/engine/generation';
+import { parseModelConfig } from '../../src/core/model/config';
+import { Transformer } from '../../src/core/model/transformer';
+import { rmsNormWebGPU, setWebGPUKernels } from '../../src/core/model/webgpu-kernels';
+import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
+
+/** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
+const reference = (x: tf.Tensor, w: tf.Tensor, eps: number) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
+
+async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<{ diff: number; scale: number }> {
+  const [da, db] = await Promise.all([a.data(), b.data()]);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < da.length; i++) {
+    diff = Math.max(diff, Math.abs(da[i] - db[i]));
+    scale = Math.max(scale, Math.abs(db[i]));
+  }
+  return { diff, scale };
+}
+
+beforeAll(async () => {
+  expect((await selectNodeBackend(['webgpu'])).name).toBe('webgpu');
+});
+
+afterAll(() => releaseNodeWebGPU());
+
+describe('RMSNorm kernel', () => {
+  // Columns below, at and above the workgroup's 64 threads, not multiples of it; a 3-D input.
+  const shapes: number[][] = [[3, 8], [5, 64], [4, 100], [2, 3, 384], [1, 1000]];
+  for (const shape of shapes) {
+    it(`equals the reference on [${shape.join(', ')}], value and both gradients`, async () => {
+      const cols = shape[shape.length - 1];
+      const x = tf.randomNormal(shape, 0, 2, 'float32', 7);
+      const w = tf.randomUniform([cols], 0.5, 1.5, 'float32', 8);
+      const dy = tf.randomNormal(shape, 0, 1, 'float32', 9);
+      const before = tf.memory().numTensors;
+      const ours = tf.tidy(() => {
+        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => rmsNormWebGPU(a, b, 1e-5))([x, w], dy);
+        return [value, ...grads];
+      });
+      const theirs = tf.tidy(() => {
+        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => reference(a, b, 1e-5))([x, w], dy);
+        return [value, ...grads];
+      });
+      for (let i = 0; i < 3; i++) {
+        expect(ours[i].shape).toEqual(theirs[i].shape);
+        const { diff, scale } = await maxDiff(ours[i], theirs[i]);
+        expect(diff, ['value', 'dx', 'dw'][i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+      }
+      tf.dispose([...ours, ...theirs]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x, w, dy]);
+    });
+  }
+});
+
+describe('the model with the kernels', () => {
+  it('generates the same tokens as without them at temperature 0, and leaves no tensor or GPU buffer behind', async () => {
+    const cfg = parseModelConfig({ model_type: 'llama', hidden_size: 64, intermediate_size: 160, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 97, max_position_embeddings: 64 });
+    const model = Transformer.create(cfg, { seed: 3 });
+    const prompts = [[1, 5, 9, 13], [2, 4, 8, 16, 32, 64]];
+    const run = async (on: boolean) => {
+      setWebGPUKernels(on);
+      try {
+        return (await generate(model, prompts, { maxNewTokens: 12, temperature: 0 })).map((r) => r.tokens);
+      } finally {
+        setWebGPUKernels(true);
+      }
+    };
+    await run(true); // warm: pipelines compiled, buffers pooled
+    const before = tf.memory() as tf.MemoryInfo & { numBytesInGPU: number; numBytesAllocatedInGPU: number };
+    const withKernels = await run(true);
+    const after = tf.memory() as tf.MemoryInfo & { numBytesInGPU: number; numBytesAllocatedInGPU: number };
+    const without = await run(false);
+    expect(withKernels).toEqual(without);
+    expect(withKernels.every((t) => t.length === 12)).toBe(true);
+    expect(after.numTensors).toBe(before.numTensors);
+    expect(after.numBytesInGPU).toBe(before.numBytesInGPU);
+    expect(after.numBytesAllocatedInGPU).toBe(before.numBytesAllocatedInGPU);
+    model.dispose();
+  });
+});
