@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../../src/core/engine/generation';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
-import { rmsNormWebGPU, setWebGPUKernels } from '../../src/core/model/webgpu-kernels';
+import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
+import { rmsNormWebGPU, ropeWebGPU, setWebGPUKernels } from '../../src/core/model/webgpu-kernels';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
 
 /** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
@@ -56,6 +57,44 @@ describe('RMSNorm kernel', () => {
       tf.dispose([...ours, ...theirs]);
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([x, w, dy]);
+    });
+  }
+});
+
+describe('RoPE kernel', () => {
+  // One table for every row (prefill), and a table per row (decoding at different positions).
+  const cases: { x: number[]; rows: number }[] = [
+    { x: [2, 5, 3, 8], rows: 1 },
+    { x: [3, 1, 4, 64], rows: 3 },
+    { x: [1, 7, 2, 128], rows: 1 },
+  ];
+  for (const { x: shape, rows } of cases) {
+    it(`equals HF's rotate_half form on x [${shape.join(', ')}] with ${rows} table row(s), value and gradient`, async () => {
+      const [, length, , d] = shape;
+      const { cos, sin } = ropeTables(d, 10000, length * rows + 3);
+      // Each row's positions start somewhere else, as in batched decoding.
+      const pick = (table: Float32Array) => tf.tensor4d(Array.from({ length: rows * length }, (_, i) => Array.from(table.subarray((i + (i % 3)) * d, (i + (i % 3) + 1) * d))).flat(), [rows, length, 1, d]);
+      const c = pick(cos);
+      const s = pick(sin);
+      const r = tf.tensor2d(rotateHalfMatrix(d), [d, d]);
+      const x = tf.randomNormal(shape, 0, 1, 'float32', 11);
+      const dy = tf.randomNormal(shape, 0, 1, 'float32', 12);
+      const before = tf.memory().numTensors;
+      const ours = tf.tidy(() => {
+        const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => ropeWebGPU(a, c, s))([x], dy);
+        return [value, ...grads];
+      });
+      const theirs = tf.tidy(() => {
+        const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => applyRope(a, c, s, r as tf.Tensor2D))([x], dy);
+        return [value, ...grads];
+      });
+      for (let i = 0; i < 2; i++) {
+        const { diff, scale } = await maxDiff(ours[i], theirs[i]);
+        expect(diff, ['value', 'dx'][i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+      }
+      tf.dispose([...ours, ...theirs]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([c, s, r, x, dy]);
     });
   }
 });

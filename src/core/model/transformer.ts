@@ -18,7 +18,7 @@ import { parameterShapes, type ModelConfig } from './config';
 import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
-import { rmsNormWebGPU, webgpuKernels } from './webgpu-kernels';
+import { rmsNormWebGPU, ropeWebGPU, webgpuKernels } from './webgpu-kernels';
 import { embedding, linear, matMul } from './ops';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
 import { transposeData, type NamedTensor, type WeightMap } from './weights';
@@ -384,7 +384,8 @@ export class Transformer {
     const heads = (y: tf.Tensor2D, n: number, norm: string) => {
       const split = tf.reshape(y, [B, T, n, hd]);
       const w = this.params.get(`${pre}.${norm}.weight`);
-      return applyRope(w ? rmsNorm(split, w, this.cfg.rms_norm_eps) : split, ctx.cos, ctx.sin, this.rotate);
+      const normed = w ? rmsNorm(split, w, this.cfg.rms_norm_eps) : split;
+      return webgpuKernels() ? ropeWebGPU(normed, ctx.cos, ctx.sin) : applyRope(normed, ctx.cos, ctx.sin, this.rotate);
     };
     const q = tf.transpose(tf.mul(heads(this.proj(x, `${pre}.q_proj`), nH, 'q_norm'), 1 / Math.sqrt(hd)), [0, 2, 1, 3]);
     const k = tf.transpose(heads(this.proj(x, `${pre}.k_proj`), nKV, 'k_norm'), [0, 2, 1, 3]) as tf.Tensor4D;

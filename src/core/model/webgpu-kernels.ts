@@ -1,9 +1,10 @@
 /**
  * WGSL kernels of the engine's own for tfjs's WebGPU backend (docs/engine.md#webgpu-kernels), run
- * through the backend's program runner so they share its buffers and command queue. RMSNorm is the
- * first: tfjs builds it from five ops (square, mean, add, rsqrt, two multiplies) and keeps their
- * intermediates for the gradient; here one workgroup per row reads the row once for its sum of squares
- * and once to write it out, and the gradient is a kernel of the same shape.
+ * through the backend's program runner so they share its buffers and command queue. RMSNorm: tfjs
+ * builds it from five ops (square, mean, add, rsqrt, two multiplies) and keeps their intermediates for
+ * the gradient; here one workgroup per row reads the row once for its sum of squares and once to write
+ * it out, and the gradient is a kernel of the same shape. RoPE: one elementwise kernel each way,
+ * instead of a product with the rotate_half matrix, two multiplies and an add.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
@@ -110,10 +111,66 @@ class RmsNormGradProgram implements WebGPUProgram {
   }
 }
 
-function run(program: WebGPUProgram, inputs: tf.Tensor[], eps: number): tf.Tensor {
+/**
+ * RoPE in HF's rotate_half convention, one thread per element of x [batch, length, heads, d], with
+ * cos and sin [batch or 1, length, 1, d]: forward y_j = x_j·cos_j ∓ x_partner·sin_j (minus in the first
+ * half); backward dx_j = dy_j·cos_j ± dy_partner·sin_partner (plus in the first half), partner = j ± d/2.
+ */
+class RopeProgram implements WebGPUProgram {
+  variableNames = ['x', 'cs', 'sn'];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  size = true;
+
+  constructor(
+    shape: number[],
+    private readonly backward: boolean,
+  ) {
+    this.outputShape = shape;
+    this.dispatchLayout = { x: shape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / WORKGROUP), 1, 1];
+    this.shaderKey = backward ? 'thor_rope_grad' : 'thor_rope';
+  }
+
+  getUserCode(): string {
+    const term = this.backward
+      ? 'getX(c[0], c[1], c[2], j) * getCs(b, c[1], 0, j) + select(-1.0, 1.0, j < half) * getX(c[0], c[1], c[2], partner) * getSn(b, c[1], 0, partner)'
+      : 'getX(c[0], c[1], c[2], j) * getCs(b, c[1], 0, j) + select(1.0, -1.0, j < half) * getX(c[0], c[1], c[2], partner) * getSn(b, c[1], 0, j)';
+    return `
+    fn main(index : i32) {
+      if (index < uniforms.size) {
+        let c = getCoordsFromIndex(index);
+        let j = c[3];
+        let half = uniforms.xShape[3] / 2;
+        let partner = select(j - half, j + half, j < half);
+        let b = select(c[0], 0, uniforms.csShape[0] == 1);
+        setOutputAtIndex(index, ${term});
+      }
+    }`;
+  }
+}
+
+function run(program: WebGPUProgram, inputs: tf.Tensor[], eps?: number): tf.Tensor {
   const backend = tf.backend() as unknown as WebGPUBackend;
-  const info = backend.runWebGPUProgram(program, inputs, 'float32', [{ type: 'float32', data: [eps] }]);
+  const info = backend.runWebGPUProgram(program, inputs, 'float32', eps === undefined ? undefined : [{ type: 'float32', data: [eps] }]);
   return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/**
+ * x·cos + rotate_half(x)·sin (HF apply_rotary_pos_emb) in one kernel each way, for x [batch, length,
+ * heads, d] and cos, sin [batch or 1, length, 1, d]; the tables are constants (no gradient).
+ */
+export function ropeWebGPU(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  const op = customOp(([xs], save) => {
+    save([]);
+    const value = run(new RopeProgram(xs.shape, false), [xs, cos, sin]);
+    const gradFunc = (dy: tf.Tensor) => run(new RopeProgram(dy.shape, true), [dy, cos, sin]);
+    return { value, gradFunc };
+  });
+  return op(x);
 }
 
 /**
