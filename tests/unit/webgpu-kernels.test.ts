@@ -8,7 +8,7 @@ import { generate } from '../../src/core/engine/generation';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
-import { rmsNormWebGPU, ropeWebGPU, setWebGPUKernels } from '../../src/core/model/webgpu-kernels';
+import { rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU } from '../../src/core/model/webgpu-kernels';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
 
 /** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
@@ -95,6 +95,32 @@ describe('RoPE kernel', () => {
       tf.dispose([...ours, ...theirs]);
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([c, s, r, x, dy]);
+    });
+  }
+});
+
+describe('SwiGLU kernel', () => {
+  for (const shape of [[3, 7], [16, 352], [2, 5, 64]]) {
+    it(`equals silu(g)·u on [${shape.join(', ')}], value and both gradients`, async () => {
+      const g = tf.randomNormal(shape, 0, 3, 'float32', 21);
+      const u = tf.randomNormal(shape, 0, 1, 'float32', 22);
+      const dy = tf.randomNormal(shape, 0, 1, 'float32', 23);
+      const before = tf.memory().numTensors;
+      const ours = tf.tidy(() => {
+        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => swigluWebGPU(a, b))([g, u], dy);
+        return [value, ...grads];
+      });
+      const theirs = tf.tidy(() => {
+        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => tf.mul(tf.mul(a, tf.sigmoid(a)), b))([g, u], dy);
+        return [value, ...grads];
+      });
+      for (let i = 0; i < 3; i++) {
+        const { diff, scale } = await maxDiff(ours[i], theirs[i]);
+        expect(diff, ['value', 'dg', 'du'][i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+      }
+      tf.dispose([...ours, ...theirs]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([g, u, dy]);
     });
   }
 });

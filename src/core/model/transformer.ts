@@ -18,7 +18,7 @@ import { parameterShapes, type ModelConfig } from './config';
 import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
-import { rmsNormWebGPU, ropeWebGPU, webgpuKernels } from './webgpu-kernels';
+import { rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
 import { embedding, linear, matMul } from './ops';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
 import { transposeData, type NamedTensor, type WeightMap } from './weights';
@@ -405,7 +405,8 @@ export class Transformer {
   private mlp(layer: number, x: tf.Tensor2D): tf.Tensor2D {
     const pre = `model.layers.${layer}.mlp`;
     const gate = this.proj(x, `${pre}.gate_proj`);
-    return this.proj(tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.proj(x, `${pre}.up_proj`)), `${pre}.down_proj`);
+    const up = this.proj(x, `${pre}.up_proj`);
+    return this.proj(webgpuKernels() ? swigluWebGPU(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), `${pre}.down_proj`);
   }
 
   /** Logits from final hidden states [N, h]: h·Eᵀ with the tied embedding E [V, h], or h·lm_head. */

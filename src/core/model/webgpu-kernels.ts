@@ -153,6 +153,55 @@ class RopeProgram implements WebGPUProgram {
   }
 }
 
+/**
+ * SwiGLU's product silu(g) · u = g · σ(g) · u, elementwise over same-shaped g and u, and its two
+ * gradients: dg = dy · u · σ(g) · (1 + g · (1 − σ(g))), du = dy · g · σ(g).
+ */
+class SwigluProgram implements WebGPUProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  size = true;
+
+  constructor(
+    shape: number[],
+    private readonly part: 'value' | 'dg' | 'du',
+  ) {
+    this.variableNames = part === 'value' ? ['gate', 'up'] : ['gate', 'up', 'dy'];
+    this.outputShape = shape;
+    this.dispatchLayout = { x: shape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / WORKGROUP), 1, 1];
+    this.shaderKey = `thor_swiglu_${part}`;
+  }
+
+  getUserCode(): string {
+    const result = { value: 'g * s * u', dg: 'dy[index] * u * s * (1.0 + g * (1.0 - s))', du: 'dy[index] * g * s' }[this.part];
+    return `
+    fn main(index : i32) {
+      if (index < uniforms.size) {
+        let g = gate[index];
+        let u = up[index];
+        let s = 1.0 / (1.0 + exp(-g));
+        setOutputAtIndex(index, ${result});
+      }
+    }`;
+  }
+}
+
+/** silu(gate) · up in one kernel, and its gradients in two (docs/engine.md#webgpu-kernels). */
+export function swigluWebGPU<T extends tf.Tensor>(gate: T, up: T): T {
+  const op = customOp(([g, u], save) => {
+    save([g, u]);
+    const value = run(new SwigluProgram(g.shape, 'value'), [g, u]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => [run(new SwigluProgram(dy.shape, 'dg'), [...saved, dy]), run(new SwigluProgram(dy.shape, 'du'), [...saved, dy])];
+    return { value, gradFunc };
+  });
+  return op(gate, up) as T;
+}
+
 function run(program: WebGPUProgram, inputs: tf.Tensor[], eps?: number): tf.Tensor {
   const backend = tf.backend() as unknown as WebGPUBackend;
   const info = backend.runWebGPUProgram(program, inputs, 'float32', eps === undefined ? undefined : [{ type: 'float32', data: [eps] }]);
