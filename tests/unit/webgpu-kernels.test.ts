@@ -8,7 +8,7 @@ import { generate } from '../../src/core/engine/generation';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
-import { rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU } from '../../src/core/model/webgpu-kernels';
+import { rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU, targetLogprobsWebGPU } from '../../src/core/model/webgpu-kernels';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
 
 /** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
@@ -121,6 +121,33 @@ describe('SwiGLU kernel', () => {
       tf.dispose([...ours, ...theirs]);
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([g, u, dy]);
+    });
+  }
+});
+
+describe('log-probability of the target kernel', () => {
+  // Vocabularies below and above the workgroup, the tiny model's, and Qwen's 151,936 ids.
+  for (const [rows, vocab] of [[5, 40], [7, 97], [3, 1024], [2, 151936]]) {
+    it(`equals log_softmax picked by one-hot on [${rows} × ${vocab}], value and gradient`, async () => {
+      const logits = tf.randomNormal([rows, vocab], 0, 4, 'float32', 31) as tf.Tensor2D;
+      const targets = tf.tensor1d(Array.from({ length: rows }, (_, i) => (i * 7919) % vocab), 'int32');
+      const dy = tf.randomNormal([rows], 0, 1, 'float32', 32);
+      const before = tf.memory().numTensors;
+      const ours = tf.tidy(() => {
+        const { value, grad } = tf.valueAndGrad((l: tf.Tensor2D) => targetLogprobsWebGPU(l, targets))(logits, dy as tf.Tensor1D);
+        return [value, grad];
+      });
+      const theirs = tf.tidy(() => {
+        const { value, grad } = tf.valueAndGrad((l: tf.Tensor2D) => tf.sum(tf.mul(tf.logSoftmax(l), tf.cast(tf.oneHot(targets, vocab), 'float32')), -1) as tf.Tensor1D)(logits, dy as tf.Tensor1D);
+        return [value, grad];
+      });
+      for (let i = 0; i < 2; i++) {
+        const { diff, scale } = await maxDiff(ours[i], theirs[i]);
+        expect(diff, ['value', 'dlogits'][i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+      }
+      tf.dispose([...ours, ...theirs]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([logits, targets, dy]);
     });
   }
 });

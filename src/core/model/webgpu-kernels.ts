@@ -21,6 +21,23 @@ const ROW_SUM = `
         workgroupBarrier();
       }`;
 
+/** The row's log-sum-exp of the logits into lse: a max, then a sum of exponentials, each reduced like ROW_SUM. */
+const ROW_LOGSUMEXP = `
+      var partial = -3.402823e+38;
+      for (var col = tid; col < cols; col += ${WORKGROUP}) { partial = max(partial, getLogits(row, col)); }
+      buf[tid] = partial;
+      workgroupBarrier();
+      for (var s = ${WORKGROUP} >> 1; s > 0; s = s >> 1) {
+        if (tid < s) { buf[tid] = max(buf[tid], buf[tid + s]); }
+        workgroupBarrier();
+      }
+      let top = buf[0];
+      workgroupBarrier();
+      partial = 0.0;
+      for (var col = tid; col < cols; col += ${WORKGROUP}) { partial += exp(getLogits(row, col) - top); }
+      ${ROW_SUM}
+      let lse = top + log(buf[0]);`;
+
 /** y = x · rsqrt(mean(x²) + eps) · w, one workgroup per row of a [rows, cols] input. */
 class RmsNormProgram implements WebGPUProgram {
   variableNames = ['x', 'w'];
@@ -200,6 +217,83 @@ export function swigluWebGPU<T extends tf.Tensor>(gate: T, up: T): T {
     return { value, gradFunc };
   });
   return op(gate, up) as T;
+}
+
+/**
+ * log softmax(logits)[target] per row of [rows, vocab] logits, one workgroup per row: the row's
+ * log-sum-exp, and the target's logit minus it; nothing of size rows × vocab is written.
+ */
+class TargetLogprobProgram implements WebGPUProgram {
+  variableNames = ['logits', 'targets'];
+  outputShape: number[];
+  shaderKey = 'thor_target_logprob';
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+
+  constructor(rows: number) {
+    this.outputShape = [rows];
+    this.dispatchLayout = { x: [0] };
+    this.dispatch = [rows, 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      let tid = i32(localId.x);
+      // From the uniforms, not written into the code: a compiled shader is reused for every shape.
+      let cols = uniforms.logitsShape[1];
+      ${ROW_LOGSUMEXP}
+      if (tid == 0) { setOutputAtIndex(row, getLogits(row, i32(getTargets(row))) - lse); }
+    }`;
+  }
+}
+
+/** Its gradient: d logits[r, j] = dy[r] · (1[j = target] − softmax(logits[r])_j), the softmax recomputed per row. */
+class TargetLogprobGradProgram implements WebGPUProgram {
+  variableNames = ['logits', 'targets', 'dy'];
+  outputShape: number[];
+  shaderKey = 'thor_target_logprob_grad';
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+
+  constructor(rows: number, vocab: number) {
+    this.outputShape = [rows, vocab];
+    this.dispatchLayout = { x: [0, 1] };
+    this.dispatch = [rows, 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      let tid = i32(localId.x);
+      let cols = uniforms.outShape[1];
+      ${ROW_LOGSUMEXP}
+      let picked = i32(getTargets(row));
+      let g = getDy(row);
+      for (var col = tid; col < cols; col += ${WORKGROUP}) {
+        let hit = select(0.0, 1.0, col == picked);
+        setOutputAtCoords(row, col, g * (hit - exp(getLogits(row, col) - lse)));
+      }
+    }`;
+  }
+}
+
+/** log softmax(logits)[target] for each row of [rows, vocab] logits, with its gradient (docs/engine.md#webgpu-kernels). */
+export function targetLogprobsWebGPU(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  const [rows, vocab] = logits.shape;
+  const op = customOp(([l], save) => {
+    save([l]);
+    const value = run(new TargetLogprobProgram(rows), [l, targets]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => run(new TargetLogprobGradProgram(rows, vocab), [saved[0], targets, dy]);
+    return { value, gradFunc };
+  });
+  return op(logits) as tf.Tensor1D;
 }
 
 function run(program: WebGPUProgram, inputs: tf.Tensor[], eps?: number): tf.Tensor {
