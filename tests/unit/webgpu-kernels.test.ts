@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../../src/core/engine/generation';
+import { AdamW } from '../../src/core/optim/adamw';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
@@ -150,6 +151,43 @@ describe('log-probability of the target kernel', () => {
       tf.dispose([logits, targets, dy]);
     });
   }
+});
+
+describe('fused AdamW', () => {
+  it('takes the same steps as the op-by-op AdamW, decayed matrices and undecayed vectors alike', async () => {
+    const start = { w: tf.randomNormal([33, 17], 0, 1, 'float32', 41), b: tf.randomNormal([17], 0, 1, 'float32', 42) };
+    const run = async (on: boolean) => {
+      setWebGPUKernels(on);
+      try {
+        const w = tf.variable(start.w, true, `w_${on}`);
+        const b = tf.variable(start.b, true, `b_${on}`);
+        const opt = new AdamW([w, b], { weightDecay: 0.1 });
+        for (let step = 0; step < 3; step++) {
+          const grads = { [w.name]: tf.randomNormal([33, 17], 0, 1, 'float32', 50 + step), [b.name]: tf.randomNormal([17], 0, 1, 'float32', 60 + step) };
+          opt.apply(grads, 1e-2);
+          tf.dispose(Object.values(grads));
+        }
+        const state = await opt.exportState((v) => v.name.replace(/_(true|false)$/, ''));
+        const out = { w: Array.from(await w.data()), b: Array.from(await b.data()), state };
+        opt.dispose();
+        tf.dispose([w, b]);
+        return out;
+      } finally {
+        setWebGPUKernels(true);
+      }
+    };
+    const before = tf.memory().numTensors;
+    const fused = await run(true);
+    const plain = await run(false);
+    expect(tf.memory().numTensors).toBe(before);
+    const close = (a: number[], b: number[]) => a.every((x, i) => Math.abs(x - b[i]) <= 1e-6 * Math.max(1, Math.abs(b[i])));
+    expect(close(fused.w, plain.w)).toBe(true);
+    expect(close(fused.b, plain.b)).toBe(true);
+    for (const key of ['m.w', 'v.w', 'm.b', 'v.b']) expect(close(Array.from(fused.state.moments.get(key)!.data), Array.from(plain.state.moments.get(key)!.data)), key).toBe(true);
+    // The weights moved: the check compares steps, not two copies of the start.
+    expect(close(fused.w, Array.from(await start.w.data()))).toBe(false);
+    tf.dispose([start.w, start.b]);
+  });
 });
 
 describe('the model with the kernels', () => {

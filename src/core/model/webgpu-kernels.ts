@@ -296,9 +296,70 @@ export function targetLogprobsWebGPU(logits: tf.Tensor2D, targets: tf.Tensor1D):
   return op(logits) as tf.Tensor1D;
 }
 
-function run(program: WebGPUProgram, inputs: tf.Tensor[], eps?: number): tf.Tensor {
+/** One AdamW step's new moment m, moment v or weight, elementwise from the old weight, gradient and moments. */
+class AdamWProgram implements WebGPUProgram {
+  /** Only what the part reads: a binding the shader never touches is left out of its layout. */
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  size = true;
+  uniforms = 'beta1 : f32, beta2 : f32, c1 : f32, c2 : f32, eps : f32, lr : f32, decay : f32,';
+
+  constructor(
+    shape: number[],
+    private readonly part: 'm' | 'v' | 'w',
+  ) {
+    this.outputShape = shape;
+    this.dispatchLayout = { x: shape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / WORKGROUP), 1, 1];
+    this.shaderKey = `thor_adamw_${part}`;
+    this.variableNames = { m: ['g', 'm'], v: ['g', 'v'], w: ['w', 'g', 'm', 'v'] }[part];
+  }
+
+  getUserCode(): string {
+    const m1 = 'uniforms.beta1 * m[index] + (1.0 - uniforms.beta1) * g[index]';
+    const v1 = 'uniforms.beta2 * v[index] + (1.0 - uniforms.beta2) * g[index] * g[index]';
+    const result = { m: m1, v: v1, w: `w[index] * uniforms.decay - uniforms.lr * ((${m1}) / uniforms.c1) / (sqrt((${v1}) / uniforms.c2) + uniforms.eps)` }[this.part];
+    return `
+    fn main(index : i32) {
+      if (index < uniforms.size) {
+        setOutputAtIndex(index, ${result});
+      }
+    }`;
+  }
+}
+
+export interface AdamWStep {
+  beta1: number;
+  beta2: number;
+  /** Bias corrections 1 − β1ᵗ and 1 − β2ᵗ. */
+  c1: number;
+  c2: number;
+  eps: number;
+  lr: number;
+  /** 1 − lr · weight decay for decayed weights, 1 otherwise. */
+  decay: number;
+}
+
+/** AdamW's new m, v and weight in three elementwise kernels, all read from the old values (src/core/optim/adamw.ts has the formulas). */
+export function adamwWebGPU(w: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: AdamWStep): { w: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+  const uniforms = [s.beta1, s.beta2, s.c1, s.c2, s.eps, s.lr, s.decay].map((x) => ({ type: 'float32', data: [x] }));
+  // As [1, n]: a 1-D input's strides are an empty uniform, which would shift the ones that follow.
+  const [fw, fg, fm, fv] = [w, g, m, v].map((t) => tf.reshape(t, [1, t.size]));
+  const inputs = { m: [fg, fm], v: [fg, fv], w: [fw, fg, fm, fv] };
+  const part = (p: 'm' | 'v' | 'w') => tf.reshape(run(new AdamWProgram([1, w.size], p), inputs[p], uniforms), w.shape);
+  const out = { m: part('m'), v: part('v'), w: part('w') };
+  tf.dispose([fw, fg, fm, fv]);
+  return out;
+}
+
+function run(program: WebGPUProgram, inputs: tf.Tensor[], uniforms?: number | { type: string; data: number[] }[]): tf.Tensor {
   const backend = tf.backend() as unknown as WebGPUBackend;
-  const info = backend.runWebGPUProgram(program, inputs, 'float32', eps === undefined ? undefined : [{ type: 'float32', data: [eps] }]);
+  const given = typeof uniforms === 'number' ? [{ type: 'float32', data: [uniforms] }] : uniforms;
+  const info = backend.runWebGPUProgram(program, inputs, 'float32', given);
   return tf.engine().makeTensorFromTensorInfo(info);
 }
 

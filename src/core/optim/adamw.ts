@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { LabError } from '../errors';
 import type { WeightMap } from '../model/weights';
+import { adamwWebGPU, webgpuKernels } from '../model/webgpu-kernels';
 
 /** The optimiser's state outside the device: step count and moments `m.KEY` / `v.KEY` per variable. */
 export interface AdamWState {
@@ -60,6 +61,14 @@ export class AdamW {
       const s = this.slots.get(name);
       if (!s) continue;
       tf.tidy(() => {
+        if (webgpuKernels()) {
+          // Three elementwise kernels instead of about a dozen ops (docs/engine.md#webgpu-kernels).
+          const next = adamwWebGPU(s.variable, g, s.m, s.v, { beta1, beta2, c1, c2, eps, lr, decay: s.decay && weightDecay > 0 ? 1 - lr * weightDecay : 1 });
+          s.m.assign(next.m);
+          s.v.assign(next.v);
+          s.variable.assign(next.w);
+          return;
+        }
         const m = tf.add(tf.mul(s.m, beta1), tf.mul(g, 1 - beta1));
         const v = tf.add(tf.mul(s.v, beta2), tf.mul(tf.square(g), 1 - beta2));
         const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps));
