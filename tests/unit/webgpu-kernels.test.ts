@@ -26,6 +26,27 @@ async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<{ diff: number; scal
   return { diff, scale };
 }
 
+/**
+ * The kernel's value and gradients against the reference's, on the same inputs and upstream gradient:
+ * each within 1e-5 of the largest reference value (at least 1), and no tensor left behind.
+ */
+async function expectSameAsReference(kernel: (...xs: tf.Tensor[]) => tf.Tensor, reference: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: tf.Tensor, names: string[]): Promise<void> {
+  const before = tf.memory().numTensors;
+  const both = [kernel, reference].map((f) =>
+    tf.tidy(() => {
+      const { value, grads } = tf.valueAndGrads(f)(inputs, dy);
+      return [value, ...grads];
+    }),
+  );
+  for (let i = 0; i < names.length; i++) {
+    expect(both[0][i].shape, names[i]).toEqual(both[1][i].shape);
+    const { diff, scale } = await maxDiff(both[0][i], both[1][i]);
+    expect(diff, names[i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+  }
+  tf.dispose(both.flat());
+  expect(tf.memory().numTensors).toBe(before);
+}
+
 beforeAll(async () => {
   expect((await selectNodeBackend(['webgpu'])).name).toBe('webgpu');
 });
@@ -41,22 +62,7 @@ describe('RMSNorm kernel', () => {
       const x = tf.randomNormal(shape, 0, 2, 'float32', 7);
       const w = tf.randomUniform([cols], 0.5, 1.5, 'float32', 8);
       const dy = tf.randomNormal(shape, 0, 1, 'float32', 9);
-      const before = tf.memory().numTensors;
-      const ours = tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => rmsNormWebGPU(a, b, 1e-5))([x, w], dy);
-        return [value, ...grads];
-      });
-      const theirs = tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => reference(a, b, 1e-5))([x, w], dy);
-        return [value, ...grads];
-      });
-      for (let i = 0; i < 3; i++) {
-        expect(ours[i].shape).toEqual(theirs[i].shape);
-        const { diff, scale } = await maxDiff(ours[i], theirs[i]);
-        expect(diff, ['value', 'dx', 'dw'][i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
-      }
-      tf.dispose([...ours, ...theirs]);
-      expect(tf.memory().numTensors).toBe(before);
+      await expectSameAsReference((a, b) => rmsNormWebGPU(a, b, 1e-5), (a, b) => reference(a, b, 1e-5), [x, w], dy, ['value', 'dx', 'dw']);
       tf.dispose([x, w, dy]);
     });
   }
@@ -80,21 +86,7 @@ describe('RoPE kernel', () => {
       const r = tf.tensor2d(rotateHalfMatrix(d), [d, d]);
       const x = tf.randomNormal(shape, 0, 1, 'float32', 11);
       const dy = tf.randomNormal(shape, 0, 1, 'float32', 12);
-      const before = tf.memory().numTensors;
-      const ours = tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => ropeWebGPU(a, c, s))([x], dy);
-        return [value, ...grads];
-      });
-      const theirs = tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => applyRope(a, c, s, r as tf.Tensor2D))([x], dy);
-        return [value, ...grads];
-      });
-      for (let i = 0; i < 2; i++) {
-        const { diff, scale } = await maxDiff(ours[i], theirs[i]);
-        expect(diff, ['value', 'dx'][i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
-      }
-      tf.dispose([...ours, ...theirs]);
-      expect(tf.memory().numTensors).toBe(before);
+      await expectSameAsReference((a) => ropeWebGPU(a, c, s), (a) => applyRope(a, c, s, r as tf.Tensor2D), [x], dy, ['value', 'dx']);
       tf.dispose([c, s, r, x, dy]);
     });
   }
@@ -106,21 +98,7 @@ describe('SwiGLU kernel', () => {
       const g = tf.randomNormal(shape, 0, 3, 'float32', 21);
       const u = tf.randomNormal(shape, 0, 1, 'float32', 22);
       const dy = tf.randomNormal(shape, 0, 1, 'float32', 23);
-      const before = tf.memory().numTensors;
-      const ours = tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => swigluWebGPU(a, b))([g, u], dy);
-        return [value, ...grads];
-      });
-      const theirs = tf.tidy(() => {
-        const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => tf.mul(tf.mul(a, tf.sigmoid(a)), b))([g, u], dy);
-        return [value, ...grads];
-      });
-      for (let i = 0; i < 3; i++) {
-        const { diff, scale } = await maxDiff(ours[i], theirs[i]);
-        expect(diff, ['value', 'dg', 'du'][i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
-      }
-      tf.dispose([...ours, ...theirs]);
-      expect(tf.memory().numTensors).toBe(before);
+      await expectSameAsReference((a, b) => swigluWebGPU(a, b), (a, b) => tf.mul(tf.mul(a, tf.sigmoid(a)), b), [g, u], dy, ['value', 'dg', 'du']);
       tf.dispose([g, u, dy]);
     });
   }
@@ -133,21 +111,7 @@ describe('log-probability of the target kernel', () => {
       const logits = tf.randomNormal([rows, vocab], 0, 4, 'float32', 31) as tf.Tensor2D;
       const targets = tf.tensor1d(Array.from({ length: rows }, (_, i) => (i * 7919) % vocab), 'int32');
       const dy = tf.randomNormal([rows], 0, 1, 'float32', 32);
-      const before = tf.memory().numTensors;
-      const ours = tf.tidy(() => {
-        const { value, grad } = tf.valueAndGrad((l: tf.Tensor2D) => targetLogprobsWebGPU(l, targets))(logits, dy as tf.Tensor1D);
-        return [value, grad];
-      });
-      const theirs = tf.tidy(() => {
-        const { value, grad } = tf.valueAndGrad((l: tf.Tensor2D) => tf.sum(tf.mul(tf.logSoftmax(l), tf.cast(tf.oneHot(targets, vocab), 'float32')), -1) as tf.Tensor1D)(logits, dy as tf.Tensor1D);
-        return [value, grad];
-      });
-      for (let i = 0; i < 2; i++) {
-        const { diff, scale } = await maxDiff(ours[i], theirs[i]);
-        expect(diff, ['value', 'dlogits'][i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
-      }
-      tf.dispose([...ours, ...theirs]);
-      expect(tf.memory().numTensors).toBe(before);
+      await expectSameAsReference((l) => targetLogprobsWebGPU(l as tf.Tensor2D, targets), (l) => tf.sum(tf.mul(tf.logSoftmax(l), tf.cast(tf.oneHot(targets, vocab), 'float32')), -1), [logits], dy, ['value', 'dlogits']);
       tf.dispose([logits, targets, dy]);
     });
   }

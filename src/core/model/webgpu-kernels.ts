@@ -38,27 +38,28 @@ const ROW_LOGSUMEXP = `
       ${ROW_SUM}
       let lse = top + log(buf[0]);`;
 
-/** y = x · rsqrt(mean(x²) + eps) · w, one workgroup per row of a [rows, cols] input. */
-class RmsNormProgram implements WebGPUProgram {
-  variableNames = ['x', 'w'];
+/** What every program here shares: 64 threads a workgroup, and one workgroup per row of the output (reductions) or one thread per element. */
+abstract class Program implements WebGPUProgram {
+  abstract variableNames: string[];
+  abstract shaderKey: string;
   outputShape: number[];
-  shaderKey = 'thor_rmsnorm';
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
-  uniforms = 'eps : f32,';
+  size: boolean;
 
-  constructor(rows: number, cols: number) {
-    this.outputShape = [rows, cols];
-    this.dispatchLayout = { x: [0, 1] };
-    this.dispatch = [rows, 1, 1];
+  constructor(outputShape: number[], per: 'row' | 'element') {
+    this.outputShape = outputShape;
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    this.size = per === 'element';
+    this.dispatch = [per === 'row' ? outputShape[0] : Math.ceil(outputShape.reduce((a, b) => a * b, 1) / WORKGROUP), 1, 1];
   }
 
-  getUserCode(): string {
-    return `
-    var<workgroup> buf : array<f32, ${WORKGROUP}>;
-    var<workgroup> inv : f32;
-    fn main(index : i32) {
+  abstract getUserCode(): string;
+}
+
+/** The row's inverse root mean square, rsqrt(mean(x²) + eps), into the workgroup's inv (RMSNorm both ways). */
+const ROW_INVERSE_RMS = `
       let row = index / ${WORKGROUP};
       let tid = i32(localId.x);
       let cols = uniforms.outShape[1];
@@ -69,7 +70,24 @@ class RmsNormProgram implements WebGPUProgram {
       }
       ${ROW_SUM}
       if (tid == 0) { inv = inverseSqrt(buf[0] / f32(cols) + uniforms.eps); }
-      workgroupBarrier();
+      workgroupBarrier();`;
+
+/** y = x · rsqrt(mean(x²) + eps) · w, one workgroup per row of a [rows, cols] input. */
+class RmsNormProgram extends Program {
+  variableNames = ['x', 'w'];
+  shaderKey = 'thor_rmsnorm';
+  uniforms = 'eps : f32,';
+
+  constructor(rows: number, cols: number) {
+    super([rows, cols], 'row');
+  }
+
+  getUserCode(): string {
+    return `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    var<workgroup> inv : f32;
+    fn main(index : i32) {
+      ${ROW_INVERSE_RMS}
       for (var col = tid; col < cols; col += ${WORKGROUP}) {
         setOutputAtCoords(row, col, getX(row, col) * inv * getW(col));
       }
@@ -81,19 +99,13 @@ class RmsNormProgram implements WebGPUProgram {
  * The input's gradient: with r = rsqrt(mean(x²) + eps) and g = dy · w,
  * dx = r · (g − x · r² · mean(g · x)).
  */
-class RmsNormGradProgram implements WebGPUProgram {
+class RmsNormGradProgram extends Program {
   variableNames = ['x', 'w', 'dy'];
-  outputShape: number[];
   shaderKey = 'thor_rmsnorm_grad';
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
   uniforms = 'eps : f32,';
 
   constructor(rows: number, cols: number) {
-    this.outputShape = [rows, cols];
-    this.dispatchLayout = { x: [0, 1] };
-    this.dispatch = [rows, 1, 1];
+    super([rows, cols], 'row');
   }
 
   getUserCode(): string {
@@ -102,17 +114,7 @@ class RmsNormGradProgram implements WebGPUProgram {
     var<workgroup> inv : f32;
     var<workgroup> meanGx : f32;
     fn main(index : i32) {
-      let row = index / ${WORKGROUP};
-      let tid = i32(localId.x);
-      let cols = uniforms.outShape[1];
-      var partial = 0.0;
-      for (var col = tid; col < cols; col += ${WORKGROUP}) {
-        let v = getX(row, col);
-        partial += v * v;
-      }
-      ${ROW_SUM}
-      if (tid == 0) { inv = inverseSqrt(buf[0] / f32(cols) + uniforms.eps); }
-      workgroupBarrier();
+      ${ROW_INVERSE_RMS}
       partial = 0.0;
       for (var col = tid; col < cols; col += ${WORKGROUP}) {
         partial += getDy(row, col) * getW(col) * getX(row, col);
@@ -133,22 +135,15 @@ class RmsNormGradProgram implements WebGPUProgram {
  * cos and sin [batch or 1, length, 1, d]: forward y_j = x_j·cos_j ∓ x_partner·sin_j (minus in the first
  * half); backward dx_j = dy_j·cos_j ± dy_partner·sin_partner (plus in the first half), partner = j ± d/2.
  */
-class RopeProgram implements WebGPUProgram {
+class RopeProgram extends Program {
   variableNames = ['x', 'cs', 'sn'];
-  outputShape: number[];
   shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
-  size = true;
 
   constructor(
     shape: number[],
     private readonly backward: boolean,
   ) {
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / WORKGROUP), 1, 1];
+    super(shape, 'element');
     this.shaderKey = backward ? 'thor_rope_grad' : 'thor_rope';
   }
 
@@ -174,23 +169,16 @@ class RopeProgram implements WebGPUProgram {
  * SwiGLU's product silu(g) · u = g · σ(g) · u, elementwise over same-shaped g and u, and its two
  * gradients: dg = dy · u · σ(g) · (1 + g · (1 − σ(g))), du = dy · g · σ(g).
  */
-class SwigluProgram implements WebGPUProgram {
+class SwigluProgram extends Program {
   variableNames: string[];
-  outputShape: number[];
   shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
-  size = true;
 
   constructor(
     shape: number[],
     private readonly part: 'value' | 'dg' | 'du',
   ) {
+    super(shape, 'element');
     this.variableNames = part === 'value' ? ['gate', 'up'] : ['gate', 'up', 'dy'];
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / WORKGROUP), 1, 1];
     this.shaderKey = `thor_swiglu_${part}`;
   }
 
@@ -223,18 +211,12 @@ export function swigluWebGPU<T extends tf.Tensor>(gate: T, up: T): T {
  * log softmax(logits)[target] per row of [rows, vocab] logits, one workgroup per row: the row's
  * log-sum-exp, and the target's logit minus it; nothing of size rows × vocab is written.
  */
-class TargetLogprobProgram implements WebGPUProgram {
+class TargetLogprobProgram extends Program {
   variableNames = ['logits', 'targets'];
-  outputShape: number[];
   shaderKey = 'thor_target_logprob';
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
 
   constructor(rows: number) {
-    this.outputShape = [rows];
-    this.dispatchLayout = { x: [0] };
-    this.dispatch = [rows, 1, 1];
+    super([rows], 'row');
   }
 
   getUserCode(): string {
@@ -252,18 +234,12 @@ class TargetLogprobProgram implements WebGPUProgram {
 }
 
 /** Its gradient: d logits[r, j] = dy[r] · (1[j = target] − softmax(logits[r])_j), the softmax recomputed per row. */
-class TargetLogprobGradProgram implements WebGPUProgram {
+class TargetLogprobGradProgram extends Program {
   variableNames = ['logits', 'targets', 'dy'];
-  outputShape: number[];
   shaderKey = 'thor_target_logprob_grad';
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
 
   constructor(rows: number, vocab: number) {
-    this.outputShape = [rows, vocab];
-    this.dispatchLayout = { x: [0, 1] };
-    this.dispatch = [rows, 1, 1];
+    super([rows, vocab], 'row');
   }
 
   getUserCode(): string {
@@ -297,24 +273,17 @@ export function targetLogprobsWebGPU(logits: tf.Tensor2D, targets: tf.Tensor1D):
 }
 
 /** One AdamW step's new moment m, moment v or weight, elementwise from the old weight, gradient and moments. */
-class AdamWProgram implements WebGPUProgram {
+class AdamWProgram extends Program {
   /** Only what the part reads: a binding the shader never touches is left out of its layout. */
   variableNames: string[];
-  outputShape: number[];
   shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
-  size = true;
   uniforms = 'beta1 : f32, beta2 : f32, c1 : f32, c2 : f32, eps : f32, lr : f32, decay : f32,';
 
   constructor(
     shape: number[],
     private readonly part: 'm' | 'v' | 'w',
   ) {
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(shape.reduce((a, b) => a * b, 1) / WORKGROUP), 1, 1];
+    super(shape, 'element');
     this.shaderKey = `thor_adamw_${part}`;
     this.variableNames = { m: ['g', 'm'], v: ['g', 'v'], w: ['w', 'g', 'm', 'v'] }[part];
   }
