@@ -25,6 +25,7 @@ export function connectPolicyWorker(): LabConnection {
     sandboxWarm: () => remote.sandboxWarm(),
     memory: () => remote.memory(),
     setControl: (value) => remote.setControl(value),
+    runningJob: () => remote.runningJob(),
     resourceUrls: () => remote.resourceUrls(),
     model: () => remote.model(),
     loadModel: (source, onEvent) => remote.loadModel(source, sink(onEvent)),

@@ -51,6 +51,7 @@ describe('the lab driving a remote node', () => {
     await compute.getByTestId('node-connect').click();
     await eventually(() => compute.getByTestId('compute-status').textContent(), 60_000).toMatch(/^node http:\/\/127\.0\.0\.1:\d+: wasm, Python in pyodide/);
     await eventually(() => panel('overview').getByTestId('overview-model').textContent(), 60_000).toMatch(/thor-tiny \(shipped\)/);
+    await eventually(() => panel('overview').getByTestId('node-job').textContent(), 30_000).toMatch(/The node runs no job now/);
 
     // A question answered by the node's model, its code run by the node's Python.
     await openTab('inference');

@@ -143,6 +143,7 @@ describe('lab service', () => {
     });
     const run = service.train({ config: tinyRl(3), train: tasks, test, runId: 'paused-run', name: 'paused' }, rec.sink);
     await expect.poll(() => rec.states().at(-1), { timeout: 120_000, interval: 200 }).toBe('paused');
+    expect(await service.runningJob()).toMatchObject({ what: 'training', state: 'pause', orphaned: false });
     // pausing keeps a checkpoint of where the run stands
     expect((await store.getDetail('paused-run'))?.state).toMatchObject({ status: 'paused', checkpointStep: 1 });
     // trajectories are stored, and sent as events only when asked for

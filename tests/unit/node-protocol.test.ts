@@ -119,11 +119,13 @@ describe('the node protocol', () => {
     await expect.poll(async () => (await health()).job, { timeout: 30_000 }).toMatchObject({ orphaned: true, state: 'pause' });
     const other = connectLabNode({ url: node.url, token: node.token }, nodeSocketFactory());
     await other.ready;
-    // The run stands paused with its checkpoint; another page stops it and the node is free again.
+    // The run stands paused with its checkpoint; another page sees it as such, stops it, and the node is free again.
     await expect.poll(async () => (await other.api.listRuns()).find((r) => r.name === 'left behind')?.state?.status, { timeout: 120_000 }).toBe('paused');
+    expect(await other.api.runningJob()).toMatchObject({ what: expect.stringMatching(/^training for client-\d+$/), state: 'pause', orphaned: true, waiting: 0 });
     await other.api.setControl(CONTROL.stop);
     await expect.poll(async () => (await health()).job, { timeout: 60_000 }).toBeNull();
     expect((await other.api.listRuns()).find((r) => r.name === 'left behind')?.state?.status).toBe('stopped');
+    expect(await other.api.runningJob()).toBeNull();
     other.terminate();
   });
 });

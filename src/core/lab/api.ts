@@ -253,6 +253,17 @@ export interface HeldOutFigures {
   heldout_pass_ratio: number | null;
 }
 
+export interface RunningJobInfo {
+  /** e.g. "training", or on a node "training for client-3". */
+  what: string;
+  state: 'run' | 'pause' | 'stop';
+  seconds: number;
+  /** On a node: the page that started it went away (any page may resume or stop it). */
+  orphaned: boolean;
+  /** On a node: jobs waiting behind it. */
+  waiting: number;
+}
+
 /** What a job reports while it runs. */
 export type LabEvent =
   /** A phase of the job advanced (rollouts finished, programs run, updates done). */
@@ -295,6 +306,8 @@ export interface LabApi {
   memory(): Promise<MemoryInfo>;
   /** Pauses, resumes or stops the running job. */
   setControl(value: ControlValue): Promise<void>;
+  /** The job running now, if any: what it is, whether it is asked to pause or stop, and (on a node) whether its page went away. */
+  runningJob(): Promise<RunningJobInfo | null>;
   /** The files this service fetched (scripts, binaries, the model), to keep for offline use. */
   resourceUrls(): Promise<string[]>;
 

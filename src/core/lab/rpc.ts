@@ -12,7 +12,7 @@
  * its client goes away.
  */
 import { errorToPlain, LabError, type LabErrorDetails } from '../errors';
-import type { EventSink, LabApi, LabConnection, LabEvent } from './api';
+import type { EventSink, LabApi, LabConnection, LabEvent, RunningJobInfo } from './api';
 import { CONTROL, type ControlValue } from './control';
 import type { JobQueue } from './queue';
 
@@ -34,6 +34,7 @@ const METHODS: Record<keyof LabApi, MethodInfo> = {
   sandboxWarm: { events: false, job: false },
   memory: { events: false, job: false },
   setControl: { events: false, job: false },
+  runningJob: { events: false, job: false },
   resourceUrls: { events: false, job: false },
   model: { events: false, job: false },
   loadModel: { events: true, job: true },
@@ -214,6 +215,7 @@ export class LabChannel {
       return this.api.init();
     }
     if (method === 'setControl') return this.control(args[0] as ControlValue);
+    if (method === 'runningJob') return this.runningJob();
     const sink: EventSink | undefined = info.events ? (event) => this.event(id, event) : undefined;
     // A method with events takes one request, then the sink.
     const invoke = () => (this.api[method] as (...a: unknown[]) => Promise<unknown>)(...(info.events ? [args[0], sink] : args));
@@ -230,6 +232,15 @@ export class LabChannel {
     if (value === CONTROL.stop) queue.cancel(owner, 'stopped by its client');
     const running = queue.running;
     if (running && (running.owner === owner || running.orphaned)) await this.api.setControl(value);
+  }
+
+  /** The node's running job as the queue knows it (whose, and whether its page went away), with the service's pause/stop state. */
+  private async runningJob(): Promise<RunningJobInfo | null> {
+    const { queue } = this.options;
+    const running = queue.running;
+    if (!running) return null;
+    const service = await this.api.runningJob();
+    return { what: running.what, state: service?.state ?? 'run', seconds: Math.round((Date.now() - running.since) / 1000), orphaned: running.orphaned === true, waiting: queue.length };
   }
 
   private event(id: number, event: LabEvent): void {
@@ -409,6 +420,7 @@ export function connectLabNode(address: NodeAddress, open: WebSocketFactory): Re
     sandboxWarm: c('sandboxWarm'),
     memory: c('memory'),
     setControl: c('setControl'),
+    runningJob: c('runningJob'),
     resourceUrls: async () => [],
     model: c('model'),
     loadModel: e('loadModel'),

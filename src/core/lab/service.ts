@@ -61,6 +61,7 @@ import type {
   JobSettings,
   LabApi,
   MemoryInfo,
+  RunningJobInfo,
   ModelSource,
   ModelSummary,
   SandboxCapabilities,
@@ -116,6 +117,7 @@ export class LabService implements LabApi {
   private sandboxReady: PythonSandbox | undefined;
   private store: Promise<RunStore> | undefined;
   private job: string | undefined;
+  private jobSince = 0;
   private text: { policy: Policy; model: LocalModel } | undefined;
   /** Where the loaded model's base weights come from: a LoRA run's checkpoints name it. */
   private baseRef: BaseModelRef | undefined;
@@ -187,6 +189,11 @@ export class LabService implements LabApi {
 
   async setControl(value: ControlValue): Promise<void> {
     this.control.set(value);
+  }
+
+  async runningJob(): Promise<RunningJobInfo | null> {
+    if (!this.job) return null;
+    return { what: this.job, state: this.control.requested(), seconds: Math.round((Date.now() - this.jobSince) / 1000), orphaned: false, waiting: 0 };
   }
 
   private runStore(): Promise<RunStore> {
@@ -391,6 +398,7 @@ export class LabService implements LabApi {
   private async exclusive<T>(what: string, job: () => Promise<T>): Promise<T> {
     if (this.job) throw new LabError('busy', `the lab is busy ${this.job}`, { hint: `Wait for it to finish or stop it before ${what}` });
     this.job = what;
+    this.jobSince = Date.now();
     this.control.set(CONTROL.run);
     try {
       return await job();
