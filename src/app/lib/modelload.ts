@@ -4,14 +4,13 @@
  * before any weights travel, and the files of a dropped folder. Pure functions where possible, so
  * the panel only formats.
  */
-import type { LabEvent } from '../../core/lab/index';
+import { DEFAULT_HUB_URL, type LabEvent } from '../../core/lab/index';
 import { formatDuration } from './eta';
+
+export { DEFAULT_HUB_URL };
 
 export type DownloadFigures = Extract<LabEvent, { type: 'download' }>['progress'];
 export type MemoryBudget = Extract<LabEvent, { type: 'memory-budget' }>;
-
-/** Where the models of the Hugging Face Hub are served (a mirror replaces it). */
-export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
 /** The Hub form as it is remembered between visits. */
 export interface HubSettings {

@@ -29,6 +29,7 @@ export type { ProblemLog } from '../eval/evaluate';
 export { countParameters, newModelConfig, parseModelConfig, type ModelConfig } from '../model/config';
 export { DEFAULT_CHARSET, SPECIAL_TOKENS } from '../tokenizer/char';
 export { errorToPlain, LabError } from '../errors';
+export { DEFAULT_HUB_URL } from '../hub/hub';
 export { runFolderName, type EvalRow, type RunState, type StepMetrics } from '../run/runfile';
 export type { RunDetail, RunSummary } from '../run/store';
 export { writeTar } from '../tar';
