@@ -28,7 +28,7 @@ import { Generation } from '../src/core/engine/generation';
 import { greedyNextTokens, greedyReforward } from '../src/core/engine/reforward';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/model/config';
-import { decodeFlops, trainFlops } from '../src/core/model/flops';
+import { decodeFlops, forwardFlops, matmulFlopsPerToken, trainFlops } from '../src/core/model/flops';
 import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
 import { AdamW } from '../src/core/optim/adamw';
@@ -138,19 +138,30 @@ async function prefill(model: Transformer, plan: Plan): Promise<Detail> {
   return { kind: 'prefill', batch, prompt_len: length, chunk: 64, seconds: s, tok_s: (batch * length) / s };
 }
 
-/** Training steps (forward, backward, clip at 1.0, AdamW) on random ids. */
-async function train(model: Transformer, plan: Plan): Promise<Detail> {
-  const { batch, seq, steps } = plan.train;
+/** A training step (forward, backward, clip at 1.0, AdamW) on random ids of the plan's shape, and what frees it. */
+function trainingStep(model: Transformer, plan: Plan): { step: () => Promise<unknown>; dispose: () => void } {
+  const { batch, seq } = plan.train;
   const ids = tf.tensor2d(randomRows(batch, seq + 1, model.cfg.vocab_size, 5), undefined, 'int32');
   const mask = tf.ones([batch, seq]) as tf.Tensor2D;
   const opt = new AdamW(model.trainableVariables(), { weightDecay: 0 });
-  const step = () => trainStep(model, opt, [() => model.loss(ids, mask)], { lr: 1e-4, maxGradNorm: 1 });
+  return {
+    step: () => trainStep(model, opt, [() => model.loss(ids, mask)], { lr: 1e-4, maxGradNorm: 1 }),
+    dispose: () => {
+      opt.dispose();
+      tf.dispose([ids, mask]);
+    },
+  };
+}
+
+/** Training steps on random ids. */
+async function train(model: Transformer, plan: Plan): Promise<Detail> {
+  const { batch, seq, steps } = plan.train;
+  const { step, dispose } = trainingStep(model, plan);
   await step(); // warm-up
   const [, s] = await timed(async () => {
     for (let i = 0; i < steps; i++) await step();
   });
-  opt.dispose();
-  tf.dispose([ids, mask]);
+  dispose();
   return { kind: 'train', batch, seq, steps, seconds: s, tok_s: (batch * seq * steps) / s };
 }
 
@@ -175,14 +186,10 @@ async function matmulRate(m: number, k: number, n: number): Promise<Detail> {
 /** One training step under tf.profile: time and calls per kernel, largest first. */
 async function trainProfile(model: Transformer, plan: Plan): Promise<Detail> {
   const { batch, seq } = plan.train;
-  const ids = tf.tensor2d(randomRows(batch, seq + 1, model.cfg.vocab_size, 5), undefined, 'int32');
-  const mask = tf.ones([batch, seq]) as tf.Tensor2D;
-  const opt = new AdamW(model.trainableVariables(), { weightDecay: 0 });
-  const step = () => trainStep(model, opt, [() => model.loss(ids, mask)], { lr: 1e-4, maxGradNorm: 1 });
+  const { step, dispose } = trainingStep(model, plan);
   await step();
   const [info, s] = await timed(() => tf.profile(async () => void (await step())));
-  opt.dispose();
-  tf.dispose([ids, mask]);
+  dispose();
   const byKernel = new Map<string, { ms: number; calls: number }>();
   for (const k of info.kernels) {
     // A custom op (linear, embedding, RoPE) is recorded as an "unnamed scope" around the kernels it
@@ -300,7 +307,9 @@ export async function main(args: string[]): Promise<void> {
         const decodeGflops = d16 ? decodeFlops(cfg, 16, plan.promptLength + 1, plan.newTokens - 1) / (d16.decode_s as number) / 1e9 : NaN;
         const profile = await trainProfile(model, plan);
         details.push({ ...base, ...profile });
-        details.push({ ...base, kind: 'gflops', matmul_gflops: matmul, train_gflops: trainGflops, decode_gflops_b16: decodeGflops, note: 'model FLOPs from shapes (docs/engine.md#flops) over measured time; matmul: the best of the shapes above' });
+        const stepFlops = forwardFlops(cfg, plan.train.batch, plan.train.seq);
+        const attentionShare = 1 - (plan.train.batch * plan.train.seq * matmulFlopsPerToken(cfg)) / stepFlops;
+        details.push({ ...base, kind: 'gflops', matmul_gflops: matmul, train_gflops: trainGflops, decode_gflops_b16: decodeGflops, matmul_mflops_per_token: matmulFlopsPerToken(cfg) / 1e6, attention_share_of_train_flops: attentionShare, note: 'model FLOPs from shapes (docs/engine.md#flops) over measured time; matmul: the best of the shapes above' });
         Object.assign(summary, {
           matmul_gflops_wasm: matmul,
           train_gflops_wasm: trainGflops,

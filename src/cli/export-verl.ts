@@ -7,10 +7,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateTasks, splitOf } from '../core/data/tasks';
+import { splitOf } from '../core/data/tasks';
 import type { Problem } from '../core/data/types';
 import { LabError } from '../core/errors';
 import { exportVerl, VERL_FILES } from '../core/verl/export';
+import { configProblems } from '../core/lab/service';
 import { readProblemsFile } from '../node/lab';
 import { configFrom, countFlag, mappingFrom, MAPPING_OPTIONS, parseFlags } from './args';
 import type { Subcommand } from './command';
@@ -89,9 +90,7 @@ export const exportVerlCommand: Subcommand = {
       if (task.trainSize !== undefined) train = train.slice(0, config.task.trainSize);
       if (task.testSize !== undefined) test = test.slice(0, config.task.testSize);
     } else {
-      const common = { seed: config.seed, kinds: config.task.kinds, difficulties: config.task.difficulties, testFraction: config.task.testFraction };
-      train = generateTasks({ ...common, count: config.task.trainSize, split: 'train' });
-      test = generateTasks({ ...common, count: config.task.testSize, split: 'test' });
+      [train, test] = await Promise.all([configProblems(config, 'train'), configProblems(config, 'test')]);
       source = `synthetic tasks ${config.task.kinds.join(',')} at difficulties ${config.task.difficulties.join(',')} (seed ${config.seed})`;
     }
 

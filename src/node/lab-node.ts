@@ -78,9 +78,7 @@ export async function startLabNode(o: LabNodeOptions): Promise<LabNode> {
 
   // The loaded model, whichever it is now, behind the OpenAI API; a training run makes it refuse.
   const text: TextModel = {
-    get label() {
-      return 'the node\'s loaded model';
-    },
+    label: "the node's loaded model",
     kind: 'local',
     complete: (prompt, request, options) => {
       lab.textModel(o.engine);

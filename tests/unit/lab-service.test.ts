@@ -19,6 +19,7 @@ import { readSafetensors, readSafetensorsHeader } from '../../src/core/model/saf
 import { OPTIMIZER_FILE } from '../../src/core/run/runfile';
 import { nodeLabEnv } from '../../src/node/lab';
 import { DiskRunStore } from '../../src/node/runstore';
+import { tinyRl } from '../fixtures/run-configs';
 
 const dir = mkdtempSync(join(os.tmpdir(), 'lab-service-'));
 const store = new DiskRunStore(join(dir, 'runs'));
@@ -26,15 +27,6 @@ const service = new LabService(nodeLabEnv({ store, python: { size: 1, preload: [
 
 const tasks = generateTasks({ seed: 5, count: 20, split: 'train', difficulties: [1] });
 const test = generateTasks({ seed: 5, count: 4, split: 'test', difficulties: [1] });
-const tinyRl = (steps: number): RunConfigInput => ({
-  seed: 3,
-  steps,
-  checkpointEvery: 10,
-  rollout: { groupSize: 2, promptsPerStep: 1, maxResponseTokens: 40 },
-  grpo: { dynamicSampling: false },
-  stepLevel: { groupSize: 2, maxPrefixes: 1, suffixTokens: 8 },
-  eval: { samples: 1, everySteps: 2 },
-});
 
 /** Events of one job, with a hook per event. */
 function recorder(on?: (e: LabEvent) => void) {

@@ -12,6 +12,7 @@ import { connectLabNode, decodeMessage, encodeMessage, LAB_PROTOCOL, TOKEN_PROTO
 import { LabService } from '../../src/core/lab/service';
 import { nodeLabEnv } from '../../src/node/lab';
 import { nodeSocketFactory, startLabNode, type LabNode } from '../../src/node/lab-node';
+import { tinyRl } from '../fixtures/run-configs';
 
 const dir = mkdtempSync(join(os.tmpdir(), 'node-protocol-'));
 const lab = new LabService(nodeLabEnv({ runsDir: join(dir, 'runs'), python: { size: 1, preload: [] } }));
@@ -98,7 +99,7 @@ describe('the node protocol', () => {
       const got: NodeMessage[] = [];
       ws.on('message', (d) => got.push(decodeMessage(d.toString()) as NodeMessage));
       await new Promise((resolve) => ws.once('open', resolve));
-      const config = { seed: 2, steps: 3, rollout: { groupSize: 2, promptsPerStep: 1, maxResponseTokens: 32 }, grpo: { dynamicSampling: false }, stepLevel: { groupSize: 2, maxPrefixes: 1, suffixTokens: 8 }, eval: { samples: 1, everySteps: 100, maxQuestions: 1 } };
+      const config = tinyRl(3, { seed: 2, maxResponseTokens: 32, eval: { samples: 1, everySteps: 100, maxQuestions: 1 } });
       ws.send(encodeMessage({ t: 'call', id: 1, method: 'train', args: [{ config, name: 'goes on' }] }));
       await expect.poll(() => got.some((m) => m.t === 'event' && m.event.type === 'step'), { timeout: 120_000 }).toBe(true);
       ws.send(encodeMessage({ t: 'call', id: 2, method: 'setControl', args: [CONTROL.pause] }));
@@ -112,7 +113,7 @@ describe('the node protocol', () => {
 
   it('pauses the job of a client that went away, until another page stops it', async () => {
     const { ws, got } = await raw();
-    const config = { seed: 1, steps: 50, rollout: { groupSize: 2, promptsPerStep: 1, maxResponseTokens: 32 }, grpo: { dynamicSampling: false }, stepLevel: { groupSize: 2, maxPrefixes: 1, suffixTokens: 8 }, eval: { samples: 1, everySteps: 100, maxQuestions: 1 } };
+    const config = tinyRl(50, { seed: 1, maxResponseTokens: 32, eval: { samples: 1, everySteps: 100, maxQuestions: 1 } });
     ws.send(encodeMessage({ t: 'call', id: 1, method: 'train', args: [{ config, name: 'left behind' }] }));
     await expect.poll(() => got.some((m) => m.t === 'event' && m.event.type === 'step'), { timeout: 120_000 }).toBe(true);
     ws.terminate();

@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabEvent } from '../../src/core/lab/api';
-import type { RunConfigInput } from '../../src/core/config/schema';
 import { CONTROL } from '../../src/core/lab/control';
 import { connectLabNode, type RemoteLab } from '../../src/core/lab/rpc';
 import { importRun } from '../../src/core/run/store';
 import { nodeSocketFactory } from '../../src/node/lab-node';
 import { DiskRunStore } from '../../src/node/runstore';
 import { waitForOutput } from '../fixtures/processes';
+import { tinyRl as tinyRlConfig } from '../fixtures/run-configs';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(os.tmpdir(), 'node-server-'));
@@ -25,15 +25,7 @@ let node: ChildProcess;
 let url = '';
 const remotes: RemoteLab[] = [];
 
-const tinyRl = (steps: number): RunConfigInput => ({
-  seed: 3,
-  steps,
-  checkpointEvery: 10,
-  rollout: { groupSize: 2, promptsPerStep: 1, maxResponseTokens: 40 },
-  grpo: { dynamicSampling: false },
-  stepLevel: { groupSize: 2, maxPrefixes: 1, suffixTokens: 8 },
-  eval: { samples: 1, everySteps: 100, maxQuestions: 2 },
-});
+const tinyRl = (steps: number) => tinyRlConfig(steps, { eval: { samples: 1, everySteps: 100, maxQuestions: 2 } });
 
 const connect = (token = TOKEN, origin?: string) => {
   const r = connectLabNode({ url, token }, nodeSocketFactory({ origin }));

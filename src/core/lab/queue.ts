@@ -34,11 +34,6 @@ export class JobQueue {
     return this.waiting.length;
   }
 
-  /** Jobs of `owner` waiting now. */
-  waitingOf(owner: string): number {
-    return this.waiting.filter((w) => w.owner === owner).length;
-  }
-
   /**
    * Runs `job` when every job asked before it has ended. `notify` hears, once, how many jobs are
    * ahead when it has to wait.

@@ -405,42 +405,15 @@ export function connectLabNode(address: NodeAddress, open: WebSocketFactory): Re
       socket.send(text);
     });
   };
-  const c =
-    <M extends keyof LabApi>(method: M) =>
-    (...args: unknown[]) =>
-      call(method, args);
-  const e =
-    <M extends keyof LabApi>(method: M) =>
-    (first: unknown, onEvent?: EventSink) =>
-      call(method, [first], onEvent);
-
-  const api = {
-    init: () => call('init', []),
-    sandboxStatus: c('sandboxStatus'),
-    sandboxWarm: c('sandboxWarm'),
-    memory: c('memory'),
-    setControl: c('setControl'),
-    runningJob: c('runningJob'),
-    resourceUrls: async () => [],
-    model: c('model'),
-    loadModel: e('loadModel'),
-    createModel: c('createModel'),
-    exportModel: c('exportModel'),
-    saveModel: c('saveModel'),
-    infer: e('infer'),
-    evaluate: e('evaluate'),
-    checkFit: c('checkFit'),
-    tirgen: e('tirgen'),
-    train: e('train'),
-    listRuns: c('listRuns'),
-    runDetail: c('runDetail'),
-    runRolloutSteps: c('runRolloutSteps'),
-    runRollouts: c('runRollouts'),
-    runTokenTexts: c('runTokenTexts'),
-    deleteRun: c('deleteRun'),
-    importRun: c('importRun'),
-    exportRun: c('exportRun'),
-  } as LabApi;
+  // Every method from the table: a job with events sends its one request and hears its sink; the rest
+  // send their arguments. The page's shared control word cannot cross, and the node fetched no page files.
+  const methods = Object.fromEntries(
+    (Object.entries(METHODS) as [keyof LabApi, MethodInfo][]).map(([method, info]) => [
+      method,
+      info.events ? (first: unknown, onEvent?: EventSink) => call(method, [first], onEvent) : (...args: unknown[]) => call(method, args),
+    ]),
+  );
+  const api = { ...methods, init: () => call('init', []), resourceUrls: async () => [] } as unknown as LabApi;
 
   return {
     api,

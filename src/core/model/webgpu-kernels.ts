@@ -58,6 +58,17 @@ abstract class Program implements WebGPUProgram {
   abstract getUserCode(): string;
 }
 
+/** A per-element program's main: its bindings (`lets`), then output[index] = `value`, for each index of the output. */
+function perElement(lets: string, value: string): string {
+  return `
+    fn main(index : i32) {
+      if (index < uniforms.size) {
+        ${lets}
+        setOutputAtIndex(index, ${value});
+      }
+    }`;
+}
+
 /** The row's inverse root mean square, rsqrt(mean(x²) + eps), into the workgroup's inv (RMSNorm both ways). */
 const ROW_INVERSE_RMS = `
       let row = index / ${WORKGROUP};
@@ -151,17 +162,14 @@ class RopeProgram extends Program {
     const term = this.backward
       ? 'getX(c[0], c[1], c[2], j) * getCs(b, c[1], 0, j) + select(-1.0, 1.0, j < half) * getX(c[0], c[1], c[2], partner) * getSn(b, c[1], 0, partner)'
       : 'getX(c[0], c[1], c[2], j) * getCs(b, c[1], 0, j) + select(1.0, -1.0, j < half) * getX(c[0], c[1], c[2], partner) * getSn(b, c[1], 0, j)';
-    return `
-    fn main(index : i32) {
-      if (index < uniforms.size) {
-        let c = getCoordsFromIndex(index);
+    return perElement(
+      `let c = getCoordsFromIndex(index);
         let j = c[3];
         let half = uniforms.xShape[3] / 2;
         let partner = select(j - half, j + half, j < half);
-        let b = select(c[0], 0, uniforms.csShape[0] == 1);
-        setOutputAtIndex(index, ${term});
-      }
-    }`;
+        let b = select(c[0], 0, uniforms.csShape[0] == 1);`,
+      term,
+    );
   }
 }
 
@@ -184,15 +192,7 @@ class SwigluProgram extends Program {
 
   getUserCode(): string {
     const result = { value: 'g * s * u', dg: 'dy[index] * u * s * (1.0 + g * (1.0 - s))', du: 'dy[index] * g * s' }[this.part];
-    return `
-    fn main(index : i32) {
-      if (index < uniforms.size) {
-        let g = gate[index];
-        let u = up[index];
-        let s = 1.0 / (1.0 + exp(-g));
-        setOutputAtIndex(index, ${result});
-      }
-    }`;
+    return perElement('let g = gate[index];\n        let u = up[index];\n        let s = 1.0 / (1.0 + exp(-g));', result);
   }
 }
 
@@ -292,12 +292,7 @@ class AdamWProgram extends Program {
     const m1 = 'uniforms.beta1 * m[index] + (1.0 - uniforms.beta1) * g[index]';
     const v1 = 'uniforms.beta2 * v[index] + (1.0 - uniforms.beta2) * g[index] * g[index]';
     const result = { m: m1, v: v1, w: `w[index] * uniforms.decay - uniforms.lr * ((${m1}) / uniforms.c1) / (sqrt((${v1}) / uniforms.c2) + uniforms.eps)` }[this.part];
-    return `
-    fn main(index : i32) {
-      if (index < uniforms.size) {
-        setOutputAtIndex(index, ${result});
-      }
-    }`;
+    return perElement('', result);
   }
 }
 

@@ -11,7 +11,7 @@ import { isEquivalent, type SymbolicChecker } from '../reward/equivalence';
 import { extractAnswer } from '../reward/extract';
 import { computeReward, THOR_REWARD, type RewardOptions } from '../reward/reward';
 import { NO_OUTPUT_MESSAGE, TIMEOUT_MESSAGE } from '../sandbox/observation';
-import { splitFences } from '../tir/format';
+import { forcedSpans, splitFences } from '../tir/format';
 
 /** The reward settings as a verl row carries them in extra_info.reward (snake_case, as Python reads them). */
 export interface VerlRewardSettings {
@@ -40,31 +40,14 @@ export function rewardOptionsOf(s: Partial<VerlRewardSettings> | undefined): Rew
 }
 
 /**
- * The spans of a response that tool output fills: each closed ```output block, the newline after it,
- * and the newline before it when that newline follows a closed ```python block (the "\n" a rollout
- * forces when the code fence ends the text, docs/tir-format.md#forced-observation-block).
- */
-export function verlToolSpans(response: string): { start: number; end: number }[] {
-  const pieces = splitFences(response);
-  const spans: { start: number; end: number }[] = [];
-  pieces.forEach((piece, k) => {
-    if (piece.kind !== 'output' || !piece.closed) return;
-    const before = pieces[k - 1];
-    const code = pieces[k - 2];
-    const newline = before?.kind === 'text' && before.body === '\n' && code?.kind === 'code' && code.closed && code.end === before.start;
-    spans.push({ start: newline ? before.start : piece.start, end: response[piece.end] === '\n' ? piece.end + 1 : piece.end });
-  });
-  return spans;
-}
-
-/**
- * The response without its tool output (verlToolSpans), and without an ```output block left open at
- * the end (a response cut by the length limit inside tool output): the text the lab grades.
+ * The response without its tool output (forcedSpans: each closed ```output block with the line breaks a
+ * rollout forces around it, docs/tir-format.md#forced-observation-block), and without an ```output block
+ * left open at the end (a response cut by the length limit inside tool output): the text the lab grades.
  */
 export function verlPolicyText(response: string): string {
   let text = '';
   let at = 0;
-  for (const span of verlToolSpans(response)) {
+  for (const span of forcedSpans(response)) {
     text += response.slice(at, span.start);
     at = span.end;
   }
