@@ -15,7 +15,9 @@
  * On wasm, in the same run: the backend's own 2-D matmul rate (GFLOP/s), the effective rate of
  * training and of decoding (the model's FLOPs from its shapes, docs/engine.md#flops, over their
  * time), their ratio to the matmul rate, the threads the backend uses, and a per-kernel profile of
- * one training step (docs/engine.md#where-the-time-goes).
+ * one training step (docs/engine.md#where-the-time-goes). On WebGPU, the ~10M model with its matrices
+ * packed as float16 pairs (docs/engine.md#packed-f16-weights): bytes held against float32
+ * (`f16_weight_mem_ratio`), its logits against the float32 model's, and decoding at batch 16.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -99,6 +101,43 @@ async function kvDecode(model: Transformer, batch: number, plan: Plan): Promise<
   const { prefillS, decodeS } = await run(plan.newTokens);
   const totalS = prefillS + decodeS;
   return { kind: 'decode_kv', batch, prompt_len: plan.promptLength, new_tokens: plan.newTokens, prefill_s: prefillS, decode_s: decodeS, total_s: totalS, decode_tok_s: (batch * (plan.newTokens - 1)) / decodeS, total_tok_s: (batch * plan.newTokens) / totalS };
+}
+
+/**
+ * The model's matrices packed as float16 pairs (docs/engine.md#packed-f16-weights): the bytes tfjs
+ * holds for a copy of the model before and after packing, the logits against the float32 model's on
+ * the same rows, and greedy decoding at batch 16 with the packed copy.
+ */
+async function packedWeights(model: Transformer, plan: Plan): Promise<Detail> {
+  const start = tf.memory().numBytes;
+  const copy = Transformer.fromWeights(model.cfg, await model.exportWeights(), 'bench');
+  const f32Bytes = tf.memory().numBytes - start;
+  const own = copy.packWeights();
+  const f16Bytes = tf.memory().numBytes - start;
+  const rows = tf.tensor2d(randomRows(2, 24, model.cfg.vocab_size, 21), undefined, 'int32');
+  const [a, b] = [model.logits(rows), copy.logits(rows)];
+  const [da, db] = [await a.data(), await b.data()];
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < da.length; i++) {
+    diff = Math.max(diff, Math.abs(da[i] - db[i]));
+    scale = Math.max(scale, Math.abs(da[i]));
+  }
+  tf.dispose([rows, a, b]);
+  const decode = await kvDecode(copy, 16, plan);
+  copy.dispose();
+  return {
+    kind: 'packed_f16',
+    f32_bytes: f32Bytes,
+    f16_bytes: f16Bytes,
+    mem_ratio: f16Bytes / f32Bytes,
+    model_bytes_f32: own.before,
+    model_bytes_f16: own.after,
+    logits_max_abs_diff: diff,
+    logits_max_abs: scale,
+    decode_tok_s_b16: decode.decode_tok_s,
+    note: 'bytes: tf.memory().numBytes held by a copy of the model, float32 then packed; logits: 2 rows of 24 random ids against the float32 model',
+  };
 }
 
 /** Greedy decoding by full re-forward: Σ over new tokens of one forward at the current length, integrated from timed samples. */
@@ -320,6 +359,13 @@ export async function main(args: string[]): Promise<void> {
         });
         console.log(`wasm matmul ${matmul.toFixed(1)} GFLOP/s; training ${trainGflops.toFixed(2)}, decoding ${decodeGflops.toFixed(2)}; threads ${getThreadsCount()}`);
         console.log(`train step kernels: ${(profile.kernels as { name: string; share: number }[]).slice(0, 6).map((k) => `${k.name} ${(k.share * 100).toFixed(0)}%`).join(', ')}`);
+      }
+      if (backend === 'webgpu' && size === '10M') {
+        const f16 = log(await packedWeights(model, plan));
+        summary.f16_weight_mem_ratio = f16.mem_ratio as number;
+        summary.f16_logits_max_rel_diff = (f16.logits_max_abs_diff as number) / Math.max(1, f16.logits_max_abs as number);
+        summary.decode_tok_s_b16_webgpu_f16 = f16.decode_tok_s_b16 as number;
+        console.log(`webgpu float16 weights: ${((f16.mem_ratio as number) * 100).toFixed(1)}% of the float32 bytes; logits max |diff| ${(f16.logits_max_abs_diff as number).toExponential(2)}`);
       }
       if (size === '10M') {
         if (kv[16] && re[16] && plan.newTokens === 256) summary[`kv_speedup_b16_256${suffix}`] = (re[16].total_s as number) / (kv[16].total_s as number);

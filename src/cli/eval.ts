@@ -18,7 +18,7 @@ import { etaText } from './progress';
 import { loadCliModel } from './model-source';
 
 const USAGE =
-  'eval [--model DIR|hf:OWNER/NAME[@REV] | --endpoint URL --endpoint-model NAME [--api-key KEY] [--concurrency N] [--prompt chat|text]] [--file BENCH.jsonl [--question-field F] [--answer-field F] [--id-field F]] [--limit N] [--samples K] [--temperature T] [--max-tokens N] [--seed N] [--self-correction] [--no-tools] [--set section.key=value ...] [--log LOG.jsonl [--resume]] [--out RECORDS.jsonl] [--backend wasm|webgpu|cpu]';
+  'eval [--model DIR|hf:OWNER/NAME[@REV] [--weights f32|f16] | --endpoint URL --endpoint-model NAME [--api-key KEY] [--concurrency N] [--prompt chat|text]] [--file BENCH.jsonl [--question-field F] [--answer-field F] [--id-field F]] [--limit N] [--samples K] [--temperature T] [--max-tokens N] [--seed N] [--self-correction] [--no-tools] [--set section.key=value ...] [--log LOG.jsonl [--resume]] [--out RECORDS.jsonl] [--backend wasm|webgpu|cpu]';
 
 export const evalCommand: Subcommand = {
   summary: 'evaluate a model or an endpoint on the test split or a benchmark file (avg@k, maj@k, best-of-N, code × correct table)',
@@ -28,6 +28,7 @@ export const evalCommand: Subcommand = {
       args,
       {
         model: { type: 'string' },
+        weights: { type: 'string' },
         ...ENDPOINT_FLAGS,
         concurrency: { type: 'string' },
         file: { type: 'string' },
@@ -72,7 +73,7 @@ export const evalCommand: Subcommand = {
     const lab = await nodeLab({ backend: parseBackend(flags.backend) });
     try {
       // The prompt form is part of what is evaluated: a resume must use the same.
-      const model = endpoint ? `${endpoint.model} @ ${endpoint.baseURL}${endpoint.prompt === 'text' ? ' (text prompts)' : ''}` : (await loadCliModel(lab, flags.model)).label;
+      const model = endpoint ? `${endpoint.model} @ ${endpoint.baseURL}${endpoint.prompt === 'text' ? ' (text prompts)' : ''}` : (await loadCliModel(lab, flags.model, flags.weights)).label;
       const header = { label, model, settings: input as Record<string, unknown>, problems: problems.length, samples: config.eval.samples };
       let previous: EvalLog | undefined;
       if (flags.log && !flags.resume && (await readFile(flags.log, 'utf8').then(() => true, () => false))) {

@@ -9,7 +9,7 @@ import { ENDPOINT_FLAGS, endpointFrom } from './endpoint';
 import { loadCliModel } from './model-source';
 
 const USAGE =
-  'infer --question "..." [--answer REF] [--model DIR|hf:OWNER/NAME[@REV] | --endpoint URL --endpoint-model NAME [--api-key KEY] [--prompt chat|text]] [--temperature T] [--seed N] [--self-correction | --no-self-correction] [--max-tool-calls C] [--max-tokens N] [--instruction TEXT] [--set section.key=value ...] [--json] [--backend wasm|webgpu|cpu]';
+  'infer --question "..." [--answer REF] [--model DIR|hf:OWNER/NAME[@REV] [--weights f32|f16] | --endpoint URL --endpoint-model NAME [--api-key KEY] [--prompt chat|text]] [--temperature T] [--seed N] [--self-correction | --no-self-correction] [--max-tool-calls C] [--max-tokens N] [--instruction TEXT] [--set section.key=value ...] [--json] [--backend wasm|webgpu|cpu]';
 
 export const inferCommand: Subcommand = {
   summary: 'answer one question; print the trajectory with its code and outputs',
@@ -21,6 +21,7 @@ export const inferCommand: Subcommand = {
         question: { type: 'string' },
         answer: { type: 'string' },
         model: { type: 'string' },
+        weights: { type: 'string' },
         ...ENDPOINT_FLAGS,
         temperature: { type: 'string' },
         seed: { type: 'string' },
@@ -54,7 +55,7 @@ export const inferCommand: Subcommand = {
     const endpoint = endpointFrom(flags);
     const lab = await nodeLab({ backend: parseBackend(flags.backend), python: { size: 1 } });
     try {
-      if (!endpoint) await loadCliModel(lab, flags.model);
+      if (!endpoint) await loadCliModel(lab, flags.model, flags.weights);
       const { record } = await lab.infer({ question: flags.question, reference: flags.answer, settings: input, ...(endpoint && { endpoint }) });
       console.log(flags.json ? JSON.stringify(record) : renderTrajectory(record, flags.answer !== undefined));
       return 0;

@@ -9,7 +9,7 @@ import { countFlag, parseFlags } from './args';
 import type { Subcommand } from './command';
 import { loadCliModel } from './model-source';
 
-const USAGE = 'serve [--model DIR] [--name NAME] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allow-origin URL ...] [--gather-ms 10] [--max-batch 64] [--backend wasm|webgpu|cpu] [--quiet]';
+const USAGE = 'serve [--model DIR [--weights f32|f16]] [--name NAME] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allow-origin URL ...] [--gather-ms 10] [--max-batch 64] [--backend wasm|webgpu|cpu] [--quiet]';
 
 export const serveCommand: Subcommand = {
   summary: "serve the lab's model over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)",
@@ -19,6 +19,7 @@ export const serveCommand: Subcommand = {
       args,
       {
         model: { type: 'string' },
+        weights: { type: 'string' },
         name: { type: 'string' },
         host: { type: 'string' },
         port: { type: 'string' },
@@ -32,7 +33,7 @@ export const serveCommand: Subcommand = {
       USAGE,
     );
     const lab = await nodeLab({ backend: parseBackend(flags.backend) });
-    const summary = await loadCliModel(lab, flags.model);
+    const summary = await loadCliModel(lab, flags.model, flags.weights);
     const name = flags.name ?? (flags.model ? flags.model.replace(/\/+$/, '').split('/').pop()! : 'thor-tiny');
     const host = flags.host ?? '127.0.0.1';
     const server = await startOpenAIServer({

@@ -22,7 +22,7 @@ import type { Subcommand } from './command';
 import { loadCliModel } from './model-source';
 
 const USAGE =
-  'train [--config FILE.json] [--set section.key=value ...] [--mode rl|sft] [--steps N] [--sft-file DEMOS.jsonl] [--question-field F] [--answer-field F] [--id-field F] [--model DIR|hf:OWNER/NAME[@REV]] [--out RUN_DIR] [--name NAME] [--resume RUN_DIR] [--backend wasm|webgpu|cpu]';
+  'train [--config FILE.json] [--set section.key=value ...] [--mode rl|sft] [--steps N] [--sft-file DEMOS.jsonl] [--question-field F] [--answer-field F] [--id-field F] [--model DIR|hf:OWNER/NAME[@REV] [--weights f32|f16]] [--out RUN_DIR] [--name NAME] [--resume RUN_DIR] [--backend wasm|webgpu|cpu]';
 
 export const trainCommand: Subcommand = {
   summary: 'train a model (RL: GRPO / THOR, or SFT) into a run folder; Ctrl-C stops with a checkpoint, --resume goes on',
@@ -38,6 +38,7 @@ export const trainCommand: Subcommand = {
         'sft-file': { type: 'string' },
         ...MAPPING_OPTIONS,
         model: { type: 'string' },
+        weights: { type: 'string' },
         out: { type: 'string' },
         name: { type: 'string' },
         resume: { type: 'string' },
@@ -90,7 +91,7 @@ export const trainCommand: Subcommand = {
     };
     process.on('SIGINT', onSigint);
     try {
-      if (!flags.resume) await loadCliModel(lab, flags.model);
+      if (!flags.resume) await loadCliModel(lab, flags.model, flags.weights);
       const printer = eventPrinter();
       const outcome = await lab.train(request, printer);
       const dir = await store.dirOf(outcome.runId);

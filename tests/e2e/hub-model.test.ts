@@ -118,6 +118,11 @@ describe('a Hugging Face model from a Hub, in headless Chromium', () => {
 
   it('loads the model by its id with the memory budget and the download shown, and summarises it', async () => {
     await openTab('model');
+    // float16 weights need WebGPU: on wasm the choice is there, off, and says why.
+    const weights = model().getByTestId('hub-weights');
+    expect(await weights.inputValue()).toBe('f32');
+    expect(await weights.locator('option[value="f16"]').getAttribute('disabled')).not.toBeNull();
+    expect(await model().getByTestId('hub-card').textContent()).toContain('float16 weights need the WebGPU backend; this lab runs on wasm');
     await model().getByTestId('hub-url').fill(hubUrl);
     await model().getByTestId('hub-repo').fill('lab/qwen3-mini');
     await model().getByTestId('hub-load').click();

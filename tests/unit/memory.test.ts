@@ -43,6 +43,24 @@ describe('memory estimate', () => {
     expect(untied.packedWeights).toBe(linear + 2 ** 24 * 4);
   });
 
+  it('counts 2 bytes for each matrix value with float16 weights, and 4 for norms and biases', () => {
+    // Qwen2.5-0.5B: the tied embedding, 24 layers of Linear weights; the rest are norms and q/k/v biases.
+    const matrices = 151936 * 896 + 24 * (896 * 896 + 2 * 896 * 128 + 896 * 896 + 3 * 896 * 4864);
+    const rest = 494_032_768 - matrices;
+    expect(rest).toBe(24 * (2 * 896 + 896 + 2 * 128) + 896);
+    const use: MemoryUse = { mode: 'train', batch: 8, context: 512, updateBatch: 2, lora: { rank: 8, targetModules: ['q_proj', 'v_proj'] }, weights: 'f16' };
+    const e = estimateMemory(qwen25_05b, use, 'webgpu');
+    expect(e.weights).toBe(matrices * 2 + rest * 4);
+    expect(e.weightFormat).toBe('f16');
+    expect(e.largestTensor.bytes).toBe(2 * 512 * 151936 * 4);
+    const f32 = estimateMemory(qwen25_05b, { ...use, weights: 'f32' }, 'webgpu');
+    expect(f32.total - e.total).toBe(matrices * 2);
+    // Admitted at float16 under a limit float32 is refused at.
+    const limits: DeviceLimits = { backend: 'webgpu', totalBytes: (e.total + f32.total) / 2, source: 'a test limit' };
+    expect(checkBudget(qwen25_05b, use, limits).fits).toBe(true);
+    expect(checkBudget(qwen25_05b, { ...use, weights: 'f32' }, limits).fits).toBe(false);
+  });
+
   it("takes the wasm heap's limit from tfjs-backend-wasm's own build", () => {
     const require = createRequire(import.meta.url);
     const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));

@@ -70,7 +70,7 @@ export function budgetRows(b: MemoryBudget): { label: string; bytes: number }[] 
   const i = b.infer;
   const t = b.train;
   const rows = [
-    { label: 'weights (float32)', bytes: i.weights },
+    { label: i.weightFormat === 'f16' ? 'weights (matrices as float16)' : 'weights (float32)', bytes: i.weights },
     { label: "packed copies (wasm's XNNPACK)", bytes: i.packedWeights },
     { label: 'KV cache (answering)', bytes: i.kvCache },
     { label: 'activations and logits (answering)', bytes: i.activations + i.logits },

@@ -35,13 +35,21 @@ export type ModelSource =
   /** A tiny model that ships with the lab (src/core/lab/models.ts): absent name, thor-tiny. */
   | { kind: 'shipped'; name?: ShippedModelName }
   /** A Hugging Face style folder the user picked (browser). */
-  | { kind: 'files'; files: File[]; label: string }
+  | ({ kind: 'files'; files: File[]; label: string } & WeightChoice)
   /** A folder on disk (Node). */
-  | { kind: 'path'; path: string }
+  | ({ kind: 'path'; path: string } & WeightChoice)
   /** A repository on the Hugging Face Hub or a mirror (docs/models.md#loading-from-the-hub): an id or an address. */
-  | { kind: 'hub'; repo: string; revision?: string; baseUrl?: string; token?: string }
+  | ({ kind: 'hub'; repo: string; revision?: string; baseUrl?: string; token?: string } & WeightChoice)
   /** The checkpoint of a stored run (or a saved model). */
   | { kind: 'stored'; runId: string };
+
+/**
+ * How a real model's matrices are held: float32 (the default; everything trains), or float16 pairs
+ * on WebGPU, half the memory, for inference and LoRA on a frozen base (docs/engine.md#packed-f16-weights).
+ */
+export interface WeightChoice {
+  weights?: 'f32' | 'f16';
+}
 
 export interface ModelSummary {
   label: string;
@@ -49,8 +57,10 @@ export interface ModelSummary {
   config: ModelConfig;
   parameters: number;
   tokenizer: Tokenizer['kind'];
-  /** Float32 weights on the device. */
+  /** Bytes of the weights on the device. */
   weightBytes: number;
+  /** 'f16' when the matrices are packed as float16 pairs (absent: float32). */
+  weightFormat?: 'f32' | 'f16';
   loadMs: number;
   /** The shipped model's pretraining notes (pretrain.json). */
   pretrain?: Record<string, unknown>;

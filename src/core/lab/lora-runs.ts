@@ -95,6 +95,14 @@ export function prepareAdapter(model: Transformer, config: RunConfig, resumed: b
       hint: 'go on with the run that trained it (resume), or save the model (the adapter merged in) and train that',
     });
   }
+  if (!config.lora.enabled && model.weightFormat === 'f16') {
+    throw new LabError('BAD_RUN_CONFIG', "the model's matrices are packed as float16, which do not train: this run would train every weight", {
+      field: 'lora.enabled',
+      expected: 'true (a LoRA adapter on the packed base)',
+      found: 'false',
+      hint: 'turn LoRA on, or load the model with float32 weights to train every weight',
+    });
+  }
   if (config.lora.enabled) {
     const { rank, alpha, dropout, targetModules } = config.lora;
     model.attachAdapter(LoraAdapter.create(model.cfg, { rank, alpha, dropout, targetModules }, config.seed));

@@ -16,6 +16,7 @@ import { checkContextFit, describeFit, minNewTokensFor, type FitReport } from '.
 import { generateTasks } from '../data/tasks';
 import type { Problem } from '../data/types';
 import { LabError } from '../errors';
+import { cannotPack } from '../model/packed-f16';
 import { evaluate, evalSettingsOf, evalSummary } from '../eval/evaluate';
 import { EndpointPolicy, LocalPolicy, type PolicyModel } from '../llm/policy';
 import { liveTextRecord, textRollout } from '../tir/text-rollout';
@@ -227,12 +228,16 @@ export class LabService implements LabApi {
     }
     // An unknown shipped name is refused here, the same wherever the lab runs.
     const shipped = source.kind === 'shipped' ? shippedModel(source.name).name : undefined;
+    const weights = source.kind === 'shipped' ? 'f32' : (source.weights ?? 'f32');
+    // Refused before anything is downloaded.
+    const unpackable = weights === 'f16' ? cannotPack([2, 2]) : undefined;
+    if (unpackable) throw new LabError('model', `float16 weights are not available here: ${unpackable}`, { field: 'weights', expected: 'f32', found: 'f16', hint: 'load the model with float32 weights, or run the lab on WebGPU' });
     // A stop ends a download; what arrived stays in the cache and the next load goes on from there.
     const watcher = this.control.watch(['stop']);
     const looking = setInterval(() => watcher.check(), 200);
     let summary: ModelSummary;
     try {
-      summary = await this.loadFiles(this.env.modelFiles(source, watcher.signal), source.kind, undefined, shipped, onEvent);
+      summary = await this.loadFiles(this.env.modelFiles(source, watcher.signal), source.kind, undefined, shipped, onEvent, weights);
     } catch (e) {
       if (watcher.signal.aborted) throw new LabError('stopped', 'loading the model was stopped', { hint: 'What was downloaded is kept: loading it again goes on from there' });
       throw e;
@@ -242,7 +247,7 @@ export class LabService implements LabApi {
     // A run's checkpoints name their base model: never with the access token that fetched it.
     const label = source.kind === 'shipped' ? shipped! : source.kind === 'path' ? source.path : summary.label;
     if (source.kind === 'files') this.baseRef = { label };
-    else if (source.kind === 'hub') this.baseRef = { label, source: { kind: 'hub', repo: source.repo, ...(source.revision && { revision: source.revision }), ...(source.baseUrl && { baseUrl: source.baseUrl }) } };
+    else if (source.kind === 'hub') this.baseRef = { label, source: { kind: 'hub', repo: source.repo, ...(source.revision && { revision: source.revision }), ...(source.baseUrl && { baseUrl: source.baseUrl }), ...(source.weights && { weights: source.weights }) } };
     else this.baseRef = { label, source: source.kind === 'shipped' ? { kind: 'shipped', name: shipped } : source };
     return summary;
   }
@@ -271,10 +276,10 @@ export class LabService implements LabApi {
     return policy.summary;
   }
 
-  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string, shipped?: ShippedModelName, onEvent?: EventSink): Promise<ModelSummary> {
+  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string, shipped?: ShippedModelName, onEvent?: EventSink, weights: 'f32' | 'f16' = 'f32'): Promise<ModelSummary> {
     const started = Date.now();
-    const beforeWeights = (config: ModelConfig) => this.beforeWeights(config, files.files, origin, onEvent);
-    const [folder, notes] = await Promise.all([loadModelStreaming(files.files, { beforeWeights }), files.notes?.().catch(() => undefined)]);
+    const beforeWeights = (config: ModelConfig) => this.beforeWeights(config, files.files, origin, onEvent, weights);
+    const [folder, notes] = await Promise.all([loadModelStreaming(files.files, { beforeWeights, weights }), files.notes?.().catch(() => undefined)]);
     const model = folder.model;
     const parameters = countParameters(folder.config);
     return this.setPolicy(model, folder.tokenizer, {
@@ -283,7 +288,8 @@ export class LabService implements LabApi {
       config: folder.config,
       tokenizer: folder.tokenizer.kind,
       parameters,
-      weightBytes: parameters * 4,
+      weightBytes: model.deviceBytes(),
+      ...(weights === 'f16' && { weightFormat: weights }),
       loadMs: Date.now() - started,
       prompting: modelPrompting(folder.config, folder.tokenizer),
       ...(notes && { pretrain: notes }),
@@ -296,15 +302,15 @@ export class LabService implements LabApi {
    * Between a model's config.json and its weights: a folder or Hub model the device cannot hold is
    * refused with the numbers (docs/models.md#memory-budget), and a Hub model is downloaded with progress.
    */
-  private async beforeWeights(config: ModelConfig, files: FileSource, origin: ModelSummary['origin'], onEvent?: EventSink): Promise<void> {
+  private async beforeWeights(config: ModelConfig, files: FileSource, origin: ModelSummary['origin'], onEvent?: EventSink, weights: 'f32' | 'f16' = 'f32'): Promise<void> {
     if (origin === 'path' || origin === 'hub' || origin === 'files') {
       const defaults = parseRunConfig({});
-      const use: MemoryUse = { mode: 'infer', batch: defaults.rollout.groupSize, context: trainingUse(config, defaults).context };
+      const use: MemoryUse = { mode: 'infer', batch: defaults.rollout.groupSize, context: trainingUse(config, defaults).context, weights };
       const limits = this.env.deviceLimits?.() ?? currentDeviceLimits();
       const infer = checkBudget(config, use, limits);
       if (onEvent) {
         // What a LoRA run at the defaults would hold, shown beside the answer's budget (not a reason to refuse the model).
-        const trainAt = trainingUse(config, { ...defaults, lora: { ...defaults.lora, enabled: true } });
+        const trainAt = { ...trainingUse(config, { ...defaults, lora: { ...defaults.lora, enabled: true } }), weights };
         const train = estimateMemory(config, trainAt, limits.backend);
         const trainUse = `LoRA rank ${trainAt.lora!.rank} on ${trainAt.lora!.targetModules.join(', ')}, ${trainAt.batch} rows of ${trainAt.context} tokens, micro-batches of ${trainAt.updateBatch}`;
         onEvent({ type: 'memory-budget', infer: infer.estimate, train, trainUse, limits, fits: infer.fits });
@@ -675,7 +681,7 @@ export class LabService implements LabApi {
       const config = parseRunConfig(req.config ?? {}, { source: 'training settings' });
       const runId = req.runId ?? newRunId();
       const policy = this.requirePolicy();
-      this.checkTrainingBudget(policy.model.cfg, config);
+      this.checkTrainingBudget(policy.model.cfg, config, policy.model.weightFormat);
       prepareAdapter(policy.model, config, false);
       policy.summary.runId = runId;
       return runTraining(this.trainingContext(store, onEvent), {
@@ -731,8 +737,8 @@ export class LabService implements LabApi {
    * `sft.batchSize`), updates in micro-batches of `optim.microBatchTokens`, gradients and AdamW
    * moments for every weight or for the LoRA adapter only, and a frozen reference for a KL term.
    */
-  private checkTrainingBudget(model: ModelConfig, config: RunConfig): void {
-    assertBudget(model, trainingUse(model, config), this.env.deviceLimits?.() ?? currentDeviceLimits(), 'training settings');
+  private checkTrainingBudget(model: ModelConfig, config: RunConfig, weights: 'f32' | 'f16'): void {
+    assertBudget(model, { ...trainingUse(model, config), weights }, this.env.deviceLimits?.() ?? currentDeviceLimits(), 'training settings');
   }
 
   private trainingContext(store: RunStore, emit: EventSink): TrainingContext {

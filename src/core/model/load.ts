@@ -9,7 +9,7 @@ import { loadTokenizer } from '../tokenizer/index';
 import type { Tokenizer } from '../tokenizer/types';
 import { checkTokenizer, loadConfig, streamWeights } from './checkpoint';
 import type { ModelConfig } from './config';
-import { Transformer } from './transformer';
+import { Transformer, type WeightFormat } from './transformer';
 
 export interface LoadedModel {
   config: ModelConfig;
@@ -20,6 +20,8 @@ export interface LoadedModel {
 export interface StreamLoadOptions {
   /** Runs after config.json is read and before any weights are: throw to refuse the model (a memory budget), or fetch them. */
   beforeWeights?: (config: ModelConfig) => void | Promise<void>;
+  /** 'f16': each matrix packed as float16 pairs as it arrives (WebGPU; docs/engine.md#packed-f16-weights). */
+  weights?: WeightFormat;
 }
 
 export async function loadModelStreaming(src: FileSource, options: StreamLoadOptions = {}): Promise<LoadedModel> {
@@ -27,6 +29,6 @@ export async function loadModelStreaming(src: FileSource, options: StreamLoadOpt
   await options.beforeWeights?.(config);
   const tokenizer = await loadTokenizer(src);
   checkTokenizer(config, tokenizer, src.label);
-  const model = await Transformer.fromStream(config, (visit) => streamWeights(src, config, visit), src.label);
+  const model = await Transformer.fromStream(config, (visit) => streamWeights(src, config, visit), src.label, { weights: options.weights });
   return { config, tokenizer, model };
 }

@@ -38,6 +38,11 @@ export interface MemoryUse {
   lora?: { rank: number; targetModules: readonly LinearModule[] };
   /** A frozen copy of the starting weights for a KL term (GRPO with a reference model). */
   reference?: boolean;
+  /**
+   * 'f16': the matrices held as float16 pairs (WebGPU; src/core/model/packed-f16.ts), 2 bytes a
+   * value; norms and biases stay float32. Only for weights that do not train (inference, LoRA).
+   */
+  weights?: 'f32' | 'f16';
 }
 
 /** What the device can hold. */
@@ -53,6 +58,8 @@ export interface DeviceLimits {
 
 export interface MemoryEstimate {
   parameters: number;
+  /** How the matrices are held. */
+  weightFormat: 'f32' | 'f16';
   /** Parameters that get gradients and AdamW moments (all of them, or the adapter's). */
   trainable: number;
   weights: number;
@@ -101,10 +108,25 @@ function layerActivationBytes(cfg: ModelConfig, tokens: number, span: number): n
   return F32 * tokens * (perToken + 2 * cfg.num_attention_heads * span);
 }
 
+/** Parameters in matrices (the embedding, every Linear weight, an untied head): what float16 packing halves. */
+export function matrixParameters(cfg: ModelConfig): number {
+  const dims = linearDims(cfg);
+  const linear = cfg.num_hidden_layers * Object.values(dims).reduce((s, [i, o]) => s + i * o, 0);
+  return cfg.vocab_size * cfg.hidden_size * (cfg.tie_word_embeddings ? 1 : 2) + linear;
+}
+
+/** Bytes of the weights on the device: float32, or with the matrices as float16 pairs. */
+export function weightBytes(cfg: ModelConfig, format: 'f32' | 'f16' = 'f32'): number {
+  const parameters = countParameters(cfg);
+  if (format === 'f32') return parameters * F32;
+  const matrices = matrixParameters(cfg);
+  return matrices * 2 + (parameters - matrices) * F32;
+}
+
 /** The estimate for a use on a backend ('wasm' adds XNNPACK's packed weights). */
 export function estimateMemory(cfg: ModelConfig, use: MemoryUse, backend = 'wasm'): MemoryEstimate {
   const parameters = countParameters(cfg);
-  const weights = parameters * F32;
+  const weights = weightBytes(cfg, use.weights);
   const L = cfg.num_hidden_layers;
   const dims = linearDims(cfg);
   const embed = cfg.vocab_size * cfg.hidden_size * F32;
@@ -136,7 +158,7 @@ export function estimateMemory(cfg: ModelConfig, use: MemoryUse, backend = 'wasm
   const logits = use.mode === 'train' ? 3 * logitsOne : B * cfg.vocab_size * F32;
   const total = weights + packedWeights + reference + gradients + optimizer + working;
   const candidates = [
-    { name: 'the embedding [vocab × hidden]', bytes: embed },
+    { name: 'the embedding [vocab × hidden]', bytes: use.weights === 'f16' ? embed / 2 : embed },
     ...(use.mode === 'train'
       ? [
           { name: `the logits [rows × length × vocab] = [${U} × ${T} × ${cfg.vocab_size}]`, bytes: logitsOne },
@@ -147,7 +169,7 @@ export function estimateMemory(cfg: ModelConfig, use: MemoryUse, backend = 'wasm
     { name: 'the MLP weights [hidden × intermediate]', bytes: cfg.hidden_size * cfg.intermediate_size * F32 },
   ];
   const largestTensor = candidates.reduce((a, b) => (b.bytes > a.bytes ? b : a));
-  return { parameters, trainable, weights, packedWeights, reference, kvCache, activations, logits, gradients, optimizer, total, largestTensor };
+  return { parameters, weightFormat: use.weights ?? 'f32', trainable, weights, packedWeights, reference, kvCache, activations, logits, gradients, optimizer, total, largestTensor };
 }
 
 /** Bytes in GB (10^9, as model cards and vendors count) with two decimals; small sizes in MB or kB. */
@@ -160,7 +182,7 @@ export function gb(bytes: number): string {
 /** One line per part of an estimate. */
 export function describeEstimate(e: MemoryEstimate): string {
   const parts: [string, number][] = [
-    ['weights (f32)', e.weights],
+    [`weights (${e.weightFormat === 'f16' ? 'matrices as f16' : 'f32'})`, e.weights],
     ['packed weights (XNNPACK)', e.packedWeights],
     ['reference weights', e.reference],
     ['KV cache', e.kvCache],

@@ -20,6 +20,7 @@ import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
 import { embedding, linear, matMul } from './ops';
+import { cannotPack, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
 import { transposeData, type NamedTensor, type WeightMap } from './weights';
 
@@ -106,6 +107,9 @@ export interface LinearAdapter {
   dispose(): void;
 }
 
+/** How the matrices are held: float32, or float16 pairs on WebGPU (docs/engine.md#packed-f16-weights). */
+export type WeightFormat = 'f32' | 'f16';
+
 export class Transformer {
   readonly cfg: ModelConfig;
   /** Parameters by HF name (Linear weights transposed to [in, out]; see the file comment). */
@@ -113,6 +117,8 @@ export class Transformer {
   private readonly rotate: tf.Tensor2D;
   private rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; length: number } | undefined;
   private linearAdapter: LinearAdapter | undefined;
+  /** Matrices held as float16 pairs instead of in `params` (packWeights; docs/engine.md#packed-f16-weights). */
+  private readonly packed = new Map<string, PackedMatrix>();
 
   private constructor(cfg: ModelConfig, weights: WeightMap) {
     this.cfg = cfg;
@@ -136,8 +142,14 @@ export class Transformer {
    * goes to the device at once and its float32 copy can be dropped, so loading peaks near the model's
    * own size (docs/models.md#memory-budget). Shapes are checked as fromWeights checks them.
    */
-  static async fromStream(cfg: ModelConfig, stream: (visit: (name: string, t: NamedTensor) => void) => Promise<void>, source = 'weights'): Promise<Transformer> {
+  static async fromStream(
+    cfg: ModelConfig,
+    stream: (visit: (name: string, t: NamedTensor) => void) => Promise<void>,
+    source = 'weights',
+    options: { weights?: WeightFormat } = {},
+  ): Promise<Transformer> {
     const model = new Transformer(cfg, new Map());
+    if (options.weights === 'f16') model.assertPackable();
     const expected = parameterShapes(cfg);
     try {
       await stream((name, t) => {
@@ -151,11 +163,13 @@ export class Transformer {
         }
         model.params.get(name)?.dispose();
         model.params.set(name, toVariable(name, t));
+        // Packed as it arrives: the float32 copy of one matrix at a time is all the load adds.
+        if (options.weights === 'f16') model.packOne(name);
       });
-      const missing = [...expected.keys()].filter((n) => !model.params.has(n));
+      const missing = [...expected.keys()].filter((n) => !model.params.has(n) && !model.packed.has(n));
       if (missing.length > 0) throw new LabError('weights', `tensor "${missing[0]}" is missing`, { file: source, field: missing[0], expected: `[${expected.get(missing[0])!.join(', ')}]`, found: 'nothing' });
       // trainableVariables() is in parameterShapes order.
-      const ordered = [...expected.keys()].map((n) => [n, model.params.get(n)!] as const);
+      const ordered = [...expected.keys()].filter((n) => model.params.has(n)).map((n) => [n, model.params.get(n)!] as const);
       model.params.clear();
       for (const [n, v] of ordered) model.params.set(n, v);
     } catch (e) {
@@ -194,14 +208,25 @@ export class Transformer {
   /** Replaces every parameter with the given weights (HF names and layout), after checking them all. */
   loadWeights(weights: WeightMap, source = 'weights'): void {
     const checked = Transformer.checkWeights(this.cfg, weights, source);
-    for (const [name, t] of checked) tf.tidy(() => this.params.get(name)!.assign(toDevice(name, t)));
+    for (const [name, t] of checked) {
+      const packed = this.packed.get(name);
+      if (packed) {
+        const device = toDevice(name, t) as tf.Tensor2D;
+        this.packed.set(name, packF16(device));
+        device.dispose();
+        packed.bits.dispose();
+      } else tf.tidy(() => this.params.get(name)!.assign(toDevice(name, t)));
+    }
   }
 
   /** The parameters as plain data in HF names and layout (for safetensors and for other models). */
   async exportWeights(): Promise<WeightMap> {
     const out: WeightMap = new Map();
     for (const [name, hfShape] of parameterShapes(this.cfg)) {
-      const data = (await this.params.get(name)!.data()) as Float32Array;
+      const packed = this.packed.get(name);
+      const values = packed ? unpackF16(packed) : this.params.get(name)!;
+      const data = (await values.data()) as Float32Array;
+      if (packed) values.dispose();
       const [rows, cols] = hfShape;
       out.set(name, { shape: [...hfShape], data: isLinearWeight(name, hfShape) ? transposeData(data, cols, rows) : Float32Array.from(data) });
     }
@@ -210,7 +235,55 @@ export class Transformer {
 
   /** The tensors training updates: the adapter's when one is attached, else every parameter in parameterShapes order. */
   trainableVariables(): tf.Variable[] {
-    return this.linearAdapter ? this.linearAdapter.variables() : [...this.params.values()];
+    if (this.linearAdapter) return this.linearAdapter.variables();
+    if (this.packed.size > 0)
+      throw new LabError('model', `the model's matrices are packed as float16 (${this.packed.size} of them), and packed weights do not train`, {
+        field: 'weights',
+        expected: 'float32 weights to train every parameter',
+        found: 'f16',
+        hint: 'train a LoRA adapter on the packed base, or load the model with float32 weights',
+      });
+    return [...this.params.values()];
+  }
+
+  /** 'f16' when the matrices are packed as float16 pairs (packWeights), else 'f32'. */
+  get weightFormat(): WeightFormat {
+    return this.packed.size > 0 ? 'f16' : 'f32';
+  }
+
+  /**
+   * Holds every matrix (the embedding, the Linear weights, an untied head) as float16 pairs on
+   * WebGPU, half their float32 bytes; norms and biases stay float32. For weights that do not
+   * train: inference, or the frozen base under a LoRA adapter (docs/engine.md#packed-f16-weights).
+   * Returns the bytes the model's tensors held before and after.
+   */
+  packWeights(): { before: number; after: number } {
+    this.assertPackable();
+    const before = this.deviceBytes();
+    for (const name of [...this.params.keys()]) this.packOne(name);
+    return { before, after: this.deviceBytes() };
+  }
+
+  /** Bytes of the parameters on the device (packed matrices at their packed size). */
+  deviceBytes(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size * 4;
+    for (const p of this.packed.values()) n += p.bits.size * 4;
+    return n;
+  }
+
+  private assertPackable(): void {
+    const why = cannotPack([2, 2]);
+    if (why) throw new LabError('model', `cannot hold the weights as float16: ${why}`, { field: 'weights', expected: 'f32 on this backend', found: 'f16', hint: 'use float32 weights here, or the WebGPU backend' });
+  }
+
+  /** Packs parameter `name` when it is a matrix whose last axis holds pairs; others stay float32. */
+  private packOne(name: string): void {
+    const v = this.params.get(name);
+    if (!v || cannotPack(v.shape) !== undefined) return;
+    this.packed.set(name, packF16(v as tf.Tensor as tf.Tensor2D));
+    this.params.delete(name);
+    v.dispose();
   }
 
   /** The attached adapter, if any. */
@@ -244,6 +317,7 @@ export class Transformer {
   numParameters(): number {
     let n = 0;
     for (const v of this.params.values()) n += v.size;
+    for (const p of this.packed.values()) n += p.rows * p.cols;
     return n;
   }
 
@@ -252,6 +326,8 @@ export class Transformer {
     this.linearAdapter = undefined;
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
+    for (const p of this.packed.values()) p.bits.dispose();
+    this.packed.clear();
     this.rotate.dispose();
     this.rope?.cos.dispose();
     this.rope?.sin.dispose();
@@ -352,7 +428,8 @@ export class Transformer {
 
   /** Embedding, the decoder layers, the final norm; with `pick`, only those rows of [B·T, h] leave. */
   private blocks(ids: tf.Tensor1D, ctx: AttentionContext, pick?: tf.Tensor1D): tf.Tensor2D {
-    let x = embedding(ids, this.p(EMBED) as tf.Tensor2D);
+    const packedTable = this.packed.get(EMBED);
+    let x = packedTable ? packedEmbedding(ids, packedTable) : embedding(ids, this.p(EMBED) as tf.Tensor2D);
     for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
       const pre = `model.layers.${i}`;
       const input = x;
@@ -369,7 +446,7 @@ export class Transformer {
 
   /** x·W (+ b) for HF Linear `name` (without the .weight suffix). */
   private proj(x: tf.Tensor2D, name: string): tf.Tensor2D {
-    const y = this.matrix(x, this.p(`${name}.weight`) as tf.Tensor2D);
+    const y = this.matrix(x, `${name}.weight`);
     const bias = this.params.get(`${name}.bias`);
     const out = bias ? (tf.add(y, bias) as tf.Tensor2D) : y;
     return this.linearAdapter ? this.linearAdapter.apply(x, name, out) : out;
@@ -411,12 +488,18 @@ export class Transformer {
 
   /** Logits from final hidden states [N, h]: h·Eᵀ with the tied embedding E [V, h], or h·lm_head. */
   private lmHead(hidden: tf.Tensor2D): tf.Tensor2D {
-    if (this.cfg.tie_word_embeddings) return this.matrix(hidden, this.p(EMBED) as tf.Tensor2D, true);
-    return this.matrix(hidden, this.p(LM_HEAD) as tf.Tensor2D);
+    if (this.cfg.tie_word_embeddings) return this.matrix(hidden, EMBED, true);
+    return this.matrix(hidden, LM_HEAD);
   }
 
-  /** A product with a base weight: under an adapter the base is frozen, and no weight gradient is formed (docs/lora.md#cost). */
-  private matrix(x: tf.Tensor2D, w: tf.Tensor2D, transposed = false): tf.Tensor2D {
+  /**
+   * A product with base weight `name`: under an adapter the base is frozen, and no weight gradient is
+   * formed (docs/lora.md#cost); a packed weight is always frozen, unpacked inside its kernel.
+   */
+  private matrix(x: tf.Tensor2D, name: string, transposed = false): tf.Tensor2D {
+    const packed = this.packed.get(name);
+    if (packed) return packedLinear(x, packed, transposed);
+    const w = this.p(name) as tf.Tensor2D;
     return this.linearAdapter ? frozenLinear(x, w, transposed) : linear(x, w, transposed);
   }
 
