@@ -22,11 +22,22 @@ export function pickedFilesSource(picked: FileList | File[], label = 'picked fil
       return [...byName.keys()];
     },
     async read(name) {
-      const f = byName.get(name);
-      if (!f) throw new LabError('files', `no picked file named ${name}`, { file: label, hint: 'Pick the whole model folder' });
-      return new Uint8Array(await f.arrayBuffer());
+      return new Uint8Array(await file(name).arrayBuffer());
+    },
+    // Weights are read tensor by tensor through these: a picked 2 GB file is never in memory whole.
+    async size(name) {
+      return file(name).size;
+    },
+    async readRange(name, begin, end) {
+      return new Uint8Array(await file(name).slice(begin, end).arrayBuffer());
     },
   };
+
+  function file(name: string): File {
+    const f = byName.get(name);
+    if (!f) throw new LabError('files', `no picked file named ${name}`, { file: label, hint: 'Pick the whole model folder' });
+    return f;
+  }
 }
 
 /** A folder served at `baseUrl` (ending in "/") holding the named files. */

