@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { findStop } from '../../src/core/engine/stop';
 import { LabError } from '../../src/core/errors';
 import { MemoryFiles } from '../../src/core/files';
 import { CHAR_TOKENIZER_FILE, CharTokenizer, DEFAULT_CHARSET, SPECIAL_TOKENS } from '../../src/core/tokenizer/char';
@@ -91,6 +92,13 @@ describe('Hugging Face tokenizer (real Qwen3 files)', () => {
     expect(qwen.bosId).toBeUndefined();
     expect(qwen.tokenToId('<|im_start|>')).toBe(151644);
     expect(qwen.encode('Hello world')).toEqual([9707, 1879]);
+  });
+
+  it('decodes no ids to no text, so a stop string in the first generated token is found', () => {
+    expect(qwen.decode([])).toBe('');
+    const fence = qwen.encode('```');
+    expect(fence).toHaveLength(1);
+    expect(findStop(fence, 0, ['```'], (ids) => qwen.decode(ids))).toBe('```');
   });
 
   it('round-trips text exactly: prose, code blocks, LaTeX, Unicode, special tokens', () => {

@@ -132,6 +132,8 @@ export class HFTokenizer implements Tokenizer {
   }
 
   decode(ids: number[]): string {
+    // The library refuses an empty list; nothing decodes to nothing (a stop string in a row's first token asks for it).
+    if (ids.length === 0) return '';
     return this.core.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
   }
 
