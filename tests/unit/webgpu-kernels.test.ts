@@ -9,7 +9,7 @@ import { AdamW } from '../../src/core/optim/adamw';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
-import { rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU, targetLogprobsWebGPU } from '../../src/core/model/webgpu-kernels';
+import { attentionWebGPU, rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU, targetLogprobsWebGPU } from '../../src/core/model/webgpu-kernels';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
 
 /** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
@@ -117,6 +117,56 @@ describe('log-probability of the target kernel', () => {
   }
 });
 
+/** The engine's attention in tfjs ops (transformer.ts): the heads sharing a kv head stacked on the query axis. */
+function referenceAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const [B, nH, T, hd] = q.shape;
+  const [, nKV, S] = k.shape;
+  const group = nH / nKV;
+  const scores = tf.matMul(tf.reshape(q, [B, nKV, group * T, hd]), k, false, true);
+  const probs = tf.softmax(tf.add(tf.reshape(scores, [B, nH, T, S]), bias));
+  return tf.reshape(tf.matMul(tf.reshape(probs, [B, nKV, group * T, S]), v), [B, nH, T, hd]);
+}
+
+/** A causal mask [1, 1, T, S] for queries at positions S − T .. S − 1, or one per row with `pad` leading keys masked. */
+function maskOf(B: number, T: number, S: number, pad: number[] = []): tf.Tensor4D {
+  const rows = pad.length > 0 ? B : 1;
+  const data = new Float32Array(rows * T * S);
+  for (let b = 0; b < rows; b++)
+    for (let t = 0; t < T; t++)
+      for (let s = 0; s < S; s++) if (s > S - T + t || s < (pad[b] ?? 0)) data[(b * T + t) * S + s] = -1e9;
+  return tf.tensor4d(data, [rows, 1, T, S]);
+}
+
+describe('attention kernel', () => {
+  // [B, nH, nKV, T, S, hd]: training (T = S) with grouped heads; a prefill chunk over a longer cache;
+  // one token decoding; more keys than a chunk (256); head_dim 128 (Qwen3) and an odd one.
+  const cases: [number, number, number, number, number, number][] = [
+    [2, 4, 2, 7, 7, 8],
+    [1, 2, 1, 5, 40, 16],
+    [3, 4, 4, 1, 19, 32],
+    [1, 2, 2, 3, 300, 8],
+    [1, 2, 1, 4, 4, 128],
+    [2, 3, 1, 6, 6, 20],
+  ];
+  for (const [B, nH, nKV, T, S, hd] of cases) {
+    it(`equals the reference for B ${B}, ${nH} heads on ${nKV} kv heads, ${T} queries over ${S} keys, head_dim ${hd}: value and dq, dk, dv`, async () => {
+      const q = tf.mul(tf.randomNormal([B, nH, T, hd], 0, 1, 'float32', 1), 1 / Math.sqrt(hd));
+      const k = tf.randomNormal([B, nKV, S, hd], 0, 1, 'float32', 2);
+      const v = tf.randomNormal([B, nKV, S, hd], 0, 1, 'float32', 3);
+      const mask = maskOf(B, T, S, B > 1 ? [0, 2, 1].slice(0, B) : []);
+      const dy = tf.randomNormal([B, nH, T, hd], 0, 1, 'float32', 4);
+      await expectSameAsReference(
+        (a, b, c) => attentionWebGPU(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, mask),
+        (a, b, c) => referenceAttention(a, b, c, mask),
+        [q, k, v],
+        dy,
+        ['value', 'dq', 'dk', 'dv'],
+      );
+      tf.dispose([q, k, v, mask, dy]);
+    });
+  }
+});
+
 describe('fused AdamW', () => {
   it('takes the same steps as the op-by-op AdamW, decayed matrices and undecayed vectors alike', async () => {
     const start = { w: tf.randomNormal([33, 17], 0, 1, 'float32', 41), b: tf.randomNormal([17], 0, 1, 'float32', 42) };
@@ -177,6 +227,39 @@ describe('the model with the kernels', () => {
     expect(after.numTensors).toBe(before.numTensors);
     expect(after.numBytesInGPU).toBe(before.numBytesInGPU);
     expect(after.numBytesAllocatedInGPU).toBe(before.numBytesAllocatedInGPU);
+    model.dispose();
+  });
+});
+
+describe('a training step with the kernels', () => {
+  it('gives the same loss and gradients as tfjs ops on a Qwen3-shaped model, and leaves no tensor behind', async () => {
+    // q/k norms, grouped heads, a 2-row batch: every kernel above sits on the path, attention's backward included.
+    const cfg = parseModelConfig({ model_type: 'qwen3', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 61, max_position_embeddings: 64 });
+    const model = Transformer.create(cfg, { seed: 8 });
+    const ids = tf.tensor2d([[1, 5, 9, 13, 2, 40, 7, 3], [2, 4, 8, 16, 32, 60, 11, 0]], undefined, 'int32');
+    const mask = tf.tensor2d([[0, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0]]);
+    const step = (on: boolean) => {
+      setWebGPUKernels(on);
+      try {
+        return tf.variableGrads(() => model.loss(ids, mask), model.trainableVariables());
+      } finally {
+        setWebGPUKernels(true);
+      }
+    };
+    const warm = step(true); // the model's RoPE tables are made once and kept
+    tf.dispose([warm.value, ...Object.values(warm.grads)]);
+    const before = tf.memory().numTensors;
+    const a = step(true);
+    const b = step(false);
+    const { diff } = await maxDiff(a.value, b.value);
+    expect(diff).toBeLessThanOrEqual(1e-5);
+    for (const name of Object.keys(b.grads)) {
+      const { diff: d, scale } = await maxDiff(a.grads[name], b.grads[name]);
+      expect(d, name).toBeLessThanOrEqual(1e-4 * Math.max(1e-2, scale));
+    }
+    tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([ids, mask]);
     model.dispose();
   });
 });

@@ -18,7 +18,7 @@ import { parameterShapes, type ModelConfig } from './config';
 import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
-import { rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
+import { ATTENTION_MAX_HEAD_DIM, attentionWebGPU, rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
 import { embedding, linear, matMul } from './ops';
 import { cannotPack, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
@@ -470,10 +470,16 @@ export class Transformer {
     const kv = ctx.keysValues(layer, k, v);
     const S = kv.k.shape[2];
     const group = nH / nKV;
-    // The heads sharing a kv head are stacked along the query axis: one batched matmul per kv head.
-    const scores = matMul(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, false, true);
-    const probs = tf.softmax(tf.add(tf.reshape(scores, [B, nH, T, S]), ctx.maskBias));
-    const out = matMul(tf.reshape(probs, [B, nKV, group * T, S]), kv.v);
+    let out: tf.Tensor;
+    if (webgpuKernels() && hd <= ATTENTION_MAX_HEAD_DIM) {
+      // One kernel from q, k, v and the mask to the output, nothing of size T × S kept (docs/engine.md#webgpu-kernels).
+      out = attentionWebGPU(q as tf.Tensor4D, kv.k, kv.v, ctx.maskBias as tf.Tensor4D);
+    } else {
+      // The heads sharing a kv head are stacked along the query axis: one batched matmul per kv head.
+      const scores = matMul(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, false, true);
+      const probs = tf.softmax(tf.add(tf.reshape(scores, [B, nH, T, S]), ctx.maskBias));
+      out = matMul(tf.reshape(probs, [B, nKV, group * T, S]), kv.v);
+    }
     const merged = tf.reshape(tf.transpose(tf.reshape(out, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
     return this.proj(merged, `${pre}.o_proj`);
   }

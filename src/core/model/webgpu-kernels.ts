@@ -365,6 +365,272 @@ export function rmsNormWebGPU<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: numb
   return op(x, w) as T;
 }
 
+/** Largest head_dim the attention kernels take (4 dims a thread); wider heads use tfjs's ops. */
+export const ATTENTION_MAX_HEAD_DIM = 4 * WORKGROUP;
+/** Key positions whose probabilities pass through workgroup memory at a time. */
+const CHUNK = 256;
+
+/**
+ * What the attention kernels share: the shapes from the uniforms, this workgroup's query row
+ * (b, h, t) or key row (b, kv head, s), and q·k + bias for one pair. q [B, nH, T, hd] is already
+ * scaled by 1/√hd; k, v [B, nKV, S, hd]; bias [B or 1, 1, T, S] (the causal and padding mask).
+ */
+const ATTENTION_COMMON = `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    var<workgroup> ps : array<f32, ${CHUNK}>;
+    var<workgroup> ds : array<f32, ${CHUNK}>;
+    fn qkBias(qOff : i32, kOff : i32, biasOff : i32, hd : i32) -> f32 {
+      var acc = 0.0;
+      for (var j = 0; j < hd; j++) { acc += q[qOff + j] * k[kOff + j]; }
+      return acc + bias[biasOff];
+    }`;
+
+const ATTENTION_SHAPES = `
+      let tid = i32(localId.x);
+      let nH = uniforms.qShape[1];
+      let T = uniforms.qShape[2];
+      let hd = uniforms.qShape[3];
+      let nKV = uniforms.kShape[1];
+      let S = uniforms.kShape[2];
+      let oneBias = uniforms.biasShape[0] == 1;`;
+
+/** Adds to acc[i] (dims tid + 64·i) the chunk's weights ps[c] times rows `src` (offset + c·hd). */
+function accumulate(acc: string, weights: string, src: string, offset: string): string {
+  return `
+        for (var c = 0; c < n; c++) {
+          let w = ${weights}[c];
+          let o = ${offset} + c * hd;
+          for (var i = 0; i < 4; i++) {
+            let j = tid + i * ${WORKGROUP};
+            if (j < hd) { ${acc}[i] += w * ${src}[o + j]; }
+          }
+        }`;
+}
+
+/**
+ * softmax(q·kᵀ + bias)·v for one query row per workgroup: the row's maximum and sum of exponentials
+ * (each a pass over the keys, reduced in workgroup memory), then the weighted sum of v, CHUNK keys
+ * at a time, each thread owning up to four of the head's dims. `stats` instead writes the row's
+ * maximum and sum of exponentials, [rows, 2], from which the backward pass recomputes the
+ * probabilities (kept apart: a log-sum-exp near a mask's −1e9 would lose the sum to rounding).
+ */
+class AttentionProgram extends Program {
+  /** Only what the part reads: a binding the shader never touches is left out of its layout. */
+  variableNames: string[];
+  shaderKey: string;
+
+  constructor(
+    rows: number,
+    headDim: number,
+    private readonly part: 'value' | 'stats',
+  ) {
+    super([rows, part === 'value' ? headDim : 2], 'row');
+    this.shaderKey = `thor_attention_${part}`;
+    this.variableNames = part === 'value' ? ['q', 'k', 'v', 'bias'] : ['q', 'k', 'bias'];
+  }
+
+  getUserCode(): string {
+    const finish =
+      this.part === 'stats'
+        ? `if (tid == 0) {
+        setOutputAtIndex(row * 2, top);
+        setOutputAtIndex(row * 2 + 1, total);
+      }`
+        : `var acc : array<f32, 4>;
+      for (var s0 = 0; s0 < S; s0 += ${CHUNK}) {
+        for (var c = tid; c < ${CHUNK}; c += ${WORKGROUP}) {
+          let s = s0 + c;
+          var p = 0.0;
+          if (s < S) { p = exp(qkBias(qOff, kBase + s * hd, biasBase + s, hd) - top) / total; }
+          ps[c] = p;
+        }
+        workgroupBarrier();
+        let n = min(${CHUNK}, S - s0);
+        ${accumulate('acc', 'ps', 'v', 'kBase + s0 * hd')}
+        workgroupBarrier();
+      }
+      for (var i = 0; i < 4; i++) {
+        let j = tid + i * ${WORKGROUP};
+        if (j < hd) { setOutputAtIndex(row * hd + j, acc[i]); }
+      }`;
+    return `
+    ${ATTENTION_COMMON}
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      ${ATTENTION_SHAPES}
+      let t = row % T;
+      let h = (row / T) % nH;
+      let b = row / (T * nH);
+      let kBase = (b * nKV + h / (nH / nKV)) * S * hd;
+      let biasBase = (select(b, 0, oneBias) * T + t) * S;
+      let qOff = row * hd;
+      var partial = -3.402823e+38;
+      for (var s = tid; s < S; s += ${WORKGROUP}) { partial = max(partial, qkBias(qOff, kBase + s * hd, biasBase + s, hd)); }
+      buf[tid] = partial;
+      workgroupBarrier();
+      for (var r = ${WORKGROUP} >> 1; r > 0; r = r >> 1) {
+        if (tid < r) { buf[tid] = max(buf[tid], buf[tid + r]); }
+        workgroupBarrier();
+      }
+      let top = buf[0];
+      workgroupBarrier();
+      partial = 0.0;
+      for (var s = tid; s < S; s += ${WORKGROUP}) { partial += exp(qkBias(qOff, kBase + s * hd, biasBase + s, hd) - top); }
+      ${ROW_SUM}
+      let total = buf[0];
+      workgroupBarrier();
+      ${finish}
+    }`;
+  }
+}
+
+/**
+ * dq for one query row per workgroup: with p_s = exp(q·k_s + bias − max) / sum and D = dout·out,
+ * ds_s = p_s · (dout·v_s − D) and dq = Σ_s ds_s · k_s.
+ */
+class AttentionGradQProgram extends Program {
+  variableNames = ['q', 'k', 'v', 'bias', 'dout', 'stats', 'dsum'];
+  shaderKey = 'thor_attention_dq';
+
+  constructor(rows: number, headDim: number) {
+    super([rows, headDim], 'row');
+  }
+
+  getUserCode(): string {
+    return `
+    ${ATTENTION_COMMON}
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      ${ATTENTION_SHAPES}
+      let t = row % T;
+      let h = (row / T) % nH;
+      let b = row / (T * nH);
+      let kBase = (b * nKV + h / (nH / nKV)) * S * hd;
+      let biasBase = (select(b, 0, oneBias) * T + t) * S;
+      let qOff = row * hd;
+      let top = stats[2 * row];
+      let total = stats[2 * row + 1];
+      let D = dsum[row];
+      var acc : array<f32, 4>;
+      for (var s0 = 0; s0 < S; s0 += ${CHUNK}) {
+        for (var c = tid; c < ${CHUNK}; c += ${WORKGROUP}) {
+          let s = s0 + c;
+          var g = 0.0;
+          if (s < S) {
+            let p = exp(qkBias(qOff, kBase + s * hd, biasBase + s, hd) - top) / total;
+            var dp = 0.0;
+            for (var j = 0; j < hd; j++) { dp += dout[qOff + j] * v[kBase + s * hd + j]; }
+            g = p * (dp - D);
+          }
+          ds[c] = g;
+        }
+        workgroupBarrier();
+        let n = min(${CHUNK}, S - s0);
+        ${accumulate('acc', 'ds', 'k', 'kBase + s0 * hd')}
+        workgroupBarrier();
+      }
+      for (var i = 0; i < 4; i++) {
+        let j = tid + i * ${WORKGROUP};
+        if (j < hd) { setOutputAtIndex(row * hd + j, acc[i]); }
+      }
+    }`;
+  }
+}
+
+/**
+ * dk and dv for one key row (b, kv head, s) per workgroup, over every query row of the heads that
+ * share it: dv = Σ p · dout, dk = Σ ds · q. Written side by side, [rows, 2·hd].
+ */
+class AttentionGradKVProgram extends Program {
+  variableNames = ['q', 'k', 'v', 'bias', 'dout', 'stats', 'dsum'];
+  shaderKey = 'thor_attention_dkv';
+
+  constructor(rows: number, headDim: number) {
+    super([rows, 2 * headDim], 'row');
+  }
+
+  getUserCode(): string {
+    return `
+    ${ATTENTION_COMMON}
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      ${ATTENTION_SHAPES}
+      let s = row % S;
+      let kvh = (row / S) % nKV;
+      let b = row / (S * nKV);
+      let group = nH / nKV;
+      let kOff = row * hd;
+      let biasB = select(b, 0, oneBias);
+      var dk : array<f32, 4>;
+      var dv : array<f32, 4>;
+      for (var gh = 0; gh < group; gh++) {
+        let qBase = (b * nH + kvh * group + gh) * T;
+        for (var t0 = 0; t0 < T; t0 += ${CHUNK}) {
+          for (var c = tid; c < ${CHUNK}; c += ${WORKGROUP}) {
+            let t = t0 + c;
+            var p = 0.0;
+            var g = 0.0;
+            if (t < T) {
+              let qRow = qBase + t;
+              p = exp(qkBias(qRow * hd, kOff, (biasB * T + t) * S + s, hd) - stats[2 * qRow]) / stats[2 * qRow + 1];
+              var dp = 0.0;
+              for (var j = 0; j < hd; j++) { dp += dout[qRow * hd + j] * v[kOff + j]; }
+              g = p * (dp - dsum[qRow]);
+            }
+            ps[c] = p;
+            ds[c] = g;
+          }
+          workgroupBarrier();
+          let n = min(${CHUNK}, T - t0);
+          ${accumulate('dv', 'ps', 'dout', '(qBase + t0) * hd')}
+          ${accumulate('dk', 'ds', 'q', '(qBase + t0) * hd')}
+          workgroupBarrier();
+        }
+      }
+      for (var i = 0; i < 4; i++) {
+        let j = tid + i * ${WORKGROUP};
+        if (j < hd) {
+          setOutputAtIndex(row * 2 * hd + j, dk[i]);
+          setOutputAtIndex(row * 2 * hd + hd + j, dv[i]);
+        }
+      }
+    }`;
+  }
+}
+
+/**
+ * Causal (or any additively masked) attention, softmax(q·kᵀ + bias)·v, in one kernel on WebGPU, with
+ * its gradients for q, k and v (docs/engine.md#webgpu-kernels). q [B, nH, T, hd], scaled already;
+ * k, v [B, nKV, S, hd] (the KV cache while decoding, S ≥ T; the same positions in training);
+ * bias [B or 1, 1, T, S]. Query head h reads kv head ⌊h / (nH / nKV)⌋ (grouped-query attention).
+ * Nothing of size T × S is kept: the backward pass recomputes the probabilities from each row's
+ * maximum and sum of exponentials. Returns [B, nH, T, hd].
+ */
+export function attentionWebGPU(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor4D): tf.Tensor4D {
+  const [B, nH, T, hd] = q.shape;
+  const [, nKV, S] = k.shape;
+  const rows = B * nH * T;
+  const op = customOp(([qs, ks, vs], save) => {
+    const value = tf.reshape(run(new AttentionProgram(rows, hd, 'value'), [qs, ks, vs, mask]), [B, nH, T, hd]);
+    save([qs, ks, vs, mask, value]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sq, sk, sv, sb, out] = saved;
+      const stats = run(new AttentionProgram(rows, hd, 'stats'), [sq, sk, sb]);
+      // As [rows, 1]: a 1-D input's strides are an empty uniform, which would shift the ones that follow.
+      const dsum = tf.reshape(tf.sum(tf.mul(dy, out), -1), [rows, 1]);
+      const inputs = [sq, sk, sv, sb, dy, stats, dsum];
+      const dq = tf.reshape(run(new AttentionGradQProgram(rows, hd), inputs), [B, nH, T, hd]);
+      const dkv = tf.reshape(run(new AttentionGradKVProgram(B * nKV * S, hd), inputs), [B, nKV, S, 2 * hd]);
+      const dk = tf.slice(dkv, [0, 0, 0, 0], [B, nKV, S, hd]);
+      const dv = tf.slice(dkv, [0, 0, 0, hd], [B, nKV, S, hd]);
+      tf.dispose([stats, dsum, dkv]);
+      return [dq, dk, dv];
+    };
+    return { value, gradFunc };
+  });
+  return op(q, k, v) as tf.Tensor4D;
+}
+
 let enabled = true;
 
 /** Turns the engine's own kernels off (tfjs's ops instead), to compare the two. */
