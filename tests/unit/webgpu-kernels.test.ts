@@ -9,7 +9,7 @@ import { AdamW } from '../../src/core/optim/adamw';
 import { parseModelConfig } from '../../src/core/model/config';
 import { Transformer } from '../../src/core/model/transformer';
 import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
-import { attentionWebGPU, rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU, targetLogprobsWebGPU } from '../../src/core/model/webgpu-kernels';
+import { attentionWebGPU, entropyWebGPU, rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU, targetLogprobsWebGPU } from '../../src/core/model/webgpu-kernels';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
 
 /** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
@@ -30,7 +30,7 @@ async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<{ diff: number; scal
  * The kernel's value and gradients against the reference's, on the same inputs and upstream gradient:
  * each within 1e-5 of the largest reference value (at least 1), and no tensor left behind.
  */
-async function expectSameAsReference(kernel: (...xs: tf.Tensor[]) => tf.Tensor, reference: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: tf.Tensor, names: string[]): Promise<void> {
+async function expectSameAsReference(kernel: (...xs: tf.Tensor[]) => tf.Tensor, reference: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: tf.Tensor, names: string[], tolerance = 1e-5): Promise<void> {
   const before = tf.memory().numTensors;
   const both = [kernel, reference].map((f) =>
     tf.tidy(() => {
@@ -41,7 +41,7 @@ async function expectSameAsReference(kernel: (...xs: tf.Tensor[]) => tf.Tensor, 
   for (let i = 0; i < names.length; i++) {
     expect(both[0][i].shape, names[i]).toEqual(both[1][i].shape);
     const { diff, scale } = await maxDiff(both[0][i], both[1][i]);
-    expect(diff, names[i]).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+    expect(diff, names[i]).toBeLessThanOrEqual(tolerance * Math.max(1, scale));
   }
   tf.dispose(both.flat());
   expect(tf.memory().numTensors).toBe(before);
@@ -163,6 +163,23 @@ describe('attention kernel', () => {
         ['value', 'dq', 'dk', 'dv'],
       );
       tf.dispose([q, k, v, mask, dy]);
+    });
+  }
+});
+
+describe('entropy kernel', () => {
+  const reference = (l: tf.Tensor) => {
+    const logSoft = tf.logSoftmax(l);
+    return tf.neg(tf.sum(tf.mul(tf.exp(logSoft), logSoft), -1));
+  };
+  // Rows of near-equal, peaked and spread logits; vocabularies below and above the workgroup, and Qwen's.
+  for (const [rows, vocab, scale] of [[5, 40, 1], [7, 97, 8], [3, 1024, 0.01], [2, 151936, 3]] as const) {
+    it(`equals the log-softmax's on [${rows} × ${vocab}] (logits × ${scale}), value and gradient`, async () => {
+      const logits = tf.mul(tf.randomNormal([rows, vocab], 0, 1, 'float32', rows), scale);
+      const dy = tf.randomNormal([rows], 0, 1, 'float32', 9);
+      // Float32's rounding of x − lse grows with the logits' size: 1e-5 of the largest (about 4σ).
+      await expectSameAsReference((l) => entropyWebGPU(l as tf.Tensor2D), reference, [logits], dy, ['value', 'dlogits'], 1e-5 * Math.max(1, 4 * scale));
+      tf.dispose([logits, dy]);
     });
   }
 });

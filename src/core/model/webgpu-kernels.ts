@@ -272,6 +272,84 @@ export function targetLogprobsWebGPU(logits: tf.Tensor2D, targets: tf.Tensor1D):
   return op(logits) as tf.Tensor1D;
 }
 
+/** After ROW_LOGSUMEXP: H = lse − Σ_j p_j · x_j into entropy. */
+const ROW_ENTROPY = `
+      workgroupBarrier();
+      partial = 0.0;
+      for (var col = tid; col < cols; col += ${WORKGROUP}) {
+        let x = getLogits(row, col);
+        partial += exp(x - lse) * x;
+      }
+      ${ROW_SUM}
+      let entropy = lse - buf[0];`;
+
+/**
+ * The entropy of softmax(logits) per row of [rows, vocab] logits, one workgroup per row:
+ * H = lse − Σ_j p_j · x_j from the row's maximum, its sum of exponentials and their x-weighted sum,
+ * reduced like the log-sum-exp; nothing of size rows × vocab is written.
+ */
+class EntropyProgram extends Program {
+  variableNames = ['logits'];
+  shaderKey = 'thor_entropy';
+
+  constructor(rows: number) {
+    super([rows], 'row');
+  }
+
+  getUserCode(): string {
+    return `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      let tid = i32(localId.x);
+      let cols = uniforms.logitsShape[1];
+      ${ROW_LOGSUMEXP}
+      ${ROW_ENTROPY}
+      if (tid == 0) { setOutputAtIndex(row, entropy); }
+    }`;
+  }
+}
+
+/** Its gradient: dH/dx_j = −p_j · (x_j − lse + H), times the row's upstream gradient. */
+class EntropyGradProgram extends Program {
+  variableNames = ['logits', 'dy'];
+  shaderKey = 'thor_entropy_grad';
+
+  constructor(rows: number, vocab: number) {
+    super([rows, vocab], 'row');
+  }
+
+  getUserCode(): string {
+    return `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      let tid = i32(localId.x);
+      let cols = uniforms.outShape[1];
+      ${ROW_LOGSUMEXP}
+      ${ROW_ENTROPY}
+      let g = getDy(row, 0);
+      for (var col = tid; col < cols; col += ${WORKGROUP}) {
+        let x = getLogits(row, col);
+        setOutputAtCoords(row, col, -g * exp(x - lse) * (x - lse + entropy));
+      }
+    }`;
+  }
+}
+
+/** The entropy of softmax(logits) for each row of [rows, vocab] logits, with its gradient (docs/engine.md#webgpu-kernels). */
+export function entropyWebGPU(logits: tf.Tensor2D): tf.Tensor1D {
+  const [rows, vocab] = logits.shape;
+  const op = customOp(([l], save) => {
+    save([l]);
+    const value = run(new EntropyProgram(rows), [l]);
+    // dy as [rows, 1]: a 1-D input's strides are an empty uniform, which would shift the ones that follow.
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => run(new EntropyGradProgram(rows, vocab), [saved[0], tf.reshape(dy, [rows, 1])]);
+    return { value, gradFunc };
+  });
+  return op(logits) as tf.Tensor1D;
+}
+
 /** One AdamW step's new moment m, moment v or weight, elementwise from the old weight, gradient and moments. */
 class AdamWProgram extends Program {
   /** Only what the part reads: a binding the shader never touches is left out of its layout. */

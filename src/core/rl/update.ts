@@ -8,6 +8,7 @@ import { LabError } from '../errors';
 import type { Transformer } from '../model/transformer';
 import { beginAdapterStep, withAdapterDropout } from '../model/lora';
 import { logprobsOfTargets } from '../model/logprobs';
+import { entropyWebGPU, webgpuKernels } from '../model/webgpu-kernels';
 import type { AdamW } from '../optim/adamw';
 import { trainStep } from '../optim/step';
 import { microBatches, packIds, perTokenFromResponses, perTokenFromRows, responsesFromPerToken, type PackedIds, type TrainingSequence } from './batch';
@@ -26,10 +27,16 @@ function logpAndEntropy(model: Transformer, ids: tf.Tensor2D, temperature: numbe
   let logits = tf.reshape(tf.slice(model.logits(ids), [0, 0, 0], [B, T - 1, V]), [-1, V]) as tf.Tensor2D;
   if (temperature !== 1) logits = tf.div(logits, temperature);
   const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D;
-  const logSoft = tf.logSoftmax(logits);
+  // On WebGPU one kernel per row (docs/engine.md#webgpu-kernels); elsewhere from the log-softmax.
+  let entropy: tf.Tensor;
+  if (webgpuKernels()) entropy = entropyWebGPU(logits);
+  else {
+    const logSoft = tf.logSoftmax(logits);
+    entropy = tf.neg(tf.sum(tf.mul(tf.exp(logSoft), logSoft), -1));
+  }
   return {
     logp: tf.reshape(logprobsOfTargets(logits, targets), [B, T - 1]) as tf.Tensor2D,
-    entropy: tf.reshape(tf.neg(tf.sum(tf.mul(tf.exp(logSoft), logSoft), -1)), [B, T - 1]) as tf.Tensor2D,
+    entropy: tf.reshape(entropy, [B, T - 1]) as tf.Tensor2D,
   };
 }
 
