@@ -23,6 +23,7 @@ import { LoraAdapter } from '../../src/core/model/lora';
 import { packedEmbedding, packedLinear, packF16, unpackF16 } from '../../src/core/model/packed-f16';
 import { Transformer } from '../../src/core/model/transformer';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
+import { maxDiff } from '../fixtures/tensors';
 
 /** The distance between adjacent float16 values around x (normal range; subnormals step by 2^-24). */
 function f16Ulp(x: number): number {
@@ -40,17 +41,6 @@ function isF16(x: number): boolean {
 
 function seeded(shape: number[], seed: number, scale = 1): tf.Tensor {
   return tf.tidy(() => tf.mul(tf.randomUniform(shape, -1, 1, 'float32', seed), scale));
-}
-
-async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<{ diff: number; scale: number }> {
-  const [da, db] = await Promise.all([a.data(), b.data()]);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < da.length; i++) {
-    diff = Math.max(diff, Math.abs(da[i] - db[i]));
-    scale = Math.max(scale, Math.abs(db[i]));
-  }
-  return { diff, scale };
 }
 
 beforeAll(async () => {

@@ -11,20 +11,10 @@ import { Transformer } from '../../src/core/model/transformer';
 import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
 import { attentionWebGPU, entropyWebGPU, rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU, targetLogprobsWebGPU } from '../../src/core/model/webgpu-kernels';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
+import { maxDiff } from '../fixtures/tensors';
 
 /** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
 const reference = (x: tf.Tensor, w: tf.Tensor, eps: number) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
-
-async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<{ diff: number; scale: number }> {
-  const [da, db] = await Promise.all([a.data(), b.data()]);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < da.length; i++) {
-    diff = Math.max(diff, Math.abs(da[i] - db[i]));
-    scale = Math.max(scale, Math.abs(db[i]));
-  }
-  return { diff, scale };
-}
 
 /**
  * The kernel's value and gradients against the reference's, on the same inputs and upstream gradient:

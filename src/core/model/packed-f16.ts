@@ -8,9 +8,10 @@
  * float32: an update of a half-precision weight would lose most of its small steps.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { LabError } from '../errors';
 import { customOp } from './ops';
+import { Program, run } from './webgpu-kernels';
 
 const WORKGROUP = 64;
 /** Output tile of the products: 32 × 32, each of the 64 threads computing 4 × 4; K in steps of 16. */
@@ -24,27 +25,8 @@ export interface PackedMatrix {
   cols: number;
 }
 
-/** One thread per element over a flat output; the backend spreads a large dispatch over more axes. */
-abstract class ElementProgram implements WebGPUProgram {
-  abstract variableNames: string[];
-  abstract shaderKey: string;
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
-  size = true;
-
-  constructor(outputShape: number[]) {
-    this.outputShape = outputShape;
-    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(outputShape.reduce((a, b) => a * b, 1) / WORKGROUP), 1, 1];
-  }
-
-  abstract getUserCode(): string;
-}
-
 /** int32 [rows, cols / 2] from float32 [rows, cols]: element i holds values 2i and 2i + 1 (row-major, cols even). */
-class PackProgram extends ElementProgram {
+class PackProgram extends Program {
   variableNames = ['x'];
   shaderKey = 'thor_f16_pack';
 
@@ -64,7 +46,7 @@ function half(name: string, pair: string, col: string): string {
 }
 
 /** float32 [rows, cols] back from the pairs. */
-class UnpackProgram extends ElementProgram {
+class UnpackProgram extends Program {
   variableNames = ['bits'];
   shaderKey = 'thor_f16_unpack';
 
@@ -82,7 +64,7 @@ class UnpackProgram extends ElementProgram {
 }
 
 /** Rows `ids` [n, 1] of a packed table [V, h / 2], unpacked: [n, h] (the embedding lookup). */
-class GatherProgram extends ElementProgram {
+class GatherProgram extends Program {
   variableNames = ['table', 'ids'];
   shaderKey = 'thor_f16_gather';
 
@@ -199,11 +181,6 @@ class PackedMatMulProgram implements WebGPUProgram {
   }
 }
 
-function run(program: WebGPUProgram, inputs: tf.Tensor[], dtype: 'float32' | 'int32' = 'float32'): tf.Tensor {
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  return tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, inputs, dtype));
-}
-
 /** Why a matrix cannot be packed here, or undefined when it can. */
 export function cannotPack(shape: readonly number[]): string | undefined {
   if (tf.getBackend() !== 'webgpu') return `packed float16 weights need the WebGPU backend (this one is ${tf.getBackend()})`;
@@ -217,13 +194,13 @@ export function packF16(w: tf.Tensor2D): PackedMatrix {
   const why = cannotPack(w.shape);
   if (why) throw new LabError('model', `cannot pack a [${w.shape.join(', ')}] tensor as float16: ${why}`);
   const [rows, cols] = w.shape;
-  const bits = run(new PackProgram([rows, cols / 2]), [w], 'int32') as tf.Tensor2D;
+  const bits = run(new PackProgram([rows, cols / 2], 'element'), [w], undefined, 'int32') as tf.Tensor2D;
   return { bits, rows, cols };
 }
 
 /** The float32 matrix back (each value as its float16 rounding). */
 export function unpackF16(p: PackedMatrix): tf.Tensor2D {
-  return run(new UnpackProgram([p.rows, p.cols]), [p.bits]) as tf.Tensor2D;
+  return run(new UnpackProgram([p.rows, p.cols], 'element'), [p.bits]) as tf.Tensor2D;
 }
 
 /** Bytes the packed matrix holds on the device. */
@@ -256,6 +233,6 @@ export function packedLinear(x: tf.Tensor2D, p: PackedMatrix, transposed = false
 export function packedEmbedding(ids: tf.Tensor1D, table: PackedMatrix): tf.Tensor2D {
   return tf.tidy(() => {
     const column = tf.reshape(tf.cast(ids, 'int32'), [ids.size, 1]);
-    return run(new GatherProgram([ids.size, table.cols]), [table.bits, column]) as tf.Tensor2D;
+    return run(new GatherProgram([ids.size, table.cols], 'element'), [table.bits, column]) as tf.Tensor2D;
   });
 }

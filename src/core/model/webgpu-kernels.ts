@@ -38,8 +38,22 @@ const ROW_LOGSUMEXP = `
       ${ROW_SUM}
       let lse = top + log(buf[0]);`;
 
+/** A one-workgroup-per-row main over [rows, cols] logits: the row's log-sum-exp into lse, then `body`. */
+function logitsRow(cols: string, body: string): string {
+  return `
+    var<workgroup> buf : array<f32, ${WORKGROUP}>;
+    fn main(index : i32) {
+      let row = index / ${WORKGROUP};
+      let tid = i32(localId.x);
+      // From the uniforms, not written into the code: a compiled shader is reused for every shape.
+      let cols = ${cols};
+      ${ROW_LOGSUMEXP}
+      ${body}
+    }`;
+}
+
 /** What every program here shares: 64 threads a workgroup, and one workgroup per row of the output (reductions) or one thread per element. */
-abstract class Program implements WebGPUProgram {
+export abstract class Program implements WebGPUProgram {
   abstract variableNames: string[];
   abstract shaderKey: string;
   outputShape: number[];
@@ -220,16 +234,7 @@ class TargetLogprobProgram extends Program {
   }
 
   getUserCode(): string {
-    return `
-    var<workgroup> buf : array<f32, ${WORKGROUP}>;
-    fn main(index : i32) {
-      let row = index / ${WORKGROUP};
-      let tid = i32(localId.x);
-      // From the uniforms, not written into the code: a compiled shader is reused for every shape.
-      let cols = uniforms.logitsShape[1];
-      ${ROW_LOGSUMEXP}
-      if (tid == 0) { setOutputAtIndex(row, getLogits(row, i32(getTargets(row))) - lse); }
-    }`;
+    return logitsRow('uniforms.logitsShape[1]', 'if (tid == 0) { setOutputAtIndex(row, getLogits(row, i32(getTargets(row))) - lse); }');
   }
 }
 
@@ -243,20 +248,15 @@ class TargetLogprobGradProgram extends Program {
   }
 
   getUserCode(): string {
-    return `
-    var<workgroup> buf : array<f32, ${WORKGROUP}>;
-    fn main(index : i32) {
-      let row = index / ${WORKGROUP};
-      let tid = i32(localId.x);
-      let cols = uniforms.outShape[1];
-      ${ROW_LOGSUMEXP}
-      let picked = i32(getTargets(row));
+    return logitsRow(
+      'uniforms.outShape[1]',
+      `let picked = i32(getTargets(row));
       let g = getDy(row);
       for (var col = tid; col < cols; col += ${WORKGROUP}) {
         let hit = select(0.0, 1.0, col == picked);
         setOutputAtCoords(row, col, g * (hit - exp(getLogits(row, col) - lse)));
-      }
-    }`;
+      }`,
+    );
   }
 }
 
@@ -297,16 +297,8 @@ class EntropyProgram extends Program {
   }
 
   getUserCode(): string {
-    return `
-    var<workgroup> buf : array<f32, ${WORKGROUP}>;
-    fn main(index : i32) {
-      let row = index / ${WORKGROUP};
-      let tid = i32(localId.x);
-      let cols = uniforms.logitsShape[1];
-      ${ROW_LOGSUMEXP}
-      ${ROW_ENTROPY}
-      if (tid == 0) { setOutputAtIndex(row, entropy); }
-    }`;
+    return logitsRow('uniforms.logitsShape[1]', `${ROW_ENTROPY}
+      if (tid == 0) { setOutputAtIndex(row, entropy); }`);
   }
 }
 
@@ -320,20 +312,15 @@ class EntropyGradProgram extends Program {
   }
 
   getUserCode(): string {
-    return `
-    var<workgroup> buf : array<f32, ${WORKGROUP}>;
-    fn main(index : i32) {
-      let row = index / ${WORKGROUP};
-      let tid = i32(localId.x);
-      let cols = uniforms.outShape[1];
-      ${ROW_LOGSUMEXP}
-      ${ROW_ENTROPY}
+    return logitsRow(
+      'uniforms.outShape[1]',
+      `${ROW_ENTROPY}
       let g = getDy(row, 0);
       for (var col = tid; col < cols; col += ${WORKGROUP}) {
         let x = getLogits(row, col);
         setOutputAtCoords(row, col, -g * exp(x - lse) * (x - lse + entropy));
-      }
-    }`;
+      }`,
+    );
   }
 }
 
@@ -398,10 +385,11 @@ export function adamwWebGPU(w: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tens
   return out;
 }
 
-function run(program: WebGPUProgram, inputs: tf.Tensor[], uniforms?: number | { type: string; data: number[] }[]): tf.Tensor {
+/** Runs a program on tfjs's WebGPU backend (its buffers and queue); a number is one float uniform. */
+export function run(program: WebGPUProgram, inputs: tf.Tensor[], uniforms?: number | { type: string; data: number[] }[], dtype: 'float32' | 'int32' = 'float32'): tf.Tensor {
   const backend = tf.backend() as unknown as WebGPUBackend;
   const given = typeof uniforms === 'number' ? [{ type: 'float32', data: [uniforms] }] : uniforms;
-  const info = backend.runWebGPUProgram(program, inputs, 'float32', given);
+  const info = backend.runWebGPUProgram(program, inputs, dtype, given);
   return tf.engine().makeTensorFromTensorInfo(info);
 }
 
@@ -485,6 +473,41 @@ function accumulate(acc: string, weights: string, src: string, offset: string): 
         }`;
 }
 
+/** This workgroup's query row (b, h, t), where its keys and its mask row start. */
+const QUERY_ROW = `
+      let row = index / ${WORKGROUP};
+      ${ATTENTION_SHAPES}
+      let t = row % T;
+      let h = (row / T) % nH;
+      let b = row / (T * nH);
+      let kBase = (b * nKV + h / (nH / nKV)) * S * hd;
+      let biasBase = (select(b, 0, oneBias) * T + t) * S;
+      let qOff = row * hd;`;
+
+/**
+ * Σ_s w_s · src[s] over the query row's keys into its output row, CHUNK keys at a time: `weight`
+ * sets w for key s (s < S) into workgroup memory, then each thread sums its dims of src's rows.
+ */
+function queryRowSum(weight: string, src: 'k' | 'v'): string {
+  return `var acc : array<f32, 4>;
+      for (var s0 = 0; s0 < S; s0 += ${CHUNK}) {
+        for (var c = tid; c < ${CHUNK}; c += ${WORKGROUP}) {
+          let s = s0 + c;
+          var w = 0.0;
+          if (s < S) { ${weight} }
+          ps[c] = w;
+        }
+        workgroupBarrier();
+        let n = min(${CHUNK}, S - s0);
+        ${accumulate('acc', 'ps', src, 'kBase + s0 * hd')}
+        workgroupBarrier();
+      }
+      for (var i = 0; i < 4; i++) {
+        let j = tid + i * ${WORKGROUP};
+        if (j < hd) { setOutputAtIndex(row * hd + j, acc[i]); }
+      }`;
+}
+
 /**
  * softmax(q·kᵀ + bias)·v for one query row per workgroup: the row's maximum and sum of exponentials
  * (each a pass over the keys, reduced in workgroup memory), then the weighted sum of v, CHUNK keys
@@ -514,34 +537,11 @@ class AttentionProgram extends Program {
         setOutputAtIndex(row * 2, top);
         setOutputAtIndex(row * 2 + 1, total);
       }`
-        : `var acc : array<f32, 4>;
-      for (var s0 = 0; s0 < S; s0 += ${CHUNK}) {
-        for (var c = tid; c < ${CHUNK}; c += ${WORKGROUP}) {
-          let s = s0 + c;
-          var p = 0.0;
-          if (s < S) { p = exp(qkBias(qOff, kBase + s * hd, biasBase + s, hd) - top) / total; }
-          ps[c] = p;
-        }
-        workgroupBarrier();
-        let n = min(${CHUNK}, S - s0);
-        ${accumulate('acc', 'ps', 'v', 'kBase + s0 * hd')}
-        workgroupBarrier();
-      }
-      for (var i = 0; i < 4; i++) {
-        let j = tid + i * ${WORKGROUP};
-        if (j < hd) { setOutputAtIndex(row * hd + j, acc[i]); }
-      }`;
+        : queryRowSum('w = exp(qkBias(qOff, kBase + s * hd, biasBase + s, hd) - top) / total;', 'v');
     return `
     ${ATTENTION_COMMON}
     fn main(index : i32) {
-      let row = index / ${WORKGROUP};
-      ${ATTENTION_SHAPES}
-      let t = row % T;
-      let h = (row / T) % nH;
-      let b = row / (T * nH);
-      let kBase = (b * nKV + h / (nH / nKV)) * S * hd;
-      let biasBase = (select(b, 0, oneBias) * T + t) * S;
-      let qOff = row * hd;
+      ${QUERY_ROW}
       var partial = -3.402823e+38;
       for (var s = tid; s < S; s += ${WORKGROUP}) { partial = max(partial, qkBias(qOff, kBase + s * hd, biasBase + s, hd)); }
       buf[tid] = partial;
@@ -578,39 +578,17 @@ class AttentionGradQProgram extends Program {
     return `
     ${ATTENTION_COMMON}
     fn main(index : i32) {
-      let row = index / ${WORKGROUP};
-      ${ATTENTION_SHAPES}
-      let t = row % T;
-      let h = (row / T) % nH;
-      let b = row / (T * nH);
-      let kBase = (b * nKV + h / (nH / nKV)) * S * hd;
-      let biasBase = (select(b, 0, oneBias) * T + t) * S;
-      let qOff = row * hd;
+      ${QUERY_ROW}
       let top = stats[2 * row];
       let total = stats[2 * row + 1];
       let D = dsum[row];
-      var acc : array<f32, 4>;
-      for (var s0 = 0; s0 < S; s0 += ${CHUNK}) {
-        for (var c = tid; c < ${CHUNK}; c += ${WORKGROUP}) {
-          let s = s0 + c;
-          var g = 0.0;
-          if (s < S) {
-            let p = exp(qkBias(qOff, kBase + s * hd, biasBase + s, hd) - top) / total;
+      ${queryRowSum(
+        `let p = exp(qkBias(qOff, kBase + s * hd, biasBase + s, hd) - top) / total;
             var dp = 0.0;
             for (var j = 0; j < hd; j++) { dp += dout[qOff + j] * v[kBase + s * hd + j]; }
-            g = p * (dp - D);
-          }
-          ds[c] = g;
-        }
-        workgroupBarrier();
-        let n = min(${CHUNK}, S - s0);
-        ${accumulate('acc', 'ds', 'k', 'kBase + s0 * hd')}
-        workgroupBarrier();
-      }
-      for (var i = 0; i < 4; i++) {
-        let j = tid + i * ${WORKGROUP};
-        if (j < hd) { setOutputAtIndex(row * hd + j, acc[i]); }
-      }
+            w = p * (dp - D);`,
+        'k',
+      )}
     }`;
   }
 }
