@@ -6,7 +6,8 @@
  * loads one (config.json and the memory budget first, then the weights tensor by tensor). For each
  * model and backend, in its own process so that its peak RSS is its own: load time, peak RSS, the
  * wasm heap, prefill of a 128-token prompt, greedy decoding at batch 1 with the KV cache, and LoRA
- * training steps (rank 8 on q_proj and v_proj, one row of 32 tokens). Then the same folder in
+ * training steps (rank 8 on q_proj and v_proj, one row of 32 tokens), with the wasm heap they reached
+ * against the memory budget's estimate of that step (`train_heap_over_estimate_*`). Then the same folder in
  * PyTorch eager on this CPU (bench/models_torch.py: prefill, decoding with its own KV cache, LoRA
  * steps), one process at a time, for the ratios.
  *
@@ -26,7 +27,7 @@ import { LabError } from '../src/core/errors';
 import { configToJSON, countParameters, parameterShapes, parseModelConfig, type ModelConfig } from '../src/core/model/config';
 import { loadModelStreaming } from '../src/core/model/load';
 import { LORA_DEFAULTS, LoraAdapter } from '../src/core/model/lora';
-import { assertBudget, currentDeviceLimits, type MemoryUse } from '../src/core/model/memory';
+import { assertBudget, currentDeviceLimits, estimateMemory, type MemoryUse } from '../src/core/model/memory';
 import type { Transformer } from '../src/core/model/transformer';
 import { AdamW } from '../src/core/optim/adamw';
 import { trainStep } from '../src/core/optim/step';
@@ -179,6 +180,9 @@ async function child(name: string, backend: BackendName, dir: string): Promise<v
     out.lora_train_tok_s = (PLAN.trainSeq * PLAN.trainSteps) / s;
     out.lora_parameters = adapter.variables().reduce((n, v) => n + v.size, 0);
     out.heap_after_train_mb = wasmHeapMb();
+    // The budget's estimate of this very use, beside the heap it reached (docs/models.md#memory-budget).
+    const trainUse: MemoryUse = { mode: 'train', batch: 1, context: PLAN.trainSeq + 1, updateBatch: 1, lora: { rank: PLAN.loraRank, targetModules: [...PLAN.loraTargets] } };
+    out.estimate_train_mb = estimateMemory(model.cfg, trainUse, backend).total / 2 ** 20;
     log(`LoRA ${(out.lora_train_tok_s as number).toFixed(1)} tok/s`);
     opt.dispose();
     tf.dispose([ids, mask]);
@@ -282,6 +286,8 @@ export async function main(args: string[]): Promise<void> {
       if (typeof v === 'number' && !(key === 'peak_mem_mb' && lab?.refused)) summary[`${key}_${name}`] = v;
       else nulls[`${key}_${name}`] = why ?? 'not measured';
     }
+    // Above 1: the budget's estimate of the LoRA step was too low for the heap it reached.
+    if (typeof lab?.heap_after_train_mb === 'number' && typeof lab?.estimate_train_mb === 'number') summary[`train_heap_over_estimate_${name}`] = lab.heap_after_train_mb / lab.estimate_train_mb;
     if (typeof lab?.decode_tok_s === 'number' && typeof t.decode_tok_s === 'number') summary[`vs_torch_decode_${name}`] = lab.decode_tok_s / t.decode_tok_s;
     else nulls[`vs_torch_decode_${name}`] = (t.error ?? t.skipped ?? why ?? 'not measured') as string;
     if (typeof t.decode_tok_s === 'number') summary[`torch_decode_tok_s_${name}`] = t.decode_tok_s;

@@ -149,12 +149,17 @@ export function estimateMemory(cfg: ModelConfig, use: MemoryUse, backend = 'wasm
   const U = use.updateBatch ?? B;
   const logitsOne = U * T * cfg.vocab_size * F32;
   const update = use.mode === 'train' ? L * U * layerActivationBytes(cfg, T, T) + 3 * logitsOne : 0;
+  // On wasm an update also passes transient tensors of about the embedding's size: the LM head's
+  // backward multiplies by the embedding in 64 MB blocks, each sliced and packed by XNNPACK in turn, and
+  // the logits' temporaries come and go; the heap keeps the high-water mark (docs/models.md#memory-budget,
+  // measured by `npm run bench -- models`).
+  const transient = use.mode === 'train' && backend === 'wasm' ? embed : 0;
   const gradients = trainable * F32;
   const optimizer = 2 * trainable * F32; // AdamW: first and second moments (Loshchilov & Hutter 2019)
   const reference = use.mode === 'train' && use.reference && !use.lora ? weights : 0;
   // A training step holds the KV cache of its rollouts or the tape of its update, not both at once.
-  const working = Math.max(generation, update);
-  const activations = use.mode === 'train' ? update - 3 * logitsOne : working - kvCache - B * cfg.vocab_size * F32;
+  const working = Math.max(generation, update + transient);
+  const activations = use.mode === 'train' ? working - 3 * logitsOne : working - kvCache - B * cfg.vocab_size * F32;
   const logits = use.mode === 'train' ? 3 * logitsOne : B * cfg.vocab_size * F32;
   const total = weights + packedWeights + reference + gradients + optimizer + working;
   const candidates = [
