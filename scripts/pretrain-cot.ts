@@ -27,6 +27,8 @@ export interface CotPretrainOptions {
   cfg: ModelConfig;
   tokenizer: CharTokenizer;
   train: Task[];
+  /** How the tasks were drawn (difficulties, kinds), recorded in pretrain.json. */
+  recipe?: Record<string, unknown>;
   test: Task[];
   seed: number;
   steps: number;
@@ -151,6 +153,7 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
         steps: o.steps,
         init: o.init ?? null,
         tasks: o.train.length,
+        ...(o.recipe ?? {}),
         demonstrations: demonstrations.length,
         readShare: o.readShare,
         readingDemonstrations: reading,

@@ -4,9 +4,10 @@
  * from really running each program in the Python sandbox. The result knows the TIR format and
  * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
  *
- *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--difficulties 1,2,3] [--out DIR] [--init DIR] [--style tir|cot] [--read-share 0.3]
+ *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--difficulties 1,2,3] [--kinds K,K,...] [--out DIR] [--init DIR] [--style tir|cot] [--read-share 0.3]
  *
  * --difficulties picks the generators' grades to train on (1..5).
+ * --kinds picks the task kinds (default: all); a kind named twice gets twice the share of the tasks.
  * --read-share (cot only) is the share of solutions shown with one computation as TIRGen writes it.
  * --style cot trains the same architecture on chain-of-thought demonstrations instead (plain-text steps,
  * no code; scripts/pretrain-cot.ts) and writes public/models/thor-tiny-cot/ unless --out is given.
@@ -19,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { parseModelConfig, countParameters } from '../src/core/model/config';
 import { Transformer } from '../src/core/model/transformer';
 import { loadWeights, saveModelFolder } from '../src/core/model/checkpoint';
-import { generateTasks, type Task } from '../src/core/data/tasks';
+import { generateTasks, type Task, type TaskKind } from '../src/core/data/tasks';
 import { buildDemonstrations } from '../src/core/tir/demonstrations';
 import { createRng } from '../src/core/rng';
 import { sftSequence, trainSft } from '../src/core/rl/sft';
@@ -46,6 +47,7 @@ const { values: args } = parseArgs({
     style: { type: 'string', default: 'tir' },
     'read-share': { type: 'string', default: '0.3' },
     difficulties: { type: 'string', default: '1,2,3' },
+    kinds: { type: 'string' },
   },
 });
 const seed = Number(args.seed);
@@ -75,7 +77,9 @@ const cfg = parseModelConfig({ ...TINY_CONFIG, vocab_size: tokenizer.vocabSize, 
 console.log(`model: ${countParameters(cfg).toLocaleString()} parameters, vocab ${cfg.vocab_size}`);
 
 const difficulties = args.difficulties.split(',').map(Number);
-const train = generateTasks({ seed, count: Number(args.tasks), split: 'train', difficulties });
+// The generators take turns over kinds × difficulties: a kind listed twice gets two turns.
+const kinds = args.kinds?.split(',') as TaskKind[] | undefined;
+const train = generateTasks({ seed, count: Number(args.tasks), split: 'train', difficulties, ...(kinds && { kinds }) });
 const test = generateTasks({ seed, count: 64, split: 'test', difficulties });
 
 if (style === 'cot') {
@@ -84,6 +88,7 @@ if (style === 'cot') {
     tokenizer,
     train,
     test,
+    recipe: { difficulties, ...(kinds && { kinds }) },
     seed,
     steps,
     batchSize: Number(args['batch-size']),
@@ -166,6 +171,7 @@ await writeFile(
       init: args.init ?? null,
       tasks: train.length,
       difficulties,
+      ...(kinds && { kinds }),
       toolShare: Number(args['tool-share']),
       batchSize: Number(args['batch-size']),
       lr: Number(args.lr),
