@@ -215,6 +215,39 @@ describe('the lab at work in headless Chromium', () => {
     await screenshot(page, 'lab-eval');
   });
 
+  it('trains a LoRA adapter with THOR on the shipped Llama-architecture model: its rollouts run their code in Python', async () => {
+    await openTab('train');
+    const train = panel('train');
+    // Off for the tiny models by default; "Use LoRA anyway" turns it on.
+    await train.getByTestId('lora-force').click();
+    expect(await train.getByTestId('knob-lora.enabled').isChecked()).toBe(true);
+    await train.getByTestId('lora-module-down_proj').check();
+    // 16 rollouts: the shipped model chooses code in most of its sampled answers, so some of them call Python.
+    await trainRun('e2e lora thor', { ...TWO_SMALL_STEPS, steps: '1', 'rollout.groupSize': '8', 'rollout.promptsPerStep': '2', 'rollout.maxResponseTokens': '120' });
+    expect(await train.getByTestId('train-last').textContent()).toMatch(/step 1: reward \d/);
+    await openTab('runs');
+    const row = panel('runs').getByTestId('run-row').filter({ hasText: 'e2e lora thor' });
+    await eventually(() => row.count()).toBe(1);
+    // The checkpoint holds the adapter (kB), not the 0.75M-parameter model (3 MB).
+    expect(await row.locator('td').nth(4).textContent()).toMatch(/^[\d.]+ (B|kB)$/);
+    await openTab('rollouts');
+    const rollouts = panel('rollouts');
+    await eventually(() => rollouts.getByTestId('rollouts-run').locator('option:checked').textContent()).toContain('e2e lora thor');
+    await eventually(() => rollouts.getByTestId('trajectory').count(), 30_000).toBeGreaterThan(0);
+    const samples = Number(/^(\d+) samples/.exec((await rollouts.getByTestId('rollouts-summary').textContent()) ?? '')?.[1]);
+    expect(samples).toBeGreaterThanOrEqual(16);
+    // Python ran the rollouts' code: an output cell holding the interpreter's real answer, on some page.
+    let outputs = 0;
+    for (let page = 0; page < Math.ceil(samples / 8) && outputs === 0; page++) {
+      if (page > 0) await rollouts.getByRole('button', { name: 'Next' }).click();
+      outputs = await rollouts.getByTestId('output-cell').count();
+    }
+    expect(outputs).toBeGreaterThan(0);
+    expect(['ok', 'error', 'timeout']).toContain(await rollouts.getByTestId('output-cell').first().getAttribute('data-status'));
+    expect((await rollouts.getByTestId('output-cell').first().locator('pre').textContent())?.length).toBeGreaterThan(0);
+    expect(await page.getByTestId('error-banner').count()).toBe(0);
+  });
+
   it('creates a model, refuses a broken checkpoint with a message, and reloads the shipped model', async () => {
     await openTab('model');
     const model = panel('model');
