@@ -315,7 +315,7 @@ export async function main(args: string[]): Promise<void> {
       const base = { backend, model: size, params: model.numParameters() };
       const log = (d: Detail) => {
         details.push({ ...base, ...d });
-        const rate = (d.decode_tok_s ?? d.tok_s) as number | undefined;
+        const rate = (d.decode_tok_s ?? d.tok_s ?? d.decode_tok_s_b16) as number | undefined;
         console.log(`${backend} ${size} ${d.kind}${d.batch !== undefined ? ` b${d.batch}` : ''}: ${rate?.toFixed(1)} tok/s (${((performance.now() - started) / 1000).toFixed(0)} s)`);
         return d;
       };

@@ -16,6 +16,7 @@ import type { Subcommand } from './command';
 import { ENDPOINT_FLAGS, endpointFrom } from './endpoint';
 import { etaText } from './progress';
 import { loadCliModel } from './model-source';
+import { copyAccuracy } from '../core/eval/copy';
 
 const USAGE =
   'eval [--model DIR|hf:OWNER/NAME[@REV] [--weights f32|f16] | --endpoint URL --endpoint-model NAME [--api-key KEY] [--concurrency N] [--prompt chat|text]] [--file BENCH.jsonl [--question-field F] [--answer-field F] [--id-field F]] [--limit N] [--samples K] [--temperature T] [--max-tokens N] [--seed N] [--self-correction] [--no-tools] [--set section.key=value ...] [--log LOG.jsonl [--resume]] [--out RECORDS.jsonl] [--backend wasm|webgpu|cpu]';
@@ -114,7 +115,9 @@ export const evalCommand: Subcommand = {
           process.stderr.write(`\r${e.done}/${e.total} samples${etaText(started, e.done - startDone, e.total - startDone)}   `);
         });
         process.stderr.write('\n');
-        console.log(JSON.stringify({ model: r.model, ...r.summary, table: r.table }, null, 2));
+        // Of the answers with code, those one of whose calls printed the reference: the code computed the question asked (docs/evaluation.md#code-that-computes-the-question).
+        const copy = await copyAccuracy(r.records);
+        console.log(JSON.stringify({ model: r.model, ...r.summary, computes_question: copy.share, table: r.table }, null, 2));
         if (flags.out) await writeFile(flags.out, r.records.map((x) => JSON.stringify(x)).join('\n') + '\n');
         return 0;
       } finally {
