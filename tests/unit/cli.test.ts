@@ -93,6 +93,8 @@ describe('cli eval on a file in another shape', () => {
     expect(out.stderr).toMatch(/1 of 2 questions fit the model's context \(256 tokens, at least 8 left to generate\); 1 longer than 248 prompt tokens \(the longest \d+\) is skipped/);
     const summary = JSON.parse(out.stdout);
     expect(summary).toMatchObject({ questions: 1, questions_given: 2, skipped_too_long: 1 });
+    // No tools, so no answer has code whose computation could be checked.
+    expect(summary).toHaveProperty('computes_question', null);
   });
 });
 
@@ -117,6 +119,11 @@ describe('bad flags are refused with the flag named, before any work', () => {
     refused(['eval', '--file', 'tests/fixtures/datasets/no-answer.jsonl'], /^error: tests\/fixtures\/datasets\/no-answer\.jsonl: 0 of 3 lines usable: 3 have no answer field \(fields found: question, foo, bar\); map one with --answer-field$/m);
     refused(['eval', '--question-field', 'prompt_text'], /field "--question-field": a field is named but no file is read\. give the file with --file/);
     refused(['train', '--answer-field', 'gold'], /field "--answer-field": a field is named but no file is read\. give the file with --set task\.source=file --set task\.file=FILE/);
+  });
+
+  it('--weights: only f32 or f16, and f16 only for a model named with --model', () => {
+    refused(['infer', '--question', 'What is 2+3?', '--model', 'public/models/thor-tiny', '--weights', 'f8'], /--weights must be f32 or f16, not "f8"/);
+    refused(['infer', '--question', 'What is 2+3?', '--weights', 'f16'], /--weights f16 is for real models/);
   });
 
   it('train: a group of one, a setting that is no knob, an existing folder, a folder that is no run', () => {
