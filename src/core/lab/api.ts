@@ -14,6 +14,7 @@ import type { ProblemLog } from '../eval/evaluate';
 import type { CodeCorrectnessTable } from '../eval/metrics';
 import type { ModelConfig, NewModelSize } from '../model/config';
 import type { DeviceLimits, MemoryEstimate } from '../model/memory';
+import type { WeightFormat } from '../model/transformer';
 import type { CheckpointFiles, EvalRow, RunRecord, RunState, StepMetrics } from '../run/runfile';
 import type { RunDetail, RunSummary } from '../run/store';
 import type { PoolHealth } from '../sandbox/pool';
@@ -48,7 +49,7 @@ export type ModelSource =
  * on WebGPU, half the memory, for inference and LoRA on a frozen base (docs/engine.md#packed-f16-weights).
  */
 export interface WeightChoice {
-  weights?: 'f32' | 'f16';
+  weights?: WeightFormat;
 }
 
 export interface ModelSummary {
@@ -60,7 +61,7 @@ export interface ModelSummary {
   /** Bytes of the weights on the device. */
   weightBytes: number;
   /** 'f16' when the matrices are packed as float16 pairs (absent: float32). */
-  weightFormat?: 'f32' | 'f16';
+  weightFormat?: WeightFormat;
   loadMs: number;
   /** The shipped model's pretraining notes (pretrain.json). */
   pretrain?: Record<string, unknown>;

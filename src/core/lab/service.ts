@@ -16,7 +16,7 @@ import { checkContextFit, describeFit, minNewTokensFor, type FitReport } from '.
 import { generateTasks } from '../data/tasks';
 import type { Problem } from '../data/types';
 import { LabError } from '../errors';
-import { cannotPack } from '../model/packed-f16';
+import { f16Unavailable } from '../model/packed-f16';
 import { evaluate, evalSettingsOf, evalSummary } from '../eval/evaluate';
 import { EndpointPolicy, LocalPolicy, type PolicyModel } from '../llm/policy';
 import { liveTextRecord, textRollout } from '../tir/text-rollout';
@@ -29,7 +29,7 @@ import { saveModelFolder, WEIGHTS_FILE } from '../model/checkpoint';
 import { loadModelStreaming } from '../model/load';
 import { assertBudget, checkBudget, currentDeviceLimits, estimateMemory, type DeviceLimits, type MemoryUse } from '../model/memory';
 import { countParameters, newModelConfig, type ModelConfig, type NewModelSize } from '../model/config';
-import { Transformer } from '../model/transformer';
+import { Transformer, type WeightFormat } from '../model/transformer';
 import { readSafetensorsHeader, writeSafetensors } from '../model/safetensors';
 import type { AdamW } from '../optim/adamw';
 import { gradeRecords, policyText } from '../reward/grade';
@@ -228,9 +228,9 @@ export class LabService implements LabApi {
     }
     // An unknown shipped name is refused here, the same wherever the lab runs.
     const shipped = source.kind === 'shipped' ? shippedModel(source.name).name : undefined;
-    const weights = source.kind === 'shipped' ? 'f32' : (source.weights ?? 'f32');
+    const weights: WeightFormat = source.kind === 'shipped' ? 'f32' : (source.weights ?? 'f32');
     // Refused before anything is downloaded.
-    const unpackable = weights === 'f16' ? cannotPack([2, 2]) : undefined;
+    const unpackable = weights === 'f16' ? f16Unavailable() : undefined;
     if (unpackable) throw new LabError('model', `float16 weights are not available here: ${unpackable}`, { field: 'weights', expected: 'f32', found: 'f16', hint: 'load the model with float32 weights, or run the lab on WebGPU' });
     // A stop ends a download; what arrived stays in the cache and the next load goes on from there.
     const watcher = this.control.watch(['stop']);
@@ -276,7 +276,7 @@ export class LabService implements LabApi {
     return policy.summary;
   }
 
-  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string, shipped?: ShippedModelName, onEvent?: EventSink, weights: 'f32' | 'f16' = 'f32'): Promise<ModelSummary> {
+  private async loadFiles(files: ModelFiles, origin: ModelSummary['origin'], runId?: string, shipped?: ShippedModelName, onEvent?: EventSink, weights: WeightFormat = 'f32'): Promise<ModelSummary> {
     const started = Date.now();
     const beforeWeights = (config: ModelConfig) => this.beforeWeights(config, files.files, origin, onEvent, weights);
     const [folder, notes] = await Promise.all([loadModelStreaming(files.files, { beforeWeights, weights }), files.notes?.().catch(() => undefined)]);
@@ -289,7 +289,7 @@ export class LabService implements LabApi {
       tokenizer: folder.tokenizer.kind,
       parameters,
       weightBytes: model.deviceBytes(),
-      ...(weights === 'f16' && { weightFormat: weights }),
+      ...(model.weightFormat === 'f16' && { weightFormat: model.weightFormat }),
       loadMs: Date.now() - started,
       prompting: modelPrompting(folder.config, folder.tokenizer),
       ...(notes && { pretrain: notes }),
@@ -302,7 +302,7 @@ export class LabService implements LabApi {
    * Between a model's config.json and its weights: a folder or Hub model the device cannot hold is
    * refused with the numbers (docs/models.md#memory-budget), and a Hub model is downloaded with progress.
    */
-  private async beforeWeights(config: ModelConfig, files: FileSource, origin: ModelSummary['origin'], onEvent?: EventSink, weights: 'f32' | 'f16' = 'f32'): Promise<void> {
+  private async beforeWeights(config: ModelConfig, files: FileSource, origin: ModelSummary['origin'], onEvent?: EventSink, weights: WeightFormat = 'f32'): Promise<void> {
     if (origin === 'path' || origin === 'hub' || origin === 'files') {
       const defaults = parseRunConfig({});
       const use: MemoryUse = { mode: 'infer', batch: defaults.rollout.groupSize, context: trainingUse(config, defaults).context, weights };
@@ -737,7 +737,7 @@ export class LabService implements LabApi {
    * `sft.batchSize`), updates in micro-batches of `optim.microBatchTokens`, gradients and AdamW
    * moments for every weight or for the LoRA adapter only, and a frozen reference for a KL term.
    */
-  private checkTrainingBudget(model: ModelConfig, config: RunConfig, weights: 'f32' | 'f16'): void {
+  private checkTrainingBudget(model: ModelConfig, config: RunConfig, weights: WeightFormat): void {
     assertBudget(model, { ...trainingUse(model, config), weights }, this.env.deviceLimits?.() ?? currentDeviceLimits(), 'training settings');
   }
 

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LabError } from '../errors';
 import { countParameters, type ModelConfig } from './config';
 import { WASM_PACK_LIMIT } from './ops';
+import type { WeightFormat } from './transformer';
 
 const F32 = 4;
 
@@ -42,7 +43,7 @@ export interface MemoryUse {
    * 'f16': the matrices held as float16 pairs (WebGPU; src/core/model/packed-f16.ts), 2 bytes a
    * value; norms and biases stay float32. Only for weights that do not train (inference, LoRA).
    */
-  weights?: 'f32' | 'f16';
+  weights?: WeightFormat;
 }
 
 /** What the device can hold. */
@@ -59,7 +60,7 @@ export interface DeviceLimits {
 export interface MemoryEstimate {
   parameters: number;
   /** How the matrices are held. */
-  weightFormat: 'f32' | 'f16';
+  weightFormat: WeightFormat;
   /** Parameters that get gradients and AdamW moments (all of them, or the adapter's). */
   trainable: number;
   weights: number;
@@ -116,7 +117,7 @@ export function matrixParameters(cfg: ModelConfig): number {
 }
 
 /** Bytes of the weights on the device: float32, or with the matrices as float16 pairs. */
-export function weightBytes(cfg: ModelConfig, format: 'f32' | 'f16' = 'f32'): number {
+export function weightBytes(cfg: ModelConfig, format: WeightFormat = 'f32'): number {
   const parameters = countParameters(cfg);
   if (format === 'f32') return parameters * F32;
   const matrices = matrixParameters(cfg);

@@ -181,9 +181,15 @@ class PackedMatMulProgram implements WebGPUProgram {
   }
 }
 
+/** Why no weights can be packed on the backend tfjs runs now, or undefined when they can. */
+export function f16Unavailable(): string | undefined {
+  return tf.getBackend() === 'webgpu' ? undefined : `packed float16 weights need the WebGPU backend (this one is ${tf.getBackend()})`;
+}
+
 /** Why a matrix cannot be packed here, or undefined when it can. */
 export function cannotPack(shape: readonly number[]): string | undefined {
-  if (tf.getBackend() !== 'webgpu') return `packed float16 weights need the WebGPU backend (this one is ${tf.getBackend()})`;
+  const backend = f16Unavailable();
+  if (backend) return backend;
   if (shape.length !== 2) return `only matrices are packed (this tensor has rank ${shape.length})`;
   if (shape[1] % 2 !== 0) return `the last axis must have an even length to hold pairs (found ${shape[1]})`;
   return undefined;

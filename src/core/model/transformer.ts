@@ -20,7 +20,7 @@ import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { ATTENTION_MAX_HEAD_DIM, attentionWebGPU, rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
 import { embedding, linear, matMul } from './ops';
-import { cannotPack, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
+import { cannotPack, f16Unavailable, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
 import { transposeData, type NamedTensor, type WeightMap } from './weights';
 
@@ -273,7 +273,7 @@ export class Transformer {
   }
 
   private assertPackable(): void {
-    const why = cannotPack([2, 2]);
+    const why = f16Unavailable();
     if (why) throw new LabError('model', `cannot hold the weights as float16: ${why}`, { field: 'weights', expected: 'f32 on this backend', found: 'f16', hint: 'use float32 weights here, or the WebGPU backend' });
   }
 
