@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nodeLab } from '../../src/node/lab';
 import { generateTask, generateTasks, MAX_DIFFICULTY, TASK_KINDS } from '../../src/core/data/tasks';
-import { buildCotDemonstrations, checkSteps, cotResponse, evalExpression } from '../../src/core/tir/cot';
+import { buildCotDemonstrations, checkSteps, cotResponse, cotSteps, evalExpression } from '../../src/core/tir/cot';
+import { computationCode, findComputations } from '../../src/core/tirgen/rule-critic';
+import { isEquivalent } from '../../src/core/reward/equivalence';
+import { createNodePythonPool } from '../../src/node/python';
 import { evaluateCot, followsCotFormat } from '../../src/core/eval/cot';
 import { createRng } from '../../src/core/rng';
 import { sftSequence } from '../../src/core/rl/sft';
@@ -29,6 +32,16 @@ describe('chain-of-thought demonstrations', () => {
     expect(checkSteps('1/2+1/3 = 3/6+2/6 = 5/6.\nx = 12/4 = 3.\nSo 4x = 12.').checked).toBe(2);
     expect(evalExpression('2^10-1')).toEqual({ p: 1023n, q: 1n });
     expect(evalExpression('n*(n+1)')).toBeUndefined();
+    expect(evalExpression('20*(20+1)')).toEqual({ p: 420n, q: 1n });
+    expect(evalExpression('84 mod 36')).toEqual({ p: 12n, q: 1n });
+    expect(evalExpression('7*5 mod 11')).toEqual({ p: 2n, q: 1n });
+    expect(evalExpression('(3^(4+1)-1)/(3-1)')).toEqual({ p: 121n, q: 1n });
+    expect(evalExpression('-5-(-10)')).toEqual({ p: 5n, q: 1n });
+    expect(evalExpression('1/0')).toBeUndefined();
+    expect(evalExpression('(1+2')).toBeUndefined();
+    expect(evalExpression('1+2)')).toBeUndefined();
+    expect(evalExpression('7/2 mod 3')).toBeUndefined();
+    expect(checkSteps('84 mod 36 = 12.\n36 mod 12 = 1.').wrong).toEqual(['36 mod 12 = 1.']);
   });
 
   it('every kind at every difficulty: steps true, the boxed answer is the task answer, no code', () => {
@@ -53,6 +66,30 @@ describe('chain-of-thought demonstrations', () => {
     // every kind writes computations that the check reads
     for (const kind of TASK_KINDS) expect(checkedByKind.get(kind), kind).toBeGreaterThan(25);
   });
+
+  it("the rule critic's code of exact steps computes the question: one of its calls prints the answer, for every kind and difficulty", async () => {
+    const pool = await createNodePythonPool({ preload: ['sympy'] });
+    const rng = createRng(11);
+    try {
+      const misses: string[] = [];
+      for (const kind of TASK_KINDS)
+        for (let d = 1; d <= MAX_DIFFICULTY; d++)
+          for (let i = 0; i < 4; i++) {
+            const task = generateTask(kind, d, rng);
+            const steps = cotSteps(task)!;
+            const code = steps.map((line) => findComputations(line)).filter((c) => c.length > 0).map((c) => computationCode(c));
+            const printed: string[] = [];
+            for (const program of code) printed.push(...(await pool.run(program, { timeoutMs: 20_000 })).stdout.trim().split('\n'));
+            let hit = false;
+            for (const out of printed) if (await isEquivalent(out.trim(), task.answer)) hit = true;
+            // gcd(87,87), gcd(904,43392): the answer is one of the question's numbers, and no step computes it.
+            if (!hit && !(task.question.match(/\d+/g) ?? []).includes(task.answer)) misses.push(`${task.question} -> ${printed.join(' | ')}`);
+          }
+      expect(misses).toEqual([]);
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
 
   it('fit the context: the training set keeps almost all, and none kept is longer than 256 tokens', () => {
     const train = generateTasks({ seed: 1, count: 2000, split: 'train', difficulties: [1, 2, 3] });

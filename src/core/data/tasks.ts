@@ -85,6 +85,16 @@ function linearText(a: number, b: number): string {
   return `${ax}${b > 0 ? '+' : '-'}${Math.abs(b)}`;
 }
 
+/**
+ * A linear equation's program: the equation as the question writes it, with `*` before each x, handed
+ * to sympy. Copying the question in order is what a small model can learn to do reliably; a program
+ * that reorders the coefficients (`(e-b)//(a-c)`) made it copy the wrong one.
+ */
+function linearProgram(left: string, right: string): string {
+  const py = (side: string) => side.replace(/(\d)x/g, '$1*x');
+  return `from sympy import Eq, solve, symbols\nx = symbols('x')\nprint(*solve(Eq(${py(left)},${py(right)})))`;
+}
+
 // ---- one generator per kind: (rng, difficulty) -> question, answer, program ----------------------
 
 interface Draft {
@@ -191,7 +201,7 @@ const GENERATORS: Record<TaskKind, (rng: Rng, d: number) => Draft> = {
       const a = d === 1 ? 1 : pick(2, 9 * d, d === 3);
       const b = pick(1, 20 * d, d === 3);
       const c = a * x + b;
-      return { question: `Solve ${linearText(a, b)}=${c} for x.`, answer: `${x}`, program: `print((${c}-(${b}))//(${a}))` };
+      return { question: `Solve ${linearText(a, b)}=${c} for x.`, answer: `${x}`, program: linearProgram(linearText(a, b), `${c}`) };
     }
     let a = pick(2, 9 * d, true);
     const c = pick(1, 9 * d, true);
@@ -201,7 +211,7 @@ const GENERATORS: Record<TaskKind, (rng: Rng, d: number) => Draft> = {
     return {
       question: `Solve ${linearText(a, b)}=${linearText(c, e)} for x.`,
       answer: `${x}`,
-      program: `print((${e}-(${b}))//(${a}-(${c})))`,
+      program: linearProgram(linearText(a, b), linearText(c, e)),
     };
   },
 
@@ -228,32 +238,28 @@ const GENERATORS: Record<TaskKind, (rng: Rng, d: number) => Draft> = {
       return { p: BigInt(rng.int(1, q * 2 - 1)), q: BigInt(q) };
     };
     const text = (f: Frac): string => `${f.p}/${f.q}`;
-    const py = (f: Frac): string => `F(${f.p},${f.q})`;
     const x = draw();
     const y = d === 1 ? { p: BigInt(rng.int(1, Number(x.q) * 2)), q: x.q } : draw();
     let question: string;
     let value: Frac;
-    let expr: string;
     if (d <= 2) {
       const minus = d === 2 && rng.next() < 0.5;
       question = `What is ${text(x)}${minus ? '-' : '+'}${text(y)}?`;
       value = frac(x.p * y.q + (minus ? -1n : 1n) * y.p * x.q, x.q * y.q);
-      expr = `${py(x)}${minus ? '-' : '+'}${py(y)}`;
     } else if (d === 3) {
       question = `What is (${text(x)})*(${text(y)})?`;
       value = frac(x.p * y.p, x.q * y.q);
-      expr = `${py(x)}*${py(y)}`;
     } else if (d === 4) {
       question = `What is (${text(x)})/(${text(y)})?`;
       value = frac(x.p * y.q, x.q * y.p);
-      expr = `${py(x)}/${py(y)}`;
     } else {
       const z = draw();
       question = `What is ${text(x)}+${text(y)}*${text(z)}?`;
       value = frac(x.p * y.q * z.q + y.p * z.p * x.q, x.q * y.q * z.q);
-      expr = `${py(x)}+${py(y)}*${py(z)}`;
     }
-    return { question, answer: fracText(value), program: `from fractions import Fraction as F\nprint(${expr})` };
+    // The question's expression, character for character: sympy reads "a/b" as an exact rational.
+    const expression = question.slice('What is '.length, -1);
+    return { question, answer: fracText(value), program: `from sympy import sympify\nprint(sympify('${expression}'))` };
   },
 };
 

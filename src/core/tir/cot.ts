@@ -4,7 +4,10 @@
  * symbols ("347*829 = 347*800 + 347*29."), ending in `So \boxed{N}.`. They train the offline actor of
  * TIRGen (docs/tirgen.md, "The chain-of-thought actor"): a tiny model that writes such steps with
  * unreliable arithmetic, whose computations a critic moves into code. The demonstrations themselves
- * are exact (BigInt and exact fractions).
+ * are exact (BigInt and exact fractions). A step does no arithmetic that it does not write down: every
+ * number in it is copied from the question or from an earlier step, or is an expression of such numbers
+ * (`20*(20+1)`, `84 mod 36`, `360/2`), so that the code a critic makes of the steps computes the
+ * question asked, and the last computation prints the answer.
  */
 import type { Task } from '../data/tasks';
 
@@ -25,12 +28,12 @@ function gcdBig(a: bigint, b: bigint): bigint {
 const minus = (a: bigint, b: bigint): string => (b < 0n ? `${a}+${-b}` : `${a}-${b}`);
 const boxed = (answer: string): string => `So \\boxed{${answer}}.`;
 
-/** Euclid's steps, "84 = 2*36 + 12.", until the remainder is 0; returns the lines and the gcd. */
+/** Euclid's steps, "84 mod 36 = 12.", until the remainder is 0; returns the lines and the gcd. */
 function euclid(a: bigint, b: bigint): { lines: string[]; g: bigint } {
   const lines: string[] = [];
   if (a < b) [a, b] = [b, a];
   while (b > 0n) {
-    lines.push(`${a} = ${a / b}*${b} + ${a % b}.`);
+    lines.push(`${a} mod ${b} = ${a % b}.`);
     [a, b] = [b, a % b];
   }
   return { lines, g: a };
@@ -59,7 +62,7 @@ function modPowSteps(a: bigint, e: bigint, m: bigint): string[] {
     if (acc === undefined) acc = v;
     else {
       const product = acc * v;
-      lines.push(`${acc}*${v} = ${product} = ${product / m}*${m} + ${product % m}.`);
+      lines.push(`${acc}*${v} mod ${m} = ${product % m}.`);
       acc = product % m;
     }
   }
@@ -108,7 +111,7 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
     case 'modular':
       if ((m = q.match(/^What is (\d+) mod (\d+)\?$/))) {
         const [a, md] = [big(m[1]), big(m[2])];
-        return [`${a} = ${a / md}*${md} + ${a % md}.`];
+        return [`${a} mod ${md} = ${a % md}.`];
       }
       if ((m = q.match(/^What is (\d+)\^(\d+) mod (\d+)\?$/))) return modPowSteps(big(m[1]), big(m[2]), big(m[3]));
       return undefined;
@@ -131,12 +134,12 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
     case 'series': {
       if ((m = q.match(/^What is 1\+2\+\.\.\.\+(\d+)\?$/))) {
         const n = big(m[1]);
-        return [`The sum is n*(n+1)/2 with n = ${n}.`, `${n}*${n + 1n} = ${n * (n + 1n)}.`, `${n * (n + 1n)}/2 = ${(n * (n + 1n)) / 2n}.`];
+        return [`The sum is n*(n+1)/2 with n = ${n}.`, `${n}*(${n}+1) = ${n * (n + 1n)}.`, `${n * (n + 1n)}/2 = ${(n * (n + 1n)) / 2n}.`];
       }
       if ((m = q.match(/^What is 1\^2\+2\^2\+\.\.\.\+(\d+)\^2\?$/))) {
         const n = big(m[1]);
         const p = n * (n + 1n);
-        return [`The sum is n*(n+1)*(2n+1)/6 with n = ${n}.`, `${n}*${n + 1n} = ${p}.`, `${p}*${2n * n + 1n} = ${p * (2n * n + 1n)}.`, `${p * (2n * n + 1n)}/6 = ${(p * (2n * n + 1n)) / 6n}.`];
+        return [`The sum is n*(n+1)*(2n+1)/6 with n = ${n}.`, `${n}*(${n}+1) = ${p}.`, `${p}*(2*${n}+1) = ${p * (2n * n + 1n)}.`, `${p * (2n * n + 1n)}/6 = ${(p * (2n * n + 1n)) / 6n}.`];
       }
       if ((m = q.match(/^What is (\d+)\+(\d+)\+\d+\+\.\.\.\+(\d+)\?$/))) {
         const [a, second, last] = [big(m[1]), big(m[2]), big(m[3])];
@@ -155,7 +158,7 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
       if ((m = q.match(/^What is 1\+(\d+)\+\d+\^2\+\.\.\.\+\d+\^(\d+)\?$/))) {
         const [r, n] = [big(m[1]), big(m[2])];
         const power = r ** (n + 1n);
-        return [`The sum is (r^(n+1)-1)/(r-1) with r = ${r}, n = ${n}.`, `${r}^${n + 1n} = ${power}.`, `${power}-1 = ${power - 1n}.`, `${power - 1n}/${r - 1n} = ${(power - 1n) / (r - 1n)}.`];
+        return [`The sum is (r^(n+1)-1)/(r-1) with r = ${r}, n = ${n}.`, `${r}^(${n}+1) = ${power}.`, `${power}-1 = ${power - 1n}.`, `${power - 1n}/(${r}-1) = ${(power - 1n) / (r - 1n)}.`];
       }
       return undefined;
     }
@@ -184,7 +187,7 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
         const lines: string[] = [];
         for (let p = 2n; p * p <= n; p++)
           while (n % p === 0n && n > p) {
-            lines.push(`${n} = ${p}*${n / p}.`);
+            lines.push(`${n}/${p} = ${n / p}.`);
             n /= p;
           }
         lines.push(`${n} is prime.`);
@@ -197,12 +200,12 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
       if ((m = q.match(new RegExp(`^What is \\(${F}\\)\\*\\(${F}\\)\\?$`)))) {
         const [p, r] = [big(m[1]) * big(m[3]), big(m[2]) * big(m[4])];
         const reduced = fracText(p, r);
-        return [`${m[1]}*${m[3]} = ${p}.`, `${m[2]}*${m[4]} = ${r}.`, `${p}/${r}${reduced === `${p}/${r}` ? '' : ` = ${reduced}`}.`];
+        return [`(${m[1]}/${m[2]})*(${m[3]}/${m[4]}) = (${m[1]}*${m[3]})/(${m[2]}*${m[4]}).`, `${m[1]}*${m[3]} = ${p}.`, `${m[2]}*${m[4]} = ${r}.`, `${p}/${r}${reduced === `${p}/${r}` ? '' : ` = ${reduced}`}.`];
       }
       if ((m = q.match(new RegExp(`^What is \\(${F}\\)/\\(${F}\\)\\?$`)))) {
         const [p, r] = [big(m[1]) * big(m[4]), big(m[2]) * big(m[3])];
         const reduced = fracText(p, r);
-        return [`Dividing by ${m[3]}/${m[4]} is multiplying by ${m[4]}/${m[3]}.`, `${m[1]}*${m[4]} = ${p}.`, `${m[2]}*${m[3]} = ${r}.`, `${p}/${r}${reduced === `${p}/${r}` ? '' : ` = ${reduced}`}.`];
+        return [`(${m[1]}/${m[2]})/(${m[3]}/${m[4]}) = (${m[1]}*${m[4]})/(${m[2]}*${m[3]}).`, `${m[1]}*${m[4]} = ${p}.`, `${m[2]}*${m[3]} = ${r}.`, `${p}/${r}${reduced === `${p}/${r}` ? '' : ` = ${reduced}`}.`];
       }
       if ((m = q.match(new RegExp(`^What is ${F}\\+${F}\\*${F}\\?$`)))) {
         const [p1, q1, p2, q2, p3, q3] = m.slice(1, 7).map(big);
@@ -264,54 +267,74 @@ interface Rat {
   q: bigint;
 }
 
-/** The exact value of an expression of integers with + - * / ^ (no parentheses), or undefined if it is not one. */
+/**
+ * The exact value of an arithmetic expression of integers: + - * / ^, `mod` (integers only, at the
+ * level of * and /), parentheses and a leading minus; undefined for anything else ("n*(n+1)") or for a
+ * division by zero.
+ */
 export function evalExpression(text: string): Rat | undefined {
   const s = text.replace(/\s+/g, '');
-  if (!/^-?\d+([-+*/^]\d+)*$/.test(s)) return undefined;
-  const tokens = s.match(/^-?\d+|[-+*/^]|\d+/g)!;
-  // ^ binds tightest, then * and / left to right, then + and -.
-  const nums: Rat[] = [];
-  const ops: string[] = [];
-  for (const t of tokens) {
-    if (/^-?\d+$/.test(t)) nums.push({ p: BigInt(t), q: 1n });
-    else ops.push(t);
-  }
-  const pow = (vals: Rat[], os: string[]): [Rat[], string[]] => {
-    const v: Rat[] = [vals[0]];
-    const o: string[] = [];
-    os.forEach((op, i) => {
-      if (op === '^') {
-        const base = v.pop()!;
-        const exp = vals[i + 1].p;
-        v.push({ p: base.p ** exp, q: base.q ** exp });
-      } else {
-        o.push(op);
-        v.push(vals[i + 1]);
-      }
-    });
-    return [v, o];
-  };
-  const [v1, o1] = pow(nums, ops);
-  const terms: Rat[] = [v1[0]];
-  const addOps: string[] = [];
-  for (let i = 0; i < o1.length; i++) {
-    const op = o1[i];
-    const r = v1[i + 1];
-    if (op === '*' || op === '/') {
-      const l = terms.pop()!;
-      if (op === '/' && r.p === 0n) return undefined;
-      terms.push(op === '*' ? { p: l.p * r.p, q: l.q * r.q } : { p: l.p * r.q, q: l.q * r.p });
-    } else {
-      addOps.push(op);
-      terms.push(r);
+  if (!/^[-+*/^()\d]*(mod[-+*/^()\d]*)*$/.test(s) || s === '') return undefined;
+  const tokens = s.match(/\d+|mod|[-+*/^()]/g)!;
+  let i = 0;
+  const norm = (p: bigint, q: bigint): Rat => (q < 0n ? { p: -p, q: -q } : { p, q });
+  const expr = (): Rat | undefined => {
+    let acc = term();
+    while (acc && (tokens[i] === '+' || tokens[i] === '-')) {
+      const op = tokens[i++];
+      const r = term();
+      if (!r) return undefined;
+      acc = { p: acc.p * r.q + (op === '+' ? 1n : -1n) * r.p * acc.q, q: acc.q * r.q };
     }
-  }
-  let acc = terms[0];
-  addOps.forEach((op, i) => {
-    const t = terms[i + 1];
-    acc = { p: acc.p * t.q + (op === '+' ? 1n : -1n) * t.p * acc.q, q: acc.q * t.q };
-  });
-  return acc;
+    return acc;
+  };
+  const term = (): Rat | undefined => {
+    let acc = unary();
+    while (acc && (tokens[i] === '*' || tokens[i] === '/' || tokens[i] === 'mod')) {
+      const op = tokens[i++];
+      const r = unary();
+      if (!r) return undefined;
+      if (op === '*') acc = { p: acc.p * r.p, q: acc.q * r.q };
+      else if (op === '/') {
+        if (r.p === 0n) return undefined;
+        acc = norm(acc.p * r.q, acc.q * r.p);
+      } else {
+        if (acc.q !== 1n || r.q !== 1n || r.p === 0n) return undefined;
+        // Python's sign convention: the remainder takes the divisor's sign.
+        acc = { p: ((acc.p % r.p) + r.p) % r.p, q: 1n };
+      }
+    }
+    return acc;
+  };
+  const unary = (): Rat | undefined => {
+    if (tokens[i] === '-') {
+      i++;
+      const x = unary();
+      return x && { p: -x.p, q: x.q };
+    }
+    return power();
+  };
+  const power = (): Rat | undefined => {
+    const base = atom();
+    if (!base || tokens[i] !== '^') return base;
+    i++;
+    const e = unary();
+    if (!e || e.q !== 1n || e.p < 0n || e.p > 4096n) return undefined;
+    return { p: base.p ** e.p, q: base.q ** e.p };
+  };
+  const atom = (): Rat | undefined => {
+    const t = tokens[i++];
+    if (t === undefined) return undefined;
+    if (/^\d+$/.test(t)) return { p: BigInt(t), q: 1n };
+    if (t !== '(') return undefined;
+    const x = expr();
+    if (tokens[i++] !== ')') return undefined;
+    return x;
+  };
+  const value = expr();
+  if (!value || i !== tokens.length) return undefined;
+  const g = gcdBig(value.p, value.q) || 1n;
+  return { p: value.p / g, q: value.q / g };
 }
 
 /**
