@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- tirgen [--parts throughput,copy,evidence] [--questions 40] [--held-out 180]
  *  [--seeds 1,2,3] [--evidence-questions 160] [--evidence-held-out 60] [--sft-steps 40] [--sft-lr 1e-3]
- *  [--rl-steps 20]`, three parts:
+ *  [--rl-steps 20] [--thor-model DIR] [--cot-model DIR]`, three parts (the two models default to the shipped
+ *  ones; another folder measures a candidate the same way):
  *   throughput  TIRGen offline (the chain-of-thought actor, the rule critic, synthetic questions):
  *               attempts and kept samples per minute, kept ratio;
  *   copy        for each shipped tiny model, the share of its greedy held-out answers whose code
@@ -45,12 +46,16 @@ export async function main(argv: string[]): Promise<void> {
       'sft-steps': { type: 'string', default: '40' },
       'sft-lr': { type: 'string', default: '1e-3' },
       'rl-steps': { type: 'string', default: '20' },
+      'thor-model': { type: 'string', default: DEFAULT_MODEL_DIR },
+      'cot-model': { type: 'string', default: COT_MODEL_DIR },
     },
   });
   const parts = new Set(values.parts.split(','));
   for (const p of parts) if (!['throughput', 'copy', 'evidence'].includes(p)) throw new Error(`--parts: unknown part ${p} (throughput, copy, evidence)`);
   const questions = Number(values.questions);
   const heldOut = Number(values['held-out']);
+  const thorDir = values['thor-model'];
+  const cotDir = values['cot-model'];
   await selectNodeBackend(['wasm', 'cpu']);
   const details: unknown[] = [];
   const summary: Record<string, number> = {};
@@ -67,7 +72,7 @@ export async function main(argv: string[]): Promise<void> {
   else {
     const pool = await createNodePythonPool();
     try {
-      const actorDir = existsSync(COT_MODEL_DIR) ? COT_MODEL_DIR : DEFAULT_MODEL_DIR;
+      const actorDir = existsSync(cotDir) ? cotDir : thorDir;
       const { model, tokenizer } = await loadModel(actorDir);
       const actor = new LocalModel(model, tokenizer, actorDir);
       const problems = generateTasks({ seed: 11, count: questions, split: 'train' }).map((t) => ({ id: t.id, question: t.question, answer: t.answer }));
@@ -93,7 +98,7 @@ export async function main(argv: string[]): Promise<void> {
     const kinds = new Map(tasks.map((t) => [t.id, t.kind]));
     const lab = await nodeLab();
     try {
-      for (const [name, dir] of [['thor_tiny', DEFAULT_MODEL_DIR], ['cot_tiny', COT_MODEL_DIR]] as const) {
+      for (const [name, dir] of [['thor_tiny', thorDir], ['cot_tiny', cotDir]] as const) {
         if (!existsSync(dir)) {
           details.push({ copy: { model: dir, measured: false, why: 'no such model folder' } });
           continue;
@@ -130,7 +135,7 @@ export async function main(argv: string[]): Promise<void> {
       seeds.map(async (seed) => {
         const out = join(dir, `seed-${seed}.json`);
         await evidenceChild([
-          '--out', out, '--cot-model', COT_MODEL_DIR, '--seed', String(seed), '--questions', values['evidence-questions'], '--held-out', values['evidence-held-out'],
+          '--out', out, '--cot-model', cotDir, '--seed', String(seed), '--questions', values['evidence-questions'], '--held-out', values['evidence-held-out'],
           '--sft-steps', values['sft-steps'], '--sft-lr', values['sft-lr'], '--rl-steps', values['rl-steps'],
         ]);
         return readSeed(out);

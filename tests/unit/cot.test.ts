@@ -83,7 +83,8 @@ describe('chain-of-thought demonstrations', () => {
             let hit = false;
             for (const out of printed) if (await isEquivalent(out.trim(), task.answer)) hit = true;
             // gcd(87,87), gcd(904,43392): the answer is one of the question's numbers, and no step computes it.
-            if (!hit && !(task.question.match(/\d+/g) ?? []).includes(task.answer)) misses.push(`${task.question} -> ${printed.join(' | ')}`);
+            const stated: string[] = task.question.match(/\d+/g) ?? [];
+            if (!hit && !stated.includes(task.answer)) misses.push(`${task.question} -> ${printed.join(' | ')}`);
           }
       expect(misses).toEqual([]);
     } finally {
