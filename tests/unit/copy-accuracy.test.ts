@@ -26,4 +26,13 @@ describe('copyAccuracy', () => {
     expect(r.byKind).toEqual({ multiply: { withCode: 2, computesQuestion: 1 }, fraction: { withCode: 1, computesQuestion: 1 }, gcd: { withCode: 1, computesQuestion: 0 } });
     expect((await copyAccuracy([record('d', '5', [])])).share).toBeNull();
   });
+
+  it("reads each line of a call's output: the critic's code prints one result a line", async () => {
+    const r = await copyAccuracy([
+      record('a', '634071', ['634071\n634071']), // print(877*723) and print(877*700 + 877*23)
+      record('b', '7/5', ['98\n7/5\n']),
+      record('c', '12', ['112\n1 2']), // no line is the answer
+    ]);
+    expect(r.computesQuestion).toBe(2);
+  });
 });

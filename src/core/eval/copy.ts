@@ -44,12 +44,15 @@ export async function copyAccuracyOfCalls(
     withCode++;
     k.withCode++;
     let hit = false;
+    // A call may print several results (the critic's code prints one line a computation): any line counts, or the whole output.
     for (const out of a.printed) {
-      const printed = out.trim();
-      if (printed !== '' && (await isEquivalent(printed, a.reference))) {
-        hit = true;
-        break;
+      for (const printed of new Set([out.trim(), ...out.split('\n').map((l) => l.trim())])) {
+        if (printed !== '' && (await isEquivalent(printed, a.reference))) {
+          hit = true;
+          break;
+        }
       }
+      if (hit) break;
     }
     if (hit) {
       computesQuestion++;
