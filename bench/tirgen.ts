@@ -2,7 +2,7 @@
  * `npm run bench -- tirgen [--parts throughput,copy,evidence] [--questions 40] [--held-out 180]
  *  [--seeds 1,2,3] [--evidence-questions 160] [--evidence-held-out 60] [--sft-steps 40] [--sft-lr 1e-3]
  *  [--rl-steps 20] [--thor-model DIR] [--cot-model DIR]`, three parts (the two models default to the shipped
- *  ones; another folder measures a candidate the same way):
+ *  ones; another folder measures a candidate the same way, into bench/results/tirgen-candidate.json):
  *   throughput  TIRGen offline (the chain-of-thought actor, the rule critic, synthetic questions):
  *               attempts and kept samples per minute, kept ratio;
  *   copy        for each shipped tiny model, the share of its greedy held-out answers whose code
@@ -56,10 +56,15 @@ export async function main(argv: string[]): Promise<void> {
   const heldOut = Number(values['held-out']);
   const thorDir = values['thor-model'];
   const cotDir = values['cot-model'];
+  // A candidate's figures go to their own file, never under the shipped models' names.
+  const candidate = thorDir !== DEFAULT_MODEL_DIR || cotDir !== COT_MODEL_DIR;
+  const resultName = candidate ? 'tirgen-candidate' : 'tirgen';
+  for (const [flag, dir, given] of [['--thor-model', thorDir, thorDir !== DEFAULT_MODEL_DIR], ['--cot-model', cotDir, cotDir !== COT_MODEL_DIR]] as const)
+    if (given && !existsSync(join(dir, 'config.json'))) throw new Error(`${flag}: ${dir} is not a model folder (no config.json)`);
   await selectNodeBackend(['wasm', 'cpu']);
   const details: unknown[] = [];
   const summary: Record<string, number> = {};
-  const previous = readPrevious();
+  const previous = readPrevious(resultName);
   const carried: string[] = [];
   // A part left out keeps its figures and details from the previous result, marked as carried.
   const carry = (part: string, match: (key: string) => boolean) => {
@@ -148,7 +153,8 @@ export async function main(argv: string[]): Promise<void> {
     details.push({ evidence: { minutes, seeds: runs } });
   }
   if (carried.length > 0) details.push({ carried, from: { date: previous?.date, commit: previous?.commit } });
-  writeResult('tirgen', summary, details, machineInfo({ backend: 'wasm' }));
+  if (candidate) details.push({ candidate: { thorModel: thorDir, cotModel: cotDir } });
+  writeResult(resultName, summary, details, machineInfo({ backend: 'wasm' }));
 }
 
 /** Greedy TIRGen (one attempt a question, rule critic) on the held-out tasks: does the code made of the model's steps compute the question asked? */
@@ -206,8 +212,8 @@ export function evidenceSummary(runs: readonly SeedEvidence[]): Record<string, n
   return out;
 }
 
-function readPrevious(): BenchResult | undefined {
-  const file = join(RESULTS_DIR, 'tirgen.json');
+function readPrevious(name: string): BenchResult | undefined {
+  const file = join(RESULTS_DIR, `${name}.json`);
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as BenchResult) : undefined;
 }
 

@@ -203,6 +203,12 @@ describe('synthetic tasks', () => {
           const own = (t.program.match(/\d+/g) ?? []).filter((n) => n !== '1' && !inQuestion.has(n));
           expect(own, `${kind} ${d}: ${t.question} -> ${t.program}`).toEqual([]);
           if (i < 3) expect((await runPython(t.program)).trim(), `${kind} ${d}: ${t.program}`).toBe(t.answer);
+          // Fractions and equations copy the question in its own order, not just its numbers.
+          if (kind === 'fraction') expect(t.program).toContain(`sympify('${t.question.slice('What is '.length, -1)}')`);
+          if (kind === 'linear') {
+            const [left, right] = /^Solve (.+)=(.+) for x\.$/.exec(t.question)!.slice(1);
+            expect(/Eq\((.+),(.+)\)\)\)$/.exec(t.program)!.slice(1).map((side) => side.replaceAll('*', ''))).toEqual([left, right]);
+          }
         }
     } finally {
       await pool.close();

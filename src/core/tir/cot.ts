@@ -4,10 +4,12 @@
  * symbols ("347*829 = 347*800 + 347*29."), ending in `So \boxed{N}.`. They train the offline actor of
  * TIRGen (docs/tirgen.md, "The chain-of-thought actor"): a tiny model that writes such steps with
  * unreliable arithmetic, whose computations a critic moves into code. The demonstrations themselves
- * are exact (BigInt and exact fractions). A step does no arithmetic that it does not write down: every
- * number in it is copied from the question or from an earlier step, or is an expression of such numbers
- * (`20*(20+1)`, `84 mod 36`, `360/2`), so that the code a critic makes of the steps computes the
- * question asked, and the last computation prints the answer.
+ * are exact (BigInt and exact fractions). The computations the answer rests on are written as
+ * expressions of numbers copied from the question or from earlier steps (`20*(20+1)`, `84 mod 36`,
+ * `360/2`, not `20*21`), so that the code a critic makes of exact steps computes the question asked
+ * and one of its calls prints the answer. Some intermediate numbers are still stated without their
+ * computation: the list of squares of a modular power, the factors of the product formula for
+ * combinations, the numerators over a common denominator.
  */
 import type { Task } from '../data/tasks';
 
@@ -56,6 +58,8 @@ function modPowSteps(a: bigint, e: bigint, m: bigint): string[] {
   for (let i = squares.length - 1; i >= 0; i--) if ((e >> BigInt(i)) & 1n) parts.push(1n << BigInt(i));
   const lines = [`Squares of ${a} mod ${m}: ${squares.join(', ')}.`];
   if (parts.length > 1) lines.push(`${e} = ${parts.join('+')}.`);
+  // e a power of two: the answer is the last square, written as its own computation.
+  else if (squares.length > 1) lines.push(`${squares[squares.length - 2]}^2 mod ${m} = ${squares[squares.length - 1]}.`);
   let acc: bigint | undefined;
   for (const p of parts) {
     const v = squares[p.toString(2).length - 1];
@@ -227,11 +231,14 @@ function isolate(a: bigint, b: bigint, c: bigint): string[] {
     rhs = c - b;
     lines.push(`${minus(c, b)} = ${rhs}.`);
   }
+  const before = rhs;
   if (a < 0n) {
     lines.push(`Multiply both sides by -1.`);
     [a, rhs] = [-a, -rhs];
   }
-  lines.push(a === 1n ? `So x = ${rhs}.` : `So ${a}x = ${rhs}.`);
+  // -x = 7: the sign change is a computation too.
+  if (a === 1n && rhs !== before) lines.push(`So x = -1*${before < 0n ? `(${before})` : before} = ${rhs}.`);
+  else lines.push(a === 1n ? `So x = ${rhs}.` : `So ${a}x = ${rhs}.`);
   if (a !== 1n) lines.push(`x = ${rhs}/${a} = ${rhs / a}.`);
   return lines;
 }
@@ -273,18 +280,25 @@ interface Rat {
  * division by zero.
  */
 export function evalExpression(text: string): Rat | undefined {
+  // "1 2" is two numbers, not 12.
+  if (/\d\s+\d/.test(text)) return undefined;
   const s = text.replace(/\s+/g, '');
   if (!/^[-+*/^()\d]*(mod[-+*/^()\d]*)*$/.test(s) || s === '') return undefined;
   const tokens = s.match(/\d+|mod|[-+*/^()]/g)!;
   let i = 0;
-  const norm = (p: bigint, q: bigint): Rat => (q < 0n ? { p: -p, q: -q } : { p, q });
+  // Reduced at every step, so that (6/3) mod 4 is an integer mod an integer.
+  const norm = (p: bigint, q: bigint): Rat => {
+    if (q < 0n) [p, q] = [-p, -q];
+    const g = gcdBig(p, q) || 1n;
+    return { p: p / g, q: q / g };
+  };
   const expr = (): Rat | undefined => {
     let acc = term();
     while (acc && (tokens[i] === '+' || tokens[i] === '-')) {
       const op = tokens[i++];
       const r = term();
       if (!r) return undefined;
-      acc = { p: acc.p * r.q + (op === '+' ? 1n : -1n) * r.p * acc.q, q: acc.q * r.q };
+      acc = norm(acc.p * r.q + (op === '+' ? 1n : -1n) * r.p * acc.q, acc.q * r.q);
     }
     return acc;
   };
@@ -294,7 +308,7 @@ export function evalExpression(text: string): Rat | undefined {
       const op = tokens[i++];
       const r = unary();
       if (!r) return undefined;
-      if (op === '*') acc = { p: acc.p * r.p, q: acc.q * r.q };
+      if (op === '*') acc = norm(acc.p * r.p, acc.q * r.q);
       else if (op === '/') {
         if (r.p === 0n) return undefined;
         acc = norm(acc.p * r.q, acc.q * r.p);
@@ -319,7 +333,10 @@ export function evalExpression(text: string): Rat | undefined {
     if (!base || tokens[i] !== '^') return base;
     i++;
     const e = unary();
-    if (!e || e.q !== 1n || e.p < 0n || e.p > 4096n) return undefined;
+    if (!e || e.q !== 1n || e.p < 0n) return undefined;
+    // A result of more than a million bits is no step a model writes (and BigInt has a size limit).
+    const bits = BigInt((base.p < 0n ? -base.p : base.p).toString(2).length + base.q.toString(2).length);
+    if (bits * e.p > 1_000_000n) return undefined;
     return { p: base.p ** e.p, q: base.q ** e.p };
   };
   const atom = (): Rat | undefined => {
@@ -332,9 +349,7 @@ export function evalExpression(text: string): Rat | undefined {
     return x;
   };
   const value = expr();
-  if (!value || i !== tokens.length) return undefined;
-  const g = gcdBig(value.p, value.q) || 1n;
-  return { p: value.p / g, q: value.q / g };
+  return value && i === tokens.length ? value : undefined;
 }
 
 /**
