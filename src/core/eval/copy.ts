@@ -43,21 +43,18 @@ export async function copyAccuracyOfCalls(
     const k = (byKind[kind] ??= { withCode: 0, computesQuestion: 0 });
     withCode++;
     k.withCode++;
-    let hit = false;
-    // A call may print several results (the critic's code prints one line a computation): any line counts, or the whole output.
-    for (const out of a.printed) {
-      for (const printed of new Set([out.trim(), ...out.split('\n').map((l) => l.trim())])) {
-        if (printed !== '' && (await isEquivalent(printed, a.reference))) {
-          hit = true;
-          break;
-        }
-      }
-      if (hit) break;
-    }
-    if (hit) {
+    if (await printedReference(a.printed, a.reference)) {
       computesQuestion++;
       k.computesQuestion++;
     }
   }
   return { withCode, computesQuestion, share: withCode === 0 ? null : computesQuestion / withCode, byKind };
+}
+
+/** Did one call print the reference? A call may print several results (the critic's code prints one a line): its whole output or any line counts. */
+async function printedReference(printed: readonly string[], reference: string): Promise<boolean> {
+  for (const out of printed)
+    for (const candidate of new Set([out.trim(), ...out.split('\n').map((l) => l.trim())]))
+      if (candidate !== '' && (await isEquivalent(candidate, reference))) return true;
+  return false;
 }
