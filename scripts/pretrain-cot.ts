@@ -7,8 +7,8 @@
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { countParameters, type ModelConfig } from '../src/core/model/config';
-import { Transformer } from '../src/core/model/transformer';
-import { loadWeights, saveModelFolder } from '../src/core/model/checkpoint';
+import { saveModelFolder } from '../src/core/model/checkpoint';
+import { initialModel } from './pretrain-init';
 import type { Task } from '../src/core/data/tasks';
 import { buildCotDemonstrations } from '../src/core/tir/cot';
 import { evaluateCot } from '../src/core/eval/cot';
@@ -21,7 +21,7 @@ import { createRng, type Rng } from '../src/core/rng';
 import type { PythonPool } from '../src/core/sandbox/pool';
 import { createNodePythonPool } from '../src/node/python';
 import type { CharTokenizer } from '../src/core/tokenizer/char';
-import { folderSink, folderSource } from '../src/node/files';
+import { folderSink } from '../src/node/files';
 
 export interface CotPretrainOptions {
   cfg: ModelConfig;
@@ -114,8 +114,7 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
   console.log(`${demonstrations.length} chain-of-thought demonstrations (dropped as too long: ${JSON.stringify(dropped)}), longest ${longest} tokens`);
   const heldOut = o.test.filter((t) => fits(t.question, '')).slice(0, 64);
 
-  const model = Transformer.create(o.cfg, { seed: o.seed });
-  if (o.init) model.loadWeights(await loadWeights(folderSource(o.init), o.cfg), o.init);
+  const model = await initialModel(o.cfg, o.seed, o.init);
   const loss: number[] = [];
   const evals: { step: number; accuracy: number; format_ratio: number }[] = [];
   const started = Date.now();
@@ -161,6 +160,7 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
         longestTokens: longest,
         batchSize: o.batchSize,
         lr: o.lr,
+        layers: o.cfg.num_hidden_layers,
         parameters: countParameters(o.cfg),
         backend: o.backend,
         minutes: (Date.now() - started) / 60000,

@@ -4,7 +4,7 @@
  * from really running each program in the Python sandbox. The result knows the TIR format and
  * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
  *
- *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--difficulties 1,2,3] [--kinds K,K,...] [--out DIR] [--init DIR] [--style tir|cot] [--read-share 0.3]
+ *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--difficulties 1,2,3] [--kinds K,K,...] [--out DIR] [--init DIR] [--style tir|cot]  [--read-share 0.3] [--layers 4]
  *
  * --difficulties picks the generators' grades to train on (1..5).
  * --kinds picks the task kinds (default: all); a kind named twice gets twice the share of the tasks.
@@ -12,14 +12,16 @@
  * --style cot trains the same architecture on chain-of-thought demonstrations instead (plain-text steps,
  * no code; scripts/pretrain-cot.ts) and writes public/models/thor-tiny-cot/ unless --out is given.
  *
- * --init continues from an earlier checkpoint (same architecture) instead of a seeded initialisation.
+ * --init continues from an earlier checkpoint instead of a seeded initialisation.
+ * --layers sets the number of decoder layers (default 4); with --init of a shallower checkpoint, the model
+ * grows: its layers are kept and new ones added on top that compute nothing until trained.
  */
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseModelConfig, countParameters } from '../src/core/model/config';
-import { Transformer } from '../src/core/model/transformer';
-import { loadWeights, saveModelFolder } from '../src/core/model/checkpoint';
+import { saveModelFolder } from '../src/core/model/checkpoint';
+import { initialModel } from './pretrain-init';
 import { generateTasks, type Task, type TaskKind } from '../src/core/data/tasks';
 import { buildDemonstrations } from '../src/core/tir/demonstrations';
 import { createRng } from '../src/core/rng';
@@ -28,7 +30,7 @@ import { evaluate } from '../src/core/eval/evaluate';
 import { THOR_REWARD } from '../src/core/reward/reward';
 import { CharTokenizer } from '../src/core/tokenizer/char';
 import { selectNodeBackend } from '../src/node/backend';
-import { folderSink, folderSource } from '../src/node/files';
+import { folderSink } from '../src/node/files';
 import { pretrainCot } from './pretrain-cot';
 import { createNodePythonPool } from '../src/node/python';
 
@@ -48,6 +50,7 @@ const { values: args } = parseArgs({
     'read-share': { type: 'string', default: '0.3' },
     difficulties: { type: 'string', default: '1,2,3' },
     kinds: { type: 'string' },
+    layers: { type: 'string', default: '4' },
   },
 });
 const seed = Number(args.seed);
@@ -73,7 +76,7 @@ export const TINY_CONFIG = {
 const backend = await selectNodeBackend(['wasm', 'cpu']);
 console.log(`backend ${backend.name}`);
 const tokenizer = CharTokenizer.fromCharset();
-const cfg = parseModelConfig({ ...TINY_CONFIG, vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId });
+const cfg = parseModelConfig({ ...TINY_CONFIG, num_hidden_layers: Number(args.layers), vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId });
 console.log(`model: ${countParameters(cfg).toLocaleString()} parameters, vocab ${cfg.vocab_size}`);
 
 const difficulties = args.difficulties.split(',').map(Number);
@@ -126,8 +129,7 @@ const seqs = demos.map((d) => sftSequence(tokenizer, d.question, d.response, '')
 const longest = Math.max(...seqs.map((s) => s.promptTokens.length + s.tokens.length));
 console.log(`${demos.length} demonstrations, ${demos.filter((d) => d.usesTool).length} with code, longest ${longest} tokens`);
 
-const model = Transformer.create(cfg, { seed });
-if (args.init) model.loadWeights(await loadWeights(folderSource(args.init), cfg), args.init);
+const model = await initialModel(cfg, seed, args.init);
 const history: { step: number; loss: number; seconds: number }[] = [];
 const evals: Record<string, number | null>[] = [];
 const started = Date.now();
@@ -175,6 +177,7 @@ await writeFile(
       toolShare: Number(args['tool-share']),
       batchSize: Number(args['batch-size']),
       lr: Number(args.lr),
+      layers: cfg.num_hidden_layers,
       parameters: countParameters(cfg),
       backend: backend.name,
       minutes: (Date.now() - started) / 60000,
