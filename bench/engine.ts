@@ -33,6 +33,7 @@ import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/mo
 import { decodeFlops, forwardFlops, matmulFlopsPerToken, trainFlops } from '../src/core/model/flops';
 import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
+import { setWasmMatmul } from '../src/core/model/wasm-matmul';
 import { AdamW } from '../src/core/optim/adamw';
 import { trainStep } from '../src/core/optim/step';
 import { createRng } from '../src/core/rng';
@@ -346,6 +347,15 @@ export async function main(args: string[]): Promise<void> {
         const decodeGflops = d16 ? decodeFlops(cfg, 16, plan.promptLength + 1, plan.newTokens - 1) / (d16.decode_s as number) / 1e9 : NaN;
         const profile = await trainProfile(model, plan);
         details.push({ ...base, ...profile });
+        // The same with tfjs's own BatchMatMul for every product (the engine's kernel off), side by side.
+        setWasmMatmul(false);
+        const trTfjs = log({ ...(await train(model, plan)), matmul_kernel: 'tfjs' });
+        const d16Tfjs = log({ ...(await kvDecode(model, 16, plan)), matmul_kernel: 'tfjs' });
+        const profileTfjs = await trainProfile(model, plan);
+        setWasmMatmul(true);
+        details.push({ ...base, ...profileTfjs, matmul_kernel: 'tfjs' });
+        const trainGflopsTfjs = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (trTfjs.seconds as number) / 1e9;
+        const decodeGflopsTfjs = decodeFlops(cfg, 16, plan.promptLength + 1, plan.newTokens - 1) / (d16Tfjs.decode_s as number) / 1e9;
         const stepFlops = forwardFlops(cfg, plan.train.batch, plan.train.seq);
         const attentionShare = 1 - (plan.train.batch * plan.train.seq * matmulFlopsPerToken(cfg)) / stepFlops;
         details.push({ ...base, kind: 'gflops', matmul_gflops: matmul, train_gflops: trainGflops, decode_gflops_b16: decodeGflops, matmul_mflops_per_token: matmulFlopsPerToken(cfg) / 1e6, attention_share_of_train_flops: attentionShare, note: 'model FLOPs from shapes (docs/engine.md#flops) over measured time; matmul: the best of the shapes above' });
@@ -355,9 +365,12 @@ export async function main(args: string[]): Promise<void> {
           decode_gflops_wasm: decodeGflops,
           train_vs_matmul_wasm: trainGflops / matmul,
           decode_vs_matmul_wasm: decodeGflops / matmul,
+          train_vs_matmul_wasm_tfjs_kernel: trainGflopsTfjs / matmul,
+          decode_vs_matmul_wasm_tfjs_kernel: decodeGflopsTfjs / matmul,
           threads_wasm: getThreadsCount(),
         });
         console.log(`wasm matmul ${matmul.toFixed(1)} GFLOP/s; training ${trainGflops.toFixed(2)}, decoding ${decodeGflops.toFixed(2)}; threads ${getThreadsCount()}`);
+        console.log(`with tfjs's BatchMatMul instead: training ${trainGflopsTfjs.toFixed(2)}, decoding ${decodeGflopsTfjs.toFixed(2)} GFLOP/s`);
         console.log(`train step kernels: ${(profile.kernels as { name: string; share: number }[]).slice(0, 6).map((k) => `${k.name} ${(k.share * 100).toFixed(0)}%`).join(', ')}`);
       }
       if (backend === 'webgpu' && size === '10M') {

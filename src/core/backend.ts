@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { installWasmMatmul } from './model/wasm-matmul';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 
@@ -75,6 +76,8 @@ export async function selectBackend(
       const ok = await tf.setBackend(name);
       if (!ok) throw new Error('initialisation returned false');
       await tf.ready();
+      // Batched and transposed products on wasm go to the engine's own kernel (docs/engine.md#the-wasm-matrix-kernel).
+      if (name === 'wasm') installWasmMatmul();
       await smokeTest();
       tried.push({ name, ok: true });
       const adapter = name === 'webgpu' ? await webgpuDescription() : undefined;

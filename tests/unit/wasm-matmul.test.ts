@@ -1,92 +1,92 @@
 /**
- * 2-D products on wasm (src/core/model/ops.ts): a·bᵀ as (b·aᵀ)ᵀ when b is the large operand, and a
- * plain a·b with a right operand over WASM_PACK_LIMIT summed over blocks of b's rows, against
- * float64 sums computed here; the linear op's gradients through the same paths; no tensor left over.
+ * The engine's matrix kernel on wasm (src/core/model/wasm-matmul.ts) against tfjs's own product, for
+ * every layout it takes (transposed operands, a shared operand, widths off its 8-column blocks, rows off
+ * its 4-row blocks), through gradients, with no tensor or wasm allocation left behind; and the
+ * assembled kernel is what its source assembles to.
  */
 import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { linear, matMul, WASM_PACK_LIMIT } from '../../src/core/model/ops';
-import { createRng } from '../../src/core/rng';
+import { setWasmMatmul, wasmMatmulEnabled } from '../../src/core/model/wasm-matmul';
 import { selectNodeBackend } from '../../src/node/backend';
 
 beforeAll(async () => {
   await selectNodeBackend(['wasm']);
 });
 
-function random(n: number, seed: number): Float32Array {
-  const rng = createRng(seed);
-  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-}
-
-/** C[i, j] = Σ_k A[i, k]·B[k, j] in float64, with either operand given transposed. */
-function reference(a: Float32Array, b: Float32Array, m: number, k: number, n: number, bTransposed: boolean): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++)
-    for (let kk = 0; kk < k; kk++) {
-      const x = a[i * k + kk];
-      if (bTransposed) for (let j = 0; j < n; j++) out[i * n + j] += x * b[j * k + kk];
-      else for (let j = 0; j < n; j++) out[i * n + j] += x * b[kk * n + j];
-    }
+function both(f: () => tf.Tensor): [Float32Array, Float32Array] {
+  setWasmMatmul(true);
+  const mine = tf.tidy(f);
+  setWasmMatmul(false);
+  const ref = tf.tidy(f);
+  setWasmMatmul(true);
+  const out: [Float32Array, Float32Array] = [mine.dataSync() as Float32Array, ref.dataSync() as Float32Array];
+  tf.dispose([mine, ref]);
   return out;
 }
 
-function maxDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  expect(x.length).toBe(y.length);
-  let d = 0;
-  for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - y[i]));
-  return d;
+function expectClose([got, want]: [Float32Array, Float32Array]): void {
+  expect(got.length).toBe(want.length);
+  const scale = Math.max(1, ...Array.from(want, Math.abs));
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  expect(worst / scale).toBeLessThan(1e-5);
 }
 
-describe('wasm 2-D products', () => {
-  it('multiplies by a transposed large operand (the tied LM head) without transposing it', async () => {
+describe('the wasm matrix kernel', () => {
+  it('is installed on the wasm backend', () => {
     expect(tf.getBackend()).toBe('wasm');
-    const before = tf.memory().numTensors;
-    const [m, k, n] = [3, 64, 5000];
-    const a = random(m * k, 1);
-    const b = random(n * k, 2);
-    const at = tf.tensor2d(a, [m, k]);
-    const bt = tf.tensor2d(b, [n, k]);
-    const out = matMul(at, bt, false, true);
-    expect(out.shape).toEqual([m, n]);
-    expect(maxDiff(await out.data(), reference(a, b, m, k, n, true))).toBeLessThan(1e-4);
-    tf.dispose([at, bt, out]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(wasmMatmulEnabled()).toBe(true);
   });
 
-  it('sums a plain product over blocks of rows when the right operand is over the packing limit', async () => {
+  const shapes: [number[], number[], boolean, boolean][] = [
+    [[6, 13, 7], [6, 7, 16], false, false], // 4-row blocks and one-row tail, width a multiple of 8
+    [[6, 13, 7], [6, 7, 11], false, false], // width off the blocks
+    [[2, 3, 5, 9], [2, 3, 9, 24], false, false], // 4-D
+    [[4, 10, 32], [4, 19, 32], false, true], // scores q·kᵀ
+    [[4, 32, 10], [4, 32, 19], true, false], // a gradient's aᵀ·b
+    [[4, 9, 5], [4, 17, 9], true, true],
+    [[5, 3, 64], [1, 64, 20], false, false], // one right-hand operand for all
+    [[1, 8, 12], [3, 12, 5], false, false], // one left-hand operand for all
+    [[12, 7], [12, 9], true, false], // 2-D transposed: the engine's kernel
+    [[7, 12], [9, 12], false, true],
+    [[30, 40], [40, 24], false, false], // plain 2-D: tfjs's XNNPACK
+    [[3, 1, 64], [3, 200, 64], false, true], // one query row over many keys (decoding): dot products
+    [[4, 3, 8], [1, 13, 8], false, true], // three rows, keys off the 4-column blocks, one B for all
+    [[2, 5, 6], [2, 7, 6], false, true], // K not a multiple of 4: copied out and multiplied as A·B
+  ];
+  for (const [sa, sb, ta, tb] of shapes) {
+    it(`multiplies [${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''} as tfjs does`, () => {
+      const a = tf.randomNormal(sa, 0, 1, 'float32', 1);
+      const b = tf.randomNormal(sb, 0, 1, 'float32', 2);
+      expectClose(both(() => tf.matMul(a, b, ta, tb)));
+      tf.dispose([a, b]);
+    });
+  }
+
+  it("gives attention's gradients as tfjs does, leaving no tensor behind", () => {
+    const q = tf.randomNormal([2, 3, 12, 16], 0, 1, 'float32', 3);
+    const k = tf.randomNormal([2, 3, 12, 16], 0, 1, 'float32', 4);
+    const v = tf.randomNormal([2, 3, 12, 16], 0, 1, 'float32', 5);
     const before = tf.memory().numTensors;
-    const [m, k, n] = [2, 300, Math.ceil(WASM_PACK_LIMIT / 256)];
-    expect(k * n).toBeGreaterThan(WASM_PACK_LIMIT); // 65536 × 300: five blocks of 256 rows
-    const a = random(m * k, 3);
-    const b = Float32Array.from({ length: k * n }, (_, i) => ((i * 7919) % 2001) / 1000 - 1);
-    const at = tf.tensor2d(a, [m, k]);
-    const bt = tf.tensor2d(b, [k, n]);
-    const out = matMul(at, bt);
-    expect(out.shape).toEqual([m, n]);
-    expect(maxDiff(await out.data(), reference(a, b, m, k, n, false))).toBeLessThan(1e-3);
-    tf.dispose([at, bt, out]);
+    const loss = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.sum(tf.sin(tf.matMul(tf.softmax(tf.matMul(q, k, false, true)), v)));
+    const grads = tf.grads(loss);
+    for (let i = 0; i < 3; i++) expectClose(both(() => grads([q, k, v])[i]));
     expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([q, k, v]);
   });
 
-  it("gives the tied head's gradients: dx = dy·W and dW = dyᵀ·x", async () => {
-    const before = tf.memory().numTensors;
-    const [m, h, v] = [4, 16, 700];
-    const xs = random(m * h, 5);
-    const ws = random(v * h, 6);
-    const x = tf.tensor2d(xs, [m, h]);
-    const w = tf.tensor2d(ws, [v, h]);
-    // loss = Σ y·c with c[i, j] = j mod 3 - 1: dy = c.
-    const c = tf.tensor2d(Float32Array.from({ length: m * v }, (_, i) => ((i % v) % 3) - 1), [m, v]);
-    const [dx, dw] = tf.grads((xi: tf.Tensor, wi: tf.Tensor) => tf.sum(tf.mul(linear(xi as tf.Tensor2D, wi as tf.Tensor2D, true), c)))([x, w]);
-    const dy = await c.data();
-    // dx[i, k] = Σ_j dy[i, j]·w[j, k]; dw[j, k] = Σ_i dy[i, j]·x[i, k]
-    const wantDx = reference(dy as Float32Array, ws, m, v, h, false);
-    const dyT = new Float32Array(v * m);
-    for (let i = 0; i < m; i++) for (let j = 0; j < v; j++) dyT[j * m + i] = dy[i * v + j];
-    const wantDw = reference(dyT, xs, v, m, h, false);
-    expect(maxDiff(await dx.data(), wantDx)).toBeLessThan(1e-3);
-    expect(maxDiff(await dw.data(), wantDw)).toBeLessThan(1e-4);
-    tf.dispose([x, w, c, dx, dw]);
-    expect(tf.memory().numTensors).toBe(before);
+  it('frees its scratch memory', () => {
+    const a = tf.randomNormal([8, 33, 20], 0, 1, 'float32', 6);
+    const b = tf.randomNormal([8, 21, 20], 0, 1, 'float32', 7);
+    tf.dispose(tf.matMul(a, b, false, true)); // the first call may grow the heap
+    const heapBefore = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+    for (let i = 0; i < 200; i++) tf.dispose(tf.matMul(a, b, false, true));
+    expect((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length).toBe(heapBefore);
+    tf.dispose([a, b]);
+  });
+
+  it('is assembled from its source (scripts/build-wasm-kernels.mjs --check)', () => {
+    expect(execFileSync('node', ['scripts/build-wasm-kernels.mjs', '--check'], { encoding: 'utf8' })).toContain('up to date');
   });
 });

@@ -1,0 +1,203 @@
+;; The engine's own matrix product for tfjs's wasm backend (docs/engine.md#the-wasm-matrix-kernel).
+;;
+;; C[M, N] = A[M, K] · B[K, N], row-major with leading dimensions lda, ldb, ldc (in floats), every
+;; pointer a byte offset into tfjs's own wasm memory, which this module imports: the kernel reads the
+;; operands where tfjs keeps them and writes the product where tfjs expects it, with no copies.
+;; N must be a multiple of 8 (the caller pads); M and K may be anything.
+;;
+;; Each step of the inner loop takes one row of B, 8 columns wide (two 4-lane vectors), and adds it,
+;; times A's value broadcast to all lanes, to 4 rows of accumulators: 8 products and 8 sums in
+;; registers for 2 vector loads and 4 scalar loads, the register-blocked form of a GEMM micro-kernel
+;; (Goto & van de Geijn 2008, "Anatomy of high-performance matrix multiplication"). Rows past the last
+;; multiple of 4 go through a one-row kernel of the same shape.
+;;
+;; Built by scripts/build-wasm-kernels.mjs into src/core/model/wasm-gemm.generated.ts; `@SHARED@` is
+;; replaced by nothing for tfjs's single-threaded build and by `shared` for its threaded one, whose
+;; memory is a SharedArrayBuffer.
+(module
+  (import "env" "memory" (memory 0 65536 @SHARED@))
+
+  (func (export "gemm")
+    (param $a i32) (param $lda i32)
+    (param $b i32) (param $ldb i32)
+    (param $c i32) (param $ldc i32)
+    (param $M i32) (param $K i32) (param $N i32)
+    (local $i i32) (local $j i32) (local $k i32)
+    (local $pa0 i32) (local $pa1 i32) (local $pa2 i32) (local $pa3 i32)
+    (local $pb i32) (local $pc i32) (local $strideA i32) (local $strideB i32) (local $strideC i32)
+    (local $b0 v128) (local $b1 v128) (local $av v128)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local.set $strideA (i32.shl (local.get $lda) (i32.const 2)))
+    (local.set $strideB (i32.shl (local.get $ldb) (i32.const 2)))
+    (local.set $strideC (i32.shl (local.get $ldc) (i32.const 2)))
+
+    ;; Blocks of 4 rows.
+    (local.set $i (i32.const 0))
+    (block $rows4_done
+      (loop $rows4
+        (br_if $rows4_done (i32.gt_s (i32.add (local.get $i) (i32.const 4)) (local.get $M)))
+        (local.set $j (i32.const 0))
+        (block $cols_done
+          (loop $cols
+            (br_if $cols_done (i32.ge_s (local.get $j) (local.get $N)))
+            (local.set $c00 (v128.const f32x4 0 0 0 0)) (local.set $c01 (v128.const f32x4 0 0 0 0))
+            (local.set $c10 (v128.const f32x4 0 0 0 0)) (local.set $c11 (v128.const f32x4 0 0 0 0))
+            (local.set $c20 (v128.const f32x4 0 0 0 0)) (local.set $c21 (v128.const f32x4 0 0 0 0))
+            (local.set $c30 (v128.const f32x4 0 0 0 0)) (local.set $c31 (v128.const f32x4 0 0 0 0))
+            (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $strideA))))
+            (local.set $pa1 (i32.add (local.get $pa0) (local.get $strideA)))
+            (local.set $pa2 (i32.add (local.get $pa1) (local.get $strideA)))
+            (local.set $pa3 (i32.add (local.get $pa2) (local.get $strideA)))
+            (local.set $pb (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $k (local.get $K))
+            (block $k_done
+              (loop $kloop
+                (br_if $k_done (i32.le_s (local.get $k) (i32.const 0)))
+                (local.set $b0 (v128.load (local.get $pb)))
+                (local.set $b1 (v128.load offset=16 (local.get $pb)))
+                (local.set $av (f32x4.splat (f32.load (local.get $pa0))))
+                (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (local.get $b0))))
+                (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (local.get $b1))))
+                (local.set $av (f32x4.splat (f32.load (local.get $pa1))))
+                (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $av) (local.get $b0))))
+                (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $av) (local.get $b1))))
+                (local.set $av (f32x4.splat (f32.load (local.get $pa2))))
+                (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $av) (local.get $b0))))
+                (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $av) (local.get $b1))))
+                (local.set $av (f32x4.splat (f32.load (local.get $pa3))))
+                (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $av) (local.get $b0))))
+                (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $av) (local.get $b1))))
+                (local.set $pa0 (i32.add (local.get $pa0) (i32.const 4)))
+                (local.set $pa1 (i32.add (local.get $pa1) (i32.const 4)))
+                (local.set $pa2 (i32.add (local.get $pa2) (i32.const 4)))
+                (local.set $pa3 (i32.add (local.get $pa3) (i32.const 4)))
+                (local.set $pb (i32.add (local.get $pb) (local.get $strideB)))
+                (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+                (br $kloop)))
+            (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $strideC))) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (local.get $pc) (local.get $c00))
+            (v128.store offset=16 (local.get $pc) (local.get $c01))
+            (local.set $pc (i32.add (local.get $pc) (local.get $strideC)))
+            (v128.store (local.get $pc) (local.get $c10))
+            (v128.store offset=16 (local.get $pc) (local.get $c11))
+            (local.set $pc (i32.add (local.get $pc) (local.get $strideC)))
+            (v128.store (local.get $pc) (local.get $c20))
+            (v128.store offset=16 (local.get $pc) (local.get $c21))
+            (local.set $pc (i32.add (local.get $pc) (local.get $strideC)))
+            (v128.store (local.get $pc) (local.get $c30))
+            (v128.store offset=16 (local.get $pc) (local.get $c31))
+            (local.set $j (i32.add (local.get $j) (i32.const 8)))
+            (br $cols)))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $rows4)))
+
+    ;; The last rows, one at a time.
+    (block $rows1_done
+      (loop $rows1
+        (br_if $rows1_done (i32.ge_s (local.get $i) (local.get $M)))
+        (local.set $j (i32.const 0))
+        (block $cols1_done
+          (loop $cols1
+            (br_if $cols1_done (i32.ge_s (local.get $j) (local.get $N)))
+            (local.set $c00 (v128.const f32x4 0 0 0 0)) (local.set $c01 (v128.const f32x4 0 0 0 0))
+            (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $strideA))))
+            (local.set $pb (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $k (local.get $K))
+            (block $k1_done
+              (loop $k1
+                (br_if $k1_done (i32.le_s (local.get $k) (i32.const 0)))
+                (local.set $av (f32x4.splat (f32.load (local.get $pa0))))
+                (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (v128.load (local.get $pb)))))
+                (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (v128.load offset=16 (local.get $pb)))))
+                (local.set $pa0 (i32.add (local.get $pa0) (i32.const 4)))
+                (local.set $pb (i32.add (local.get $pb) (local.get $strideB)))
+                (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+                (br $k1)))
+            (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $strideC))) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (local.get $pc) (local.get $c00))
+            (v128.store offset=16 (local.get $pc) (local.get $c01))
+            (local.set $j (i32.add (local.get $j) (i32.const 8)))
+            (br $cols1)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rows1)))
+  )
+
+  ;; C[M, N] = A[M, K] · B[N, K]ᵀ, for few rows of A (one-token decoding's scores over the KV cache):
+  ;; four dot products at a time along K, 4 lanes wide, reduced across lanes at the end with two
+  ;; rounds of shuffles. K must be a multiple of 4; N may be anything.
+  (func (export "gemm_nt")
+    (param $a i32) (param $lda i32)
+    (param $b i32) (param $ldb i32)
+    (param $c i32) (param $ldc i32)
+    (param $M i32) (param $K i32) (param $N i32)
+    (local $m i32) (local $n i32) (local $o i32) (local $kb i32)
+    (local $pa i32) (local $pb0 i32) (local $pb1 i32) (local $pb2 i32) (local $pb3 i32) (local $pc i32)
+    (local $strideB i32)
+    (local $av v128) (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $u v128) (local $w v128)
+    (local.set $strideB (i32.shl (local.get $ldb) (i32.const 2)))
+    (local.set $kb (i32.shl (local.get $K) (i32.const 2)))
+    (local.set $m (i32.const 0))
+    (block $m_done
+      (loop $mloop
+        (br_if $m_done (i32.ge_s (local.get $m) (local.get $M)))
+        (local.set $pa (i32.add (local.get $a) (i32.shl (i32.mul (local.get $m) (local.get $lda)) (i32.const 2))))
+        (local.set $pc (i32.add (local.get $c) (i32.shl (i32.mul (local.get $m) (local.get $ldc)) (i32.const 2))))
+        (local.set $n (i32.const 0))
+        (block $n4_done
+          (loop $n4
+            (br_if $n4_done (i32.gt_s (i32.add (local.get $n) (i32.const 4)) (local.get $N)))
+            (local.set $pb0 (i32.add (local.get $b) (i32.mul (local.get $n) (local.get $strideB))))
+            (local.set $pb1 (i32.add (local.get $pb0) (local.get $strideB)))
+            (local.set $pb2 (i32.add (local.get $pb1) (local.get $strideB)))
+            (local.set $pb3 (i32.add (local.get $pb2) (local.get $strideB)))
+            (local.set $s0 (v128.const f32x4 0 0 0 0)) (local.set $s1 (v128.const f32x4 0 0 0 0))
+            (local.set $s2 (v128.const f32x4 0 0 0 0)) (local.set $s3 (v128.const f32x4 0 0 0 0))
+            (local.set $o (i32.const 0))
+            (block $k_done
+              (loop $kloop
+                (br_if $k_done (i32.ge_s (local.get $o) (local.get $kb)))
+                (local.set $av (v128.load (i32.add (local.get $pa) (local.get $o))))
+                (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (local.get $av) (v128.load (i32.add (local.get $pb0) (local.get $o))))))
+                (local.set $s1 (f32x4.add (local.get $s1) (f32x4.mul (local.get $av) (v128.load (i32.add (local.get $pb1) (local.get $o))))))
+                (local.set $s2 (f32x4.add (local.get $s2) (f32x4.mul (local.get $av) (v128.load (i32.add (local.get $pb2) (local.get $o))))))
+                (local.set $s3 (f32x4.add (local.get $s3) (f32x4.mul (local.get $av) (v128.load (i32.add (local.get $pb3) (local.get $o))))))
+                (local.set $o (i32.add (local.get $o) (i32.const 16)))
+                (br $kloop)))
+            ;; (s0, s1) -> (s0[0]+s0[2], s1[0]+s1[2], s0[1]+s0[3], s1[1]+s1[3]); the same for (s2, s3);
+            ;; then the two halves of each summed into (Σs0, Σs1, Σs2, Σs3).
+            (local.set $u (f32x4.add
+              (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $s0) (local.get $s1))
+              (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $s0) (local.get $s1))))
+            (local.set $w (f32x4.add
+              (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $s2) (local.get $s3))
+              (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $s2) (local.get $s3))))
+            (v128.store (i32.add (local.get $pc) (i32.shl (local.get $n) (i32.const 2)))
+              (f32x4.add
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $u) (local.get $w))
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $u) (local.get $w))))
+            (local.set $n (i32.add (local.get $n) (i32.const 4)))
+            (br $n4)))
+        ;; The last columns, one at a time.
+        (block $n1_done
+          (loop $n1
+            (br_if $n1_done (i32.ge_s (local.get $n) (local.get $N)))
+            (local.set $pb0 (i32.add (local.get $b) (i32.mul (local.get $n) (local.get $strideB))))
+            (local.set $s0 (v128.const f32x4 0 0 0 0))
+            (local.set $o (i32.const 0))
+            (block $k1_done
+              (loop $k1
+                (br_if $k1_done (i32.ge_s (local.get $o) (local.get $kb)))
+                (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (v128.load (i32.add (local.get $pa) (local.get $o))) (v128.load (i32.add (local.get $pb0) (local.get $o))))))
+                (local.set $o (i32.add (local.get $o) (i32.const 16)))
+                (br $k1)))
+            (f32.store (i32.add (local.get $pc) (i32.shl (local.get $n) (i32.const 2)))
+              (f32.add
+                (f32.add (f32x4.extract_lane 0 (local.get $s0)) (f32x4.extract_lane 2 (local.get $s0)))
+                (f32.add (f32x4.extract_lane 1 (local.get $s0)) (f32x4.extract_lane 3 (local.get $s0)))))
+            (local.set $n (i32.add (local.get $n) (i32.const 1)))
+            (br $n1)))
+        (local.set $m (i32.add (local.get $m) (i32.const 1)))
+        (br $mloop)))
+  )
+)
