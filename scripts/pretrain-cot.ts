@@ -41,37 +41,52 @@ export interface CotPretrainOptions {
   backend: string;
   /** Share of demonstrations that show one of their computations as TIRGen's rule critic writes it, with its real output, all of it out of the loss. */
   readShare: number;
+  /** Share of those reading demonstrations that show every computation so, not just one. */
+  readAllShare?: number;
 }
 
 /**
  * A reading demonstration (docs/tirgen.md#the-chain-of-thought-actor): the same solution, with one
- * computational line replaced by what TIRGen makes of it (the rule critic's words and code, and the
- * sandbox's real output), then the rest of the solution. The replaced part is forced text, out of
- * the loss: the model never learns to write code, only to read a result it is given and go on, as a
- * pretrained language model can when TIRGen's critic has rewritten its step.
+ * computational line (or, with `every`, each of them) replaced by what TIRGen makes of it (the rule
+ * critic's words and code, and the sandbox's real output), the rest of the solution around it. The
+ * replaced parts are forced text, out of the loss: the model never learns to write code, only to read
+ * a result it is given and go on, as a pretrained language model can when TIRGen's critic has
+ * rewritten its step. Showing every computation so teaches it to go on through a whole answer as
+ * TIRGen leaves it, code and outputs included, which is several times the length of the plain one.
  */
-export async function readingPieces(response: string, pool: PythonPool, rng: Rng): Promise<ResponsePiece[] | undefined> {
+export async function readingPieces(response: string, pool: PythonPool, rng: Rng, every = false): Promise<ResponsePiece[] | undefined> {
   const lines = response.split('\n');
   const candidates = lines.slice(0, -1).flatMap((line, i) => (ruleRewrite(line) === undefined ? [] : [i]));
   if (candidates.length === 0) return undefined;
-  const i = rng.pick(candidates);
-  const rewrite = ruleRewrite(lines[i])!;
-  const pieces = splitFences(rewrite);
+  const chosen = new Set(every ? candidates : [rng.pick(candidates)]);
+  const out: ResponsePiece[] = [];
+  let plain = '';
+  for (let i = 0; i < lines.length; i++) {
+    const inserted = chosen.has(i) ? await readingLine(lines[i], pool) : undefined;
+    if (chosen.has(i) && inserted === undefined) return undefined;
+    if (inserted === undefined) {
+      plain += i < lines.length - 1 ? `${lines[i]}\n` : lines[i];
+      continue;
+    }
+    if (plain !== '') out.push({ text: plain, forced: false });
+    plain = '';
+    out.push({ text: inserted, forced: true });
+  }
+  out.push({ text: plain, forced: false });
+  return out;
+}
+
+/** One line as TIRGen's rule critic rewrites it, with its first block's real output; undefined when the code fails. */
+async function readingLine(line: string, pool: PythonPool): Promise<string | undefined> {
+  const pieces = splitFences(ruleRewrite(line)!);
   const code = pieces.find((p) => p.kind === 'code' && p.closed);
   if (!code) return undefined;
   const lead = pieces.filter((p) => p.kind === 'text' && p.start < code.start).map((p) => p.body).join('');
   const result = await pool.run(code.body, { timeoutMs: 10_000 });
   const record = executionRecord(0, code.body, result, undefined, 0, 0);
   if (!record.succeeded) return undefined;
-  const before = lines.slice(0, i).map((l) => `${l}\n`).join('');
   const lead2 = lead === '' || lead.endsWith('\n') ? lead : `${lead}\n`;
-  const inserted = `${lead2}${CODE_OPEN}${code.body}\n${FENCE_CLOSE}${observationBlock(record.observation, false)}`;
-  const after = lines.slice(i + 1).join('\n');
-  return [
-    ...(before === '' ? [] : [{ text: before, forced: false }]),
-    { text: inserted, forced: true },
-    { text: after, forced: false },
-  ];
+  return `${lead2}${CODE_OPEN}${code.body}\n${FENCE_CLOSE}${observationBlock(record.observation, false)}`;
 }
 
 export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
@@ -83,6 +98,7 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
   const { demonstrations, dropped } = buildCotDemonstrations(o.train, fits);
   let seqs: TrainingSequence[] = demonstrations.map((d) => sftSequence(o.tokenizer, d.question, d.response, ''));
   let reading = 0;
+  let readingAll = 0;
   if (o.readShare > 0) {
     const pool = await createNodePythonPool();
     const rng = createRng(o.seed).fork('reading');
@@ -91,13 +107,16 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
       for (let k = 0; k < demonstrations.length; k += 500) {
         const chunk = demonstrations.slice(k, k + 500);
         const chosen = chunk.map(() => rng.next() < o.readShare);
+        // Drawn only when asked for, so that earlier recipes draw the same reading demonstrations.
+        const every = chunk.map(() => (o.readAllShare ?? 0) > 0 && rng.next() < o.readAllShare!);
         const forks = chunk.map((_, j) => rng.fork(`line-${k + j}`));
         const built = await Promise.all(
           chunk.map(async (d, j) => {
-            const pieces = chosen[j] ? await readingPieces(d.response, pool, forks[j]) : undefined;
+            const pieces = chosen[j] ? await readingPieces(d.response, pool, forks[j], every[j]) : undefined;
             const seq = pieces ? sftSequenceOfPieces(o.tokenizer, d.question, pieces, '') : undefined;
             if (seq && seq.promptTokens.length + seq.tokens.length <= context) {
               reading++;
+              if (every[j]) readingAll++;
               return seq;
             }
             return sftSequence(o.tokenizer, d.question, d.response, '');
@@ -108,7 +127,7 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
     } finally {
       await pool.close();
     }
-    console.log(`${reading} of them show one computation as TIRGen's code and real output (out of the loss)`);
+    console.log(`${reading} of them show ${o.readAllShare ? 'one or every' : 'one'} computation as TIRGen's code and real output (out of the loss; ${readingAll} every one)`);
   }
   const longest = Math.max(...seqs.map((s) => s.promptTokens.length + s.tokens.length));
   console.log(`${demonstrations.length} chain-of-thought demonstrations (dropped as too long: ${JSON.stringify(dropped)}), longest ${longest} tokens`);
@@ -155,6 +174,9 @@ export async function pretrainCot(o: CotPretrainOptions): Promise<void> {
         ...(o.recipe ?? {}),
         demonstrations: demonstrations.length,
         readShare: o.readShare,
+        readAllShare: o.readAllShare ?? 0,
+        readingAllDemonstrations: readingAll,
+        context: o.cfg.max_position_embeddings,
         readingDemonstrations: reading,
         dropped,
         longestTokens: longest,

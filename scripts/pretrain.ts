@@ -4,11 +4,13 @@
  * from really running each program in the Python sandbox. The result knows the TIR format and
  * sometimes writes code; its own arithmetic is unreliable. Writes public/models/thor-tiny/.
  *
- *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--difficulties 1,2,3] [--kinds K,K,...] [--out DIR] [--init DIR] [--style tir|cot]  [--read-share 0.3] [--layers 4]
+ *   npm run pretrain -- [--seed 1] [--steps 600] [--tasks 8000] [--tool-share 0.3] [--difficulties 1,2,3] [--kinds K,K,...] [--out DIR] [--init DIR] [--style tir|cot]  [--read-share 0.3] [--read-all-share 0] [--layers 4] [--context 256]
  *
  * --difficulties picks the generators' grades to train on (1..5).
  * --kinds picks the task kinds (default: all); a kind named twice gets twice the share of the tasks.
  * --read-share (cot only) is the share of solutions shown with one computation as TIRGen writes it.
+ * --read-all-share (cot only) is the share of those that show every computation so (a whole answer as TIRGen leaves it).
+ * --context sets the positions the model is trained for (max_position_embeddings, default 256).
  * --style cot trains the same architecture on chain-of-thought demonstrations instead (plain-text steps,
  * no code; scripts/pretrain-cot.ts) and writes public/models/thor-tiny-cot/ unless --out is given.
  *
@@ -51,6 +53,8 @@ const { values: args } = parseArgs({
     difficulties: { type: 'string', default: '1,2,3' },
     kinds: { type: 'string' },
     layers: { type: 'string', default: '4' },
+    context: { type: 'string', default: '256' },
+    'read-all-share': { type: 'string', default: '0' },
   },
 });
 const seed = Number(args.seed);
@@ -76,7 +80,7 @@ export const TINY_CONFIG = {
 const backend = await selectNodeBackend(['wasm', 'cpu']);
 console.log(`backend ${backend.name}`);
 const tokenizer = CharTokenizer.fromCharset();
-const cfg = parseModelConfig({ ...TINY_CONFIG, num_hidden_layers: Number(args.layers), vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId });
+const cfg = parseModelConfig({ ...TINY_CONFIG, num_hidden_layers: Number(args.layers), max_position_embeddings: Number(args.context), vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId });
 console.log(`model: ${countParameters(cfg).toLocaleString()} parameters, vocab ${cfg.vocab_size}`);
 
 const difficulties = args.difficulties.split(',').map(Number);
@@ -102,6 +106,7 @@ if (style === 'cot') {
     init: args.init,
     backend: backend.name,
     readShare: Number(args['read-share']),
+    readAllShare: Number(args['read-all-share']),
   });
   process.exit(0);
 }

@@ -15,6 +15,7 @@ import { loadModelFolder } from '../../src/core/model/checkpoint';
 import { Transformer } from '../../src/core/model/transformer';
 import { selectNodeBackend } from '../../src/node/backend';
 import { folderSource } from '../../src/node/files';
+import { readingPieces } from '../../scripts/pretrain-cot';
 
 const ROOT = join(__dirname, '../..');
 const MODEL = join(ROOT, 'public/models/thor-tiny-cot');
@@ -106,6 +107,42 @@ describe('chain-of-thought demonstrations', () => {
       await pool.close();
     }
   }, 300_000);
+
+  it('reading demonstrations replace one computation, or each, with the rule critic\'s code and its real output, out of the loss', async () => {
+    const pool = await createNodePythonPool();
+    try {
+      const tasks = generateTasks({ seed: 21, count: 40, split: 'train', difficulties: [1, 2, 3, 4, 5] });
+      let checked = 0;
+      for (const [i, task] of tasks.entries()) {
+        const response = cotResponse(task);
+        if (!response) continue;
+        const lines = response.split('\n');
+        const computational = lines.slice(0, -1).filter((l) => findComputations(l).length > 0).length;
+        for (const every of [false, true]) {
+          const pieces = await readingPieces(response, pool, createRng(i), every);
+          if (computational === 0) {
+            expect(pieces).toBeUndefined();
+            continue;
+          }
+          expect(pieces, task.question).toBeDefined();
+          const forced = pieces!.filter((p) => p.forced);
+          expect(forced.length).toBe(every ? computational : 1);
+          for (const f of forced) {
+            // Each inserted part is words, one python block and the output the sandbox printed for it.
+            expect(f.text).toMatch(/```python\n[^`]+\n```\n```output\n[^`]*\n```\n$/);
+          }
+          // What the model learns to write is the rest of its own solution, the answer line included.
+          const learned = pieces!.filter((p) => !p.forced).map((p) => p.text).join('');
+          expect(learned.endsWith(`So \\boxed{${task.answer}}.`), task.question).toBe(true);
+          expect(learned).not.toContain('```');
+          checked++;
+        }
+      }
+      expect(checked).toBeGreaterThan(40);
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
 
   it('fit the context: the training set keeps almost all, and none kept is longer than 256 tokens', () => {
     const train = generateTasks({ seed: 1, count: 2000, split: 'train', difficulties: [1, 2, 3] });
