@@ -8,6 +8,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { installWasmMatmul } from '../core/model/wasm-matmul';
 import { selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
 
 // The multithreaded wasm build starts its pthread workers from its own script URL, which a bundled
@@ -19,6 +20,8 @@ setWasmPaths({
   'tfjs-backend-wasm-simd.wasm': wasmSimd,
   'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
 });
+// Batched and transposed products on wasm go to the engine's own kernel (docs/engine.md#the-wasm-matrix-kernel).
+installWasmMatmul();
 
 /** The WebGL renderer string (e.g. "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device ...))"), if readable. */
 function webglRenderer(): string | undefined {

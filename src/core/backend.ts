@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { installWasmMatmul } from './model/wasm-matmul';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 
@@ -76,8 +75,6 @@ export async function selectBackend(
       const ok = await tf.setBackend(name);
       if (!ok) throw new Error('initialisation returned false');
       await tf.ready();
-      // Batched and transposed products on wasm go to the engine's own kernel (docs/engine.md#the-wasm-matrix-kernel).
-      if (name === 'wasm') installWasmMatmul();
       await smokeTest();
       tried.push({ name, ok: true });
       const adapter = name === 'webgpu' ? await webgpuDescription() : undefined;

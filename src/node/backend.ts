@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { installWasmMatmul } from '../core/model/wasm-matmul';
 import { selectBackend, type BackendInfo, type BackendName } from '../core/backend';
 
 const require = createRequire(import.meta.url);
@@ -52,6 +53,8 @@ export async function initNodeWasm(): Promise<void> {
   if (wasmReady) return;
   const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
   setWasmPaths(join(dir, 'dist') + '/');
+  // Batched and transposed products on wasm go to the engine's own kernel (docs/engine.md#the-wasm-matrix-kernel).
+  installWasmMatmul();
   wasmReady = true;
 }
 
