@@ -20,6 +20,7 @@ function both(f: () => tf.Tensor): [Float32Array, Float32Array] {
   setWasmMatmul(false);
   const ref = tf.tidy(f);
   setWasmMatmul(true);
+  expect(mine.shape).toEqual(ref.shape);
   const out: [Float32Array, Float32Array] = [mine.dataSync() as Float32Array, ref.dataSync() as Float32Array];
   tf.dispose([mine, ref]);
   return out;
@@ -48,6 +49,8 @@ describe('the wasm matrix kernel', () => {
     [[4, 9, 5], [4, 17, 9], true, true],
     [[5, 3, 64], [1, 64, 20], false, false], // one right-hand operand for all
     [[1, 8, 12], [3, 12, 5], false, false], // one left-hand operand for all
+    [[1, 1, 8, 12], [3, 12, 5], false, false], // batch axes of different ranks
+    [[2, 3, 4, 8], [1, 8, 9], false, false],
     [[12, 7], [12, 9], true, false], // 2-D transposed: the engine's kernel
     [[7, 12], [9, 12], false, true],
     [[30, 40], [40, 24], false, false], // plain 2-D: tfjs's XNNPACK

@@ -104,7 +104,8 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   // The plain 2-D product is XNNPACK's; a broadcast other than one operand shared by all goes to tfjs.
   if ((batch === 1 && !transposeA && !transposeB) || (batchA !== batchB && batchA !== 1 && batchB !== 1)) return fallback();
   if ((transposeB ? b.shape[rb - 1] : b.shape[rb - 2]) !== K) return fallback(); // tfjs says what is wrong
-  const outer = (batchA >= batchB ? a : b).shape.slice(0, -2);
+  // The batch axes broadcast as tfjs's own kernel broadcasts them (it throws the same error where they cannot).
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const outShape = [...outer, M, N];
   const out = backend.makeOutput(outShape, 'float32');
   if (M === 0 || N === 0) return out;
