@@ -51,6 +51,10 @@ describe('the wasm matrix kernel', () => {
     [[1, 8, 12], [3, 12, 5], false, false], // one left-hand operand for all
     [[1, 1, 8, 12], [3, 12, 5], false, false], // batch axes of different ranks
     [[2, 3, 4, 8], [1, 8, 9], false, false],
+    [[2, 3, 8], [2, 8, 16], false, false], // fewer than 4 rows through the blocked kernel
+    [[3, 5, 0], [3, 0, 6], false, false], // an empty inner axis: zeros
+    [[2, 6, 7], [2, 7, 1], false, false], // one column
+    [[2, 1, 12], [2, 12, 8], false, false], // one row
     [[12, 7], [12, 9], true, false], // 2-D transposed: the engine's kernel
     [[7, 12], [9, 12], false, true],
     [[30, 40], [40, 24], false, false], // plain 2-D: tfjs's XNNPACK
@@ -67,6 +71,27 @@ describe('the wasm matrix kernel', () => {
     });
   }
 
+  it('broadcasts batch axes on both sides as their materialised copies multiply', () => {
+    for (const [sa, sb, ta, tb] of [
+      [[3, 1, 4, 5], [3, 5, 8], false, false],
+      [[2, 1, 3, 4], [1, 2, 4, 8], false, false],
+      [[2, 1, 6, 4], [1, 3, 7, 4], false, true],
+      [[4, 1, 5, 3], [1, 2, 5, 9], true, false],
+    ] as [number[], number[], boolean, boolean][]) {
+      const a = tf.randomNormal(sa, 0, 1, 'float32', 8);
+      const b = tf.randomNormal(sb, 0, 1, 'float32', 9);
+      const product = tf.matMul(a, b, ta, tb);
+      const outer = tf.broadcast_util.assertAndGetBroadcastShape(sa.slice(0, -2), sb.slice(0, -2));
+      // Both operands copied out to the whole batch: every batch then has its own, which tfjs multiplies right.
+      setWasmMatmul(false);
+      const want = tf.tidy(() => tf.matMul(tf.broadcastTo(a, [...outer, ...sa.slice(-2)]), tf.broadcastTo(b, [...outer, ...sb.slice(-2)]), ta, tb));
+      setWasmMatmul(true);
+      expect(product.shape).toEqual(want.shape);
+      expectClose([product.dataSync() as Float32Array, want.dataSync() as Float32Array]);
+      tf.dispose([a, b, product, want]);
+    }
+  });
+
   it("gives attention's gradients as tfjs does, leaving no tensor behind", () => {
     const q = tf.randomNormal([2, 3, 12, 16], 0, 1, 'float32', 3);
     const k = tf.randomNormal([2, 3, 12, 16], 0, 1, 'float32', 4);
@@ -79,14 +104,33 @@ describe('the wasm matrix kernel', () => {
     tf.dispose([q, k, v]);
   });
 
-  it('frees its scratch memory', () => {
-    const a = tf.randomNormal([8, 33, 20], 0, 1, 'float32', 6);
-    const b = tf.randomNormal([8, 21, 20], 0, 1, 'float32', 7);
-    tf.dispose(tf.matMul(a, b, false, true)); // the first call may grow the heap
-    const heapBefore = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
-    for (let i = 0; i < 200; i++) tf.dispose(tf.matMul(a, b, false, true));
-    expect((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length).toBe(heapBefore);
-    tf.dispose([a, b]);
+  it('frees every scratch block it allocates', () => {
+    const wasm = (tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(p: number): void } }).wasm;
+    const [malloc, free] = [wasm._malloc, wasm._free];
+    const live = new Set<number>();
+    let allocated = 0;
+    wasm._malloc = (n: number) => {
+      const p = malloc.call(wasm, n);
+      live.add(p);
+      allocated++;
+      return p;
+    };
+    wasm._free = (p: number) => {
+      live.delete(p);
+      free.call(wasm, p);
+    };
+    try {
+      const a = tf.randomNormal([8, 20, 33], 0, 1, 'float32', 6);
+      const b = tf.randomNormal([8, 21, 20], 0, 1, 'float32', 7);
+      const outputs = [tf.matMul(a, b, true, true), tf.matMul(a, b, true, true)];
+      tf.dispose([a, b, ...outputs]);
+      // Inputs, outputs and scratch blocks were allocated (more than the tensors alone), and nothing is left.
+      expect(allocated).toBeGreaterThan(4);
+      expect([...live]).toEqual([]);
+    } finally {
+      wasm._malloc = malloc;
+      wasm._free = free;
+    }
   });
 
   it('is assembled from its source (scripts/build-wasm-kernels.mjs --check)', () => {

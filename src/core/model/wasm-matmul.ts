@@ -33,6 +33,7 @@ interface WasmBackend {
   };
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
 }
 
 let original: tf.KernelConfig | undefined;
@@ -84,41 +85,88 @@ export function setWasmMatmul(on: boolean): void {
 }
 
 export function wasmMatmulEnabled(): boolean {
-  return original !== undefined && enabled;
+  return original !== undefined && enabled && unavailable === undefined;
 }
+
+/**
+ * For each batch of the output, the batch of A and of B it reads, with the batch axes broadcast as
+ * tfjs broadcasts them (right-aligned; an axis of 1 is repeated).
+ */
+export function batchIndices(outer: number[], outerA: number[], outerB: number[]): { a: Int32Array; b: Int32Array } {
+  const n = outer.reduce((x, y) => x * y, 1);
+  const a = new Int32Array(n);
+  const b = new Int32Array(n);
+  const strides = (shape: number[]) => {
+    // The stride of each output axis in this operand's batches: 0 where the operand has no such axis or size 1.
+    const out = new Array<number>(outer.length).fill(0);
+    let stride = 1;
+    for (let j = shape.length - 1; j >= 0; j--) {
+      const axis = outer.length - shape.length + j;
+      out[axis] = shape[j] === 1 ? 0 : stride;
+      stride *= shape[j];
+    }
+    return out;
+  };
+  const sa = strides(outerA);
+  const sb = strides(outerB);
+  for (let i = 0; i < n; i++) {
+    let rest = i;
+    let ia = 0;
+    let ib = 0;
+    for (let axis = outer.length - 1; axis >= 0; axis--) {
+      const coord = rest % outer[axis];
+      rest = Math.floor(rest / outer[axis]);
+      ia += coord * sa[axis];
+      ib += coord * sb[axis];
+    }
+    a[i] = ia;
+    b[i] = ib;
+  }
+  return { a, b };
+}
+
+/** Why the engine's kernel cannot run in this backend (its module did not load), once found out. */
+let unavailable: string | undefined;
 
 function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; backend: WasmBackend; attrs: { transposeA: boolean; transposeB: boolean } }): tf.TensorInfo {
   const { inputs, backend, attrs } = args;
   const { a, b } = inputs;
   const { transposeA, transposeB } = attrs;
   const fallback = () => original!.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-  if (!enabled || a.dtype !== 'float32' || b.dtype !== 'float32') return fallback();
+  if (!enabled || unavailable !== undefined || a.dtype !== 'float32' || b.dtype !== 'float32') return fallback();
   const ra = a.shape.length;
   const rb = b.shape.length;
   const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
   const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
   const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-  const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-  const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-  const batch = Math.max(batchA, batchB);
-  // The plain 2-D product is XNNPACK's; a broadcast other than one operand shared by all goes to tfjs.
-  if ((batch === 1 && !transposeA && !transposeB) || (batchA !== batchB && batchA !== 1 && batchB !== 1)) return fallback();
-  if ((transposeB ? b.shape[rb - 1] : b.shape[rb - 2]) !== K) return fallback(); // tfjs says what is wrong
-  // The batch axes broadcast as tfjs's own kernel broadcasts them (it throws the same error where they cannot).
-  const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const outShape = [...outer, M, N];
-  const out = backend.makeOutput(outShape, 'float32');
-  if (M === 0 || N === 0) return out;
-
-  const memory = memoryOf(backend);
-  const { gemm, gemmNT } = kernelsFor(memory);
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const batchA = outerA.reduce((x, y) => x * y, 1);
+  const batchB = outerB.reduce((x, y) => x * y, 1);
+  // The plain 2-D product is XNNPACK's; tfjs says what is wrong with operands that do not fit.
+  if (batchA === 1 && batchB === 1 && !transposeA && !transposeB) return fallback();
+  if ((transposeB ? b.shape[rb - 1] : b.shape[rb - 2]) !== K) return fallback();
+  // The batch axes broadcast as tfjs broadcasts them (this throws tfjs's error where they cannot).
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  let memory: WebAssembly.Memory;
+  let kernels: Kernels;
+  try {
+    memory = memoryOf(backend);
+    kernels = kernelsFor(memory);
+  } catch (e) {
+    // tfjs's build without SIMD, or a heap the module cannot import: tfjs's own kernel from now on.
+    unavailable = e instanceof Error ? e.message : String(e);
+    return fallback();
+  }
+  const { a: ia, b: ib } = batchIndices(outer, outerA, outerB);
+  const batch = ia.length;
+  const out = backend.makeOutput([...outer, M, N], 'float32');
+  if (M === 0 || N === 0 || batch === 0) return out;
   const aAt = backend.dataIdMap.get(a.dataId).memoryOffset;
   const bAt = backend.dataIdMap.get(b.dataId).memoryOffset;
   const outAt = backend.dataIdMap.get(out.dataId).memoryOffset;
   if (transposeB && !transposeA && M <= NT_MAX_ROWS && K % 4 === 0) {
-    for (let i = 0; i < batch; i++) {
-      gemmNT(aAt + (batchA === 1 ? 0 : i * M * K * 4), K, bAt + (batchB === 1 ? 0 : i * K * N * 4), K, outAt + i * M * N * 4, N, M, K, N);
-    }
+    for (let i = 0; i < batch; i++) kernels.gemmNT(aAt + ia[i] * M * K * 4, K, bAt + ib[i] * K * N * 4, K, outAt + i * M * N * 4, N, M, K, N);
     return out;
   }
 
@@ -127,26 +175,31 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   const packB = transposeB || Np !== N;
   const viaScratchC = Np !== N;
   const floats = (packA ? M * K : 0) + (packB ? K * Np : 0) + (viaScratchC ? M * Np : 0);
-  const scratch = floats > 0 ? backend.wasm._malloc(floats * 4) : 0;
-  const heap = new Float32Array(memory.buffer); // after the allocation, which may grow the memory
-  const sA = scratch;
-  const sB = sA + (packA ? M * K * 4 : 0);
-  const sC = sB + (packB ? K * Np * 4 : 0);
-  if (packB) heap.fill(0, sB / 4, sB / 4 + K * Np);
+  // `>>> 0`: an address past 2 GB comes back negative (as tfjs reads its own allocations).
+  const scratch = floats > 0 ? backend.wasm._malloc(floats * 4) >>> 0 : 0;
+  if (floats > 0 && scratch === 0) {
+    backend.disposeData(out.dataId);
+    return fallback();
+  }
   try {
+    const heap = new Float32Array(memory.buffer); // after the allocation, which may grow the memory
+    const sA = scratch;
+    const sB = sA + (packA ? M * K * 4 : 0);
+    const sC = sB + (packB ? K * Np * 4 : 0);
+    if (packB) heap.fill(0, sB / 4, sB / 4 + K * Np);
+    let packedA = -1;
+    let packedB = -1;
     for (let i = 0; i < batch; i++) {
-      const ai = aAt + (batchA === 1 ? 0 : i * M * K * 4);
-      const bi = bAt + (batchB === 1 ? 0 : i * K * N * 4);
-      let aPtr = ai;
-      if (packA && (i === 0 || batchA > 1)) {
+      const ai = aAt + ia[i] * M * K * 4;
+      const bi = bAt + ib[i] * K * N * 4;
+      if (packA && packedA !== ia[i]) {
         // A lies [K, M]: write it [M, K].
         const src = ai / 4;
         const dst = sA / 4;
         for (let k = 0; k < K; k++) for (let m = 0; m < M; m++) heap[dst + m * K + k] = heap[src + k * M + m];
+        packedA = ia[i];
       }
-      if (packA) aPtr = sA;
-      let bPtr = bi;
-      if (packB && (i === 0 || batchB > 1)) {
+      if (packB && packedB !== ib[i]) {
         const src = bi / 4;
         const dst = sB / 4;
         if (transposeB) {
@@ -155,12 +208,15 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
         } else {
           for (let k = 0; k < K; k++) heap.copyWithin(dst + k * Np, src + k * N, src + k * N + N);
         }
+        packedB = ib[i];
       }
-      if (packB) bPtr = sB;
       const oi = outAt + i * M * N * 4;
-      gemm(aPtr, K, bPtr, packB ? Np : N, viaScratchC ? sC : oi, Np, M, K, Np);
+      kernels.gemm(packA ? sA : ai, K, packB ? sB : bi, packB ? Np : N, viaScratchC ? sC : oi, Np, M, K, Np);
       if (viaScratchC) for (let m = 0; m < M; m++) heap.copyWithin(oi / 4 + m * N, sC / 4 + m * Np, sC / 4 + m * Np + N);
     }
+  } catch (e) {
+    backend.disposeData(out.dataId);
+    throw e;
   } finally {
     if (scratch) backend.wasm._free(scratch);
   }
