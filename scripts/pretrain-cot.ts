@@ -56,13 +56,15 @@ export interface CotPretrainOptions {
  */
 export async function readingPieces(response: string, pool: PythonPool, rng: Rng, every = false): Promise<ResponsePiece[] | undefined> {
   const lines = response.split('\n');
-  const candidates = lines.slice(0, -1).flatMap((line, i) => (ruleRewrite(line) === undefined ? [] : [i]));
+  // The last line (the boxed answer) stays the model's own.
+  const rewrites = lines.map((line, i) => (i < lines.length - 1 ? ruleRewrite(line) : undefined));
+  const candidates = rewrites.flatMap((r, i) => (r === undefined ? [] : [i]));
   if (candidates.length === 0) return undefined;
   const chosen = new Set(every ? candidates : [rng.pick(candidates)]);
   const out: ResponsePiece[] = [];
   let plain = '';
   for (let i = 0; i < lines.length; i++) {
-    const inserted = chosen.has(i) ? await readingLine(lines[i], pool) : undefined;
+    const inserted = chosen.has(i) ? await readingLine(rewrites[i]!, pool) : undefined;
     if (chosen.has(i) && inserted === undefined) return undefined;
     if (inserted === undefined) {
       plain += i < lines.length - 1 ? `${lines[i]}\n` : lines[i];
@@ -76,9 +78,9 @@ export async function readingPieces(response: string, pool: PythonPool, rng: Rng
   return out;
 }
 
-/** One line as TIRGen's rule critic rewrites it, with its first block's real output; undefined when the code fails. */
-async function readingLine(line: string, pool: PythonPool): Promise<string | undefined> {
-  const pieces = splitFences(ruleRewrite(line)!);
+/** A line as TIRGen's rule critic rewrote it, with its first block's real output; undefined when the code fails. */
+async function readingLine(rewrite: string, pool: PythonPool): Promise<string | undefined> {
+  const pieces = splitFences(rewrite);
   const code = pieces.find((p) => p.kind === 'code' && p.closed);
   if (!code) return undefined;
   const lead = pieces.filter((p) => p.kind === 'text' && p.start < code.start).map((p) => p.body).join('');

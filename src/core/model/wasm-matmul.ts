@@ -38,7 +38,9 @@ interface WasmBackend {
 
 let original: tf.KernelConfig | undefined;
 let enabled = true;
-const kernels = new WeakMap<WebAssembly.Memory, Kernels>();
+const instances = new WeakMap<WebAssembly.Memory, Kernels>();
+/** Why the engine's kernel cannot run in this backend (its module did not load), once found out. */
+let unavailable: string | undefined;
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
   const text = atob(base64);
@@ -54,13 +56,13 @@ function memoryOf(backend: WasmBackend): WebAssembly.Memory {
 }
 
 function kernelsFor(memory: WebAssembly.Memory): Kernels {
-  let k = kernels.get(memory);
+  let k = instances.get(memory);
   if (!k) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const module = new WebAssembly.Module(decode(shared ? GEMM_WASM_SHARED : GEMM_WASM));
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     k = { gemm: exports.gemm as Gemm, gemmNT: exports.gemm_nt as Gemm };
-    kernels.set(memory, k);
+    instances.set(memory, k);
   }
   return k;
 }
@@ -92,7 +94,7 @@ export function wasmMatmulEnabled(): boolean {
  * For each batch of the output, the batch of A and of B it reads, with the batch axes broadcast as
  * tfjs broadcasts them (right-aligned; an axis of 1 is repeated).
  */
-export function batchIndices(outer: number[], outerA: number[], outerB: number[]): { a: Int32Array; b: Int32Array } {
+function batchIndices(outer: number[], outerA: number[], outerB: number[]): { a: Int32Array; b: Int32Array } {
   const n = outer.reduce((x, y) => x * y, 1);
   const a = new Int32Array(n);
   const b = new Int32Array(n);
@@ -124,9 +126,6 @@ export function batchIndices(outer: number[], outerA: number[], outerB: number[]
   }
   return { a, b };
 }
-
-/** Why the engine's kernel cannot run in this backend (its module did not load), once found out. */
-let unavailable: string | undefined;
 
 function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; backend: WasmBackend; attrs: { transposeA: boolean; transposeB: boolean } }): tf.TensorInfo {
   const { inputs, backend, attrs } = args;
