@@ -60,7 +60,7 @@ describe('the lab at work in headless Chromium', () => {
   it('reports the backend asked for, the model and the Python sandbox with its packages', async () => {
     const overview = panel('overview');
     expect(await overview.getByTestId('backend').textContent()).toContain('wasm');
-    expect(await overview.getByTestId('overview-model').textContent()).toMatch(/thor-tiny \(shipped\), 751,744 parameters/);
+    expect(await overview.getByTestId('overview-model').textContent()).toMatch(/thor-tiny \(shipped\), 1,120,896 parameters/);
     await overview.getByTestId('python-version').waitFor({ timeout: 90_000 });
     expect(await overview.getByTestId('python-version').textContent()).toMatch(/^3\.\d+/);
     expect(await overview.getByTestId('interrupts').textContent()).toContain('interrupt');
@@ -222,13 +222,13 @@ describe('the lab at work in headless Chromium', () => {
     await train.getByTestId('lora-force').click();
     expect(await train.getByTestId('knob-lora.enabled').isChecked()).toBe(true);
     await train.getByTestId('lora-module-down_proj').check();
-    // 16 rollouts: the shipped model chooses code in most of its sampled answers, so some of them call Python.
+    // 16 rollouts: the shipped model chooses code in about half of its sampled answers, so some of them call Python.
     await trainRun('e2e lora thor', { ...TWO_SMALL_STEPS, steps: '1', 'rollout.groupSize': '8', 'rollout.promptsPerStep': '2', 'rollout.maxResponseTokens': '120' });
     expect(await train.getByTestId('train-last').textContent()).toMatch(/step 1: reward \d/);
     await openTab('runs');
     const row = panel('runs').getByTestId('run-row').filter({ hasText: 'e2e lora thor' });
     await eventually(() => row.count()).toBe(1);
-    // The checkpoint holds the adapter (kB), not the 0.75M-parameter model (3 MB).
+    // The checkpoint holds the adapter (kB), not the 1.12M-parameter model (4.5 MB).
     expect(await row.locator('td').nth(4).textContent()).toMatch(/^[\d.]+ (B|kB)$/);
     await openTab('rollouts');
     const rollouts = panel('rollouts');

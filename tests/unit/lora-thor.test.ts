@@ -36,8 +36,10 @@ describe('THOR with LoRA on the shipped model', () => {
         config: {
           seed: 3,
           steps: 1,
-          // 16 rollouts: the shipped model chooses code in most of its sampled answers.
+          // 16 rollouts, with no extra round to refill groups whose answers all agree: the shipped
+          // model chooses code in about half of its sampled answers.
           rollout: { groupSize: 8, promptsPerStep: 2, maxResponseTokens: 120 },
+          grpo: { maxExtraRounds: 0 },
           stepLevel: { enabled: true, maxPrefixes: 2, groupSize: 2 },
           eval: { samples: 1, everySteps: 0 },
           lora: { enabled: true, rank: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] },

@@ -144,13 +144,14 @@ describe('supported architectures', () => {
   });
 
   it('the shipped tiny models keep their config (Llama, tied, head_dim 32) and parameters', () => {
-    for (const name of ['thor-tiny', 'thor-tiny-cot']) {
+    // thor-tiny grew from four layers to six (docs/evaluation.md#code-that-computes-the-question); thor-tiny-cot has four.
+    for (const [name, layers] of [['thor-tiny', 6], ['thor-tiny-cot', 4]] as const) {
       const raw = JSON.parse(readFileSync(`public/models/${name}/config.json`, 'utf8'));
       const cfg = parseModelConfig(raw);
-      expect(cfg).toMatchObject({ model_type: 'llama', hidden_size: 128, head_dim: 32, num_key_value_heads: 2, attention_bias: false, tie_word_embeddings: true, rope_theta: 10000 });
+      expect(cfg).toMatchObject({ model_type: 'llama', hidden_size: 128, head_dim: 32, num_key_value_heads: 2, num_hidden_layers: layers, attention_bias: false, tie_word_embeddings: true, rope_theta: 10000 });
       expect([...parameterShapes(cfg).keys()].filter((n) => /norm|bias/.test(n) && !/layernorm|model\.norm/.test(n))).toEqual([]);
-      // 104·128 embedding + 4 layers of (attention 128·128·2 + 128·64·2, MLP 3·128·352, two norms) + final norm
-      expect(countParameters(cfg)).toBe(104 * 128 + 4 * (2 * 128 * 128 + 2 * 128 * 64 + 3 * 128 * 352 + 2 * 128) + 128);
+      // 104·128 embedding + each layer's attention 128·128·2 + 128·64·2, MLP 3·128·352 and two norms + final norm
+      expect(countParameters(cfg)).toBe(104 * 128 + layers * (2 * 128 * 128 + 2 * 128 * 64 + 3 * 128 * 352 + 2 * 128) + 128);
     }
   });
 
