@@ -103,7 +103,7 @@ export async function runVariant(variant: string, minutes: number, maxSteps: num
     const run = variant === 'thor' ? { store: new DiskRunStore('runs'), id: 'learning-thor' } : undefined;
     if (run) {
       await run.store.delete(run.id);
-      await run.store.save({ id: run.id, name: run.id, createdAt: new Date().toISOString(), model: modelDir ?? 'thor-tiny (shipped)', state: { status: 'running', mode: 'rl', totalSteps: maxSteps, checkpointStep: 0 }, config: cfg, metrics: [], evals: [{ step: 0, ...evalSummary(before) }], rollouts: [] });
+      await run.store.save({ id: run.id, name: run.id, createdAt: new Date().toISOString(), model: modelDir ?? 'thor-tiny (shipped)', state: { status: 'running', mode: 'rl', totalSteps: Math.min(maxSteps, cfg.steps), checkpointStep: 0 }, config: cfg, metrics: [], evals: [{ step: 0, ...evalSummary(before) }], rollouts: [] });
     }
     const curve: VariantResult['curve'] = [];
     const evalCurve: VariantResult['evalCurve'] = [{ step: 0, minutes: 0, accuracy: before.accuracy, code_ratio: before.metrics.code_ratio, pass_ratio: before.metrics.pass_ratio }];

@@ -8,6 +8,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { installWasmKernels } from '../core/model/wasm-kernels';
 import { installWasmMatmul } from '../core/model/wasm-matmul';
 import { selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
 
@@ -22,6 +23,8 @@ setWasmPaths({
 });
 // Batched and transposed products on wasm go to the engine's own kernel (docs/engine.md#the-wasm-matrix-kernel).
 installWasmMatmul();
+// RMSNorm, RoPE, SwiGLU and cached attention as one kernel each (docs/engine.md#fused-wasm-kernels).
+installWasmKernels();
 
 /** The WebGL renderer string (e.g. "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device ...))"), if readable. */
 function webglRenderer(): string | undefined {

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { installWasmKernels } from '../core/model/wasm-kernels';
 import { installWasmMatmul } from '../core/model/wasm-matmul';
 import { selectBackend, type BackendInfo, type BackendName } from '../core/backend';
 
@@ -55,6 +56,8 @@ export async function initNodeWasm(): Promise<void> {
   setWasmPaths(join(dir, 'dist') + '/');
   // Batched and transposed products on wasm go to the engine's own kernel (docs/engine.md#the-wasm-matrix-kernel).
   installWasmMatmul();
+  // RMSNorm, RoPE, SwiGLU and cached attention as one kernel each (docs/engine.md#fused-wasm-kernels).
+  installWasmKernels();
   wasmReady = true;
 }
 

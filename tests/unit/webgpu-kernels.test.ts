@@ -11,31 +11,10 @@ import { Transformer } from '../../src/core/model/transformer';
 import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
 import { attentionWebGPU, entropyWebGPU, rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU, targetLogprobsWebGPU } from '../../src/core/model/webgpu-kernels';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
-import { maxDiff } from '../fixtures/tensors';
+import { expectSameAsReference, maxDiff } from '../fixtures/tensors';
 
 /** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
 const reference = (x: tf.Tensor, w: tf.Tensor, eps: number) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
-
-/**
- * The kernel's value and gradients against the reference's, on the same inputs and upstream gradient:
- * each within 1e-5 of the largest reference value (at least 1), and no tensor left behind.
- */
-async function expectSameAsReference(kernel: (...xs: tf.Tensor[]) => tf.Tensor, reference: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: tf.Tensor, names: string[], tolerance = 1e-5): Promise<void> {
-  const before = tf.memory().numTensors;
-  const both = [kernel, reference].map((f) =>
-    tf.tidy(() => {
-      const { value, grads } = tf.valueAndGrads(f)(inputs, dy);
-      return [value, ...grads];
-    }),
-  );
-  for (let i = 0; i < names.length; i++) {
-    expect(both[0][i].shape, names[i]).toEqual(both[1][i].shape);
-    const { diff, scale } = await maxDiff(both[0][i], both[1][i]);
-    expect(diff, names[i]).toBeLessThanOrEqual(tolerance * Math.max(1, scale));
-  }
-  tf.dispose(both.flat());
-  expect(tf.memory().numTensors).toBe(before);
-}
 
 beforeAll(async () => {
   expect((await selectNodeBackend(['webgpu'])).name).toBe('webgpu');

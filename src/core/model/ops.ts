@@ -11,13 +11,27 @@ import * as tf from '@tensorflow/tfjs';
 
 type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 
-/** tf.customGrad with typed inputs: `forward` returns the value and the gradient of each input. */
+/**
+ * Whether a gradient tape records ops here (inside tf.grad / tf.variableGrads). Generation and
+ * evaluation record none.
+ */
+export function taping(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}
+
+const saveNothing: tf.GradSaveFunc = () => {};
+
+/**
+ * tf.customGrad with typed inputs: `forward` returns the value and the gradient of each input. With
+ * no tape recording, the forward runs alone in its own scope: a custom-gradient op's bookkeeping
+ * costs as much as a small kernel, and a decoding step runs dozens of them.
+ */
 export function customOp(forward: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: GradFunc }): (...inputs: tf.Tensor[]) => tf.Tensor {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     return forward(args.slice(0, -1) as tf.Tensor[], save);
   });
-  return (...inputs) => op(...inputs);
+  return (...inputs) => (taping() ? op(...inputs) : tf.tidy(() => forward(inputs, saveNothing).value));
 }
 
 /** tfjs-webgpu's MatMulProgramType.MatMulSmallOutputSizeProgram. */

@@ -19,6 +19,7 @@ import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { ATTENTION_MAX_HEAD_DIM, attentionWebGPU, rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
+import { rmsNormWasm, ropeWasm, wasmKernels } from './wasm-kernels';
 import { embedding, linear, matMul } from './ops';
 import { cannotPack, f16Unavailable, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
@@ -72,9 +73,13 @@ function toVariable(name: string, t: NamedTensor): tf.Variable {
 }
 
 
-/** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w (Zhang & Sennrich 2019); one kernel each way on WebGPU (docs/engine.md#webgpu-kernels). */
+/**
+ * HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w (Zhang & Sennrich 2019); one kernel each way on
+ * WebGPU and on wasm (docs/engine.md#webgpu-kernels, docs/engine.md#fused-wasm-kernels).
+ */
 function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number): T {
   if (webgpuKernels()) return rmsNormWebGPU(x, w, eps);
+  if (wasmKernels() && x.shape[x.rank - 1] % 4 === 0) return rmsNormWasm(x, w, eps);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
 }
 
@@ -462,7 +467,8 @@ export class Transformer {
       const split = tf.reshape(y, [B, T, n, hd]);
       const w = this.params.get(`${pre}.${norm}.weight`);
       const normed = w ? rmsNorm(split, w, this.cfg.rms_norm_eps) : split;
-      return webgpuKernels() ? ropeWebGPU(normed, ctx.cos, ctx.sin) : applyRope(normed, ctx.cos, ctx.sin, this.rotate);
+      if (webgpuKernels()) return ropeWebGPU(normed, ctx.cos, ctx.sin);
+      return wasmKernels() && hd % 8 === 0 ? ropeWasm(normed, ctx.cos, ctx.sin) : applyRope(normed, ctx.cos, ctx.sin, this.rotate);
     };
     const q = tf.transpose(tf.mul(heads(this.proj(x, `${pre}.q_proj`), nH, 'q_norm'), 1 / Math.sqrt(hd)), [0, 2, 1, 3]);
     const k = tf.transpose(heads(this.proj(x, `${pre}.k_proj`), nKV, 'k_norm'), [0, 2, 1, 3]) as tf.Tensor4D;

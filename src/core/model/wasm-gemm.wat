@@ -1,4 +1,5 @@
-;; The engine's own matrix product for tfjs's wasm backend (docs/engine.md#the-wasm-matrix-kernel).
+;; The engine's own matrix product for tfjs's wasm backend (docs/engine.md#the-wasm-matrix-kernel),
+;; and after it the fused RMSNorm and RoPE kernels (docs/engine.md#fused-wasm-kernels).
 ;;
 ;; C[M, N] = A[M, K] · B[K, N], row-major with leading dimensions lda, ldb, ldc (in floats), every
 ;; pointer a byte offset into tfjs's own wasm memory, which this module imports: the kernel reads the
@@ -199,5 +200,162 @@
             (br $n1)))
         (local.set $m (i32.add (local.get $m) (i32.const 1)))
         (br $mloop)))
+  )
+
+  ;; RMSNorm of each row of x [rows, cols]: y = x · w / √(mean(x²) + eps) (docs/engine.md#fused-wasm-kernels).
+  ;; cols must be a multiple of 4.
+  (func (export "rms_norm")
+    (param $x i32) (param $w i32) (param $y i32) (param $rows i32) (param $cols i32) (param $eps f32)
+    (local $r i32) (local $o i32) (local $cb i32) (local $px i32) (local $py i32)
+    (local $acc v128) (local $v v128) (local $inv v128)
+    (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $r (i32.const 0))
+    (block $done
+      (loop $row
+        (br_if $done (i32.ge_s (local.get $r) (local.get $rows)))
+        (local.set $px (i32.add (local.get $x) (i32.mul (local.get $r) (local.get $cb))))
+        (local.set $py (i32.add (local.get $y) (i32.mul (local.get $r) (local.get $cb))))
+        (local.set $acc (v128.const f32x4 0 0 0 0))
+        (local.set $o (i32.const 0))
+        (block $sum_done
+          (loop $sum
+            (br_if $sum_done (i32.ge_s (local.get $o) (local.get $cb)))
+            (local.set $v (v128.load (i32.add (local.get $px) (local.get $o))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v) (local.get $v))))
+            (local.set $o (i32.add (local.get $o) (i32.const 16)))
+            (br $sum)))
+        (local.set $inv (f32x4.splat (call $inverse_rms (local.get $acc) (local.get $cols) (local.get $eps))))
+        (local.set $o (i32.const 0))
+        (block $scale_done
+          (loop $scale
+            (br_if $scale_done (i32.ge_s (local.get $o) (local.get $cb)))
+            (v128.store (i32.add (local.get $py) (local.get $o))
+              (f32x4.mul
+                (f32x4.mul (v128.load (i32.add (local.get $px) (local.get $o))) (local.get $inv))
+                (v128.load (i32.add (local.get $w) (local.get $o)))))
+            (local.set $o (i32.add (local.get $o) (i32.const 16)))
+            (br $scale)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $row)))
+  )
+
+  ;; 1 / √(Σ lanes of sum / n + eps).
+  (func $inverse_rms (param $sum v128) (param $n i32) (param $eps f32) (result f32)
+    (f32.div (f32.const 1)
+      (f32.sqrt (f32.add
+        (f32.div
+          (f32.add
+            (f32.add (f32x4.extract_lane 0 (local.get $sum)) (f32x4.extract_lane 1 (local.get $sum)))
+            (f32.add (f32x4.extract_lane 2 (local.get $sum)) (f32x4.extract_lane 3 (local.get $sum))))
+          (f32.convert_i32_s (local.get $n)))
+        (local.get $eps))))
+  )
+
+  ;; Its gradient: with r = 1 / √(mean(x²) + eps) and g = dy · w, dx = r · g − x · r³ · (g·x) / cols,
+  ;; and dw += dy · x · r summed over the rows (the caller zeroes dw). cols a multiple of 4.
+  (func (export "rms_norm_grad")
+    (param $x i32) (param $w i32) (param $dy i32) (param $dx i32) (param $dw i32)
+    (param $rows i32) (param $cols i32) (param $eps f32)
+    (local $r i32) (local $o i32) (local $cb i32) (local $px i32) (local $pd i32) (local $pdx i32)
+    (local $ss v128) (local $gx v128) (local $v v128) (local $d v128) (local $inv v128) (local $k v128)
+    (local $rinv f32)
+    (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $r (i32.const 0))
+    (block $done
+      (loop $row
+        (br_if $done (i32.ge_s (local.get $r) (local.get $rows)))
+        (local.set $px (i32.add (local.get $x) (i32.mul (local.get $r) (local.get $cb))))
+        (local.set $pd (i32.add (local.get $dy) (i32.mul (local.get $r) (local.get $cb))))
+        (local.set $pdx (i32.add (local.get $dx) (i32.mul (local.get $r) (local.get $cb))))
+        (local.set $ss (v128.const f32x4 0 0 0 0))
+        (local.set $gx (v128.const f32x4 0 0 0 0))
+        (local.set $o (i32.const 0))
+        (block $sum_done
+          (loop $sum
+            (br_if $sum_done (i32.ge_s (local.get $o) (local.get $cb)))
+            (local.set $v (v128.load (i32.add (local.get $px) (local.get $o))))
+            (local.set $ss (f32x4.add (local.get $ss) (f32x4.mul (local.get $v) (local.get $v))))
+            (local.set $gx (f32x4.add (local.get $gx)
+              (f32x4.mul (f32x4.mul (v128.load (i32.add (local.get $pd) (local.get $o))) (v128.load (i32.add (local.get $w) (local.get $o)))) (local.get $v))))
+            (local.set $o (i32.add (local.get $o) (i32.const 16)))
+            (br $sum)))
+        (local.set $rinv (call $inverse_rms (local.get $ss) (local.get $cols) (local.get $eps)))
+        (local.set $inv (f32x4.splat (local.get $rinv)))
+        ;; k = r³ · (g·x) / cols
+        (local.set $k (f32x4.splat (f32.div
+          (f32.mul (f32.mul (local.get $rinv) (f32.mul (local.get $rinv) (local.get $rinv)))
+            (f32.add
+              (f32.add (f32x4.extract_lane 0 (local.get $gx)) (f32x4.extract_lane 1 (local.get $gx)))
+              (f32.add (f32x4.extract_lane 2 (local.get $gx)) (f32x4.extract_lane 3 (local.get $gx)))))
+          (f32.convert_i32_s (local.get $cols)))))
+        (local.set $o (i32.const 0))
+        (block $out_done
+          (loop $out
+            (br_if $out_done (i32.ge_s (local.get $o) (local.get $cb)))
+            (local.set $v (v128.load (i32.add (local.get $px) (local.get $o))))
+            (local.set $d (v128.load (i32.add (local.get $pd) (local.get $o))))
+            (v128.store (i32.add (local.get $pdx) (local.get $o))
+              (f32x4.sub
+                (f32x4.mul (f32x4.mul (local.get $d) (v128.load (i32.add (local.get $w) (local.get $o)))) (local.get $inv))
+                (f32x4.mul (local.get $v) (local.get $k))))
+            (v128.store (i32.add (local.get $dw) (local.get $o))
+              (f32x4.add (v128.load (i32.add (local.get $dw) (local.get $o)))
+                (f32x4.mul (f32x4.mul (local.get $d) (local.get $v)) (local.get $inv))))
+            (local.set $o (i32.add (local.get $o) (i32.const 16)))
+            (br $out)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $row)))
+  )
+
+  ;; RoPE in Hugging Face's half-split convention (docs/engine.md#fused-wasm-kernels): for x [rows, H, d]
+  ;; (rows = batch · length) and tables cos, sin [rows or length, d], each head's halves (lo, hi) become
+  ;; (lo·cos₁ − hi·sin₁, hi·cos₂ + lo·sin₂), the tables' halves 1 and 2. With $inverse the gradient,
+  ;; the transposed rotation: (lo·cos₁ + hi·sin₂, hi·cos₂ − lo·sin₁). d must be a multiple of 8.
+  ;; $tableRows is rows when each row has its own table row, or length when the batch shares them.
+  (func (export "rope")
+    (param $x i32) (param $cos i32) (param $sin i32) (param $y i32)
+    (param $rows i32) (param $tableRows i32) (param $H i32) (param $d i32) (param $inverse i32)
+    (local $r i32) (local $h i32) (local $j i32) (local $half i32) (local $db i32)
+    (local $pc i32) (local $ps i32) (local $px i32) (local $py i32)
+    (local $lo v128) (local $hi v128) (local $s1 v128) (local $s2 v128) (local $a v128) (local $b v128)
+    (local.set $db (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $half (i32.shr_u (local.get $db) (i32.const 1)))
+    (local.set $r (i32.const 0))
+    (block $done
+      (loop $row
+        (br_if $done (i32.ge_s (local.get $r) (local.get $rows)))
+        (local.set $pc (i32.add (local.get $cos) (i32.mul (i32.rem_u (local.get $r) (local.get $tableRows)) (local.get $db))))
+        (local.set $ps (i32.add (local.get $sin) (i32.mul (i32.rem_u (local.get $r) (local.get $tableRows)) (local.get $db))))
+        (local.set $h (i32.const 0))
+        (block $heads_done
+          (loop $head
+            (br_if $heads_done (i32.ge_s (local.get $h) (local.get $H)))
+            (local.set $px (i32.add (local.get $x) (i32.mul (i32.add (i32.mul (local.get $r) (local.get $H)) (local.get $h)) (local.get $db))))
+            (local.set $py (i32.add (local.get $y) (i32.sub (local.get $px) (local.get $x))))
+            (local.set $j (i32.const 0))
+            (block $lanes_done
+              (loop $lanes
+                (br_if $lanes_done (i32.ge_s (local.get $j) (local.get $half)))
+                (local.set $lo (v128.load (i32.add (local.get $px) (local.get $j))))
+                (local.set $hi (v128.load (i32.add (local.get $px) (i32.add (local.get $j) (local.get $half)))))
+                (local.set $s1 (v128.load (i32.add (local.get $ps) (local.get $j))))
+                (local.set $s2 (v128.load (i32.add (local.get $ps) (i32.add (local.get $j) (local.get $half)))))
+                ;; forward: a = −s₁ (times hi, into lo), b = s₂ (times lo, into hi); inverse: a = s₂, b = −s₁
+                (local.set $a (select (result v128) (local.get $s2) (f32x4.neg (local.get $s1)) (local.get $inverse)))
+                (local.set $b (select (result v128) (f32x4.neg (local.get $s1)) (local.get $s2) (local.get $inverse)))
+                (v128.store (i32.add (local.get $py) (local.get $j))
+                  (f32x4.add
+                    (f32x4.mul (local.get $lo) (v128.load (i32.add (local.get $pc) (local.get $j))))
+                    (f32x4.mul (local.get $hi) (local.get $a))))
+                (v128.store (i32.add (local.get $py) (i32.add (local.get $j) (local.get $half)))
+                  (f32x4.add
+                    (f32x4.mul (local.get $hi) (v128.load (i32.add (local.get $pc) (i32.add (local.get $j) (local.get $half)))))
+                    (f32x4.mul (local.get $lo) (local.get $b))))
+                (local.set $j (i32.add (local.get $j) (i32.const 16)))
+                (br $lanes)))
+            (local.set $h (i32.add (local.get $h) (i32.const 1)))
+            (br $head)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $row)))
   )
 )

@@ -13,18 +13,25 @@ import * as tf from '@tensorflow/tfjs';
 import { GEMM_WASM, GEMM_WASM_SHARED } from './wasm-gemm.generated';
 
 type Gemm = (a: number, lda: number, b: number, ldb: number, c: number, ldc: number, M: number, K: number, N: number) => void;
-interface Kernels {
+/** The engine's wasm kernels (wasm-gemm.wat); pointers are byte offsets into tfjs's memory. */
+export interface Kernels {
   /** C = A·B, N a multiple of 8. */
   gemm: Gemm;
   /** C = A·Bᵀ, K a multiple of 4: for few rows of A, where copying B out of its layout would cost as much as the product. */
   gemmNT: Gemm;
+  /** RMSNorm of x [rows, cols] into y; cols a multiple of 4 (wasm-kernels.ts). */
+  rmsNorm(x: number, w: number, y: number, rows: number, cols: number, eps: number): void;
+  /** Its gradient into dx, and added into dw. */
+  rmsNormGrad(x: number, w: number, dy: number, dx: number, dw: number, rows: number, cols: number, eps: number): void;
+  /** RoPE of x [rows, H, d] into y (inverse: its gradient); d a multiple of 8. */
+  rope(x: number, cos: number, sin: number, y: number, rows: number, tableRows: number, H: number, d: number, inverse: number): void;
 }
 
 /** Up to this many rows of A, A·Bᵀ is computed as dot products instead of copying Bᵀ out first. */
 const NT_MAX_ROWS = 8;
 
 /** The parts of tfjs's wasm backend this kernel uses (BackendWasm's own fields). */
-interface WasmBackend {
+export interface WasmBackend {
   wasm: {
     _malloc(bytes: number): number;
     _free(ptr: number): void;
@@ -49,19 +56,25 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
-function memoryOf(backend: WasmBackend): WebAssembly.Memory {
+export function memoryOf(backend: WasmBackend): WebAssembly.Memory {
   const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
   if (!(memory instanceof WebAssembly.Memory)) throw new Error("tfjs's wasm backend does not expose its memory");
   return memory;
 }
 
-function kernelsFor(memory: WebAssembly.Memory): Kernels {
+export function kernelsFor(memory: WebAssembly.Memory): Kernels {
   let k = instances.get(memory);
   if (!k) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const module = new WebAssembly.Module(decode(shared ? GEMM_WASM_SHARED : GEMM_WASM));
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-    k = { gemm: exports.gemm as Gemm, gemmNT: exports.gemm_nt as Gemm };
+    k = {
+      gemm: exports.gemm as Gemm,
+      gemmNT: exports.gemm_nt as Gemm,
+      rmsNorm: exports.rms_norm as Kernels['rmsNorm'],
+      rmsNormGrad: exports.rms_norm_grad as Kernels['rmsNormGrad'],
+      rope: exports.rope as Kernels['rope'],
+    };
     instances.set(memory, k);
   }
   return k;

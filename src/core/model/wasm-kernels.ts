@@ -1,0 +1,132 @@
+/**
+ * The engine's fused kernels on tfjs's wasm backend (docs/engine.md#fused-wasm-kernels).
+ *
+ * On a CPU a small model's step is many small ops, and tfjs pays a fixed cost for each (the kernel
+ * call, the tape, a new output): RMSNorm written with tfjs's ops is six of them, RoPE five. Here each
+ * is one kernel registered with tfjs for the wasm backend, working in tfjs's own memory like the
+ * matrix kernel (wasm-matmul.ts), forward and backward (as tf.customGrad ops, so training uses them
+ * too). Ops whose cost is exp (SwiGLU's sigmoid, attention's softmax) stay tfjs's: its vectorised exp
+ * beats the scalar one a kernel written here would call.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { customOp } from './ops';
+import { kernelsFor, memoryOf, type Kernels, type WasmBackend } from './wasm-matmul';
+
+const RMS_NORM = 'ThorRmsNorm';
+const RMS_NORM_GRAD = 'ThorRmsNormGrad';
+const ROPE = 'ThorRope';
+
+type Inputs = Record<string, tf.TensorInfo>;
+
+type Kernel = (args: { inputs: Inputs; backend: WasmBackend; attrs: Record<string, unknown> }) => tf.TensorInfo | tf.TensorInfo[];
+
+/** A tensor's data as a byte offset into the backend's memory, as the kernels take it. */
+function at(backend: WasmBackend, t: tf.TensorInfo): number {
+  return backend.dataIdMap.get(t.dataId).memoryOffset;
+}
+
+function kernels(backend: WasmBackend): Kernels {
+  return kernelsFor(memoryOf(backend));
+}
+
+/** y = x · w / √(mean(x²) + eps) over the last axis; rows are every other axis. */
+const rmsNormKernel: Kernel = ({ inputs: { x, w }, backend, attrs }) => {
+  const cols = x.shape[x.shape.length - 1];
+  const rows = cols === 0 ? 0 : tf.util.sizeFromShape(x.shape) / cols;
+  const out = backend.makeOutput(x.shape, 'float32');
+  kernels(backend).rmsNorm(at(backend, x), at(backend, w), at(backend, out), rows, cols, attrs.eps as number);
+  return out;
+};
+
+/** Its gradients, dx and dw (dw starts at zero: the kernel adds each row's share). */
+const rmsNormGradKernel: Kernel = ({ inputs: { x, w, dy }, backend, attrs }) => {
+  const cols = x.shape[x.shape.length - 1];
+  const rows = cols === 0 ? 0 : tf.util.sizeFromShape(x.shape) / cols;
+  const dx = backend.makeOutput(x.shape, 'float32');
+  const dw = backend.makeOutput(w.shape, 'float32');
+  const dwAt = at(backend, dw);
+  new Float32Array(memoryOf(backend).buffer, dwAt, cols).fill(0);
+  kernels(backend).rmsNormGrad(at(backend, x), at(backend, w), at(backend, dy), at(backend, dx), dwAt, rows, cols, attrs.eps as number);
+  return [dx, dw];
+};
+
+/**
+ * RoPE of x [batch, length, heads, d] with tables cos, sin [batch or 1, length, 1, d]; with
+ * `inverse`, its gradient.
+ */
+const ropeKernel: Kernel = ({ inputs: { x, cos, sin }, backend, attrs }) => {
+  const [B, T, H, d] = x.shape;
+  const out = backend.makeOutput(x.shape, 'float32');
+  const tableRows = cos.shape[0] === 1 ? T : B * T;
+  kernels(backend).rope(at(backend, x), at(backend, cos), at(backend, sin), at(backend, out), B * T, tableRows, H, d, attrs.inverse ? 1 : 0);
+  return out;
+};
+
+let installed = false;
+let enabled = true;
+
+/** Registers the kernels with tfjs for the wasm backend (once; later calls do nothing). */
+export function installWasmKernels(): void {
+  if (installed) return;
+  installed = true;
+  const kernels: [string, Kernel][] = [
+    [RMS_NORM, rmsNormKernel],
+    [RMS_NORM_GRAD, rmsNormGradKernel],
+    [ROPE, ropeKernel],
+  ];
+  for (const [kernelName, kernelFunc] of kernels) {
+    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+  }
+}
+
+/** Turns the fused kernels off (tfjs's ops instead) or on again: for comparisons. */
+export function setWasmKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** Why the kernels cannot run in this backend (their module did not load), once found out. */
+let unavailable: string | undefined;
+
+/**
+ * Whether the fused kernels run here: on tfjs's wasm backend once installed, unless turned off or
+ * their module cannot load there (tfjs's build without SIMD). RMSNorm takes rows whose length is a
+ * multiple of 4, RoPE heads whose size is a multiple of 8 (the kernels' vector width): the callers
+ * check those and use tfjs's ops otherwise.
+ */
+export function wasmKernels(): boolean {
+  if (!installed || !enabled || unavailable !== undefined || tf.getBackend() !== 'wasm') return false;
+  try {
+    kernels(tf.backend() as unknown as WasmBackend);
+    return true;
+  } catch (e) {
+    unavailable = e instanceof Error ? e.message : String(e);
+    return false;
+  }
+}
+
+function runKernel(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): tf.Tensor | tf.Tensor[] {
+  return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+}
+
+/** RMSNorm over the last axis, with its gradients (x and w), in one kernel each way. */
+export function rmsNormWasm<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number): T {
+  const op = customOp(([xs, ws], save) => {
+    save([xs, ws]);
+    const value = runKernel(RMS_NORM, { x: xs, w: ws }, { eps }) as tf.Tensor;
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => runKernel(RMS_NORM_GRAD, { x: saved[0], w: saved[1], dy }, { eps }) as tf.Tensor[];
+    return { value, gradFunc };
+  });
+  return op(x, w) as T;
+}
+
+/** RoPE (HF's half-split convention) for x [batch, length, heads, d]; the tables are constants (no gradient). */
+export function ropeWasm(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  const op = customOp(([xs], save) => {
+    // Saved, not captured: tables made inside a loss function are disposed before its backward pass.
+    save([cos, sin]);
+    const value = runKernel(ROPE, { x: xs, cos, sin }, { inverse: false }) as tf.Tensor;
+    const gradFunc = (dy: tf.Tensor, [c, s]: tf.Tensor[]) => runKernel(ROPE, { x: dy, cos: c, sin: s }, { inverse: true }) as tf.Tensor;
+    return { value, gradFunc };
+  });
+  return op(x);
+}
