@@ -14,8 +14,10 @@
  *
  * On wasm, in the same run: the backend's own 2-D matmul rate (GFLOP/s), the effective rate of
  * training and of decoding (the model's FLOPs from its shapes, docs/engine.md#flops, over their
- * time), their ratio to the matmul rate, the threads the backend uses, and a per-kernel profile of
- * one training step (docs/engine.md#where-the-time-goes). On WebGPU, the ~10M model with its matrices
+ * time), their ratio to the matmul rate, the threads the backend uses, a per-kernel profile of one
+ * training step and the kernels one decoding step launches (docs/engine.md#where-the-time-goes); and
+ * the same with tfjs's own kernels instead of the engine's (its matrix kernel and fused kernels off),
+ * side by side. On WebGPU, the ~10M model with its matrices
  * packed as float16 pairs (docs/engine.md#packed-f16-weights): bytes held against float32
  * (`f16_weight_mem_ratio`), its logits against the float32 model's, and decoding at batch 16.
  */
@@ -33,6 +35,7 @@ import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/mo
 import { decodeFlops, forwardFlops, matmulFlopsPerToken, trainFlops } from '../src/core/model/flops';
 import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
+import { setWasmKernels } from '../src/core/model/wasm-kernels';
 import { setWasmMatmul } from '../src/core/model/wasm-matmul';
 import { AdamW } from '../src/core/optim/adamw';
 import { trainStep } from '../src/core/optim/step';
@@ -223,6 +226,17 @@ async function matmulRate(m: number, k: number, n: number): Promise<Detail> {
   return { kind: 'matmul', shape: `[${m}×${k}]·[${k}×${n}]`, reps, seconds: s, gflops: (2 * m * k * n * reps) / s / 1e9 };
 }
 
+/** One decoding step at batch `batch` (after a few), under tf.profile: kernels launched and their time. */
+async function decodeProfile(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
+  const gen = new Generation(model, randomRows(batch, plan.promptLength, model.cfg.vocab_size, batch), { maxNewTokens: 16, temperature: 0 });
+  for (let i = 0; i < 4; i++) await gen.step();
+  const [info, s] = await timed(() => tf.profile(async () => void (await gen.step())));
+  gen.dispose();
+  const kernels = info.kernels.filter((k) => k.name !== 'unnamed scope' && k.name !== '');
+  const kernelMs = kernels.reduce((a, k) => a + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0), 0);
+  return { kind: 'decode_profile', batch, step_s: s, kernel_ms: kernelMs, kernel_calls: kernels.length };
+}
+
 /** One training step under tf.profile: time and calls per kernel, largest first. */
 async function trainProfile(model: Transformer, plan: Plan): Promise<Detail> {
   const { batch, seq } = plan.train;
@@ -347,13 +361,18 @@ export async function main(args: string[]): Promise<void> {
         const decodeGflops = d16 ? decodeFlops(cfg, 16, plan.promptLength + 1, plan.newTokens - 1) / (d16.decode_s as number) / 1e9 : NaN;
         const profile = await trainProfile(model, plan);
         details.push({ ...base, ...profile });
-        // The same with tfjs's own BatchMatMul for every product (the engine's kernel off), side by side.
+        const decodeProf = await decodeProfile(model, 16, plan);
+        details.push({ ...base, ...decodeProf });
+        // The same with tfjs's own kernels (the engine's matrix kernel and fused kernels off), side by side.
         setWasmMatmul(false);
+        setWasmKernels(false);
         const trTfjs = log({ ...(await train(model, plan)), matmul_kernel: 'tfjs' });
         const d16Tfjs = log({ ...(await kvDecode(model, 16, plan)), matmul_kernel: 'tfjs' });
         const profileTfjs = await trainProfile(model, plan);
+        const decodeProfTfjs = await decodeProfile(model, 16, plan);
         setWasmMatmul(true);
-        details.push({ ...base, ...profileTfjs, matmul_kernel: 'tfjs' });
+        setWasmKernels(true);
+        details.push({ ...base, ...profileTfjs, matmul_kernel: 'tfjs' }, { ...base, ...decodeProfTfjs, matmul_kernel: 'tfjs' });
         const trainGflopsTfjs = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (trTfjs.seconds as number) / 1e9;
         const decodeGflopsTfjs = decodeFlops(cfg, 16, plan.promptLength + 1, plan.newTokens - 1) / (d16Tfjs.decode_s as number) / 1e9;
         const stepFlops = forwardFlops(cfg, plan.train.batch, plan.train.seq);
@@ -368,6 +387,8 @@ export async function main(args: string[]): Promise<void> {
           train_vs_matmul_wasm_tfjs_kernel: trainGflopsTfjs / matmul,
           decode_vs_matmul_wasm_tfjs_kernel: decodeGflopsTfjs / matmul,
           threads_wasm: getThreadsCount(),
+          decode_kernels_per_step_wasm: decodeProf.kernel_calls,
+          decode_kernels_per_step_wasm_tfjs_kernel: decodeProfTfjs.kernel_calls,
         });
         console.log(`wasm matmul ${matmul.toFixed(1)} GFLOP/s; training ${trainGflops.toFixed(2)}, decoding ${decodeGflops.toFixed(2)}; threads ${getThreadsCount()}`);
         console.log(`with tfjs's BatchMatMul instead: training ${trainGflopsTfjs.toFixed(2)}, decoding ${decodeGflopsTfjs.toFixed(2)} GFLOP/s`);

@@ -4,17 +4,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generate } from '../../src/core/engine/generation';
 import { AdamW } from '../../src/core/optim/adamw';
-import { parseModelConfig } from '../../src/core/model/config';
-import { Transformer } from '../../src/core/model/transformer';
-import { applyRope, ropeTables, rotateHalfMatrix } from '../../src/core/model/rope';
 import { attentionWebGPU, entropyWebGPU, rmsNormWebGPU, ropeWebGPU, setWebGPUKernels, swigluWebGPU, targetLogprobsWebGPU } from '../../src/core/model/webgpu-kernels';
 import { releaseNodeWebGPU, selectNodeBackend } from '../../src/node/backend';
+import { checkRmsNorm, checkRope, generationWithAndWithout, trainingWithAndWithout } from '../fixtures/kernels';
 import { expectSameAsReference, maxDiff } from '../fixtures/tensors';
-
-/** HF LlamaRMSNorm in tfjs ops, as the transformer computes it elsewhere. */
-const reference = (x: tf.Tensor, w: tf.Tensor, eps: number) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
 
 beforeAll(async () => {
   expect((await selectNodeBackend(['webgpu'])).name).toBe('webgpu');
@@ -27,12 +21,7 @@ describe('RMSNorm kernel', () => {
   const shapes: number[][] = [[3, 8], [5, 64], [4, 100], [2, 3, 384], [1, 1000]];
   for (const shape of shapes) {
     it(`equals the reference on [${shape.join(', ')}], value and both gradients`, async () => {
-      const cols = shape[shape.length - 1];
-      const x = tf.randomNormal(shape, 0, 2, 'float32', 7);
-      const w = tf.randomUniform([cols], 0.5, 1.5, 'float32', 8);
-      const dy = tf.randomNormal(shape, 0, 1, 'float32', 9);
-      await expectSameAsReference((a, b) => rmsNormWebGPU(a, b, 1e-5), (a, b) => reference(a, b, 1e-5), [x, w], dy, ['value', 'dx', 'dw']);
-      tf.dispose([x, w, dy]);
+      await checkRmsNorm(rmsNormWebGPU, shape);
     });
   }
 });
@@ -46,17 +35,7 @@ describe('RoPE kernel', () => {
   ];
   for (const { x: shape, rows } of cases) {
     it(`equals HF's rotate_half form on x [${shape.join(', ')}] with ${rows} table row(s), value and gradient`, async () => {
-      const [, length, , d] = shape;
-      const { cos, sin } = ropeTables(d, 10000, length * rows + 3);
-      // Each row's positions start somewhere else, as in batched decoding.
-      const pick = (table: Float32Array) => tf.tensor4d(Array.from({ length: rows * length }, (_, i) => Array.from(table.subarray((i + (i % 3)) * d, (i + (i % 3) + 1) * d))).flat(), [rows, length, 1, d]);
-      const c = pick(cos);
-      const s = pick(sin);
-      const r = tf.tensor2d(rotateHalfMatrix(d), [d, d]);
-      const x = tf.randomNormal(shape, 0, 1, 'float32', 11);
-      const dy = tf.randomNormal(shape, 0, 1, 'float32', 12);
-      await expectSameAsReference((a) => ropeWebGPU(a, c, s), (a) => applyRope(a, c, s, r as tf.Tensor2D), [x], dy, ['value', 'dx']);
-      tf.dispose([c, s, r, x, dy]);
+      await checkRope(ropeWebGPU, shape, rows);
     });
   }
 });
@@ -192,60 +171,17 @@ describe('fused AdamW', () => {
 
 describe('the model with the kernels', () => {
   it('generates the same tokens as without them at temperature 0, and leaves no tensor or GPU buffer behind', async () => {
-    const cfg = parseModelConfig({ model_type: 'llama', hidden_size: 64, intermediate_size: 160, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 97, max_position_embeddings: 64 });
-    const model = Transformer.create(cfg, { seed: 3 });
-    const prompts = [[1, 5, 9, 13], [2, 4, 8, 16, 32, 64]];
-    const run = async (on: boolean) => {
-      setWebGPUKernels(on);
-      try {
-        return (await generate(model, prompts, { maxNewTokens: 12, temperature: 0 })).map((r) => r.tokens);
-      } finally {
-        setWebGPUKernels(true);
-      }
-    };
-    await run(true); // warm: pipelines compiled, buffers pooled
-    const before = tf.memory() as tf.MemoryInfo & { numBytesInGPU: number; numBytesAllocatedInGPU: number };
-    const withKernels = await run(true);
-    const after = tf.memory() as tf.MemoryInfo & { numBytesInGPU: number; numBytesAllocatedInGPU: number };
-    const without = await run(false);
-    expect(withKernels).toEqual(without);
-    expect(withKernels.every((t) => t.length === 12)).toBe(true);
+    const { before, after } = await generationWithAndWithout(setWebGPUKernels);
+    const gpu = (m: tf.MemoryInfo) => m as tf.MemoryInfo & { numBytesInGPU: number; numBytesAllocatedInGPU: number };
     expect(after.numTensors).toBe(before.numTensors);
-    expect(after.numBytesInGPU).toBe(before.numBytesInGPU);
-    expect(after.numBytesAllocatedInGPU).toBe(before.numBytesAllocatedInGPU);
-    model.dispose();
+    expect(gpu(after).numBytesInGPU).toBe(gpu(before).numBytesInGPU);
+    expect(gpu(after).numBytesAllocatedInGPU).toBe(gpu(before).numBytesAllocatedInGPU);
   });
 });
 
 describe('a training step with the kernels', () => {
   it('gives the same loss and gradients as tfjs ops on a Qwen3-shaped model, and leaves no tensor behind', async () => {
-    // q/k norms, grouped heads, a 2-row batch: every kernel above sits on the path, attention's backward included.
-    const cfg = parseModelConfig({ model_type: 'qwen3', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 61, max_position_embeddings: 64 });
-    const model = Transformer.create(cfg, { seed: 8 });
-    const ids = tf.tensor2d([[1, 5, 9, 13, 2, 40, 7, 3], [2, 4, 8, 16, 32, 60, 11, 0]], undefined, 'int32');
-    const mask = tf.tensor2d([[0, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0]]);
-    const step = (on: boolean) => {
-      setWebGPUKernels(on);
-      try {
-        return tf.variableGrads(() => model.loss(ids, mask), model.trainableVariables());
-      } finally {
-        setWebGPUKernels(true);
-      }
-    };
-    const warm = step(true); // the model's RoPE tables are made once and kept
-    tf.dispose([warm.value, ...Object.values(warm.grads)]);
-    const before = tf.memory().numTensors;
-    const a = step(true);
-    const b = step(false);
-    const { diff } = await maxDiff(a.value, b.value);
-    expect(diff).toBeLessThanOrEqual(1e-5);
-    for (const name of Object.keys(b.grads)) {
-      const { diff: d, scale } = await maxDiff(a.grads[name], b.grads[name]);
-      expect(d, name).toBeLessThanOrEqual(1e-4 * Math.max(1e-2, scale));
-    }
-    tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
-    expect(tf.memory().numTensors).toBe(before);
-    tf.dispose([ids, mask]);
-    model.dispose();
+    // Every kernel above sits on the path, attention's backward included.
+    await trainingWithAndWithout(setWebGPUKernels);
   });
 });
