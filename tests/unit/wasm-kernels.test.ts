@@ -5,10 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { rmsNormWasm, ropeWasm, setWasmKernels, wasmKernels } from '../../src/core/model/wasm-kernels';
+import { kvWriteWasm, rmsNormWasm, ropeWasm, setWasmKernels, wasmKernels } from '../../src/core/model/wasm-kernels';
 import { selectNodeBackend } from '../../src/node/backend';
 import { checkRmsNorm, checkRope, generationWithAndWithout, rmsNormReference, trainingWithAndWithout } from '../fixtures/kernels';
-import { expectSameAsReference } from '../fixtures/tensors';
+import { expectSameAsReference, maxDiff } from '../fixtures/tensors';
 
 beforeAll(async () => {
   expect((await selectNodeBackend(['wasm'])).name).toBe('wasm');
@@ -58,10 +58,38 @@ describe('RoPE kernel', () => {
   }
 });
 
+describe('KV cache write', () => {
+  it('writes what tensorScatterUpdate writes, in place, and frees the buffer once both handles are gone', async () => {
+    const before = tf.memory();
+    const cache = tf.randomNormal([2, 3, 10, 8], 0, 1, 'float32', 31) as tf.Tensor4D;
+    // Rows at different slots, one of them the last (the spare slot padding writes), one written twice.
+    const slots = tf.tensor2d([[0, 0, 0], [0, 2, 9], [1, 1, 4], [1, 0, 7], [1, 0, 7]], undefined, 'int32');
+    const values = tf.randomNormal([5, 8], 0, 1, 'float32', 32) as tf.Tensor2D;
+    const expected = tf.tensorScatterUpdate(cache, slots, values);
+    const written = kvWriteWasm(cache, slots, values);
+    expect(written.shape).toEqual([2, 3, 10, 8]);
+    expect((await maxDiff(written, expected)).diff).toBe(0);
+    // In place: the tensor passed in holds the write too.
+    expect((await maxDiff(cache, expected)).diff).toBe(0);
+    cache.dispose();
+    expect((await maxDiff(written, expected)).diff).toBe(0);
+    tf.dispose([written, expected, slots, values]);
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+});
+
 describe('the model with the fused kernels', () => {
   it('generates the same tokens as without them at temperature 0, and leaves no tensor behind', async () => {
     const { before, after } = await generationWithAndWithout(setWasmKernels);
     expect(after.numTensors).toBe(before.numTensors);
+  });
+
+  it('generates the same tokens with one kv head, one row (the cache written by copy) and two (in place)', async () => {
+    for (const prompts of [[[3, 1, 4, 1, 5]], [[3, 1, 4, 1, 5], [9, 2, 6]]]) {
+      const { before, after } = await generationWithAndWithout(setWasmKernels, { kvHeads: 1, prompts });
+      expect(after.numTensors).toBe(before.numTensors);
+    }
   });
 
   it('gives the same loss and gradients as tfjs ops on a Qwen3-shaped model, and leaves no tensor behind', async () => {

@@ -19,7 +19,7 @@ import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { ATTENTION_MAX_HEAD_DIM, attentionWebGPU, rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
-import { rmsNormWasm, ropeWasm, wasmKernels } from './wasm-kernels';
+import { kvWriteWasm, rmsNormWasm, ropeWasm, wasmKernels } from './wasm-kernels';
 import { embedding, linear, matMul } from './ops';
 import { cannotPack, f16Unavailable, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
@@ -393,7 +393,8 @@ export class Transformer {
   /**
    * One generation step: writes the new tokens' keys and values into the cache at their slots,
    * attends over the cache, and returns the next-token logits of one token per row ([B, V]) with the
-   * new cache. The caller owns both and disposes the old cache.
+   * new cache. The caller owns both and disposes the old cache; on wasm the new cache is the old
+   * one's buffers written in place (kvWriteWasm), so the old cache is not to be read again.
    */
   forwardCached(step: CachedStep, cache: LayerKV[]): { logits: tf.Tensor2D; cache: LayerKV[] } {
     const [batch, length] = step.ids.shape;
@@ -410,10 +411,13 @@ export class Transformer {
         maskBias: step.maskBias,
         keysValues: (layer, k, v) => {
           // Kept: they outlive the layer's scope (the caller owns the new cache).
-          const written = {
-            k: tf.keep(tf.tensorScatterUpdate(cache[layer].k, step.slots, tf.reshape(k, [-1, hd])) as tf.Tensor4D),
-            v: tf.keep(tf.tensorScatterUpdate(cache[layer].v, step.slots, tf.reshape(v, [-1, hd])) as tf.Tensor4D),
-          };
+          // On wasm the write is in place (the caller gives the old cache up: see kvWriteWasm), except
+          // for a cache of one row and one kv head, whose product with the attention weights goes to
+          // XNNPACK: it keeps a packed copy of its right-hand operand by tensor, which would go stale.
+          const inPlace = wasmKernels() && batch * this.cfg.num_key_value_heads > 1;
+          const write = (into: tf.Tensor4D, rows: tf.Tensor4D) =>
+            inPlace ? kvWriteWasm(into, step.slots, tf.reshape(rows, [-1, hd])) : (tf.tensorScatterUpdate(into, step.slots, tf.reshape(rows, [-1, hd])) as tf.Tensor4D);
+          const written = { k: tf.keep(write(cache[layer].k, k)), v: tf.keep(write(cache[layer].v, v)) };
           next.push(written);
           return written;
         },

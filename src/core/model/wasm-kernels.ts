@@ -15,6 +15,7 @@ import { kernelsFor, memoryOf, type Kernels, type WasmBackend } from './wasm-mat
 const RMS_NORM = 'ThorRmsNorm';
 const RMS_NORM_GRAD = 'ThorRmsNormGrad';
 const ROPE = 'ThorRope';
+const KV_WRITE = 'ThorKvWrite';
 
 type Inputs = Record<string, tf.TensorInfo>;
 
@@ -62,6 +63,28 @@ const ropeKernel: Kernel = ({ inputs: { x, cos, sin }, backend, attrs }) => {
   return out;
 };
 
+/**
+ * Writes rows of `values` [N, d] into `cache` [B, nKV, C, d] at `slots` [N, 3] (row, kv head, slot)
+ * in place, and returns the cache itself as the output (its data shared, as tfjs's own Reshape
+ * shares it). tfjs's TensorScatterUpdate copies the whole cache for every write instead: for a
+ * decoding step that is every layer's keys and values, megabytes a step, to change a few rows.
+ */
+const kvWriteKernel: Kernel = ({ inputs: { cache, slots, values }, backend }) => {
+  const [, nKV, C, d] = cache.shape;
+  const n = slots.shape[0];
+  const memory = memoryOf(backend);
+  const heap = new Float32Array(memory.buffer);
+  const index = new Int32Array(memory.buffer, at(backend, slots), n * 3);
+  const base = at(backend, cache) / 4;
+  const from = at(backend, values) / 4;
+  for (let i = 0; i < n; i++) {
+    const to = base + ((index[3 * i] * nKV + index[3 * i + 1]) * C + index[3 * i + 2]) * d;
+    heap.copyWithin(to, from + i * d, from + (i + 1) * d);
+  }
+  backend.incRef(cache.dataId);
+  return { dataId: cache.dataId, shape: cache.shape, dtype: cache.dtype };
+};
+
 let installed = false;
 let enabled = true;
 
@@ -73,6 +96,7 @@ export function installWasmKernels(): void {
     [RMS_NORM, rmsNormKernel],
     [RMS_NORM_GRAD, rmsNormGradKernel],
     [ROPE, ropeKernel],
+    [KV_WRITE, kvWriteKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
@@ -129,4 +153,15 @@ export function ropeWasm(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tenso
     return { value, gradFunc };
   });
   return op(x);
+}
+
+/**
+ * tf.tensorScatterUpdate(cache, slots, values) for the KV cache's writes, in place: the returned
+ * tensor shares the cache's data, and the tensor passed in sees the write too. Only for a cache its
+ * caller gives up (a generation step, which disposes the old cache and takes the returned one); no
+ * gradient. Not for a tensor that is ever the right-hand operand of a plain 2-D product (batch 1 on
+ * both sides): XNNPACK keeps a packed copy of that operand by tensor and would read a stale one.
+ */
+export function kvWriteWasm(cache: tf.Tensor4D, slots: tf.Tensor2D, values: tf.Tensor2D): tf.Tensor4D {
+  return runKernel(KV_WRITE, { cache, slots, values }) as tf.Tensor4D;
 }
