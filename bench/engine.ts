@@ -226,13 +226,24 @@ async function matmulRate(m: number, k: number, n: number): Promise<Detail> {
   return { kind: 'matmul', shape: `[${m}×${k}]·[${k}×${n}]`, reps, seconds: s, gflops: (2 * m * k * n * reps) / s / 1e9 };
 }
 
+type Profile = Awaited<ReturnType<typeof tf.profile>>;
+
+/**
+ * The kernels a profile recorded. A custom op (linear, embedding, RoPE) is recorded as an "unnamed
+ * scope" around the kernels it runs, which are recorded themselves: counting it too would count
+ * their time twice.
+ */
+function profiledKernels(info: Profile): Profile['kernels'] {
+  return info.kernels.filter((k) => k.name !== 'unnamed scope' && k.name !== '');
+}
+
 /** One decoding step at batch `batch` (after a few), under tf.profile: kernels launched and their time. */
 async function decodeProfile(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
   const gen = new Generation(model, randomRows(batch, plan.promptLength, model.cfg.vocab_size, batch), { maxNewTokens: 16, temperature: 0 });
   for (let i = 0; i < 4; i++) await gen.step();
   const [info, s] = await timed(() => tf.profile(async () => void (await gen.step())));
   gen.dispose();
-  const kernels = info.kernels.filter((k) => k.name !== 'unnamed scope' && k.name !== '');
+  const kernels = profiledKernels(info);
   const kernelMs = kernels.reduce((a, k) => a + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0), 0);
   return { kind: 'decode_profile', batch, step_s: s, kernel_ms: kernelMs, kernel_calls: kernels.length };
 }
@@ -245,10 +256,7 @@ async function trainProfile(model: Transformer, plan: Plan): Promise<Detail> {
   const [info, s] = await timed(() => tf.profile(async () => void (await step())));
   dispose();
   const byKernel = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    // A custom op (linear, embedding, RoPE) is recorded as an "unnamed scope" around the kernels it
-    // runs, which are recorded themselves: counting it too would count their time twice.
-    if (k.name === 'unnamed scope' || k.name === '') continue;
+  for (const k of profiledKernels(info)) {
     // Matrix products split by kind: tfjs runs 2-D and batched ones (attention's) through one kernel.
     const shape = k.inputShapes[0] ?? [];
     const batched = shape.slice(0, -2).reduce((a, b) => a * b, 1) > 1;

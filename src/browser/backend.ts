@@ -9,7 +9,6 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/model/wasm-kernels';
-import { installWasmMatmul } from '../core/model/wasm-matmul';
 import { selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
 
 // The multithreaded wasm build starts its pthread workers from its own script URL, which a bundled
@@ -21,9 +20,7 @@ setWasmPaths({
   'tfjs-backend-wasm-simd.wasm': wasmSimd,
   'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
 });
-// Batched and transposed products on wasm go to the engine's own kernel (docs/engine.md#the-wasm-matrix-kernel).
-installWasmMatmul();
-// RMSNorm, RoPE, SwiGLU and cached attention as one kernel each (docs/engine.md#fused-wasm-kernels).
+// The engine's own kernels on wasm: matrix products, RMSNorm, RoPE, KV-cache writes (docs/engine.md).
 installWasmKernels();
 
 /** The WebGL renderer string (e.g. "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device ...))"), if readable. */

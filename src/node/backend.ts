@@ -8,7 +8,6 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../core/model/wasm-kernels';
-import { installWasmMatmul } from '../core/model/wasm-matmul';
 import { selectBackend, type BackendInfo, type BackendName } from '../core/backend';
 
 const require = createRequire(import.meta.url);
@@ -54,9 +53,7 @@ export async function initNodeWasm(): Promise<void> {
   if (wasmReady) return;
   const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
   setWasmPaths(join(dir, 'dist') + '/');
-  // Batched and transposed products on wasm go to the engine's own kernel (docs/engine.md#the-wasm-matrix-kernel).
-  installWasmMatmul();
-  // RMSNorm, RoPE, SwiGLU and cached attention as one kernel each (docs/engine.md#fused-wasm-kernels).
+  // The engine's own kernels on wasm: matrix products, RMSNorm, RoPE, KV-cache writes (docs/engine.md).
   installWasmKernels();
   wasmReady = true;
 }

@@ -15,7 +15,7 @@ type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
  * Whether a gradient tape records ops here (inside tf.grad / tf.variableGrads). Generation and
  * evaluation record none.
  */
-export function taping(): boolean {
+function taping(): boolean {
   return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
 }
 

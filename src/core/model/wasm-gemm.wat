@@ -316,7 +316,7 @@
     (param $x i32) (param $cos i32) (param $sin i32) (param $y i32)
     (param $rows i32) (param $tableRows i32) (param $H i32) (param $d i32) (param $inverse i32)
     (local $r i32) (local $h i32) (local $j i32) (local $half i32) (local $db i32)
-    (local $pc i32) (local $ps i32) (local $px i32) (local $py i32)
+    (local $pc i32) (local $ps i32) (local $px i32) (local $py i32) (local $table i32)
     (local $lo v128) (local $hi v128) (local $s1 v128) (local $s2 v128) (local $a v128) (local $b v128)
     (local.set $db (i32.shl (local.get $d) (i32.const 2)))
     (local.set $half (i32.shr_u (local.get $db) (i32.const 1)))
@@ -324,8 +324,9 @@
     (block $done
       (loop $row
         (br_if $done (i32.ge_s (local.get $r) (local.get $rows)))
-        (local.set $pc (i32.add (local.get $cos) (i32.mul (i32.rem_u (local.get $r) (local.get $tableRows)) (local.get $db))))
-        (local.set $ps (i32.add (local.get $sin) (i32.mul (i32.rem_u (local.get $r) (local.get $tableRows)) (local.get $db))))
+        (local.set $table (i32.mul (i32.rem_u (local.get $r) (local.get $tableRows)) (local.get $db)))
+        (local.set $pc (i32.add (local.get $cos) (local.get $table)))
+        (local.set $ps (i32.add (local.get $sin) (local.get $table)))
         (local.set $h (i32.const 0))
         (block $heads_done
           (loop $head

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { customOp } from './ops';
-import { kernelsFor, memoryOf, type Kernels, type WasmBackend } from './wasm-matmul';
+import { installWasmMatmul, kernelsFor, memoryOf, type Kernels, type WasmBackend } from './wasm-matmul';
 
 const RMS_NORM = 'ThorRmsNorm';
 const RMS_NORM_GRAD = 'ThorRmsNormGrad';
@@ -30,10 +30,15 @@ function kernels(backend: WasmBackend): Kernels {
   return kernelsFor(memoryOf(backend));
 }
 
+/** [rows, cols] of x taken as rows along its last axis. */
+function rowsOf(x: tf.TensorInfo): [number, number] {
+  const cols = x.shape[x.shape.length - 1];
+  return [cols === 0 ? 0 : tf.util.sizeFromShape(x.shape) / cols, cols];
+}
+
 /** y = x · w / √(mean(x²) + eps) over the last axis; rows are every other axis. */
 const rmsNormKernel: Kernel = ({ inputs: { x, w }, backend, attrs }) => {
-  const cols = x.shape[x.shape.length - 1];
-  const rows = cols === 0 ? 0 : tf.util.sizeFromShape(x.shape) / cols;
+  const [rows, cols] = rowsOf(x);
   const out = backend.makeOutput(x.shape, 'float32');
   kernels(backend).rmsNorm(at(backend, x), at(backend, w), at(backend, out), rows, cols, attrs.eps as number);
   return out;
@@ -41,8 +46,7 @@ const rmsNormKernel: Kernel = ({ inputs: { x, w }, backend, attrs }) => {
 
 /** Its gradients, dx and dw (dw starts at zero: the kernel adds each row's share). */
 const rmsNormGradKernel: Kernel = ({ inputs: { x, w, dy }, backend, attrs }) => {
-  const cols = x.shape[x.shape.length - 1];
-  const rows = cols === 0 ? 0 : tf.util.sizeFromShape(x.shape) / cols;
+  const [rows, cols] = rowsOf(x);
   const dx = backend.makeOutput(x.shape, 'float32');
   const dw = backend.makeOutput(w.shape, 'float32');
   const dwAt = at(backend, dw);
@@ -88,10 +92,14 @@ const kvWriteKernel: Kernel = ({ inputs: { cache, slots, values }, backend }) =>
 let installed = false;
 let enabled = true;
 
-/** Registers the kernels with tfjs for the wasm backend (once; later calls do nothing). */
+/**
+ * Registers the engine's wasm kernels with tfjs, the matrix kernel (wasm-matmul.ts) and these (once;
+ * later calls do nothing).
+ */
 export function installWasmKernels(): void {
   if (installed) return;
   installed = true;
+  installWasmMatmul();
   const kernels: [string, Kernel][] = [
     [RMS_NORM, rmsNormKernel],
     [RMS_NORM_GRAD, rmsNormGradKernel],
@@ -110,6 +118,8 @@ export function setWasmKernels(on: boolean): void {
 
 /** Why the kernels cannot run in this backend (their module did not load), once found out. */
 let unavailable: string | undefined;
+/** The backend memory the module was last instantiated for: checked once per memory, not per op. */
+let loadedFor: WebAssembly.Memory | undefined;
 
 /**
  * Whether the fused kernels run here: on tfjs's wasm backend once installed, unless turned off or
@@ -120,7 +130,9 @@ let unavailable: string | undefined;
 export function wasmKernels(): boolean {
   if (!installed || !enabled || unavailable !== undefined || tf.getBackend() !== 'wasm') return false;
   try {
-    kernels(tf.backend() as unknown as WasmBackend);
+    const memory = memoryOf(tf.backend() as unknown as WasmBackend);
+    if (memory !== loadedFor) kernelsFor(memory);
+    loadedFor = memory;
     return true;
   } catch (e) {
     unavailable = e instanceof Error ? e.message : String(e);
