@@ -33,6 +33,7 @@ import { greedyNextTokens, greedyReforward } from '../src/core/engine/reforward'
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/model/config';
 import { decodeFlops, forwardFlops, matmulFlopsPerToken, trainFlops } from '../src/core/model/flops';
+import { linear } from '../src/core/model/ops';
 import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
 import { setWasmKernels } from '../src/core/model/wasm-kernels';
@@ -226,6 +227,45 @@ async function matmulRate(m: number, k: number, n: number): Promise<Detail> {
   return { kind: 'matmul', shape: `[${m}×${k}]·[${k}×${n}]`, reps, seconds: s, gflops: (2 * m * k * n * reps) / s / 1e9 };
 }
 
+/**
+ * The 2-D products of a decoding step at batch `batch`, alone: every projection, MLP and LM-head
+ * product of the model, with its own weights, in the order a step runs them, nothing else. A step
+ * streams the whole model's weights from memory, where matmulRate's products find their one
+ * right-hand operand in the cache; this is the rate decoding's own products get, the ceiling of
+ * decoding if every other op cost nothing (docs/engine.md#where-the-time-goes).
+ */
+async function decodeProducts(model: Transformer, batch: number): Promise<Detail> {
+  const { cfg } = model;
+  const w = (name: string) => model.params.get(name) as tf.Tensor2D;
+  const xh = tf.randomNormal([batch, cfg.hidden_size]) as tf.Tensor2D;
+  const xq = tf.randomNormal([batch, cfg.num_attention_heads * cfg.head_dim]) as tf.Tensor2D;
+  const xi = tf.randomNormal([batch, cfg.intermediate_size]) as tf.Tensor2D;
+  const step = () =>
+    tf.tidy(() => {
+      const outs: tf.Tensor[] = [];
+      for (let i = 0; i < cfg.num_hidden_layers; i++) {
+        const pre = `model.layers.${i}`;
+        for (const p of ['q_proj', 'k_proj', 'v_proj']) outs.push(linear(xh, w(`${pre}.self_attn.${p}.weight`)));
+        outs.push(linear(xq, w(`${pre}.self_attn.o_proj.weight`)));
+        for (const p of ['gate_proj', 'up_proj']) outs.push(linear(xh, w(`${pre}.mlp.${p}.weight`)));
+        outs.push(linear(xi, w(`${pre}.mlp.down_proj.weight`)));
+      }
+      outs.push(cfg.tie_word_embeddings ? linear(xh, w('model.embed_tokens.weight'), true) : linear(xh, w('lm_head.weight')));
+      return outs[outs.length - 1];
+    });
+  for (let i = 0; i < 3; i++) step().dispose();
+  const reps = 40;
+  const [, s] = await timed(async () => {
+    for (let i = 0; i < reps; i++) {
+      const last = step();
+      await last.data();
+      last.dispose();
+    }
+  });
+  tf.dispose([xh, xq, xi]);
+  return { kind: 'decode_products', batch, reps, seconds: s, step_ms: (s / reps) * 1e3, gflops: (batch * matmulFlopsPerToken(cfg) * reps) / s / 1e9, note: "one decoding step's 2-D products with the model's own weights, nothing else" };
+}
+
 type Profile = Awaited<ReturnType<typeof tf.profile>>;
 
 /**
@@ -371,6 +411,7 @@ export async function main(args: string[]): Promise<void> {
         details.push({ ...base, ...profile });
         const decodeProf = await decodeProfile(model, 16, plan);
         details.push({ ...base, ...decodeProf });
+        const products = log(await decodeProducts(model, 16));
         // The same with tfjs's own kernels (the engine's matrix kernel and fused kernels off), side by side.
         setWasmMatmul(false);
         setWasmKernels(false);
@@ -392,6 +433,8 @@ export async function main(args: string[]): Promise<void> {
           decode_gflops_wasm: decodeGflops,
           train_vs_matmul_wasm: trainGflops / matmul,
           decode_vs_matmul_wasm: decodeGflops / matmul,
+          decode_products_gflops_wasm: products.gflops as number,
+          decode_vs_products_wasm: decodeGflops / (products.gflops as number),
           train_vs_matmul_wasm_tfjs_kernel: trainGflopsTfjs / matmul,
           decode_vs_matmul_wasm_tfjs_kernel: decodeGflopsTfjs / matmul,
           threads_wasm: getThreadsCount(),
@@ -399,6 +442,7 @@ export async function main(args: string[]): Promise<void> {
           decode_kernels_per_step_wasm_tfjs_kernel: decodeProfTfjs.kernel_calls,
         });
         console.log(`wasm matmul ${matmul.toFixed(1)} GFLOP/s; training ${trainGflops.toFixed(2)}, decoding ${decodeGflops.toFixed(2)}; threads ${getThreadsCount()}`);
+        console.log(`a decoding step's 2-D products alone, with the model's weights: ${(products.gflops as number).toFixed(1)} GFLOP/s`);
         console.log(`with tfjs's BatchMatMul instead: training ${trainGflopsTfjs.toFixed(2)}, decoding ${decodeGflopsTfjs.toFixed(2)} GFLOP/s`);
         console.log(`train step kernels: ${(profile.kernels as { name: string; share: number }[]).slice(0, 6).map((k) => `${k.name} ${(k.share * 100).toFixed(0)}%`).join(', ')}`);
       }

@@ -61,6 +61,12 @@ describe('the wasm matrix kernel', () => {
     [[3, 1, 64], [3, 200, 64], false, true], // one query row over many keys (decoding): dot products
     [[4, 3, 8], [1, 13, 8], false, true], // three rows, keys off the 4-column blocks, one B for all
     [[2, 5, 6], [2, 7, 6], false, true], // K not a multiple of 4: copied out and multiplied as A·B
+    [[2, 9, 7], [2, 7, 16], false, false], // 8 rows or more: B packed in panels though it could be read in place
+    [[2, 11, 5], [2, 5, 13], false, false], // panels, the last one zero-padded past the width
+    [[3, 12, 8], [1, 20, 8], false, true], // 8 rows or more of A·Bᵀ: Bᵀ packed in panels, once for all batches
+    [[2, 8, 10], [2, 8, 21], true, false], // Aᵀ read where it lies, B in panels
+    [[2, 7, 259], [2, 7, 9], true, false], // Aᵀ of 256 rows or more: transposed first, 4 × 4 blocks and both tails
+    [[2, 12, 256], [1, 12, 16], true, false], // the same, blocks only, once for each A
   ];
   for (const [sa, sb, ta, tb] of shapes) {
     it(`multiplies [${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''} as tfjs does`, () => {

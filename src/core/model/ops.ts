@@ -1,13 +1,15 @@
 /**
  * Matrix products and the embedding lookup, with gradients that are fast or present on every backend:
  * - wasm multiplies plain matrices with XNNPACK but transposed operands (which the default matMul
- *   gradient uses) with a naive loop about ten times slower: there the transposes are explicit.
+ *   gradient uses) with a naive loop about ten times slower: they go to the engine's own kernel
+ *   (wasm-matmul.ts), or, with that kernel off, the transposes are explicit.
  * - tfjs-webgpu runs outputs of at most 128 values with a workgroup-reduction shader that
  *   SwiftShader (WebGPU on the CPU) executes about thirty times slower than the small-output one.
  * - the gradient of gather needs UnsortedSegmentSum, which tfjs-backend-wasm does not have; without
  *   it the embedding gradient is a one-hot matmul.
  */
 import * as tf from '@tensorflow/tfjs';
+import { wasmMatmulEnabled } from './wasm-matmul';
 
 type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 
@@ -75,9 +77,14 @@ export const WASM_PACK_LIMIT = 1 << 24;
  * a·b with a large b is summed over blocks of b's rows, each packed and freed in turn.
  */
 function wasmMatMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
+  // The engine's kernel reads a transposed operand where it lies (or copies it in one fast pass),
+  // where tfjs's transpose is a strided loop and XNNPACK packs an operand it has not seen. For a·bᵀ
+  // with a large b and a few rows of a, (b·aᵀ)ᵀ below moves less (the tied LM head while decoding).
+  const [m, k] = transposeA ? [a.shape[1], a.shape[0]] : a.shape;
+  const smallLeft = transposeB && !transposeA && m * (k + b.shape[0]) < b.size;
+  if ((transposeA || transposeB) && !smallLeft && wasmMatmulEnabled() && b.size <= WASM_PACK_LIMIT) return tf.matMul(a, b, transposeA, transposeB);
   return tf.tidy(() => {
     const left = transposeA ? (tf.transpose(a) as tf.Tensor2D) : a; // [M, K]
-    const [m, k] = left.shape;
     if (transposeB) {
       const n = b.shape[0];
       if (m * (k + n) < b.size) return tf.transpose(tf.matMul(b, tf.transpose(left))) as tf.Tensor2D;

@@ -1,9 +1,15 @@
 ;; The engine's own matrix product for tfjs's wasm backend (docs/engine.md#the-wasm-matrix-kernel),
 ;; and after it the fused RMSNorm and RoPE kernels (docs/engine.md#fused-wasm-kernels).
 ;;
-;; C[M, N] = A[M, K] · B[K, N], row-major with leading dimensions lda, ldb, ldc (in floats), every
-;; pointer a byte offset into tfjs's own wasm memory, which this module imports: the kernel reads the
-;; operands where tfjs keeps them and writes the product where tfjs expects it, with no copies.
+;; C[M, N] = A[M, K] · B[K, N], C row-major with leading dimension ldc (in floats), every pointer a
+;; byte offset into tfjs's own wasm memory, which this module imports: the kernel reads the operands
+;; where tfjs keeps them and writes the product where tfjs expects it. A's value (m, k) lies at
+;; a + m·rowA + k·colA (bytes): row-major A has rowA = 4·lda, colA = 4; a transposed one, A [K, M]
+;; read as Aᵀ, has rowA = 4, colA = 4·M, and needs no copy. B is read in
+;; blocks of 8 columns: row k of block j lies at b + j·colB + k·rowB (bytes). Row-major B has rowB =
+;; 4·ldb, colB = 32; B packed in panels (pack_panels: each block's K rows of 8 one after the other)
+;; has rowB = 32, colB = 32·K, and is read in one sequential stream per block instead of one cache
+;; line per row, which a wide B (a row of 4 KB at N = 1024) turns into cache-set conflicts.
 ;; N must be a multiple of 8 (the caller pads); M and K may be anything.
 ;;
 ;; Each step of the inner loop takes one row of B, 8 columns wide (two 4-lane vectors), and adds it,
@@ -19,18 +25,17 @@
   (import "env" "memory" (memory 0 65536 @SHARED@))
 
   (func (export "gemm")
-    (param $a i32) (param $lda i32)
-    (param $b i32) (param $ldb i32)
+    (param $a i32) (param $rowA i32) (param $colA i32)
+    (param $b i32) (param $rowB i32) (param $colB i32)
     (param $c i32) (param $ldc i32)
     (param $M i32) (param $K i32) (param $N i32)
     (local $i i32) (local $j i32) (local $k i32)
     (local $pa0 i32) (local $pa1 i32) (local $pa2 i32) (local $pa3 i32)
-    (local $pb i32) (local $pc i32) (local $strideA i32) (local $strideB i32) (local $strideC i32)
+    (local $pb i32) (local $pc i32) (local $strideB i32) (local $strideC i32)
     (local $b0 v128) (local $b1 v128) (local $av v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
-    (local.set $strideA (i32.shl (local.get $lda) (i32.const 2)))
-    (local.set $strideB (i32.shl (local.get $ldb) (i32.const 2)))
+    (local.set $strideB (local.get $rowB))
     (local.set $strideC (i32.shl (local.get $ldc) (i32.const 2)))
 
     ;; Blocks of 4 rows.
@@ -46,11 +51,11 @@
             (local.set $c10 (v128.const f32x4 0 0 0 0)) (local.set $c11 (v128.const f32x4 0 0 0 0))
             (local.set $c20 (v128.const f32x4 0 0 0 0)) (local.set $c21 (v128.const f32x4 0 0 0 0))
             (local.set $c30 (v128.const f32x4 0 0 0 0)) (local.set $c31 (v128.const f32x4 0 0 0 0))
-            (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $strideA))))
-            (local.set $pa1 (i32.add (local.get $pa0) (local.get $strideA)))
-            (local.set $pa2 (i32.add (local.get $pa1) (local.get $strideA)))
-            (local.set $pa3 (i32.add (local.get $pa2) (local.get $strideA)))
-            (local.set $pb (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowA))))
+            (local.set $pa1 (i32.add (local.get $pa0) (local.get $rowA)))
+            (local.set $pa2 (i32.add (local.get $pa1) (local.get $rowA)))
+            (local.set $pa3 (i32.add (local.get $pa2) (local.get $rowA)))
+            (local.set $pb (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (local.get $colB))))
             (local.set $k (local.get $K))
             (block $k_done
               (loop $kloop
@@ -69,10 +74,10 @@
                 (local.set $av (f32x4.splat (f32.load (local.get $pa3))))
                 (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $av) (local.get $b0))))
                 (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $av) (local.get $b1))))
-                (local.set $pa0 (i32.add (local.get $pa0) (i32.const 4)))
-                (local.set $pa1 (i32.add (local.get $pa1) (i32.const 4)))
-                (local.set $pa2 (i32.add (local.get $pa2) (i32.const 4)))
-                (local.set $pa3 (i32.add (local.get $pa3) (i32.const 4)))
+                (local.set $pa0 (i32.add (local.get $pa0) (local.get $colA)))
+                (local.set $pa1 (i32.add (local.get $pa1) (local.get $colA)))
+                (local.set $pa2 (i32.add (local.get $pa2) (local.get $colA)))
+                (local.set $pa3 (i32.add (local.get $pa3) (local.get $colA)))
                 (local.set $pb (i32.add (local.get $pb) (local.get $strideB)))
                 (local.set $k (i32.sub (local.get $k) (i32.const 1)))
                 (br $kloop)))
@@ -102,8 +107,8 @@
           (loop $cols1
             (br_if $cols1_done (i32.ge_s (local.get $j) (local.get $N)))
             (local.set $c00 (v128.const f32x4 0 0 0 0)) (local.set $c01 (v128.const f32x4 0 0 0 0))
-            (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $strideA))))
-            (local.set $pb (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowA))))
+            (local.set $pb (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (local.get $colB))))
             (local.set $k (local.get $K))
             (block $k1_done
               (loop $k1
@@ -111,7 +116,7 @@
                 (local.set $av (f32x4.splat (f32.load (local.get $pa0))))
                 (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $av) (v128.load (local.get $pb)))))
                 (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $av) (v128.load offset=16 (local.get $pb)))))
-                (local.set $pa0 (i32.add (local.get $pa0) (i32.const 4)))
+                (local.set $pa0 (i32.add (local.get $pa0) (local.get $colA)))
                 (local.set $pb (i32.add (local.get $pb) (local.get $strideB)))
                 (local.set $k (i32.sub (local.get $k) (i32.const 1)))
                 (br $k1)))
@@ -122,6 +127,114 @@
             (br $cols1)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $rows1)))
+  )
+
+  ;; B [K, N] (row-major, leading dimension ldb), or with `transposed` Bᵀ for B [N, K], written in
+  ;; panels for gemm: block j of 8 columns holds its K rows of 8 values one after the other at
+  ;; dst + 32·K·j; columns past N are zeros. Row-major blocks move 8 values at a time.
+  (func (export "pack_panels")
+    (param $b i32) (param $ldb i32) (param $K i32) (param $N i32) (param $transposed i32) (param $dst i32)
+    (local $j i32) (local $k i32) (local $l i32) (local $col i32) (local $src i32) (local $out i32) (local $strideB i32)
+    (local.set $strideB (i32.shl (local.get $ldb) (i32.const 2)))
+    (local.set $out (local.get $dst))
+    (local.set $j (i32.const 0))
+    (block $j_done
+      (loop $jloop
+        (br_if $j_done (i32.ge_s (local.get $j) (local.get $N)))
+        (if (i32.and (i32.eqz (local.get $transposed)) (i32.le_s (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
+          (then
+            ;; A whole block of row-major B: two vectors a row.
+            (local.set $src (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $k (i32.const 0))
+            (block $rk_done
+              (loop $rk
+                (br_if $rk_done (i32.ge_s (local.get $k) (local.get $K)))
+                (v128.store (local.get $out) (v128.load (local.get $src)))
+                (v128.store offset=16 (local.get $out) (v128.load offset=16 (local.get $src)))
+                (local.set $src (i32.add (local.get $src) (local.get $strideB)))
+                (local.set $out (i32.add (local.get $out) (i32.const 32)))
+                (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                (br $rk))))
+          (else
+            ;; Value by value: Bᵀ, or the last block of row-major B, zero past column N.
+            (local.set $k (i32.const 0))
+            (block $k_done
+              (loop $kloop
+                (br_if $k_done (i32.ge_s (local.get $k) (local.get $K)))
+                (local.set $l (i32.const 0))
+                (block $l_done
+                  (loop $lloop
+                    (br_if $l_done (i32.ge_s (local.get $l) (i32.const 8)))
+                    (local.set $col (i32.add (local.get $j) (local.get $l)))
+                    (f32.store (i32.add (local.get $out) (i32.shl (local.get $l) (i32.const 2)))
+                      (if (result f32) (i32.lt_s (local.get $col) (local.get $N))
+                        (then (f32.load (if (result i32) (local.get $transposed)
+                          (then (i32.add (i32.add (local.get $b) (i32.mul (local.get $col) (local.get $strideB))) (i32.shl (local.get $k) (i32.const 2))))
+                          (else (i32.add (i32.add (local.get $b) (i32.mul (local.get $k) (local.get $strideB))) (i32.shl (local.get $col) (i32.const 2)))))))
+                        (else (f32.const 0))))
+                    (local.set $l (i32.add (local.get $l) (i32.const 1)))
+                    (br $lloop)))
+                (local.set $out (i32.add (local.get $out) (i32.const 32)))
+                (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                (br $kloop)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 8)))
+        (br $jloop)))
+  )
+
+  ;; dst [cols, rows] = srcᵀ for src [rows, cols] (row-major): 4 × 4 blocks moved with two rounds of
+  ;; shuffles, the rows and columns past the last multiple of 4 one value at a time.
+  (func (export "transpose")
+    (param $src i32) (param $rows i32) (param $cols i32) (param $dst i32)
+    (local $r i32) (local $c i32) (local $r4 i32) (local $c4 i32) (local $p i32) (local $q i32)
+    (local $sr i32) (local $sd i32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $sr (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $sd (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $r4 (i32.and (local.get $rows) (i32.const -4)))
+    (local.set $c4 (i32.and (local.get $cols) (i32.const -4)))
+    (local.set $r (i32.const 0))
+    (block $r_done
+      (loop $rloop
+        (br_if $r_done (i32.ge_s (local.get $r) (local.get $r4)))
+        (local.set $c (i32.const 0))
+        (block $c_done
+          (loop $cloop
+            (br_if $c_done (i32.ge_s (local.get $c) (local.get $c4)))
+            (local.set $p (i32.add (local.get $src) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2))))
+            (local.set $x0 (v128.load (local.get $p)))
+            (local.set $x1 (v128.load (i32.add (local.get $p) (local.get $sr))))
+            (local.set $x2 (v128.load (i32.add (local.get $p) (i32.shl (local.get $sr) (i32.const 1)))))
+            (local.set $x3 (v128.load (i32.add (local.get $p) (i32.mul (local.get $sr) (i32.const 3)))))
+            ;; (x0[0] x1[0] x0[1] x1[1]), (x0[2] x1[2] x0[3] x1[3]), the same for x2, x3; then halves paired.
+            (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x0) (local.get $x1)))
+            (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x0) (local.get $x1)))
+            (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $x2) (local.get $x3)))
+            (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $x2) (local.get $x3)))
+            (local.set $q (i32.add (local.get $dst) (i32.shl (i32.add (i32.mul (local.get $c) (local.get $rows)) (local.get $r)) (i32.const 2))))
+            (v128.store (local.get $q) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+            (v128.store (i32.add (local.get $q) (local.get $sd)) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+            (v128.store (i32.add (local.get $q) (i32.shl (local.get $sd) (i32.const 1))) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+            (v128.store (i32.add (local.get $q) (i32.mul (local.get $sd) (i32.const 3))) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+            (local.set $c (i32.add (local.get $c) (i32.const 4)))
+            (br $cloop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 4)))
+        (br $rloop)))
+    ;; What the blocks left: columns c4.. of every row, then rows r4.. of the first c4 columns.
+    (local.set $r (i32.const 0))
+    (block $tr_done
+      (loop $trloop
+        (br_if $tr_done (i32.ge_s (local.get $r) (local.get $rows)))
+        (local.set $c (select (i32.const 0) (local.get $c4) (i32.ge_s (local.get $r) (local.get $r4))))
+        (block $tc_done
+          (loop $tcloop
+            (br_if $tc_done (i32.ge_s (local.get $c) (local.get $cols)))
+            (f32.store
+              (i32.add (local.get $dst) (i32.shl (i32.add (i32.mul (local.get $c) (local.get $rows)) (local.get $r)) (i32.const 2)))
+              (f32.load (i32.add (local.get $src) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2)))))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $tcloop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $trloop)))
   )
 
   ;; C[M, N] = A[M, K] · B[N, K]ᵀ, for few rows of A (one-token decoding's scores over the KV cache):

@@ -5,9 +5,12 @@
  * transposed product (attention's scores and weighted sums, and every gradient of them) with a
  * simple loop several times slower. This replaces tfjs's BatchMatMul kernel on wasm: the plain 2-D
  * case still goes to tfjs (XNNPACK), every other case to a register-blocked SIMD kernel of the
- * engine's own (wasm-gemm.wat) that works in tfjs's memory. Operands the kernel cannot read as they
- * lie (a transposed one, or a right-hand one whose width is not a multiple of 8) are first copied
- * into that layout, which costs one pass over them against the product's pass per row.
+ * engine's own (wasm-gemm.wat) that works in tfjs's memory. The right-hand operand is first copied
+ * into panels of 8 columns that the kernel reads sequentially (pack_panels), unless the product has
+ * so few rows that the copy would cost as much as the product and B can be read where it lies: the
+ * copy costs one pass over B against the product's pass per 4 rows. The left-hand operand is read
+ * where it lies, transposed or not, except a transposed one so wide that stepping along it would
+ * jump a kilobyte at a time: that one is transposed first.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GEMM_WASM, GEMM_WASM_SHARED } from './wasm-gemm.generated';
@@ -15,8 +18,12 @@ import { GEMM_WASM, GEMM_WASM_SHARED } from './wasm-gemm.generated';
 type Gemm = (a: number, lda: number, b: number, ldb: number, c: number, ldc: number, M: number, K: number, N: number) => void;
 /** The engine's wasm kernels (wasm-gemm.wat); pointers are byte offsets into tfjs's memory. */
 export interface Kernels {
-  /** C = A·B, N a multiple of 8. */
-  gemm: Gemm;
+  /** C = A·B, N a multiple of 8; A's (m, k) at a + m·rowA + k·colA bytes, row k of B's block j of 8 columns at b + j·colB + k·rowB. */
+  gemm(a: number, rowA: number, colA: number, b: number, rowB: number, colB: number, c: number, ldc: number, M: number, K: number, N: number): void;
+  /** dst [cols, rows] = srcᵀ for src [rows, cols]. */
+  transpose(src: number, rows: number, cols: number, dst: number): void;
+  /** B [K, N] (or, transposed, Bᵀ of B [N, K]) written as gemm's panels at dst: K·⌈N/8⌉·8 floats. */
+  packPanels(b: number, ldb: number, K: number, N: number, transposed: number, dst: number): void;
   /** C = A·Bᵀ, K a multiple of 4: for few rows of A, where copying B out of its layout would cost as much as the product. */
   gemmNT: Gemm;
   /** RMSNorm of x [rows, cols] into y; cols a multiple of 4 (wasm-kernels.ts). */
@@ -29,6 +36,17 @@ export interface Kernels {
 
 /** Up to this many rows of A, A·Bᵀ is computed as dot products instead of copying Bᵀ out first. */
 const NT_MAX_ROWS = 8;
+/**
+ * From this many rows of A, B is packed in panels before the product even when it could be read
+ * where it lies: the copy is one pass over B against one pass per 4 rows of A, and the product then
+ * reads B sequentially (docs/engine.md#the-wasm-matrix-kernel).
+ */
+const PANEL_MIN_ROWS = 8;
+/**
+ * A transposed left-hand operand [K, M] is read where it lies up to this many rows M of the product;
+ * wider, each step along K would jump a row of 1 KB or more, and it is first transposed.
+ */
+const STRIDED_A_MAX_ROWS = 256;
 
 /** The parts of tfjs's wasm backend this kernel uses (BackendWasm's own fields). */
 export interface WasmBackend {
@@ -70,7 +88,9 @@ export function kernelsFor(memory: WebAssembly.Memory): Kernels {
     const module = new WebAssembly.Module(decode(shared ? GEMM_WASM_SHARED : GEMM_WASM));
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     k = {
-      gemm: exports.gemm as Gemm,
+      gemm: exports.gemm as Kernels['gemm'],
+      packPanels: exports.pack_panels as Kernels['packPanels'],
+      transpose: exports.transpose as Kernels['transpose'],
       gemmNT: exports.gemm_nt as Gemm,
       rmsNorm: exports.rms_norm as Kernels['rmsNorm'],
       rmsNormGrad: exports.rms_norm_grad as Kernels['rmsNormGrad'],
@@ -184,47 +204,40 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   }
 
   const Np = Math.ceil(N / 8) * 8;
-  const packA = transposeA;
-  const packB = transposeB || Np !== N;
+  const packB = transposeB || Np !== N || M >= PANEL_MIN_ROWS;
   const viaScratchC = Np !== N;
-  const floats = (packA ? M * K : 0) + (packB ? K * Np : 0) + (viaScratchC ? M * Np : 0);
+  const copyA = transposeA && M >= STRIDED_A_MAX_ROWS;
+  const floats = (copyA ? M * K : 0) + (packB ? K * Np : 0) + (viaScratchC ? M * Np : 0);
   // `>>> 0`: an address past 2 GB comes back negative (as tfjs reads its own allocations).
   const scratch = floats > 0 ? backend.wasm._malloc(floats * 4) >>> 0 : 0;
   if (floats > 0 && scratch === 0) {
     backend.disposeData(out.dataId);
     return fallback();
   }
+  // A is read row-major [M, K] where it lies or from its transposed copy, else transposed [K, M] where it lies.
+  const [rowA, colA] = transposeA && !copyA ? [4, 4 * M] : [4 * K, 4];
   try {
     const heap = new Float32Array(memory.buffer); // after the allocation, which may grow the memory
     const sA = scratch;
-    const sB = sA + (packA ? M * K * 4 : 0);
+    const sB = sA + (copyA ? M * K * 4 : 0);
     const sC = sB + (packB ? K * Np * 4 : 0);
-    if (packB) heap.fill(0, sB / 4, sB / 4 + K * Np);
-    let packedA = -1;
+    let copiedA = -1;
     let packedB = -1;
     for (let i = 0; i < batch; i++) {
       const ai = aAt + ia[i] * M * K * 4;
       const bi = bAt + ib[i] * K * N * 4;
-      if (packA && packedA !== ia[i]) {
-        // A lies [K, M]: write it [M, K].
-        const src = ai / 4;
-        const dst = sA / 4;
-        for (let k = 0; k < K; k++) for (let m = 0; m < M; m++) heap[dst + m * K + k] = heap[src + k * M + m];
-        packedA = ia[i];
+      if (copyA && copiedA !== ia[i]) {
+        kernels.transpose(ai, K, M, sA);
+        copiedA = ia[i];
       }
       if (packB && packedB !== ib[i]) {
-        const src = bi / 4;
-        const dst = sB / 4;
-        if (transposeB) {
-          // B lies [N, K]: write it [K, Np].
-          for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) heap[dst + k * Np + n] = heap[src + n * K + k];
-        } else {
-          for (let k = 0; k < K; k++) heap.copyWithin(dst + k * Np, src + k * N, src + k * N + N);
-        }
+        // B lies [K, N] (or [N, K] transposed): written in panels of 8 columns.
+        kernels.packPanels(bi, transposeB ? K : N, K, N, transposeB ? 1 : 0, sB);
         packedB = ib[i];
       }
       const oi = outAt + i * M * N * 4;
-      kernels.gemm(packA ? sA : ai, K, packB ? sB : bi, packB ? Np : N, viaScratchC ? sC : oi, Np, M, K, Np);
+      if (packB) kernels.gemm(copyA ? sA : ai, rowA, colA, sB, 32, 32 * K, viaScratchC ? sC : oi, Np, M, K, Np);
+      else kernels.gemm(copyA ? sA : ai, rowA, colA, bi, 4 * N, 32, oi, N, M, K, N);
       if (viaScratchC) for (let m = 0; m < M; m++) heap.copyWithin(oi / 4 + m * N, sC / 4 + m * Np, sC / 4 + m * Np + N);
     }
   } catch (e) {
