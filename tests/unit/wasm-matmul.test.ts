@@ -52,6 +52,9 @@ describe('the wasm matrix kernel', () => {
     [[1, 1, 8, 12], [3, 12, 5], false, false], // batch axes of different ranks
     [[2, 3, 4, 8], [1, 8, 9], false, false],
     [[2, 3, 8], [2, 8, 16], false, false], // fewer than 4 rows through the blocked kernel
+    [[3, 2, 9], [3, 9, 8], false, false], // two rows: one block, its last two rows repeated and not stored
+    [[2, 7, 5], [2, 5, 16], false, false], // a block of 4, then 3 rows in a block
+    [[2, 6, 3], [2, 6, 24], true, false], // 3 rows of a transposed A in a block
     [[3, 5, 0], [3, 0, 6], false, false], // an empty inner axis: zeros
     [[2, 6, 7], [2, 7, 1], false, false], // one column
     [[2, 1, 12], [2, 12, 8], false, false], // one row

@@ -15,14 +15,18 @@
 ;; Each step of the inner loop takes one row of B, 8 columns wide (two 4-lane vectors), and adds it,
 ;; times A's value broadcast to all lanes, to 4 rows of accumulators: 8 products and 8 sums in
 ;; registers for 2 vector loads and 4 scalar loads, the register-blocked form of a GEMM micro-kernel
-;; (Goto & van de Geijn 2008, "Anatomy of high-performance matrix multiplication"). Rows past the last
-;; multiple of 4 go through a one-row kernel of the same shape.
+;; (Goto & van de Geijn 2008, "Anatomy of high-performance matrix multiplication"). Two or three rows
+;; left after the last multiple of 4 go through the same block with A's last row repeated (and not
+;; stored); one row left goes through a one-row kernel of the same shape.
 ;;
 ;; Built by scripts/build-wasm-kernels.mjs into src/core/model/wasm-gemm.generated.ts; `@SHARED@` is
 ;; replaced by nothing for tfjs's single-threaded build and by `shared` for its threaded one, whose
 ;; memory is a SharedArrayBuffer.
 (module
   (import "env" "memory" (memory 0 65536 @SHARED@))
+
+  (func $min (param $x i32) (param $y i32) (result i32)
+    (select (local.get $x) (local.get $y) (i32.lt_s (local.get $x) (local.get $y))))
 
   (func (export "gemm")
     (param $a i32) (param $rowA i32) (param $colA i32)
@@ -31,18 +35,21 @@
     (param $M i32) (param $K i32) (param $N i32)
     (local $i i32) (local $j i32) (local $k i32)
     (local $pa0 i32) (local $pa1 i32) (local $pa2 i32) (local $pa3 i32)
-    (local $pb i32) (local $pc i32) (local $strideB i32) (local $strideC i32)
+    (local $pb i32) (local $pc i32) (local $strideB i32) (local $strideC i32) (local $last i32)
     (local $b0 v128) (local $b1 v128) (local $av v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
     (local.set $strideB (local.get $rowB))
     (local.set $strideC (i32.shl (local.get $ldc) (i32.const 2)))
 
-    ;; Blocks of 4 rows.
+;; Blocks of 4 rows, the last block also where only 2 or 3 rows are left (decoding's attention has
+    ;; 1 to 8 query rows a kv head): its missing rows repeat the last row of A and are not stored, so B
+    ;; is still read once for all of them.
+    (local.set $last (i32.mul (i32.sub (local.get $M) (i32.const 1)) (local.get $rowA)))
     (local.set $i (i32.const 0))
     (block $rows4_done
       (loop $rows4
-        (br_if $rows4_done (i32.gt_s (i32.add (local.get $i) (i32.const 4)) (local.get $M)))
+        (br_if $rows4_done (i32.lt_s (i32.sub (local.get $M) (local.get $i)) (i32.const 2)))
         (local.set $j (i32.const 0))
         (block $cols_done
           (loop $cols
@@ -53,8 +60,8 @@
             (local.set $c30 (v128.const f32x4 0 0 0 0)) (local.set $c31 (v128.const f32x4 0 0 0 0))
             (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowA))))
             (local.set $pa1 (i32.add (local.get $pa0) (local.get $rowA)))
-            (local.set $pa2 (i32.add (local.get $pa1) (local.get $rowA)))
-            (local.set $pa3 (i32.add (local.get $pa2) (local.get $rowA)))
+            (local.set $pa2 (i32.add (local.get $a) (call $min (i32.mul (i32.add (local.get $i) (i32.const 2)) (local.get $rowA)) (local.get $last))))
+            (local.set $pa3 (i32.add (local.get $a) (call $min (i32.mul (i32.add (local.get $i) (i32.const 3)) (local.get $rowA)) (local.get $last))))
             (local.set $pb (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (local.get $colB))))
             (local.set $k (local.get $K))
             (block $k_done
@@ -88,17 +95,21 @@
             (v128.store (local.get $pc) (local.get $c10))
             (v128.store offset=16 (local.get $pc) (local.get $c11))
             (local.set $pc (i32.add (local.get $pc) (local.get $strideC)))
-            (v128.store (local.get $pc) (local.get $c20))
-            (v128.store offset=16 (local.get $pc) (local.get $c21))
+            (if (i32.lt_s (i32.add (local.get $i) (i32.const 2)) (local.get $M))
+              (then
+                (v128.store (local.get $pc) (local.get $c20))
+                (v128.store offset=16 (local.get $pc) (local.get $c21))))
             (local.set $pc (i32.add (local.get $pc) (local.get $strideC)))
-            (v128.store (local.get $pc) (local.get $c30))
-            (v128.store offset=16 (local.get $pc) (local.get $c31))
+            (if (i32.lt_s (i32.add (local.get $i) (i32.const 3)) (local.get $M))
+              (then
+                (v128.store (local.get $pc) (local.get $c30))
+                (v128.store offset=16 (local.get $pc) (local.get $c31))))
             (local.set $j (i32.add (local.get $j) (i32.const 8)))
             (br $cols)))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $rows4)))
 
-    ;; The last rows, one at a time.
+    ;; A last row on its own.
     (block $rows1_done
       (loop $rows1
         (br_if $rows1_done (i32.ge_s (local.get $i) (local.get $M)))
