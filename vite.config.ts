@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
@@ -51,11 +52,32 @@ function pythonSandboxAssets(): Plugin {
   };
 }
 
+/**
+ * tfjs's threaded wasm build starts its pthread workers on a main script that it hands over as the
+ * source text of its own factory function (`wasmFactoryThreadedSimd.toString()`); once bundled and
+ * minified, that function refers to names outside itself, and every pthread worker fails with a
+ * ReferenceError. This hands over the threaded build's own script instead, unchanged from the
+ * package, so the lab's worker can run XNNPACK on several threads (docs/engine.md#threads).
+ */
+const THREADED_MAIN = /new Blob\(\[`var WasmBackendModuleThreadedSimd = ` \+\s*wasmFactoryThreadedSimd\.toString\(\)\]/;
+function wasmThreadsMainScript(): Plugin {
+  const require = createRequire(import.meta.url);
+  const script = () => readFileSync(require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js'), 'utf8');
+  return {
+    name: 'wasm-threads-main-script',
+    transform(code, id) {
+      if (!/tfjs-backend-wasm[\\/]dist[\\/](backend_wasm|tf-backend-wasm[^\\/]*)\.js$/.test(id.split('?')[0]) || !code.includes('wasmFactoryThreadedSimd.toString()')) return null;
+      if (!THREADED_MAIN.test(code)) this.error(`${id}: tfjs's threaded main script is not where this plugin expects it (a new tfjs version?)`);
+      return { code: code.replace(THREADED_MAIN, () => `new Blob([${JSON.stringify(script())}]`), map: null };
+    },
+  };
+}
+
 export default defineConfig({
-  plugins: [svelte(), pythonSandboxAssets()],
+  plugins: [svelte(), pythonSandboxAssets(), wasmThreadsMainScript()],
   server: { headers: isolationHeaders },
   preview: { headers: isolationHeaders },
-  worker: { format: 'es' },
-  optimizeDeps: { exclude: ['pyodide'] },
+  worker: { format: 'es', plugins: () => [wasmThreadsMainScript()] },
+  optimizeDeps: { exclude: ['pyodide'], rolldownOptions: { plugins: [wasmThreadsMainScript()] } },
   build: { target: 'es2022', chunkSizeWarningLimit: 4000 },
 });

@@ -4,16 +4,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/model/wasm-kernels';
-import { selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
+import { selectBackend, wasmBuildInfo, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
 
-// The multithreaded wasm build starts its pthread workers from its own script URL, which a bundled
-// module worker does not have: it fails there. The single-threaded SIMD build works everywhere.
-tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+// Where the page is cross-origin isolated (the app sends COOP/COEP), tfjs picks its threaded SIMD
+// build, whose pthread workers get their main script from vite.config.ts's wasmThreadsMainScript;
+// XNNPACK then multiplies on half the logical cores, at most 4 (tfjs's choice; docs/engine.md#threads).
+// Elsewhere it takes the single-threaded SIMD build.
 
 setWasmPaths({
   'tfjs-backend-wasm.wasm': wasmPlain,
@@ -45,6 +46,7 @@ export async function selectBrowserBackend(order?: BackendName[]): Promise<Backe
     allowSoftwareGpu: order !== undefined,
     webglRenderer,
   });
+  if (info.name === 'wasm') info.wasm = await wasmBuildInfo(getThreadsCount());
   if (info.name !== 'webgpu' && !gpu) {
     info.reason = `this browser exposes no WebGPU (navigator.gpu is missing${globalThis.isSecureContext ? '' : '; the page is not a secure context'}); ${info.reason}`;
   }

@@ -7,6 +7,11 @@ export interface BackendInfo {
   name: BackendName;
   /** GPU adapter description when the backend is webgpu (vendor / architecture / device). */
   adapter?: string;
+  /**
+   * On wasm: which of tfjs's builds runs (the threaded one needs a cross-origin isolated page, and
+   * Node gets the single-threaded one) and on how many threads XNNPACK multiplies.
+   */
+  wasm?: { build: 'threaded SIMD' | 'SIMD' | 'plain'; threads: number };
   /** Why this backend: chosen first, or which earlier choices failed and how. */
   reason: string;
   /** Every backend tried, in order, with the error of those that failed. */
@@ -98,4 +103,10 @@ async function smokeTest(): Promise<void> {
   b.dispose();
   const want = [7, 10, 15, 22];
   if (want.some((w, i) => Math.abs(data[i] - w) > 1e-3)) throw new Error(`smoke test matmul gave ${Array.from(data)}`);
+}
+
+/** What tfjs's wasm backend runs on, once it is the backend (see BackendInfo.wasm). */
+export async function wasmBuildInfo(threads: number): Promise<NonNullable<BackendInfo['wasm']>> {
+  const [simd, threaded] = await Promise.all([tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'), tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')]);
+  return { build: simd ? (threaded ? 'threaded SIMD' : 'SIMD') : 'plain', threads };
 }

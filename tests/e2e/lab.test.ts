@@ -60,6 +60,9 @@ describe('the lab at work in headless Chromium', () => {
   it('reports the backend asked for, the model and the Python sandbox with its packages', async () => {
     const overview = panel('overview');
     expect(await overview.getByTestId('backend').textContent()).toContain('wasm');
+    // The page is cross-origin isolated, so tfjs runs its threaded build, its pthread workers started
+    // on the script vite.config.ts hands them (XNNPACK takes half the logical cores: 1 thread on 2).
+    expect(await overview.getByTestId('wasm-build').textContent()).toMatch(/^threaded SIMD build, \d+ threads?$/);
     expect(await overview.getByTestId('overview-model').textContent()).toMatch(/thor-tiny \(shipped\), 1,120,896 parameters/);
     await overview.getByTestId('python-version').waitFor({ timeout: 90_000 });
     expect(await overview.getByTestId('python-version').textContent()).toMatch(/^3\.\d+/);
