@@ -83,6 +83,15 @@ function rmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor, eps: number): T {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
 }
 
+/**
+ * [B, X, Y, d] → [B, Y, X, d] (tokens and heads trade places). With X or Y of 1 (one token a row
+ * while decoding) the values keep their order, and a reshape does it without a copy.
+ */
+function swapAxes12(x: tf.Tensor): tf.Tensor4D {
+  const [b, m, n, d] = x.shape as [number, number, number, number];
+  return (m === 1 || n === 1 ? tf.reshape(x, [b, n, m, d]) : tf.transpose(x, [0, 2, 1, 3])) as tf.Tensor4D;
+}
+
 /** 0 on and below the diagonal, MASKED above: token t attends tokens 0..t. */
 function causalBias(length: number): tf.Tensor4D {
   const bias = new Float32Array(length * length);
@@ -474,9 +483,9 @@ export class Transformer {
       if (webgpuKernels()) return ropeWebGPU(normed, ctx.cos, ctx.sin);
       return wasmKernels() && hd % 8 === 0 ? ropeWasm(normed, ctx.cos, ctx.sin) : applyRope(normed, ctx.cos, ctx.sin, this.rotate);
     };
-    const q = tf.transpose(tf.mul(heads(this.proj(x, `${pre}.q_proj`), nH, 'q_norm'), 1 / Math.sqrt(hd)), [0, 2, 1, 3]);
-    const k = tf.transpose(heads(this.proj(x, `${pre}.k_proj`), nKV, 'k_norm'), [0, 2, 1, 3]) as tf.Tensor4D;
-    const v = tf.transpose(tf.reshape(this.proj(x, `${pre}.v_proj`), [B, T, nKV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    const q = swapAxes12(tf.mul(heads(this.proj(x, `${pre}.q_proj`), nH, 'q_norm'), 1 / Math.sqrt(hd)));
+    const k = swapAxes12(heads(this.proj(x, `${pre}.k_proj`), nKV, 'k_norm'));
+    const v = swapAxes12(tf.reshape(this.proj(x, `${pre}.v_proj`), [B, T, nKV, hd]));
     const kv = ctx.keysValues(layer, k, v);
     const S = kv.k.shape[2];
     const group = nH / nKV;
@@ -490,7 +499,7 @@ export class Transformer {
       const probs = tf.softmax(tf.add(tf.reshape(scores, [B, nH, T, S]), ctx.maskBias));
       out = matMul(tf.reshape(probs, [B, nKV, group * T, S]), kv.v);
     }
-    const merged = tf.reshape(tf.transpose(tf.reshape(out, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
+    const merged = tf.reshape(swapAxes12(tf.reshape(out, [B, nH, T, hd])), [B * T, nH * hd]) as tf.Tensor2D;
     return this.proj(merged, `${pre}.o_proj`);
   }
 
