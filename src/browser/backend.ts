@@ -4,12 +4,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/model/wasm-kernels';
-import { selectBackend, wasmBuildInfo, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
+import { selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
 
 // Where the page is cross-origin isolated (the app sends COOP/COEP), tfjs picks its threaded SIMD
 // build, whose pthread workers get their main script from vite.config.ts's wasmThreadsMainScript;
@@ -46,7 +46,6 @@ export async function selectBrowserBackend(order?: BackendName[]): Promise<Backe
     allowSoftwareGpu: order !== undefined,
     webglRenderer,
   });
-  if (info.name === 'wasm') info.wasm = await wasmBuildInfo(getThreadsCount());
   if (info.name !== 'webgpu' && !gpu) {
     info.reason = `this browser exposes no WebGPU (navigator.gpu is missing${globalThis.isSecureContext ? '' : '; the page is not a secure context'}); ${info.reason}`;
   }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 
@@ -87,7 +88,7 @@ export async function selectBackend(
       const reason = failed.length === 0
         ? `${name} is the first choice and works`
         : `fell back to ${name}: ${failed.map((t) => `${t.name} (${t.error})`).join('; ')}`;
-      return { name, adapter, reason, tried };
+      return { name, adapter, reason, tried, ...(name === 'wasm' ? { wasm: await wasmBuildInfo() } : {}) };
     } catch (e) {
       tried.push({ name, ok: false, error: e instanceof Error ? e.message : String(e) });
     }
@@ -106,7 +107,7 @@ async function smokeTest(): Promise<void> {
 }
 
 /** What tfjs's wasm backend runs on, once it is the backend (see BackendInfo.wasm). */
-export async function wasmBuildInfo(threads: number): Promise<NonNullable<BackendInfo['wasm']>> {
+async function wasmBuildInfo(): Promise<NonNullable<BackendInfo['wasm']>> {
   const [simd, threaded] = await Promise.all([tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'), tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')]);
-  return { build: simd ? (threaded ? 'threaded SIMD' : 'SIMD') : 'plain', threads };
+  return { build: simd ? (threaded ? 'threaded SIMD' : 'SIMD') : 'plain', threads: getThreadsCount() };
 }

@@ -6,9 +6,9 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../core/model/wasm-kernels';
-import { selectBackend, wasmBuildInfo, type BackendInfo, type BackendName } from '../core/backend';
+import { selectBackend, type BackendInfo, type BackendName } from '../core/backend';
 
 const require = createRequire(import.meta.url);
 
@@ -66,10 +66,7 @@ export async function selectNodeBackend(order?: BackendName[]): Promise<BackendI
   await initNodeWasm();
   const want = order ?? (['webgpu', 'wasm', 'cpu'] as BackendName[]);
   const gpu = want.includes('webgpu') ? await initNodeWebGPU() : undefined;
-  const info = await selectBackend(want, gpu, { allowSoftwareGpu: order !== undefined });
-  // tfjs runs its single-threaded wasm build in Node (WASM_HAS_MULTITHREAD_SUPPORT is false there).
-  if (info.name === 'wasm') info.wasm = await wasmBuildInfo(getThreadsCount());
-  return info;
+  return selectBackend(want, gpu, { allowSoftwareGpu: order !== undefined });
 }
 
 /**

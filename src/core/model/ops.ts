@@ -81,13 +81,12 @@ function wasmMatMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transpo
   // where tfjs's transpose is a strided loop and XNNPACK packs an operand it has not seen. For a·bᵀ
   // with a large b and a few rows of a, (b·aᵀ)ᵀ below moves less (the tied LM head while decoding).
   const [m, k] = transposeA ? [a.shape[1], a.shape[0]] : a.shape;
-  const smallLeft = transposeB && !transposeA && m * (k + b.shape[0]) < b.size;
-  if ((transposeA || transposeB) && !smallLeft && wasmMatmulEnabled() && b.size <= WASM_PACK_LIMIT) return tf.matMul(a, b, transposeA, transposeB);
+  const smallLeft = transposeB && m * (k + b.shape[0]) < b.size;
+  if ((transposeA || (transposeB && !smallLeft)) && wasmMatmulEnabled() && b.size <= WASM_PACK_LIMIT) return tf.matMul(a, b, transposeA, transposeB);
   return tf.tidy(() => {
     const left = transposeA ? (tf.transpose(a) as tf.Tensor2D) : a; // [M, K]
     if (transposeB) {
-      const n = b.shape[0];
-      if (m * (k + n) < b.size) return tf.transpose(tf.matMul(b, tf.transpose(left))) as tf.Tensor2D;
+      if (smallLeft) return tf.transpose(tf.matMul(b, tf.transpose(left))) as tf.Tensor2D;
       return tf.matMul(left, tf.transpose(b)) as tf.Tensor2D;
     }
     if (b.size <= WASM_PACK_LIMIT) return tf.matMul(left, b) as tf.Tensor2D;

@@ -236,8 +236,9 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
         packedB = ib[i];
       }
       const oi = outAt + i * M * N * 4;
-      if (packB) kernels.gemm(copyA ? sA : ai, rowA, colA, sB, 32, 32 * K, viaScratchC ? sC : oi, Np, M, K, Np);
-      else kernels.gemm(copyA ? sA : ai, rowA, colA, bi, 4 * N, 32, oi, N, M, K, N);
+      // B from its panels (rows 32 bytes apart, blocks 32·K), or row-major where it lies (N = Np then).
+      const [bFrom, rowB, colB] = packB ? [sB, 32, 32 * K] : [bi, 4 * N, 32];
+      kernels.gemm(copyA ? sA : ai, rowA, colA, bFrom, rowB, colB, viaScratchC ? sC : oi, Np, M, K, Np);
       if (viaScratchC) for (let m = 0; m < M; m++) heap.copyWithin(oi / 4 + m * N, sC / 4 + m * Np, sC / 4 + m * Np + N);
     }
   } catch (e) {
