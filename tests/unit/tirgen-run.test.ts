@@ -75,7 +75,7 @@ function checkCounts(c: TirgenCounts): void {
 }
 
 /** A test server for the critic's chat completions: `reply(n)` answers the n-th request (1-based), or fails it with a status. */
-async function criticServer(reply: (n: number, body: { messages: { role: string; content: string }[] }) => string | { status: number }) {
+async function criticServer(reply: (n: number, body: { messages: { role: string; content: string }[] }) => string | { status: number }, tokensOf: (text: string) => number = () => 1) {
   let n = 0;
   const s: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
@@ -86,7 +86,7 @@ async function criticServer(reply: (n: number, body: { messages: { role: string;
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({ id: `c${n}`, object: 'chat.completion', created: 0, model: 'critic', choices: [{ index: 0, message: { role: 'assistant', content: r }, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }),
+      JSON.stringify({ id: `c${n}`, object: 'chat.completion', created: 0, model: 'critic', choices: [{ index: 0, message: { role: 'assistant', content: r }, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 1, completion_tokens: tokensOf(r), total_tokens: 1 + tokensOf(r) } }),
     );
   });
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -255,6 +255,33 @@ describe('TIRGen with the shipped model and Pyodide', () => {
     const short = await generate(problems(2, 13), new RuleCritic(), ['tirgen.attempts=2', 'tirgen.maxResponseTokens=40']);
     expect(short.report.counts.failures['actor-budget']).toBeGreaterThan(0);
     checkCounts(short.report.counts);
+  });
+
+  it("counts against the budget the answer as it stands, not the part of a step a rewrite dropped", async () => {
+    // A character-level actor: its first step is 103 tokens of lines, the first one wrong, so the
+    // rewrite keeps that line's code and output and drops the rest. 103 tokens written is more than
+    // the budget of 60; what the answer keeps is far less, and the actor finishes.
+    const first = ['2*3 = 7.', '4*5 = 21.', '6*7 = 43.', '8*9 = 73.', '3*4 = 13.', '5*6 = 31.', '7*8 = 57.', '9*9 = 82.', '2*9 = 19.', '3*9 = 28.', '4*9'].join('\n') + '\n';
+    expect(first.length).toBe(103);
+    // The step after a rewrite (the answer so far goes back with its output) finishes.
+    const steps = await criticServer((_, body) => (body.messages.some((m) => m.content.includes('```output')) ? 'So \\boxed{6}.' : first), (text) => text.length);
+    try {
+      const endpointActor = new EndpointModel({ baseURL: steps.url, model: 'actor', maxRetries: 0 });
+      const ps = [{ id: 'six', question: 'What is 2*3?', answer: '6' }];
+      const { report, events } = await generate(ps, new RuleCritic(), ['tirgen.attempts=1', 'tirgen.maxResponseTokens=60', 'tirgen.stepTokens=100', 'tirgen.codeQuality=off'], { actor: endpointActor });
+      expect(report.counts.failures['actor-budget']).toBe(0);
+      expect(report.counts).toMatchObject({ attempts: 1, finished: 1, kept: 1 });
+      expect(events.map((e) => e.verdict)).toEqual(['rewrite', 'unchanged']);
+      expect(events[0].appended).toContain('```output\n6\n```');
+      expect(events[0].appended).not.toContain('4*5');
+      expect(steps.requests()).toBe(2);
+      // The same actor with a budget smaller than what the answer keeps still runs out.
+      const short = await generate(ps, new RuleCritic(), ['tirgen.attempts=1', 'tirgen.maxResponseTokens=12', 'tirgen.stepTokens=100'], { actor: endpointActor });
+      expect(short.report.counts.failures['actor-budget']).toBe(1);
+      expect(steps.requests()).toBe(3);
+    } finally {
+      await steps.close();
+    }
   });
 
   it('takes an endpoint actor, and drops the questions it already solves without tools', async () => {

@@ -340,7 +340,8 @@ class TirgenRun {
         if (isContextError(e)) return end('actor-budget');
         throw e;
       }
-      used += step.tokens;
+      // The budget counts the answer as it stands, as THOR's code measures its revised text: an
+      // unchanged step's tokens, or what a rewrite kept (docs/tirgen.md#the-actors-steps).
       if (step.kind === 'no-step-end') {
         this.emit({ ...base, step: k, actor: step.text, verdict: 'no-step-end', reason: 'the window has no line end to cut at', executions: [], appended: '', final: false });
         return end('actor-no-step-end');
@@ -348,6 +349,7 @@ class TirgenRun {
       const text = step.text;
       if (text.trim() === '') {
         if (step.ended) return end();
+        used += step.tokens;
         response += text;
         continue;
       }
@@ -371,6 +373,7 @@ class TirgenRun {
         if (skip === 'short') counts.steps.short++;
         else if (skip === 'after-thinking') counts.steps.afterThinking++;
         else counts.steps.unchanged++;
+        used += step.tokens;
         response += text;
         this.emit({ ...base, step: k, actor: text, verdict: skip ?? 'unchanged', executions: [], appended: text, final: step.ended });
         if (step.ended) return end();
@@ -399,8 +402,9 @@ class TirgenRun {
       counts.steps.rewritten++;
       response += ran.text;
       executions.push(...ran.executions);
-      // Code and output the lab wrote count against the budget at 4 characters a token, as in text rollouts.
-      used += Math.ceil(ran.inserted / CHARS_PER_TOKEN);
+      // The prose kept at the step's own rate of tokens a character; code and output the lab wrote at
+      // 4 characters a token, as in text rollouts. The rest of the step, dropped, does not count.
+      used += Math.ceil((step.tokens * (ran.text.length - ran.inserted)) / text.length) + Math.ceil(ran.inserted / CHARS_PER_TOKEN);
       this.emit({ ...base, step: k, actor: text, verdict: 'rewrite', critic: rewrite, executions: shown, appended: ran.text, final: false });
     }
   }

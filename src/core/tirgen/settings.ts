@@ -10,7 +10,7 @@ export type CodeQualityRule = 'thor' | 'paper' | 'both' | 'off';
 export interface TirgenSettings {
   /** L_step: most tokens the actor writes in one step before the critic looks (THOR: 512 for non-reasoning models, 4096 for reasoning ones). */
   stepTokens: number;
-  /** Most tokens of a whole response: the actor's text plus inserted code output at 4 characters a token (THOR: max_len 20000). */
+  /** Most tokens of a whole response as it stands: the actor's text it keeps plus inserted code and output at 4 characters a token (THOR: max_len 20000). */
   maxResponseTokens: number;
   /** Tries per question (THOR: 8). */
   attempts: number;
