@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { kvWriteWasm, rmsNormWasm, ropeWasm, setWasmKernels, wasmKernels } from '../../src/core/model/wasm-kernels';
+import { MASKED } from '../../src/core/model/transformer';
+import { attendWasm, kvWriteWasm, rmsNormWasm, ropeWasm, setWasmKernels, wasmKernels } from '../../src/core/model/wasm-kernels';
 import { selectNodeBackend } from '../../src/node/backend';
 import { checkRmsNorm, checkRope, generationWithAndWithout, rmsNormReference, trainingWithAndWithout } from '../fixtures/kernels';
 import { expectSameAsReference, maxDiff } from '../fixtures/tensors';
@@ -76,6 +77,69 @@ describe('KV cache write', () => {
     tf.dispose([written, expected, slots, values]);
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+});
+
+describe('attention of a cached step', () => {
+  /** softmax(q·kᵀ + bias)·v with tfjs's ops, q's rows grouped as the model groups them. */
+  function reference(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, group: number): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [B, nKV, R, d] = q.shape;
+      const T = R / group;
+      const C = k.shape[2];
+      const scores = tf.reshape(tf.matMul(q, k, false, true), [B, nKV, group, T, C]);
+      const probs = tf.softmax(tf.add(scores, tf.reshape(bias, [B, 1, 1, T, C])));
+      return tf.matMul(tf.reshape(probs, [B, nKV, R, C]), v) as tf.Tensor4D;
+    });
+  }
+
+  // Decoding (T = 1) and a prefill chunk (T > 1, causal); slots in use fewer than the cache holds,
+  // and a number of them that is not a multiple of 4; heads of 16 to 128; one kv head and several.
+  const cases = [
+    { B: 3, nKV: 2, group: 3, T: 1, C: 40, attended: 29, d: 64 },
+    { B: 2, nKV: 1, group: 4, T: 5, C: 37, attended: 37, d: 16 },
+    { B: 1, nKV: 2, group: 1, T: 3, C: 12, attended: 7, d: 128 },
+    { B: 4, nKV: 2, group: 2, T: 1, C: 257, attended: 200, d: 32 },
+  ];
+  for (const { B, nKV, group, T, C, attended, d } of cases) {
+    it(`equals tfjs's ops for B ${B}, ${nKV} kv head(s) of ${group}, T ${T}, ${attended} of ${C} slots, d ${d}`, async () => {
+      const before = tf.memory().numTensors;
+      const q = tf.tidy(() => tf.mul(tf.randomNormal([B, nKV, group * T, d], 0, 1, 'float32', 41), 1 / Math.sqrt(d))) as tf.Tensor4D;
+      const k = tf.randomNormal([B, nKV, C, d], 0, 2, 'float32', 42) as tf.Tensor4D;
+      const v = tf.randomNormal([B, nKV, C, d], 0, 1, 'float32', 43) as tf.Tensor4D;
+      // Each row's token t at its own position: it sees slots up to it, the last row's last token sees all `attended`.
+      const values = new Float32Array(B * T * C);
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < T; t++) {
+          const seen = b === B - 1 ? attended - (T - 1 - t) : Math.max(1, attended - 3 * b - (T - 1 - t));
+          values.fill(MASKED, (b * T + t) * C + seen, (b * T + t + 1) * C);
+        }
+      const bias = tf.tensor4d(values, [B, 1, T, C]);
+      const got = attendWasm(q, k, v, bias, attended);
+      const want = reference(q, k, v, bias, group);
+      expect(got.shape).toEqual(want.shape);
+      const { diff, scale } = await maxDiff(got, want);
+      expect(diff).toBeLessThanOrEqual(2e-6 * Math.max(1, scale));
+      tf.dispose([q, k, v, bias, got, want]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+
+  it('keeps a large spread of scores exact, and takes no slot past the ones in use', async () => {
+    // Scores from -80 to +80 apart: the softmax is a few slots; the slots past `attended` hold NaN, unread.
+    const [B, nKV, R, C, d] = [1, 1, 2, 8, 16];
+    const q = tf.tensor4d(Array.from({ length: R * d }, (_, i) => (i < d ? 1 : -1)), [B, nKV, R, d]);
+    const kv = Array.from({ length: C * d }, (_, i) => (Math.floor(i / d) < 6 ? (Math.floor(i / d) - 3) * (10 / 16) * 8 : NaN));
+    const k = tf.tensor4d(kv, [B, nKV, C, d]);
+    const v = tf.tensor4d(kv.map((x, i) => (Number.isNaN(x) ? NaN : i % 7)), [B, nKV, C, d]);
+    const bias = tf.zeros([B, 1, 1, C]) as tf.Tensor4D;
+    const got = attendWasm(q, k, v, bias, 6);
+    const want = reference(tf.slice(q, 0, [B, nKV, R, d]) as tf.Tensor4D, tf.slice(k, 0, [B, nKV, 6, d]) as tf.Tensor4D, tf.slice(v, 0, [B, nKV, 6, d]) as tf.Tensor4D, tf.zeros([B, 1, 1, 6]) as tf.Tensor4D, R);
+    const out = await got.data();
+    expect(out.every(Number.isFinite)).toBe(true);
+    const { diff } = await maxDiff(got, want);
+    expect(diff).toBeLessThanOrEqual(1e-5);
+    tf.dispose([q, k, v, bias, got, want]);
   });
 });
 

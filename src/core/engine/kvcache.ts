@@ -70,12 +70,14 @@ export function stepArrays(feeds: RowFeed[], length: number, capacity: number, k
   const maskBias = new Float32Array(B * T * capacity);
   const pick = new Int32Array(B);
   const spare = capacity - 1;
+  let attended = 1;
   for (let b = 0; b < B; b++) {
     const { start, tokens } = feeds[b];
     const n = tokens.length;
     if (n > T) throw new RangeError(`row ${b} feeds ${n} tokens in a step of ${T}`);
     if (n > 0 && start + n > spare) throw new RangeError(`row ${b} needs slot ${start + n - 1} but capacity ${capacity} keeps slot ${spare} spare`);
     pick[b] = b * T + Math.max(n - 1, 0);
+    if (n > 0) attended = Math.max(attended, start + n);
     for (let t = 0; t < T; t++) {
       const real = t < n;
       ids[b * T + t] = real ? tokens[t] : 0;
@@ -89,7 +91,7 @@ export function stepArrays(feeds: RowFeed[], length: number, capacity: number, k
       }
     }
   }
-  return { ids, positions, slots, maskBias, pick };
+  return { ids, positions, slots, maskBias, pick, attended };
 }
 
 /** The step's inputs as tensors; the caller disposes them. */
@@ -102,6 +104,7 @@ export function stepTensors(feeds: RowFeed[], length: number, capacity: number, 
     slots: tf.tensor2d(a.slots, [B * kvHeads * length, 3], 'int32'),
     maskBias: tf.tensor4d(a.maskBias, [B, 1, length, capacity]),
     pick: tf.tensor1d(a.pick, 'int32'),
+    attended: a.attended,
   };
 }
 

@@ -19,7 +19,7 @@ import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { ATTENTION_MAX_HEAD_DIM, attentionWebGPU, rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
-import { kvWriteWasm, rmsNormWasm, ropeWasm, wasmKernels } from './wasm-kernels';
+import { attendWasm, kvWriteWasm, rmsNormWasm, ropeWasm, wasmKernels } from './wasm-kernels';
 import { embedding, linear, matMul } from './ops';
 import { cannotPack, f16Unavailable, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
@@ -43,6 +43,8 @@ export interface CachedStep {
   maskBias: tf.Tensor4D;
   /** [B] int32 flat index b·T + t of the token whose next-token logits are wanted. */
   pick: tf.Tensor1D;
+  /** Slots 0..attended-1 hold every slot a real token of the step attends (maskBias masks the rest for them). */
+  attended: number;
 }
 
 /** Additive attention bias of a masked slot: exp(-1e9) is 0 in float32, and never NaN. */
@@ -110,6 +112,8 @@ interface AttentionContext {
   maskBias: tf.Tensor;
   /** Keys and values layer i attends over, [B, nKV, S, head_dim], given this step's new ones [B, nKV, T, head_dim]. */
   keysValues(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): LayerKV;
+  /** A cached step (no gradient): the first slots every real token attends, all of them the rest masks. */
+  attended?: number;
 }
 
 /** A trainable addition to the Linear layers (LoRA, docs/lora.md) while the base parameters stay frozen. */
@@ -418,6 +422,7 @@ export class Transformer {
         cos: tf.reshape(tf.gather(rope.cos, step.positions), [batch, length, 1, hd]),
         sin: tf.reshape(tf.gather(rope.sin, step.positions), [batch, length, 1, hd]),
         maskBias: step.maskBias,
+        attended: step.attended,
         keysValues: (layer, k, v) => {
           // Kept: they outlive the layer's scope (the caller owns the new cache).
           // On wasm the write is in place (the caller gives the old cache up: see kvWriteWasm), except
@@ -493,6 +498,9 @@ export class Transformer {
     if (webgpuKernels() && hd <= ATTENTION_MAX_HEAD_DIM) {
       // One kernel from q, k, v and the mask to the output, nothing of size T × S kept (docs/engine.md#webgpu-kernels).
       out = attentionWebGPU(q as tf.Tensor4D, kv.k, kv.v, ctx.maskBias as tf.Tensor4D);
+    } else if (ctx.attended !== undefined && hd % 16 === 0 && wasmKernels()) {
+      // Generation on wasm: one kernel over the slots in use (docs/engine.md#fused-wasm-kernels).
+      out = attendWasm(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, kv.v, ctx.maskBias as tf.Tensor4D, ctx.attended);
     } else {
       // The heads sharing a kv head are stacked along the query axis: one batched matmul per kv head.
       const scores = matMul(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, false, true);

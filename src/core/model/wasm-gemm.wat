@@ -325,6 +325,187 @@
         (br $mloop)))
   )
 
+;; Causal attention of a cached forward step (docs/engine.md#fused-wasm-kernels): for each row b,
+  ;; kv head g and query row r of the heads sharing it, over the first S slots of the cache,
+  ;; out = softmax(q·Kᵀ + bias) · V, one pass per row with nothing of size S kept beyond one row of
+  ;; scores in $scratch. q, out [B, nKV, R, d] (R = group · T, row r at step t = r mod T); k, v
+  ;; [B, nKV, C, d]; bias [B, 1, T, C]. q comes scaled by 1/√d. Keys are taken 4 at a time, their
+  ;; dot products reduced across lanes with two rounds of shuffles as in gemm_nt; the exponentials
+  ;; 4 at a time ($exp4); the weighted sum 16 values of d at a time. d must be a multiple of 16.
+  (func (export "attend")
+    (param $q i32) (param $k i32) (param $v i32) (param $bias i32) (param $out i32) (param $scratch i32)
+    (param $B i32) (param $nKV i32) (param $R i32) (param $T i32) (param $C i32) (param $S i32) (param $d i32)
+    (local $bg i32) (local $r i32) (local $s i32) (local $j i32) (local $o i32) (local $db i32) (local $S4 i32)
+    (local $pq i32) (local $pk i32) (local $pv i32) (local $pb i32) (local $po i32)
+    (local $k0 i32) (local $k1 i32) (local $k2 i32) (local $k3 i32) (local $pvs i32)
+    (local $qv v128) (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $u v128) (local $w v128)
+    (local $mx v128) (local $sum v128) (local $p v128) (local $inv v128)
+    (local $o0 v128) (local $o1 v128) (local $o2 v128) (local $o3 v128)
+    (local $m f32) (local $x f32)
+    (local.set $db (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $S4 (i32.and (local.get $S) (i32.const -4)))
+    (local.set $bg (i32.const 0))
+    (block $bg_done
+      (loop $bgloop
+        (br_if $bg_done (i32.ge_s (local.get $bg) (i32.mul (local.get $B) (local.get $nKV))))
+        (local.set $pk (i32.add (local.get $k) (i32.mul (i32.mul (local.get $bg) (local.get $C)) (local.get $db))))
+        (local.set $pv (i32.add (local.get $v) (i32.mul (i32.mul (local.get $bg) (local.get $C)) (local.get $db))))
+        (local.set $r (i32.const 0))
+        (block $r_done
+          (loop $rloop
+            (br_if $r_done (i32.ge_s (local.get $r) (local.get $R)))
+            (local.set $pq (i32.add (local.get $q) (i32.mul (i32.add (i32.mul (local.get $bg) (local.get $R)) (local.get $r)) (local.get $db))))
+            (local.set $po (i32.add (local.get $out) (i32.sub (local.get $pq) (local.get $q))))
+            ;; this row's bias: batch row b = bg / nKV, step t = r mod T
+            (local.set $pb (i32.add (local.get $bias) (i32.shl (i32.mul
+              (i32.add (i32.mul (i32.div_u (local.get $bg) (local.get $nKV)) (local.get $T)) (i32.rem_u (local.get $r) (local.get $T)))
+              (local.get $C)) (i32.const 2))))
+            ;; Scores, 4 keys at a time, with the bias, and their running maximum.
+            (local.set $mx (v128.const f32x4 -inf -inf -inf -inf))
+            (local.set $s (i32.const 0))
+            (block $s4_done
+              (loop $s4
+                (br_if $s4_done (i32.ge_s (local.get $s) (local.get $S4)))
+                (local.set $k0 (i32.add (local.get $pk) (i32.mul (local.get $s) (local.get $db))))
+                (local.set $k1 (i32.add (local.get $k0) (local.get $db)))
+                (local.set $k2 (i32.add (local.get $k1) (local.get $db)))
+                (local.set $k3 (i32.add (local.get $k2) (local.get $db)))
+                (local.set $s0 (v128.const f32x4 0 0 0 0)) (local.set $s1 (v128.const f32x4 0 0 0 0))
+                (local.set $s2 (v128.const f32x4 0 0 0 0)) (local.set $s3 (v128.const f32x4 0 0 0 0))
+                (local.set $o (i32.const 0))
+                (block $dot_done
+                  (loop $dot
+                    (br_if $dot_done (i32.ge_s (local.get $o) (local.get $db)))
+                    (local.set $qv (v128.load (i32.add (local.get $pq) (local.get $o))))
+                    (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (local.get $qv) (v128.load (i32.add (local.get $k0) (local.get $o))))))
+                    (local.set $s1 (f32x4.add (local.get $s1) (f32x4.mul (local.get $qv) (v128.load (i32.add (local.get $k1) (local.get $o))))))
+                    (local.set $s2 (f32x4.add (local.get $s2) (f32x4.mul (local.get $qv) (v128.load (i32.add (local.get $k2) (local.get $o))))))
+                    (local.set $s3 (f32x4.add (local.get $s3) (f32x4.mul (local.get $qv) (v128.load (i32.add (local.get $k3) (local.get $o))))))
+                    (local.set $o (i32.add (local.get $o) (i32.const 16)))
+                    (br $dot)))
+                (local.set $u (f32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $s0) (local.get $s1))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $s0) (local.get $s1))))
+                (local.set $w (f32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $s2) (local.get $s3))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $s2) (local.get $s3))))
+                (local.set $u (f32x4.add
+                  (f32x4.add
+                    (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $u) (local.get $w))
+                    (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $u) (local.get $w)))
+                  (v128.load (i32.add (local.get $pb) (i32.shl (local.get $s) (i32.const 2))))))
+                (v128.store (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2))) (local.get $u))
+                (local.set $mx (f32x4.max (local.get $mx) (local.get $u)))
+                (local.set $s (i32.add (local.get $s) (i32.const 4)))
+                (br $s4)))
+            (local.set $m (f32.max
+              (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
+              (f32.max (f32x4.extract_lane 2 (local.get $mx)) (f32x4.extract_lane 3 (local.get $mx)))))
+            ;; The last keys, one at a time.
+            (block $s1_done
+              (loop $s1loop
+                (br_if $s1_done (i32.ge_s (local.get $s) (local.get $S)))
+                (local.set $k0 (i32.add (local.get $pk) (i32.mul (local.get $s) (local.get $db))))
+                (local.set $s0 (v128.const f32x4 0 0 0 0))
+                (local.set $o (i32.const 0))
+                (block $dot1_done
+                  (loop $dot1
+                    (br_if $dot1_done (i32.ge_s (local.get $o) (local.get $db)))
+                    (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (v128.load (i32.add (local.get $pq) (local.get $o))) (v128.load (i32.add (local.get $k0) (local.get $o))))))
+                    (local.set $o (i32.add (local.get $o) (i32.const 16)))
+                    (br $dot1)))
+                (local.set $x (f32.add
+                  (f32.add
+                    (f32.add (f32x4.extract_lane 0 (local.get $s0)) (f32x4.extract_lane 2 (local.get $s0)))
+                    (f32.add (f32x4.extract_lane 1 (local.get $s0)) (f32x4.extract_lane 3 (local.get $s0))))
+                  (f32.load (i32.add (local.get $pb) (i32.shl (local.get $s) (i32.const 2))))))
+                (f32.store (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2))) (local.get $x))
+                (local.set $m (f32.max (local.get $m) (local.get $x)))
+                (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                (br $s1loop)))
+            ;; exp(score − max) in place, and their sum.
+            (local.set $mx (f32x4.splat (local.get $m)))
+            (local.set $sum (v128.const f32x4 0 0 0 0))
+            (local.set $s (i32.const 0))
+            (block $e4_done
+              (loop $e4
+                (br_if $e4_done (i32.ge_s (local.get $s) (local.get $S4)))
+                (local.set $o (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2))))
+                (local.set $p (call $exp4 (f32x4.sub (v128.load (local.get $o)) (local.get $mx))))
+                (v128.store (local.get $o) (local.get $p))
+                (local.set $sum (f32x4.add (local.get $sum) (local.get $p)))
+                (local.set $s (i32.add (local.get $s) (i32.const 4)))
+                (br $e4)))
+            (block $e1_done
+              (loop $e1
+                (br_if $e1_done (i32.ge_s (local.get $s) (local.get $S)))
+                (local.set $o (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2))))
+                (local.set $x (f32x4.extract_lane 0 (call $exp4 (f32x4.splat (f32.sub (f32.load (local.get $o)) (local.get $m))))))
+                (f32.store (local.get $o) (local.get $x))
+                (local.set $sum (f32x4.add (local.get $sum) (f32x4.replace_lane 0 (v128.const f32x4 0 0 0 0) (local.get $x))))
+                (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                (br $e1)))
+            (local.set $inv (f32x4.splat (f32.div (f32.const 1) (f32.add
+              (f32.add (f32x4.extract_lane 0 (local.get $sum)) (f32x4.extract_lane 1 (local.get $sum)))
+              (f32.add (f32x4.extract_lane 2 (local.get $sum)) (f32x4.extract_lane 3 (local.get $sum)))))))
+            ;; out = Σ p_s · v_s / Σ p_s, 16 values of d at a time.
+            (local.set $j (i32.const 0))
+            (block $j_done
+              (loop $jloop
+                (br_if $j_done (i32.ge_s (local.get $j) (local.get $db)))
+                (local.set $o0 (v128.const f32x4 0 0 0 0)) (local.set $o1 (v128.const f32x4 0 0 0 0))
+                (local.set $o2 (v128.const f32x4 0 0 0 0)) (local.set $o3 (v128.const f32x4 0 0 0 0))
+                (local.set $pvs (i32.add (local.get $pv) (local.get $j)))
+                (local.set $s (i32.const 0))
+                (block $w_done
+                  (loop $wloop
+                    (br_if $w_done (i32.ge_s (local.get $s) (local.get $S)))
+                    (local.set $p (v128.load32_splat (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2)))))
+                    (local.set $o0 (f32x4.add (local.get $o0) (f32x4.mul (local.get $p) (v128.load (local.get $pvs)))))
+                    (local.set $o1 (f32x4.add (local.get $o1) (f32x4.mul (local.get $p) (v128.load offset=16 (local.get $pvs)))))
+                    (local.set $o2 (f32x4.add (local.get $o2) (f32x4.mul (local.get $p) (v128.load offset=32 (local.get $pvs)))))
+                    (local.set $o3 (f32x4.add (local.get $o3) (f32x4.mul (local.get $p) (v128.load offset=48 (local.get $pvs)))))
+                    (local.set $pvs (i32.add (local.get $pvs) (local.get $db)))
+                    (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                    (br $wloop)))
+                (local.set $o (i32.add (local.get $po) (local.get $j)))
+                (v128.store (local.get $o) (f32x4.mul (local.get $o0) (local.get $inv)))
+                (v128.store offset=16 (local.get $o) (f32x4.mul (local.get $o1) (local.get $inv)))
+                (v128.store offset=32 (local.get $o) (f32x4.mul (local.get $o2) (local.get $inv)))
+                (v128.store offset=48 (local.get $o) (f32x4.mul (local.get $o3) (local.get $inv)))
+                (local.set $j (i32.add (local.get $j) (i32.const 64)))
+                (br $jloop)))
+            (local.set $r (i32.add (local.get $r) (i32.const 1)))
+            (br $rloop)))
+        (local.set $bg (i32.add (local.get $bg) (i32.const 1)))
+        (br $bgloop)))
+  )
+
+  ;; e^x for 4 lanes at once, x ≤ 0 here (a score minus the row's maximum): x = n·ln 2 + f with n an
+  ;; integer and |f| ≤ ln 2 / 2 (ln 2 in two parts, as Cephes' expf does, so that f keeps its
+  ;; precision), e^f by its Taylor polynomial of degree 6 (relative error under 1e-7 there), times
+  ;; 2^n built in the exponent bits. Below −87.3 (e^x under float32's smallest normal, and the
+  ;; masked slots' −1e9) it is 0.
+  (func $exp4 (param $x v128) (result v128)
+    (local $c v128) (local $n v128) (local $f v128) (local $p v128)
+    (local.set $c (f32x4.max (local.get $x) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+    (local.set $c (f32x4.min (local.get $c) (v128.const f32x4 88.3 88.3 88.3 88.3)))
+    (local.set $n (f32x4.nearest (f32x4.mul (local.get $c) (v128.const f32x4 1.44269504 1.44269504 1.44269504 1.44269504))))
+    (local.set $f (f32x4.sub (local.get $c) (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
+    (local.set $f (f32x4.sub (local.get $f) (f32x4.mul (local.get $n) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+    (local.set $p (v128.const f32x4 1.38888889e-3 1.38888889e-3 1.38888889e-3 1.38888889e-3))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 8.33333333e-3 8.33333333e-3 8.33333333e-3 8.33333333e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 4.16666667e-2 4.16666667e-2 4.16666667e-2 4.16666667e-2)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 0.166666667 0.166666667 0.166666667 0.166666667)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 0.5 0.5 0.5 0.5)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 1 1 1 1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $f)) (v128.const f32x4 1 1 1 1)))
+    (v128.and
+      (f32x4.mul (local.get $p)
+        (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127)) (i32.const 23)))
+      (f32x4.ge (local.get $x) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+  )
+
   ;; RMSNorm of each row of x [rows, cols]: y = x · w / √(mean(x²) + eps) (docs/engine.md#fused-wasm-kernels).
   ;; cols must be a multiple of 4.
   (func (export "rms_norm")

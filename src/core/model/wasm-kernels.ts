@@ -5,8 +5,8 @@
  * call, the tape, a new output): RMSNorm written with tfjs's ops is six of them, RoPE five. Here each
  * is one kernel registered with tfjs for the wasm backend, working in tfjs's own memory like the
  * matrix kernel (wasm-matmul.ts), forward and backward (as tf.customGrad ops, so training uses them
- * too). Ops whose cost is exp (SwiGLU's sigmoid, attention's softmax) stay tfjs's: its vectorised exp
- * beats the scalar one a kernel written here would call.
+ * too). Generation's attention over the KV cache is one kernel too, with an exponential of its own
+ * 4 lanes at a time; training's attention and SwiGLU's sigmoid stay tfjs's ops.
  */
 import * as tf from '@tensorflow/tfjs';
 import { customOp } from './ops';
@@ -16,6 +16,7 @@ const RMS_NORM = 'ThorRmsNorm';
 const RMS_NORM_GRAD = 'ThorRmsNormGrad';
 const ROPE = 'ThorRope';
 const KV_WRITE = 'ThorKvWrite';
+const ATTEND = 'ThorAttend';
 
 type Inputs = Record<string, tf.TensorInfo>;
 
@@ -89,6 +90,33 @@ const kvWriteKernel: Kernel = ({ inputs: { cache, slots, values }, backend }) =>
   return { dataId: cache.dataId, shape: cache.shape, dtype: cache.dtype };
 };
 
+/**
+ * Attention of a cached forward step: q [B, nKV, R, d] (the R = group · T query rows of the heads
+ * sharing kv head g, already scaled by 1/√d), the cache k, v [B, nKV, C, d], the bias [B, 1, T, C];
+ * over the first `attended` slots only, which every real token's bias masks beyond. One kernel for
+ * what tfjs runs as two batched products, an add and a softmax, with one row of scores at a time.
+ */
+const attendKernel: Kernel = ({ inputs: { q, k, v, bias }, backend, attrs }) => {
+  const [B, nKV, R, d] = q.shape;
+  const C = k.shape[2];
+  const T = bias.shape[2];
+  const S = Math.min(C, attrs.attended as number);
+  const out = backend.makeOutput(q.shape, 'float32');
+  if (out.shape.some((n) => n === 0)) return out;
+  // `>>> 0`: an address past 2 GB comes back negative (as tfjs reads its own allocations).
+  const scratch = backend.wasm._malloc(Math.max(S, 4) * 4) >>> 0;
+  if (scratch === 0) {
+    backend.disposeData(out.dataId);
+    throw new Error(`attention: the wasm heap has no room for ${S} scores`);
+  }
+  try {
+    kernels(backend).attend(at(backend, q), at(backend, k), at(backend, v), at(backend, bias), at(backend, out), scratch, B, nKV, R, T, C, S, d);
+  } finally {
+    backend.wasm._free(scratch);
+  }
+  return out;
+};
+
 let installed = false;
 let enabled = true;
 
@@ -105,6 +133,7 @@ export function installWasmKernels(): void {
     [RMS_NORM_GRAD, rmsNormGradKernel],
     [ROPE, ropeKernel],
     [KV_WRITE, kvWriteKernel],
+    [ATTEND, attendKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
@@ -176,4 +205,15 @@ export function ropeWasm(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tenso
  */
 export function kvWriteWasm(cache: tf.Tensor4D, slots: tf.Tensor2D, values: tf.Tensor2D): tf.Tensor4D {
   return runKernel(KV_WRITE, { cache, slots, values }) as tf.Tensor4D;
+}
+
+/**
+ * softmax(q·kᵀ + bias)·v for a cached forward step (generation), in one kernel: q [B, nKV, R, d]
+ * scaled by 1/√d with R = group · T query rows per kv head (row r at step r mod T), the cache k, v
+ * [B, nKV, C, d], bias [B, 1, T, C], over the first `attended` slots (every real token's bias masks
+ * the slots past them). The output is q's shape. No gradient: generation is never differentiated.
+ * d must be a multiple of 16 (the caller checks, and uses tfjs's ops otherwise).
+ */
+export function attendWasm(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, attended: number): tf.Tensor4D {
+  return runKernel(ATTEND, { q, k, v, bias }, { attended }) as tf.Tensor4D;
 }

@@ -32,6 +32,8 @@ export interface Kernels {
   rmsNormGrad(x: number, w: number, dy: number, dx: number, dw: number, rows: number, cols: number, eps: number): void;
   /** RoPE of x [rows, H, d] into y (inverse: its gradient); d a multiple of 8. */
   rope(x: number, cos: number, sin: number, y: number, rows: number, tableRows: number, H: number, d: number, inverse: number): void;
+  /** Attention of a cached step over the first S of C slots (wasm-kernels.ts); d a multiple of 16, scratch S floats. */
+  attend(q: number, k: number, v: number, bias: number, out: number, scratch: number, B: number, nKV: number, R: number, T: number, C: number, S: number, d: number): void;
 }
 
 /** Up to this many rows of A, A·Bᵀ is computed as dot products instead of copying Bᵀ out first. */
@@ -95,6 +97,7 @@ export function kernelsFor(memory: WebAssembly.Memory): Kernels {
       rmsNorm: exports.rms_norm as Kernels['rmsNorm'],
       rmsNormGrad: exports.rms_norm_grad as Kernels['rmsNormGrad'],
       rope: exports.rope as Kernels['rope'],
+      attend: exports.attend as Kernels['attend'],
     };
     instances.set(memory, k);
   }
