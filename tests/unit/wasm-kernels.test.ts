@@ -94,12 +94,15 @@ describe('attention of a cached step', () => {
   }
 
   // Decoding (T = 1) and a prefill chunk (T > 1, causal); slots in use fewer than the cache holds,
-  // and a number of them that is not a multiple of 4; heads of 16 to 128; one kv head and several.
+  // and a number of them that is not a multiple of 4; heads of 8 to 128; one query row a kv head to 20
+  // (blocks of 4 and what is left); one kv head and several.
   const cases = [
     { B: 3, nKV: 2, group: 3, T: 1, C: 40, attended: 29, d: 64 },
     { B: 2, nKV: 1, group: 4, T: 5, C: 37, attended: 37, d: 16 },
     { B: 1, nKV: 2, group: 1, T: 3, C: 12, attended: 7, d: 128 },
     { B: 4, nKV: 2, group: 2, T: 1, C: 257, attended: 200, d: 32 },
+    { B: 2, nKV: 2, group: 5, T: 4, C: 30, attended: 23, d: 8 },
+    { B: 1, nKV: 1, group: 1, T: 1, C: 5, attended: 1, d: 24 },
   ];
   for (const { B, nKV, group, T, C, attended, d } of cases) {
     it(`equals tfjs's ops for B ${B}, ${nKV} kv head(s) of ${group}, T ${T}, ${attended} of ${C} slots, d ${d}`, async () => {

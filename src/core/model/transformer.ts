@@ -498,7 +498,7 @@ export class Transformer {
     if (webgpuKernels() && hd <= ATTENTION_MAX_HEAD_DIM) {
       // One kernel from q, k, v and the mask to the output, nothing of size T × S kept (docs/engine.md#webgpu-kernels).
       out = attentionWebGPU(q as tf.Tensor4D, kv.k, kv.v, ctx.maskBias as tf.Tensor4D);
-    } else if (ctx.attended !== undefined && hd % 16 === 0 && wasmKernels()) {
+    } else if (ctx.attended !== undefined && hd % 8 === 0 && wasmKernels()) {
       // Generation on wasm: one kernel over the slots in use (docs/engine.md#fused-wasm-kernels).
       out = attendWasm(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, kv.v, ctx.maskBias as tf.Tensor4D, ctx.attended);
     } else {

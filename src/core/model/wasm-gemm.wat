@@ -28,7 +28,7 @@
   (func $min (param $x i32) (param $y i32) (result i32)
     (select (local.get $x) (local.get $y) (i32.lt_s (local.get $x) (local.get $y))))
 
-  (func (export "gemm")
+  (func $gemm (export "gemm")
     (param $a i32) (param $rowA i32) (param $colA i32)
     (param $b i32) (param $rowB i32) (param $colB i32)
     (param $c i32) (param $ldc i32)
@@ -325,51 +325,48 @@
         (br $mloop)))
   )
 
-;; Causal attention of a cached forward step (docs/engine.md#fused-wasm-kernels): for each row b,
-  ;; kv head g and query row r of the heads sharing it, over the first S slots of the cache,
-  ;; out = softmax(q·Kᵀ + bias) · V, one pass per row with nothing of size S kept beyond one row of
-  ;; scores in $scratch. q, out [B, nKV, R, d] (R = group · T, row r at step t = r mod T); k, v
-  ;; [B, nKV, C, d]; bias [B, 1, T, C]. q comes scaled by 1/√d. Keys are taken 4 at a time, their
-  ;; dot products reduced across lanes with two rounds of shuffles as in gemm_nt; the exponentials
-  ;; 4 at a time ($exp4); the weighted sum 16 values of d at a time. d must be a multiple of 16.
+;; Causal attention of a cached forward step (docs/engine.md#fused-wasm-kernels): for each row b
+  ;; and kv head g, the R = group · T query rows of the heads sharing it (row r at step t = r mod T),
+  ;; over the first S slots of the cache: out = softmax(q·Kᵀ + bias) · V. q, out [B, nKV, R, d]; k, v
+  ;; [B, nKV, C, d]; bias [B, 1, T, C]; q comes scaled by 1/√d. A decoding batch's cache does not fit
+  ;; the processor's caches, so each key and value is read from memory once for all R rows: the
+  ;; scores go 4 keys at a time for every row (the 4 keys stay in the L1 cache; their dot products
+  ;; are reduced across lanes with two rounds of shuffles, as in gemm_nt) into $scratch [R, S]; per
+  ;; row, the bias's maximum, exp(score − max) 4 lanes at a time ($exp4) and the division by their
+  ;; sum; then out = P·V is the gemm above, which reads V once per 4 rows. d must be a multiple of 8.
   (func (export "attend")
     (param $q i32) (param $k i32) (param $v i32) (param $bias i32) (param $out i32) (param $scratch i32)
     (param $B i32) (param $nKV i32) (param $R i32) (param $T i32) (param $C i32) (param $S i32) (param $d i32)
-    (local $bg i32) (local $r i32) (local $s i32) (local $j i32) (local $o i32) (local $db i32) (local $S4 i32)
-    (local $pq i32) (local $pk i32) (local $pv i32) (local $pb i32) (local $po i32)
-    (local $k0 i32) (local $k1 i32) (local $k2 i32) (local $k3 i32) (local $pvs i32)
+    (local $bg i32) (local $r i32) (local $s i32) (local $o i32) (local $db i32) (local $S4 i32) (local $Sb i32)
+    (local $pk i32) (local $pq i32) (local $pb i32) (local $srow i32) (local $brow0 i32)
+    (local $k0 i32) (local $k1 i32) (local $k2 i32) (local $k3 i32)
     (local $qv v128) (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $u v128) (local $w v128)
-    (local $mx v128) (local $sum v128) (local $p v128) (local $inv v128)
-    (local $o0 v128) (local $o1 v128) (local $o2 v128) (local $o3 v128)
-    (local $m f32) (local $x f32)
+    (local $mx v128) (local $sum v128) (local $p v128)
+    (local $m f32) (local $x f32) (local $total f32)
     (local.set $db (i32.shl (local.get $d) (i32.const 2)))
     (local.set $S4 (i32.and (local.get $S) (i32.const -4)))
+    (local.set $Sb (i32.shl (local.get $S) (i32.const 2)))
     (local.set $bg (i32.const 0))
     (block $bg_done
       (loop $bgloop
         (br_if $bg_done (i32.ge_s (local.get $bg) (i32.mul (local.get $B) (local.get $nKV))))
         (local.set $pk (i32.add (local.get $k) (i32.mul (i32.mul (local.get $bg) (local.get $C)) (local.get $db))))
-        (local.set $pv (i32.add (local.get $v) (i32.mul (i32.mul (local.get $bg) (local.get $C)) (local.get $db))))
-        (local.set $r (i32.const 0))
-        (block $r_done
-          (loop $rloop
-            (br_if $r_done (i32.ge_s (local.get $r) (local.get $R)))
-            (local.set $pq (i32.add (local.get $q) (i32.mul (i32.add (i32.mul (local.get $bg) (local.get $R)) (local.get $r)) (local.get $db))))
-            (local.set $po (i32.add (local.get $out) (i32.sub (local.get $pq) (local.get $q))))
-            ;; this row's bias: batch row b = bg / nKV, step t = r mod T
-            (local.set $pb (i32.add (local.get $bias) (i32.shl (i32.mul
-              (i32.add (i32.mul (i32.div_u (local.get $bg) (local.get $nKV)) (local.get $T)) (i32.rem_u (local.get $r) (local.get $T)))
-              (local.get $C)) (i32.const 2))))
-            ;; Scores, 4 keys at a time, with the bias, and their running maximum.
-            (local.set $mx (v128.const f32x4 -inf -inf -inf -inf))
-            (local.set $s (i32.const 0))
-            (block $s4_done
-              (loop $s4
-                (br_if $s4_done (i32.ge_s (local.get $s) (local.get $S4)))
-                (local.set $k0 (i32.add (local.get $pk) (i32.mul (local.get $s) (local.get $db))))
-                (local.set $k1 (i32.add (local.get $k0) (local.get $db)))
-                (local.set $k2 (i32.add (local.get $k1) (local.get $db)))
-                (local.set $k3 (i32.add (local.get $k2) (local.get $db)))
+        ;; bias row of step 0 of this batch row (b = bg / nKV); step t's row is t · C floats on
+        (local.set $brow0 (i32.add (local.get $bias) (i32.shl (i32.mul (i32.mul (i32.div_u (local.get $bg) (local.get $nKV)) (local.get $T)) (local.get $C)) (i32.const 2))))
+        ;; Scores, 4 keys at a time for every row, the bias added.
+        (local.set $s (i32.const 0))
+        (block $s4_done
+          (loop $s4
+            (br_if $s4_done (i32.ge_s (local.get $s) (local.get $S4)))
+            (local.set $k0 (i32.add (local.get $pk) (i32.mul (local.get $s) (local.get $db))))
+            (local.set $k1 (i32.add (local.get $k0) (local.get $db)))
+            (local.set $k2 (i32.add (local.get $k1) (local.get $db)))
+            (local.set $k3 (i32.add (local.get $k2) (local.get $db)))
+            (local.set $r (i32.const 0))
+            (block $r4_done
+              (loop $r4
+                (br_if $r4_done (i32.ge_s (local.get $r) (local.get $R)))
+                (local.set $pq (call $qrow (local.get $q) (local.get $bg) (local.get $R) (local.get $r) (local.get $db)))
                 (local.set $s0 (v128.const f32x4 0 0 0 0)) (local.set $s1 (v128.const f32x4 0 0 0 0))
                 (local.set $s2 (v128.const f32x4 0 0 0 0)) (local.set $s3 (v128.const f32x4 0 0 0 0))
                 (local.set $o (i32.const 0))
@@ -389,23 +386,27 @@
                 (local.set $w (f32x4.add
                   (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $s2) (local.get $s3))
                   (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $s2) (local.get $s3))))
-                (local.set $u (f32x4.add
+                (local.set $pb (i32.add (local.get $brow0) (i32.shl (i32.add (i32.mul (i32.rem_u (local.get $r) (local.get $T)) (local.get $C)) (local.get $s)) (i32.const 2))))
+                (v128.store (i32.add (local.get $scratch) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $S)) (local.get $s)) (i32.const 2)))
                   (f32x4.add
-                    (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $u) (local.get $w))
-                    (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $u) (local.get $w)))
-                  (v128.load (i32.add (local.get $pb) (i32.shl (local.get $s) (i32.const 2))))))
-                (v128.store (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2))) (local.get $u))
-                (local.set $mx (f32x4.max (local.get $mx) (local.get $u)))
-                (local.set $s (i32.add (local.get $s) (i32.const 4)))
-                (br $s4)))
-            (local.set $m (f32.max
-              (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
-              (f32.max (f32x4.extract_lane 2 (local.get $mx)) (f32x4.extract_lane 3 (local.get $mx)))))
-            ;; The last keys, one at a time.
-            (block $s1_done
-              (loop $s1loop
-                (br_if $s1_done (i32.ge_s (local.get $s) (local.get $S)))
-                (local.set $k0 (i32.add (local.get $pk) (i32.mul (local.get $s) (local.get $db))))
+                    (f32x4.add
+                      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $u) (local.get $w))
+                      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $u) (local.get $w)))
+                    (v128.load (local.get $pb))))
+                (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                (br $r4)))
+            (local.set $s (i32.add (local.get $s) (i32.const 4)))
+            (br $s4)))
+        ;; The last keys, one at a time.
+        (block $s1_done
+          (loop $s1loop
+            (br_if $s1_done (i32.ge_s (local.get $s) (local.get $S)))
+            (local.set $k0 (i32.add (local.get $pk) (i32.mul (local.get $s) (local.get $db))))
+            (local.set $r (i32.const 0))
+            (block $r1_done
+              (loop $r1
+                (br_if $r1_done (i32.ge_s (local.get $r) (local.get $R)))
+                (local.set $pq (call $qrow (local.get $q) (local.get $bg) (local.get $R) (local.get $r) (local.get $db)))
                 (local.set $s0 (v128.const f32x4 0 0 0 0))
                 (local.set $o (i32.const 0))
                 (block $dot1_done
@@ -414,72 +415,92 @@
                     (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (v128.load (i32.add (local.get $pq) (local.get $o))) (v128.load (i32.add (local.get $k0) (local.get $o))))))
                     (local.set $o (i32.add (local.get $o) (i32.const 16)))
                     (br $dot1)))
-                (local.set $x (f32.add
+                (local.set $pb (i32.add (local.get $brow0) (i32.shl (i32.add (i32.mul (i32.rem_u (local.get $r) (local.get $T)) (local.get $C)) (local.get $s)) (i32.const 2))))
+                (f32.store (i32.add (local.get $scratch) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $S)) (local.get $s)) (i32.const 2)))
                   (f32.add
-                    (f32.add (f32x4.extract_lane 0 (local.get $s0)) (f32x4.extract_lane 2 (local.get $s0)))
-                    (f32.add (f32x4.extract_lane 1 (local.get $s0)) (f32x4.extract_lane 3 (local.get $s0))))
-                  (f32.load (i32.add (local.get $pb) (i32.shl (local.get $s) (i32.const 2))))))
-                (f32.store (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2))) (local.get $x))
-                (local.set $m (f32.max (local.get $m) (local.get $x)))
-                (local.set $s (i32.add (local.get $s) (i32.const 1)))
-                (br $s1loop)))
-            ;; exp(score − max) in place, and their sum.
+                    (f32.add
+                      (f32.add (f32x4.extract_lane 0 (local.get $s0)) (f32x4.extract_lane 2 (local.get $s0)))
+                      (f32.add (f32x4.extract_lane 1 (local.get $s0)) (f32x4.extract_lane 3 (local.get $s0))))
+                    (f32.load (local.get $pb))))
+                (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                (br $r1)))
+            (local.set $s (i32.add (local.get $s) (i32.const 1)))
+            (br $s1loop)))
+        ;; Per row: the maximum, exp(score − max), and the division by their sum.
+        (local.set $r (i32.const 0))
+        (block $row_done
+          (loop $rowloop
+            (br_if $row_done (i32.ge_s (local.get $r) (local.get $R)))
+            (local.set $srow (i32.add (local.get $scratch) (i32.mul (local.get $r) (local.get $Sb))))
+            (local.set $mx (v128.const f32x4 -inf -inf -inf -inf))
+            (local.set $o (i32.const 0))
+            (block $m4_done
+              (loop $m4
+                (br_if $m4_done (i32.ge_s (local.get $o) (i32.shl (local.get $S4) (i32.const 2))))
+                (local.set $mx (f32x4.max (local.get $mx) (v128.load (i32.add (local.get $srow) (local.get $o)))))
+                (local.set $o (i32.add (local.get $o) (i32.const 16)))
+                (br $m4)))
+            (local.set $m (f32.max
+              (f32.max (f32x4.extract_lane 0 (local.get $mx)) (f32x4.extract_lane 1 (local.get $mx)))
+              (f32.max (f32x4.extract_lane 2 (local.get $mx)) (f32x4.extract_lane 3 (local.get $mx)))))
+            (block $m1_done
+              (loop $m1
+                (br_if $m1_done (i32.ge_s (local.get $o) (local.get $Sb)))
+                (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $srow) (local.get $o)))))
+                (local.set $o (i32.add (local.get $o) (i32.const 4)))
+                (br $m1)))
             (local.set $mx (f32x4.splat (local.get $m)))
             (local.set $sum (v128.const f32x4 0 0 0 0))
-            (local.set $s (i32.const 0))
+            (local.set $o (i32.const 0))
             (block $e4_done
               (loop $e4
-                (br_if $e4_done (i32.ge_s (local.get $s) (local.get $S4)))
-                (local.set $o (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2))))
-                (local.set $p (call $exp4 (f32x4.sub (v128.load (local.get $o)) (local.get $mx))))
-                (v128.store (local.get $o) (local.get $p))
+                (br_if $e4_done (i32.ge_s (local.get $o) (i32.shl (local.get $S4) (i32.const 2))))
+                (local.set $p (call $exp4 (f32x4.sub (v128.load (i32.add (local.get $srow) (local.get $o))) (local.get $mx))))
+                (v128.store (i32.add (local.get $srow) (local.get $o)) (local.get $p))
                 (local.set $sum (f32x4.add (local.get $sum) (local.get $p)))
-                (local.set $s (i32.add (local.get $s) (i32.const 4)))
+                (local.set $o (i32.add (local.get $o) (i32.const 16)))
                 (br $e4)))
+            (local.set $total (f32.add
+              (f32.add (f32x4.extract_lane 0 (local.get $sum)) (f32x4.extract_lane 1 (local.get $sum)))
+              (f32.add (f32x4.extract_lane 2 (local.get $sum)) (f32x4.extract_lane 3 (local.get $sum)))))
             (block $e1_done
               (loop $e1
-                (br_if $e1_done (i32.ge_s (local.get $s) (local.get $S)))
-                (local.set $o (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2))))
-                (local.set $x (f32x4.extract_lane 0 (call $exp4 (f32x4.splat (f32.sub (f32.load (local.get $o)) (local.get $m))))))
-                (f32.store (local.get $o) (local.get $x))
-                (local.set $sum (f32x4.add (local.get $sum) (f32x4.replace_lane 0 (v128.const f32x4 0 0 0 0) (local.get $x))))
-                (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                (br_if $e1_done (i32.ge_s (local.get $o) (local.get $Sb)))
+                (local.set $x (f32x4.extract_lane 0 (call $exp4 (f32x4.splat (f32.sub (f32.load (i32.add (local.get $srow) (local.get $o))) (local.get $m))))))
+                (f32.store (i32.add (local.get $srow) (local.get $o)) (local.get $x))
+                (local.set $total (f32.add (local.get $total) (local.get $x)))
+                (local.set $o (i32.add (local.get $o) (i32.const 4)))
                 (br $e1)))
-            (local.set $inv (f32x4.splat (f32.div (f32.const 1) (f32.add
-              (f32.add (f32x4.extract_lane 0 (local.get $sum)) (f32x4.extract_lane 1 (local.get $sum)))
-              (f32.add (f32x4.extract_lane 2 (local.get $sum)) (f32x4.extract_lane 3 (local.get $sum)))))))
-            ;; out = Σ p_s · v_s / Σ p_s, 16 values of d at a time.
-            (local.set $j (i32.const 0))
-            (block $j_done
-              (loop $jloop
-                (br_if $j_done (i32.ge_s (local.get $j) (local.get $db)))
-                (local.set $o0 (v128.const f32x4 0 0 0 0)) (local.set $o1 (v128.const f32x4 0 0 0 0))
-                (local.set $o2 (v128.const f32x4 0 0 0 0)) (local.set $o3 (v128.const f32x4 0 0 0 0))
-                (local.set $pvs (i32.add (local.get $pv) (local.get $j)))
-                (local.set $s (i32.const 0))
-                (block $w_done
-                  (loop $wloop
-                    (br_if $w_done (i32.ge_s (local.get $s) (local.get $S)))
-                    (local.set $p (v128.load32_splat (i32.add (local.get $scratch) (i32.shl (local.get $s) (i32.const 2)))))
-                    (local.set $o0 (f32x4.add (local.get $o0) (f32x4.mul (local.get $p) (v128.load (local.get $pvs)))))
-                    (local.set $o1 (f32x4.add (local.get $o1) (f32x4.mul (local.get $p) (v128.load offset=16 (local.get $pvs)))))
-                    (local.set $o2 (f32x4.add (local.get $o2) (f32x4.mul (local.get $p) (v128.load offset=32 (local.get $pvs)))))
-                    (local.set $o3 (f32x4.add (local.get $o3) (f32x4.mul (local.get $p) (v128.load offset=48 (local.get $pvs)))))
-                    (local.set $pvs (i32.add (local.get $pvs) (local.get $db)))
-                    (local.set $s (i32.add (local.get $s) (i32.const 1)))
-                    (br $wloop)))
-                (local.set $o (i32.add (local.get $po) (local.get $j)))
-                (v128.store (local.get $o) (f32x4.mul (local.get $o0) (local.get $inv)))
-                (v128.store offset=16 (local.get $o) (f32x4.mul (local.get $o1) (local.get $inv)))
-                (v128.store offset=32 (local.get $o) (f32x4.mul (local.get $o2) (local.get $inv)))
-                (v128.store offset=48 (local.get $o) (f32x4.mul (local.get $o3) (local.get $inv)))
-                (local.set $j (i32.add (local.get $j) (i32.const 64)))
-                (br $jloop)))
+            (local.set $x (f32.div (f32.const 1) (local.get $total)))
+            (local.set $p (f32x4.splat (local.get $x)))
+            (local.set $o (i32.const 0))
+            (block $n4_done
+              (loop $n4
+                (br_if $n4_done (i32.ge_s (local.get $o) (i32.shl (local.get $S4) (i32.const 2))))
+                (v128.store (i32.add (local.get $srow) (local.get $o)) (f32x4.mul (v128.load (i32.add (local.get $srow) (local.get $o))) (local.get $p)))
+                (local.set $o (i32.add (local.get $o) (i32.const 16)))
+                (br $n4)))
+            (block $n1_done
+              (loop $n1
+                (br_if $n1_done (i32.ge_s (local.get $o) (local.get $Sb)))
+                (f32.store (i32.add (local.get $srow) (local.get $o)) (f32.mul (f32.load (i32.add (local.get $srow) (local.get $o))) (local.get $x)))
+                (local.set $o (i32.add (local.get $o) (i32.const 4)))
+                (br $n1)))
             (local.set $r (i32.add (local.get $r) (i32.const 1)))
-            (br $rloop)))
+            (br $rowloop)))
+        ;; out [R, d] = P [R, S] · V [S, d] (V row-major: rows 4·d bytes apart, blocks of 8 columns 32 bytes apart).
+        (call $gemm
+          (local.get $scratch) (local.get $Sb) (i32.const 4)
+          (i32.add (local.get $v) (i32.sub (local.get $pk) (local.get $k))) (local.get $db) (i32.const 32)
+          (call $qrow (local.get $out) (local.get $bg) (local.get $R) (i32.const 0) (local.get $db)) (local.get $d)
+          (local.get $R) (local.get $S) (local.get $d))
         (local.set $bg (i32.add (local.get $bg) (i32.const 1)))
         (br $bgloop)))
   )
+
+  ;; Byte address of row r of kv head bg in q or out [B·nKV, R, d] (db = 4·d bytes a row).
+  (func $qrow (param $base i32) (param $bg i32) (param $R i32) (param $r i32) (param $db i32) (result i32)
+    (i32.add (local.get $base) (i32.mul (i32.add (i32.mul (local.get $bg) (local.get $R)) (local.get $r)) (local.get $db))))
 
   ;; e^x for 4 lanes at once, x ≤ 0 here (a score minus the row's maximum): x = n·ln 2 + f with n an
   ;; integer and |f| ≤ ln 2 / 2 (ln 2 in two parts, as Cephes' expf does, so that f keeps its

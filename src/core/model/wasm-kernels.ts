@@ -94,7 +94,7 @@ const kvWriteKernel: Kernel = ({ inputs: { cache, slots, values }, backend }) =>
  * Attention of a cached forward step: q [B, nKV, R, d] (the R = group · T query rows of the heads
  * sharing kv head g, already scaled by 1/√d), the cache k, v [B, nKV, C, d], the bias [B, 1, T, C];
  * over the first `attended` slots only, which every real token's bias masks beyond. One kernel for
- * what tfjs runs as two batched products, an add and a softmax, with one row of scores at a time.
+ * what tfjs runs as two batched products, an add and a softmax, reading the cache once.
  */
 const attendKernel: Kernel = ({ inputs: { q, k, v, bias }, backend, attrs }) => {
   const [B, nKV, R, d] = q.shape;
@@ -104,10 +104,11 @@ const attendKernel: Kernel = ({ inputs: { q, k, v, bias }, backend, attrs }) => 
   const out = backend.makeOutput(q.shape, 'float32');
   if (out.shape.some((n) => n === 0)) return out;
   // `>>> 0`: an address past 2 GB comes back negative (as tfjs reads its own allocations).
-  const scratch = backend.wasm._malloc(Math.max(S, 4) * 4) >>> 0;
+  // The scores of one kv head's query rows.
+  const scratch = backend.wasm._malloc(R * Math.max(S, 1) * 4) >>> 0;
   if (scratch === 0) {
     backend.disposeData(out.dataId);
-    throw new Error(`attention: the wasm heap has no room for ${S} scores`);
+    throw new Error(`attention: the wasm heap has no room for ${R} × ${S} scores`);
   }
   try {
     kernels(backend).attend(at(backend, q), at(backend, k), at(backend, v), at(backend, bias), at(backend, out), scratch, B, nKV, R, T, C, S, d);
@@ -212,7 +213,7 @@ export function kvWriteWasm(cache: tf.Tensor4D, slots: tf.Tensor2D, values: tf.T
  * scaled by 1/√d with R = group · T query rows per kv head (row r at step r mod T), the cache k, v
  * [B, nKV, C, d], bias [B, 1, T, C], over the first `attended` slots (every real token's bias masks
  * the slots past them). The output is q's shape. No gradient: generation is never differentiated.
- * d must be a multiple of 16 (the caller checks, and uses tfjs's ops otherwise).
+ * d must be a multiple of 8 (the caller checks, and uses tfjs's ops otherwise).
  */
 export function attendWasm(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, attended: number): tf.Tensor4D {
   return runKernel(ATTEND, { q, k, v, bias }, { attended }) as tf.Tensor4D;

@@ -32,7 +32,7 @@ export interface Kernels {
   rmsNormGrad(x: number, w: number, dy: number, dx: number, dw: number, rows: number, cols: number, eps: number): void;
   /** RoPE of x [rows, H, d] into y (inverse: its gradient); d a multiple of 8. */
   rope(x: number, cos: number, sin: number, y: number, rows: number, tableRows: number, H: number, d: number, inverse: number): void;
-  /** Attention of a cached step over the first S of C slots (wasm-kernels.ts); d a multiple of 16, scratch S floats. */
+  /** Attention of a cached step over the first S of C slots (wasm-kernels.ts); d a multiple of 8, scratch R·S floats. */
   attend(q: number, k: number, v: number, bias: number, out: number, scratch: number, B: number, nKV: number, R: number, T: number, C: number, S: number, d: number): void;
 }
 
