@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../src/core/backend';
 import { Generation } from '../src/core/engine/generation';
+import { decodeRate, matmulRate, randomRows, SPEED_MODEL, trainingStep, trainRate } from '../src/core/engine/speed';
 import { greedyNextTokens, greedyReforward } from '../src/core/engine/reforward';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/model/config';
@@ -38,9 +39,6 @@ import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
 import { setWasmKernels } from '../src/core/model/wasm-kernels';
 import { setWasmMatmul } from '../src/core/model/wasm-matmul';
-import { AdamW } from '../src/core/optim/adamw';
-import { trainStep } from '../src/core/optim/step';
-import { createRng } from '../src/core/rng';
 import { releaseNodeWebGPU, selectNodeBackend } from '../src/node/backend';
 import { machineInfo, writeResult } from './lib';
 
@@ -48,7 +46,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 const MODELS: Record<string, ModelConfig> = {
   '1M': parseModelConfig({ model_type: 'llama', hidden_size: 128, intermediate_size: 384, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 1024, max_position_embeddings: 1024, tie_word_embeddings: true }),
-  '10M': parseModelConfig({ model_type: 'llama', hidden_size: 384, intermediate_size: 1024, num_hidden_layers: 6, num_attention_heads: 6, num_key_value_heads: 2, vocab_size: 1024, max_position_embeddings: 1024, tie_word_embeddings: true }),
+  '10M': SPEED_MODEL,
 };
 
 /** What one backend runs. */
@@ -80,11 +78,6 @@ function quick(plan: Plan): Plan {
 
 type Detail = Record<string, unknown>;
 
-function randomRows(batch: number, length: number, vocab: number, seed: number): number[][] {
-  const rng = createRng(seed);
-  return Array.from({ length: batch }, () => Array.from({ length }, () => rng.int(0, vocab - 1)));
-}
-
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
   const out = await f();
@@ -93,19 +86,9 @@ async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
 
 /** Greedy decoding with the KV cache: the first step prefills the prompts (and samples the first new token), the rest decode. */
 async function kvDecode(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
-  const run = async (newTokens: number) => {
-    const gen = new Generation(model, randomRows(batch, plan.promptLength, model.cfg.vocab_size, batch), { maxNewTokens: newTokens, temperature: 0 });
-    const [, prefillS] = await timed(() => gen.step());
-    const [, decodeS] = await timed(async () => {
-      while (gen.active > 0) await gen.step();
-    });
-    gen.dispose();
-    return { prefillS, decodeS };
-  };
-  await run(Math.min(4, plan.newTokens)); // warm-up: kernels, shaders, buffer pools
-  const { prefillS, decodeS } = await run(plan.newTokens);
-  const totalS = prefillS + decodeS;
-  return { kind: 'decode_kv', batch, prompt_len: plan.promptLength, new_tokens: plan.newTokens, prefill_s: prefillS, decode_s: decodeS, total_s: totalS, decode_tok_s: (batch * (plan.newTokens - 1)) / decodeS, total_tok_s: (batch * plan.newTokens) / totalS };
+  const r = await decodeRate(model, { batch, promptLength: plan.promptLength, newTokens: plan.newTokens });
+  const totalS = r.prefill_s + r.decode_s;
+  return { kind: 'decode_kv', batch, prompt_len: plan.promptLength, new_tokens: plan.newTokens, prefill_s: r.prefill_s, decode_s: r.decode_s, total_s: totalS, decode_tok_s: r.tok_s, total_tok_s: (batch * plan.newTokens) / totalS };
 }
 
 /**
@@ -182,49 +165,16 @@ async function prefill(model: Transformer, plan: Plan): Promise<Detail> {
   return { kind: 'prefill', batch, prompt_len: length, chunk: 64, seconds: s, tok_s: (batch * length) / s };
 }
 
-/** A training step (forward, backward, clip at 1.0, AdamW) on random ids of the plan's shape, and what frees it. */
-function trainingStep(model: Transformer, plan: Plan): { step: () => Promise<unknown>; dispose: () => void } {
-  const { batch, seq } = plan.train;
-  const ids = tf.tensor2d(randomRows(batch, seq + 1, model.cfg.vocab_size, 5), undefined, 'int32');
-  const mask = tf.ones([batch, seq]) as tf.Tensor2D;
-  const opt = new AdamW(model.trainableVariables(), { weightDecay: 0 });
-  return {
-    step: () => trainStep(model, opt, [() => model.loss(ids, mask)], { lr: 1e-4, maxGradNorm: 1 }),
-    dispose: () => {
-      opt.dispose();
-      tf.dispose([ids, mask]);
-    },
-  };
-}
-
-/** Training steps on random ids. */
+/** Training steps (forward, backward, clip at 1.0, AdamW) on random ids of the plan's shape. */
 async function train(model: Transformer, plan: Plan): Promise<Detail> {
   const { batch, seq, steps } = plan.train;
-  const { step, dispose } = trainingStep(model, plan);
-  await step(); // warm-up
-  const [, s] = await timed(async () => {
-    for (let i = 0; i < steps; i++) await step();
-  });
-  dispose();
-  return { kind: 'train', batch, seq, steps, seconds: s, tok_s: (batch * seq * steps) / s };
+  const r = await trainRate(model, plan.train);
+  return { kind: 'train', batch, seq, steps, seconds: r.seconds, tok_s: r.tok_s };
 }
 
-/** The backend's 2-D matmul rate at one shape: the best of a few timed products after a warm-up. */
-async function matmulRate(m: number, k: number, n: number): Promise<Detail> {
-  const a = tf.randomNormal([m, k]);
-  const b = tf.randomNormal([k, n]);
-  const once = async () => {
-    const c = tf.matMul(a, b);
-    await c.data();
-    c.dispose();
-  };
-  await once();
-  const reps = Math.max(3, Math.ceil(2e9 / (2 * m * k * n)));
-  const [, s] = await timed(async () => {
-    for (let i = 0; i < reps; i++) await once();
-  });
-  tf.dispose([a, b]);
-  return { kind: 'matmul', shape: `[${m}×${k}]·[${k}×${n}]`, reps, seconds: s, gflops: (2 * m * k * n * reps) / s / 1e9 };
+/** The backend's 2-D matmul rate at one shape. */
+async function matmulDetail(m: number, k: number, n: number): Promise<Detail> {
+  return { kind: 'matmul', ...(await matmulRate(m, k, n)) };
 }
 
 /**
@@ -291,7 +241,7 @@ async function decodeProfile(model: Transformer, batch: number, plan: Plan): Pro
 /** One training step under tf.profile: time and calls per kernel, largest first. */
 async function trainProfile(model: Transformer, plan: Plan): Promise<Detail> {
   const { batch, seq } = plan.train;
-  const { step, dispose } = trainingStep(model, plan);
+  const { step, dispose } = trainingStep(model, plan.train);
   await step();
   const [info, s] = await timed(() => tf.profile(async () => void (await step())));
   dispose();
@@ -311,8 +261,8 @@ async function trainProfile(model: Transformer, plan: Plan): Promise<Detail> {
   return { kind: 'train_profile', batch, seq, step_s: s, kernel_ms: kernelMs, kernel_calls: info.kernels.length, kernels: kernels.slice(0, 16) };
 }
 
-/** bench/torch_ref.py on the same weights; returns its JSON and the lab's logits difference. */
-async function torchYardstick(model: Transformer, rows: number[][], plan: { batch: number; promptLength: number; newTokens: number; train: Plan['train'] }): Promise<Detail> {
+/** bench/torch_ref.py on the same weights (on `threads` threads, else torch's default); returns its JSON and the lab's logits difference. */
+export async function torchYardstick(model: Transformer, rows: number[][], plan: { batch: number; promptLength: number; newTokens: number; train: Plan['train'] }, threads?: number): Promise<Detail> {
   const script = join(here, 'torch_ref.py');
   if (!existsSync(script)) return { kind: 'torch', error: `${script} is missing: no PyTorch yardstick this run` };
   const ensure = spawnSync('sh', [join(here, 'ensure_torch.sh')], { encoding: 'utf8' });
@@ -322,7 +272,7 @@ async function torchYardstick(model: Transformer, rows: number[][], plan: { batc
     writeFileSync(join(dir, 'config.json'), JSON.stringify(configToJSON(model.cfg), null, 2));
     writeFileSync(join(dir, 'model.safetensors'), writeSafetensors(await model.exportWeights()));
     writeFileSync(join(dir, 'ids.json'), JSON.stringify(rows));
-    const args = [script, '--model', dir, '--ids-json', join(dir, 'ids.json'), '--batch', String(plan.batch), '--prompt-len', String(plan.promptLength), '--new-tokens', String(plan.newTokens), '--train-batch', String(plan.train.batch), '--train-seq', String(plan.train.seq), '--train-steps', String(plan.train.steps)];
+    const args = [script, '--model', dir, '--ids-json', join(dir, 'ids.json'), '--batch', String(plan.batch), '--prompt-len', String(plan.promptLength), '--new-tokens', String(plan.newTokens), '--train-batch', String(plan.train.batch), '--train-seq', String(plan.train.seq), '--train-steps', String(plan.train.steps), ...(threads ? ['--threads', String(threads)] : [])];
     const run = spawnSync('/usr/bin/python3', args, { encoding: 'utf8', timeout: 600_000, maxBuffer: 256 * 1024 * 1024 });
     if (run.status !== 0) return { kind: 'torch', error: `torch_ref.py exited with ${run.status ?? run.signal}: ${run.stderr.trim().slice(-800)}` };
     const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as Record<string, unknown> & { logits_check?: { logits: number[] } };
@@ -401,7 +351,7 @@ export async function main(args: string[]): Promise<void> {
       const tr = log(await train(model, plan));
       if (backend === 'wasm' && size === '10M') {
         // What the backend itself can do, next to what training and decoding get out of it.
-        const rates = [await matmulRate(plan.train.batch * plan.train.seq, cfg.hidden_size, cfg.intermediate_size), await matmulRate(512, 512, 512), await matmulRate(16, cfg.hidden_size, cfg.intermediate_size)];
+        const rates = [await matmulDetail(plan.train.batch * plan.train.seq, cfg.hidden_size, cfg.intermediate_size), await matmulDetail(512, 512, 512), await matmulDetail(16, cfg.hidden_size, cfg.intermediate_size)];
         for (const r of rates) details.push({ ...base, ...r });
         const matmul = Math.max(...rates.map((r) => r.gflops as number));
         const trainGflops = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (tr.seconds as number) / 1e9;

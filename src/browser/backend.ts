@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -38,9 +38,25 @@ function webglRenderer(): string | undefined {
 /**
  * Picks the backend. With no order given (the default), a GPU backend whose device is a CPU
  * emulation (SwiftShader on a machine without a GPU) is passed over for wasm; an order from the URL
- * (?backend=webgpu) is taken as asked.
+ * (?backend=webgpu) is taken as asked. `threads` (?threads=2) sets how many threads tfjs's threaded
+ * wasm build multiplies on, before it starts; tfjs's own choice is half the logical cores, at most 4.
  */
-export async function selectBrowserBackend(order?: BackendName[]): Promise<BackendInfo> {
+export async function selectBrowserBackend(order?: BackendName[], options: { threads?: number } = {}): Promise<BackendInfo> {
+  if (options.threads === undefined) return pickBackend(order);
+  // tfjs's wasm module caps the count at half of navigator.hardwareConcurrency, which it reads as it
+  // starts (it takes every core to have two hardware threads): while it starts, this worker reports
+  // twice the count asked for, so that the count asked for is the count used (docs/engine.md#threads).
+  setThreadsCount(options.threads);
+  const asked = 2 * options.threads;
+  Object.defineProperty(navigator, 'hardwareConcurrency', { configurable: true, get: () => asked });
+  try {
+    return await pickBackend(order);
+  } finally {
+    delete (navigator as unknown as Record<string, unknown>).hardwareConcurrency;
+  }
+}
+
+async function pickBackend(order?: BackendName[]): Promise<BackendInfo> {
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   const info = await selectBackend(order ?? DEFAULT_ORDER, gpu, {
     allowSoftwareGpu: order !== undefined,

@@ -30,6 +30,7 @@ export function connectPolicyWorker(): LabConnection {
     model: () => remote.model(),
     loadModel: (source, onEvent) => remote.loadModel(source, sink(onEvent)),
     createModel: (size, seed) => remote.createModel(size, seed),
+    measureSpeed: (request, onEvent) => remote.measureSpeed(request, sink(onEvent)),
     exportModel: () => remote.exportModel(),
     saveModel: (name) => remote.saveModel(name),
     infer: (request, onEvent) => remote.infer(request, sink(onEvent)),

@@ -356,4 +356,30 @@ describe('the lab at work in headless Chromium', () => {
     }
     expect(pageErrors).toEqual([]);
   });
+
+  it('takes its wasm threads from ?threads=, offers them in the Overview, and measures this device on them', async () => {
+    const threaded = await context.newPage();
+    const errors: string[] = [];
+    threaded.on('pageerror', (e) => errors.push(e.message));
+    try {
+      await threaded.goto(new URL('?backend=wasm&threads=2#overview', inject('appUrl')).href);
+      const overview = threaded.getByTestId('panel-overview');
+      // tfjs's threaded build on the 2 threads asked for, whatever its own choice would be here.
+      await eventually(() => overview.getByTestId('wasm-build').textContent(), 60_000).toBe('threaded SIMD build, 2 threads');
+      expect(await overview.getByTestId('threads-choice').inputValue()).toBe('2');
+      const measure = overview.getByTestId('speed-measure');
+      await eventually(() => measure.isEnabled(), 60_000).toBe(true);
+      await measure.click();
+      const result = overview.getByTestId('speed-result');
+      await result.waitFor({ timeout: 300_000 });
+      const report = JSON.parse((await result.getAttribute('data-report')) ?? 'null') as { backend: string; threads: number; matmul_gflops: number; decode: { tok_s: number; vs_matmul: number }; train: { tok_s: number; vs_matmul: number } };
+      expect(report).toMatchObject({ backend: 'wasm', threads: 2 });
+      for (const x of [report.matmul_gflops, report.decode.tok_s, report.train.tok_s, report.decode.vs_matmul, report.train.vs_matmul]) expect(x).toBeGreaterThan(0);
+      expect(await overview.getByTestId('speed-where').textContent()).toMatch(/^wasm, 2 threads, 9\.8M parameters, \d+ s$/);
+      await screenshot(threaded, 'overview-speed');
+    } finally {
+      await threaded.close();
+    }
+    expect(errors).toEqual([]);
+  });
 });

@@ -17,6 +17,13 @@ export function backendOrderFromUrl(search: string): BackendName[] | undefined {
   return [wanted as BackendName, ...(wanted === 'cpu' ? [] : (['cpu'] as BackendName[]))];
 }
 
+/** The threads asked for in the URL (?threads=2) for tfjs's threaded wasm build, else tfjs's choice. */
+export function threadsFromUrl(search: string): number | undefined {
+  const wanted = new URLSearchParams(search).get('threads');
+  if (wanted === null || !/^[1-8]$/.test(wanted)) return undefined;
+  return Number(wanted);
+}
+
 /** The ways main.ts gives to reach a lab service, and to keep a run in this browser. */
 export interface Connectors {
   browser: () => LabConnection;
@@ -131,7 +138,7 @@ class Lab {
     const api = connection.api;
     const current = () => this.connection === connection;
     api
-      .init({ order: backendOrderFromUrl(location.search), control: this.control })
+      .init({ order: backendOrderFromUrl(location.search), control: this.control, threads: threadsFromUrl(location.search) })
       .then(async (info) => {
         if (!current()) return;
         this.backend = info;

@@ -12,6 +12,7 @@ import type { DownloadProgress } from '../hub/hub';
 import type { Problem } from '../data/types';
 import type { ProblemLog } from '../eval/evaluate';
 import type { CodeCorrectnessTable } from '../eval/metrics';
+import type { SpeedPlan, SpeedReport } from '../engine/speed';
 import type { ModelConfig, NewModelSize } from '../model/config';
 import type { DeviceLimits, MemoryEstimate } from '../model/memory';
 import type { WeightFormat } from '../model/transformer';
@@ -309,8 +310,12 @@ export type LabEvent =
 export type EventSink = (event: LabEvent) => void;
 
 export interface LabApi {
-  /** Picks the compute backend and starts the Python sandbox in the background; `control` is the page's shared pause/stop word. */
-  init(options?: { order?: BackendName[]; control?: Int32Array }): Promise<BackendInfo>;
+  /**
+   * Picks the compute backend and starts the Python sandbox in the background; `control` is the
+   * page's shared pause/stop word; `threads`, the threads tfjs's threaded wasm build multiplies on
+   * (default: tfjs's choice, half the logical cores, at most 4).
+   */
+  init(options?: { order?: BackendName[]; control?: Int32Array; threads?: number }): Promise<BackendInfo>;
   sandboxStatus(): Promise<SandboxStatus>;
   /** Waits for the sandbox to be ready (or to fail). */
   sandboxWarm(): Promise<SandboxStatus>;
@@ -327,6 +332,12 @@ export interface LabApi {
   loadModel(source: ModelSource, onEvent?: EventSink): Promise<ModelSummary>;
   /** A fresh model with seeded random weights and the character tokenizer. */
   createModel(size: NewModelSize, seed: number): Promise<ModelSummary>;
+  /**
+   * How fast this place runs the engine: the backend's matrix-product rate, and decoding and
+   * training a ~10M-parameter model of its own as shares of it (docs/engine.md#measuring-a-device);
+   * 'progress' events name each part. The loaded model is not touched.
+   */
+  measureSpeed(request?: { plan?: SpeedPlan }, onEvent?: EventSink): Promise<SpeedReport>;
   /** The model as a Hugging Face style folder. */
   exportModel(): Promise<CheckpointFiles>;
   /** Keeps the model in the run store as a run holding only its checkpoint; returns its id. */

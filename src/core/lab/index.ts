@@ -27,6 +27,7 @@ export { compareRuns, type CodeCorrectnessTable, type ProblemOutcome, type RunCo
 export { logHeaderLine, logProblemLine, parseEvalLog, problemOutcome } from '../eval/log';
 export type { ProblemLog } from '../eval/evaluate';
 export { countParameters, newModelConfig, parseModelConfig, type ModelConfig } from '../model/config';
+export type { SpeedReport } from '../engine/speed';
 export { DEFAULT_CHARSET, SPECIAL_TOKENS } from '../tokenizer/char';
 export { errorToPlain, LabError } from '../errors';
 export { DEFAULT_HUB_URL } from '../hub/hub';

@@ -39,6 +39,7 @@ const METHODS: Record<keyof LabApi, MethodInfo> = {
   model: { events: false, job: false },
   loadModel: { events: true, job: true },
   createModel: { events: false, job: true },
+  measureSpeed: { events: true, job: true },
   exportModel: { events: false, job: true },
   saveModel: { events: false, job: true },
   infer: { events: true, job: true },

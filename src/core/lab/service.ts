@@ -51,6 +51,7 @@ import { checkResume, messagesLine, progressHeaderLine, progressLine, resumeStat
 import { runTirgen, type QuestionResult, type TirgenProblem } from '../tirgen/pipeline';
 import { addCounts, emptyCounts, type TirgenInput } from '../tirgen/report';
 import { RuleCritic } from '../tirgen/rule-critic';
+import { measureSpeed, type SpeedPlan, type SpeedReport } from '../engine/speed';
 import { parseTirgenSettings, type TirgenSettings } from '../tirgen/settings';
 import type {
   EndpointSpec,
@@ -95,7 +96,8 @@ export interface ModelFiles {
 
 /** What differs between the places the lab runs. */
 export interface LabEnv {
-  selectBackend(order?: BackendName[]): Promise<BackendInfo>;
+  /** `threads`: for tfjs's threaded wasm build, where the place has one (a cross-origin isolated page). */
+  selectBackend(order?: BackendName[], options?: { threads?: number }): Promise<BackendInfo>;
   startPython(): Promise<PythonSandbox>;
   /** The files of a model folder (stored runs are read from the run store); `signal` stops a download. */
   modelFiles(source: Exclude<ModelSource, { kind: 'stored' }>, signal?: AbortSignal): ModelFiles;
@@ -109,6 +111,9 @@ export interface LabEnv {
   /** What the device holds, for the memory check of a loaded model; default: the current backend's limits. */
   deviceLimits?(): DeviceLimits;
 }
+
+/** Most threads a page may ask tfjs's threaded wasm build for: the pthread workers it starts with. */
+export const MAX_THREADS = 8;
 
 export class LabService implements LabApi {
   private backend: BackendInfo | undefined;
@@ -129,9 +134,11 @@ export class LabService implements LabApi {
 
   // ---- setup ------------------------------------------------------------------------------
 
-  async init(options: { order?: BackendName[]; control?: Int32Array } = {}): Promise<BackendInfo> {
+  async init(options: { order?: BackendName[]; control?: Int32Array; threads?: number } = {}): Promise<BackendInfo> {
     if (options.control) this.control.adopt(options.control);
-    this.backend ??= await this.env.selectBackend(options.order);
+    if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= MAX_THREADS))
+      throw new LabError('backend', 'threads must be a whole number of threads', { field: 'threads', expected: `1 to ${MAX_THREADS}`, found: String(options.threads) });
+    this.backend ??= await this.env.selectBackend(options.order, options.threads === undefined ? {} : { threads: options.threads });
     // A sandbox that fails to start is reported by sandboxStatus(); it must not fail init().
     this.startSandbox().catch(() => undefined);
     return this.backend;
@@ -332,6 +339,32 @@ export class LabService implements LabApi {
 
   createModel(size: NewModelSize, seed: number): Promise<ModelSummary> {
     return this.exclusive('creating a model', () => this.createModelNow(size, seed));
+  }
+
+  /** How fast this place runs the engine (src/core/engine/speed.ts): its own model, the loaded one untouched. */
+  measureSpeed(request: { plan?: SpeedPlan } = {}, onEvent?: EventSink): Promise<SpeedReport> {
+    return this.exclusive('measuring speed', async () => {
+      if (!this.backend) throw new LabError('backend', 'no compute backend yet', { hint: 'wait for the lab to start' });
+      const watcher = this.control.watch(['stop']);
+      const looking = setInterval(() => watcher.check(), 200);
+      try {
+        return await measureSpeed({
+          ...(request.plan && { plan: request.plan }),
+          threads: this.backend.wasm?.threads,
+          signal: watcher.signal,
+          // The parts run without yielding to timers: the stop word is also read at each part.
+          progress: (done, total, part) => {
+            onEvent?.({ type: 'progress', phase: part, done, total });
+            watcher.check();
+          },
+        });
+      } catch (e) {
+        if (watcher.signal.aborted) throw new LabError('stopped', 'measuring speed was stopped');
+        throw e;
+      } finally {
+        clearInterval(looking);
+      }
+    });
   }
 
   private async createModelNow(size: NewModelSize, seed: number): Promise<ModelSummary> {
