@@ -37,7 +37,7 @@ import { decodeFlops, forwardFlops, matmulFlopsPerToken, trainFlops } from '../s
 import { linear } from '../src/core/model/ops';
 import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
-import { setWasmKernels } from '../src/core/model/wasm-kernels';
+import { setWasmAttention, setWasmKernels } from '../src/core/model/wasm-kernels';
 import { setWasmMatmul } from '../src/core/model/wasm-matmul';
 import { releaseNodeWebGPU, selectNodeBackend } from '../src/node/backend';
 import { machineInfo, writeResult } from './lib';
@@ -163,6 +163,26 @@ async function prefill(model: Transformer, plan: Plan): Promise<Detail> {
   await run();
   const s = await run();
   return { kind: 'prefill', batch, prompt_len: length, chunk: 64, seconds: s, tok_s: (batch * length) / s };
+}
+
+/**
+ * Decoding with the attention kernel (wasm-kernels.ts) and without it (tfjs's batched products and
+ * softmax), the rest the same, in turns (on, off, on, off) so that a slow moment of the machine
+ * weighs on both: the gain is the ratio of their total tokens/s.
+ */
+async function attentionKernelGain(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
+  const decode = { batch, promptLength: plan.promptLength, newTokens: Math.min(plan.newTokens, 128) };
+  const seconds = { on: 0, off: 0 };
+  try {
+    for (const on of [true, false, true, false]) {
+      setWasmAttention(on);
+      seconds[on ? 'on' : 'off'] += (await decodeRate(model, decode)).decode_s;
+    }
+  } finally {
+    setWasmAttention(true);
+  }
+  const tokens = 2 * batch * (decode.newTokens - 1);
+  return { kind: 'decode_attention_kernel', batch, new_tokens: decode.newTokens, tok_s_kernel: tokens / seconds.on, tok_s_tfjs_ops: tokens / seconds.off, gain: seconds.off / seconds.on };
 }
 
 /** Training steps (forward, backward, clip at 1.0, AdamW) on random ids of the plan's shape. */
@@ -362,6 +382,8 @@ export async function main(args: string[]): Promise<void> {
         const decodeProf = await decodeProfile(model, 16, plan);
         details.push({ ...base, ...decodeProf });
         const products = log(await decodeProducts(model, 16));
+        const attention = [await attentionKernelGain(model, 16, plan), await attentionKernelGain(model, 64, plan)];
+        details.push(...attention.map((a) => ({ ...base, ...a })));
         // The same with tfjs's own kernels (the engine's matrix kernel and fused kernels off), side by side.
         setWasmMatmul(false);
         setWasmKernels(false);
@@ -389,6 +411,8 @@ export async function main(args: string[]): Promise<void> {
           decode_vs_matmul_wasm_tfjs_kernel: decodeGflopsTfjs / matmul,
           threads_wasm: getThreadsCount(),
           decode_kernels_per_step_wasm: decodeProf.kernel_calls,
+          decode_attention_kernel_gain_b16: attention[0].gain as number,
+          decode_attention_kernel_gain_b64: attention[1].gain as number,
           decode_kernels_per_step_wasm_tfjs_kernel: decodeProfTfjs.kernel_calls,
         });
         console.log(`wasm matmul ${matmul.toFixed(1)} GFLOP/s; training ${trainGflops.toFixed(2)}, decoding ${decodeGflops.toFixed(2)}; threads ${getThreadsCount()}`);

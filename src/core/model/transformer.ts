@@ -19,7 +19,7 @@ import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { ATTENTION_MAX_HEAD_DIM, attentionWebGPU, rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
-import { attendWasm, kvWriteWasm, rmsNormWasm, ropeWasm, wasmKernels } from './wasm-kernels';
+import { attendWasm, kvWriteWasm, rmsNormWasm, ropeWasm, wasmAttention, wasmKernels } from './wasm-kernels';
 import { embedding, linear, matMul } from './ops';
 import { cannotPack, f16Unavailable, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
@@ -498,7 +498,7 @@ export class Transformer {
     if (webgpuKernels() && hd <= ATTENTION_MAX_HEAD_DIM) {
       // One kernel from q, k, v and the mask to the output, nothing of size T × S kept (docs/engine.md#webgpu-kernels).
       out = attentionWebGPU(q as tf.Tensor4D, kv.k, kv.v, ctx.maskBias as tf.Tensor4D);
-    } else if (ctx.attended !== undefined && hd % 8 === 0 && wasmKernels()) {
+    } else if (ctx.attended !== undefined && hd % 8 === 0 && wasmAttention()) {
       // Generation on wasm: one kernel over the slots in use (docs/engine.md#fused-wasm-kernels).
       out = attendWasm(tf.reshape(q, [B, nKV, group * T, hd]), kv.k, kv.v, ctx.maskBias as tf.Tensor4D, ctx.attended);
     } else {

@@ -146,6 +146,18 @@ export function setWasmKernels(on: boolean): void {
   enabled = on;
 }
 
+let attentionOn = true;
+
+/** Turns the attention kernel alone off (tfjs's ops for generation's attention) or on again: for comparisons. */
+export function setWasmAttention(on: boolean): void {
+  attentionOn = on;
+}
+
+/** Whether generation's attention runs in the engine's kernel here (with the other fused kernels). */
+export function wasmAttention(): boolean {
+  return attentionOn && wasmKernels();
+}
+
 /** Why the kernels cannot run in this backend (their module did not load), once found out. */
 let unavailable: string | undefined;
 /** The backend memory the module was last instantiated for: checked once per memory, not per op. */
