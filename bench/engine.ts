@@ -376,7 +376,7 @@ export async function main(args: string[]): Promise<void> {
         const matmul = Math.max(...rates.map((r) => r.gflops as number));
         const trainGflops = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (tr.seconds as number) / 1e9;
         const d16 = kv[16];
-        const decodeGflops = d16 ? decodeFlops(cfg, 16, plan.promptLength + 1, plan.newTokens - 1) / (d16.decode_s as number) / 1e9 : NaN;
+        const decodeGflops = d16 ? decodeFlops(cfg, 16, plan.promptLength, plan.newTokens - 1) / (d16.decode_s as number) / 1e9 : NaN;
         const profile = await trainProfile(model, plan);
         details.push({ ...base, ...profile });
         const decodeProf = await decodeProfile(model, 16, plan);
@@ -395,7 +395,7 @@ export async function main(args: string[]): Promise<void> {
         setWasmKernels(true);
         details.push({ ...base, ...profileTfjs, matmul_kernel: 'tfjs' }, { ...base, ...decodeProfTfjs, matmul_kernel: 'tfjs' });
         const trainGflopsTfjs = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (trTfjs.seconds as number) / 1e9;
-        const decodeGflopsTfjs = decodeFlops(cfg, 16, plan.promptLength + 1, plan.newTokens - 1) / (d16Tfjs.decode_s as number) / 1e9;
+        const decodeGflopsTfjs = decodeFlops(cfg, 16, plan.promptLength, plan.newTokens - 1) / (d16Tfjs.decode_s as number) / 1e9;
         const stepFlops = forwardFlops(cfg, plan.train.batch, plan.train.seq);
         const attentionShare = 1 - (plan.train.batch * plan.train.seq * matmulFlopsPerToken(cfg)) / stepFlops;
         details.push({ ...base, kind: 'gflops', matmul_gflops: matmul, train_gflops: trainGflops, decode_gflops_b16: decodeGflops, matmul_mflops_per_token: matmulFlopsPerToken(cfg) / 1e6, attention_share_of_train_flops: attentionShare, note: 'model FLOPs from shapes (docs/engine.md#flops) over measured time; matmul: the best of the shapes above' });

@@ -90,27 +90,43 @@ export async function matmulRate(m: number, k: number, n: number): Promise<{ sha
       await timed(async () => {
         for (let i = 0; i < reps; i++) {
           const c = tf.matMul(a, b);
-          await c.data();
-          c.dispose();
+          try {
+            await c.data();
+          } finally {
+            c.dispose();
+          }
         }
       })
     )[1];
-  await batch();
-  const s = Math.min(await batch(), await batch(), await batch());
-  tf.dispose([a, b]);
+  let s: number;
+  try {
+    await batch();
+    s = Math.min(await batch(), await batch(), await batch());
+  } finally {
+    tf.dispose([a, b]);
+  }
   return { shape: `[${m}×${k}]·[${k}×${n}]`, reps, seconds: s, gflops: (2 * m * k * n * reps) / s / 1e9 };
 }
 
-/** Greedy decoding with the KV cache after a warm-up: the first step prefills the prompts, the rest decode. */
+/**
+ * Greedy decoding with the KV cache after a warm-up: prefill is the steps until every row has its
+ * first new token (a long prompt is fed in chunks over several steps), the rest decode.
+ */
 export async function decodeRate(model: Transformer, plan: SpeedPlan['decode']): Promise<{ prefill_s: number; decode_s: number; tok_s: number; gflops: number }> {
   const run = async (newTokens: number) => {
     const gen = new Generation(model, randomRows(plan.batch, plan.promptLength, model.cfg.vocab_size, plan.batch), { maxNewTokens: newTokens, temperature: 0 });
-    const [, prefillS] = await timed(() => gen.step());
-    const [, decodeS] = await timed(async () => {
-      while (gen.active > 0) await gen.step();
-    });
-    gen.dispose();
-    return { prefillS, decodeS };
+    try {
+      const started = new Set<number>();
+      const [, prefillS] = await timed(async () => {
+        while (started.size < plan.batch && gen.active > 0) for (const e of await gen.step()) if (e.kind === 'token') started.add(e.row);
+      });
+      const [, decodeS] = await timed(async () => {
+        while (gen.active > 0) await gen.step();
+      });
+      return { prefillS, decodeS };
+    } finally {
+      gen.dispose();
+    }
   };
   await run(Math.min(4, plan.newTokens)); // warm-up: kernels, shaders, buffer pools
   const { prefillS, decodeS } = await run(plan.newTokens);
@@ -118,7 +134,8 @@ export async function decodeRate(model: Transformer, plan: SpeedPlan['decode']):
     prefill_s: prefillS,
     decode_s: decodeS,
     tok_s: (plan.batch * (plan.newTokens - 1)) / decodeS,
-    gflops: decodeFlops(model.cfg, plan.batch, plan.promptLength + 1, plan.newTokens - 1) / decodeS / 1e9,
+    // The first decoding step feeds the first new token at position promptLength.
+    gflops: decodeFlops(model.cfg, plan.batch, plan.promptLength, plan.newTokens - 1) / decodeS / 1e9,
   };
 }
 
