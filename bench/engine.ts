@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../src/core/backend';
 import { Generation } from '../src/core/engine/generation';
-import { decodeRate, matmulRate, randomRows, SPEED_MODEL, trainingStep, trainRate } from '../src/core/engine/speed';
+import { decodeRate, matmulRate, randomRows, SPEED_MODEL, timed, trainingStep, trainRate } from '../src/core/engine/speed';
 import { greedyNextTokens, greedyReforward } from '../src/core/engine/reforward';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/model/config';
@@ -77,12 +77,6 @@ function quick(plan: Plan): Plan {
 }
 
 type Detail = Record<string, unknown>;
-
-async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
-  const t0 = performance.now();
-  const out = await f();
-  return [out, (performance.now() - t0) / 1000];
-}
 
 /** Greedy decoding with the KV cache: the first step prefills the prompts (and samples the first new token), the rest decode. */
 async function kvDecode(model: Transformer, batch: number, plan: Plan): Promise<Detail> {

@@ -35,6 +35,7 @@ import { createRng } from '../src/core/rng';
 import { findVulkanICD, releaseNodeWebGPU, selectNodeBackend } from '../src/node/backend';
 import { folderSource } from '../src/node/files';
 import { machineInfo, writeResult } from './lib';
+import { timed } from '../src/core/engine/speed';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -95,12 +96,6 @@ function peakRssMb(): number {
 function wasmHeapMb(): number | undefined {
   const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
   return wasm?.HEAPU8 ? wasm.HEAPU8.buffer.byteLength / 2 ** 20 : undefined;
-}
-
-async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
-  const t0 = performance.now();
-  const out = await f();
-  return [out, (performance.now() - t0) / 1000];
 }
 
 function randomRow(length: number, vocab: number, seed: number): number[] {

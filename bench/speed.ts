@@ -58,7 +58,7 @@ export async function main(args: string[]): Promise<void> {
   }
 
   await selectNodeBackend(['wasm']);
-  const node = await measureSpeed({ plan, threads: 1 });
+  const node = await measureSpeed({ plan });
   details.push({ where: 'node', ...node });
   console.log(`node: matmul ${node.matmul_gflops.toFixed(1)} GFLOP/s, decoding ${node.decode.tok_s.toFixed(0)} tokens/s, training ${node.train.tok_s.toFixed(0)} tokens/s`);
 

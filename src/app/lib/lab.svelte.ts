@@ -4,7 +4,7 @@
  * node (docs/node.md): main.ts gives both ways to reach it, and `useCompute` switches between them;
  * panels call it through `lab.api`, its typed interface, and never see how it is reached.
  */
-import { CONTROL, type BackendInfo, type BackendName, type ControlValue, type LabApi, type LabConnection, type ModelSummary, type NodeAddress, type NodeHello, type RunSummary, type SandboxStatus } from '../../core/lab/index';
+import { CONTROL, MAX_WASM_THREADS, type BackendInfo, type BackendName, type ControlValue, type LabApi, type LabConnection, type ModelSummary, type NodeAddress, type NodeHello, type RunSummary, type SandboxStatus } from '../../core/lab/index';
 import { reportError } from './messages.svelte';
 import { keepOffline } from './offline';
 
@@ -20,8 +20,8 @@ export function backendOrderFromUrl(search: string): BackendName[] | undefined {
 /** The threads asked for in the URL (?threads=2) for tfjs's threaded wasm build, else tfjs's choice. */
 export function threadsFromUrl(search: string): number | undefined {
   const wanted = new URLSearchParams(search).get('threads');
-  if (wanted === null || !/^[1-8]$/.test(wanted)) return undefined;
-  return Number(wanted);
+  const n = wanted === null || !/^\d+$/.test(wanted) ? NaN : Number(wanted);
+  return n >= 1 && n <= MAX_WASM_THREADS ? n : undefined;
 }
 
 /** The ways main.ts gives to reach a lab service, and to keep a run in this browser. */

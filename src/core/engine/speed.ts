@@ -7,6 +7,7 @@
  * page chose (?threads=N).
  */
 import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { LabError } from '../errors';
 import { parseModelConfig, type ModelConfig } from '../model/config';
 import { decodeFlops, trainFlops } from '../model/flops';
@@ -64,7 +65,8 @@ export interface SpeedReport {
   seconds: number;
 }
 
-async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
+/** f's result and the seconds it took. */
+export async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
   const out = await f();
   return [out, (performance.now() - t0) / 1000];
@@ -173,7 +175,7 @@ export async function trainRate(model: Transformer, plan: SpeedPlan['train']): P
  * it makes is gone when it returns.
  */
 export async function measureSpeed(
-  options: { plan?: SpeedPlan; threads?: number; progress?: (done: number, total: number, part: string) => void; signal?: AbortSignal } = {},
+  options: { plan?: SpeedPlan; progress?: (done: number, total: number, part: string) => void; signal?: AbortSignal } = {},
 ): Promise<SpeedReport> {
   const plan = checkSpeedPlan(options.plan ?? QUICK_SPEED_PLAN);
   const started = performance.now();
@@ -194,9 +196,10 @@ export async function measureSpeed(
     at(2);
     const train = await trainRate(model, plan.train);
     at(3);
+    const backend = tf.getBackend();
     return {
-      backend: tf.getBackend(),
-      ...(options.threads !== undefined && { threads: options.threads }),
+      backend,
+      ...(backend === 'wasm' && { threads: getThreadsCount() }),
       parameters: model.numParameters(),
       matmul_gflops: matmul,
       decode: { batch: plan.decode.batch, new_tokens: plan.decode.newTokens, tok_s: decode.tok_s, gflops: decode.gflops, vs_matmul: decode.gflops / matmul },

@@ -6,6 +6,7 @@
  */
 export type * from './api';
 export { CONTROL, type ControlValue } from './control';
+export { MAX_WASM_THREADS } from './threads';
 export type { NodeAddress, NodeHello } from './rpc';
 export { COT_SHIPPED_MODEL, DEFAULT_SHIPPED_MODEL, SHIPPED_MODEL_FILES, SHIPPED_MODELS, shippedModel, type ShippedModel, type ShippedModelName } from './models';
 

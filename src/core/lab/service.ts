@@ -52,6 +52,7 @@ import { runTirgen, type QuestionResult, type TirgenProblem } from '../tirgen/pi
 import { addCounts, emptyCounts, type TirgenInput } from '../tirgen/report';
 import { RuleCritic } from '../tirgen/rule-critic';
 import { measureSpeed, type SpeedPlan, type SpeedReport } from '../engine/speed';
+import { MAX_WASM_THREADS } from './threads';
 import { parseTirgenSettings, type TirgenSettings } from '../tirgen/settings';
 import type {
   EndpointSpec,
@@ -112,9 +113,6 @@ export interface LabEnv {
   deviceLimits?(): DeviceLimits;
 }
 
-/** Most threads a page may ask tfjs's threaded wasm build for: the pthread workers it starts with. */
-export const MAX_THREADS = 8;
-
 export class LabService implements LabApi {
   private backend: BackendInfo | undefined;
   private policy: Policy | undefined;
@@ -136,8 +134,8 @@ export class LabService implements LabApi {
 
   async init(options: { order?: BackendName[]; control?: Int32Array; threads?: number } = {}): Promise<BackendInfo> {
     if (options.control) this.control.adopt(options.control);
-    if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= MAX_THREADS))
-      throw new LabError('backend', 'threads must be a whole number of threads', { field: 'threads', expected: `1 to ${MAX_THREADS}`, found: String(options.threads) });
+    if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= MAX_WASM_THREADS))
+      throw new LabError('backend', 'threads must be a whole number of threads', { field: 'threads', expected: `1 to ${MAX_WASM_THREADS}`, found: String(options.threads) });
     this.backend ??= await this.env.selectBackend(options.order, options.threads === undefined ? {} : { threads: options.threads });
     // A sandbox that fails to start is reported by sandboxStatus(); it must not fail init().
     this.startSandbox().catch(() => undefined);
@@ -350,7 +348,6 @@ export class LabService implements LabApi {
       try {
         return await measureSpeed({
           ...(request.plan && { plan: request.plan }),
-          threads: this.backend.wasm?.threads,
           signal: watcher.signal,
           // The parts run without yielding to timers: the stop word is also read at each part.
           progress: (done, total, part) => {

@@ -103,8 +103,7 @@ const attendKernel: Kernel = ({ inputs: { q, k, v, bias }, backend, attrs }) => 
   const S = Math.min(C, attrs.attended as number);
   const out = backend.makeOutput(q.shape, 'float32');
   if (out.shape.some((n) => n === 0)) return out;
-  // `>>> 0`: an address past 2 GB comes back negative (as tfjs reads its own allocations).
-  // The scores of one kv head's query rows.
+  // The scores of one kv head's query rows; `>>> 0`: an address past 2 GB comes back negative.
   const scratch = backend.wasm._malloc(R * Math.max(S, 1) * 4) >>> 0;
   if (scratch === 0) {
     backend.disposeData(out.dataId);

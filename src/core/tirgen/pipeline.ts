@@ -324,6 +324,8 @@ class TirgenRun {
     const prompt = this.actorPrompt(p);
     const seed = this.seedOf(p.id, attempt);
     let response = '';
+    // Tokens of the answer as it stands, as THOR's code measures its revised text: an unchanged
+    // step's tokens, or what a rewrite kept (docs/tirgen.md#the-actors-steps).
     let used = 0;
     let steps = 0;
     const executions: ExecutionRecord[] = [];
@@ -340,8 +342,6 @@ class TirgenRun {
         if (isContextError(e)) return end('actor-budget');
         throw e;
       }
-      // The budget counts the answer as it stands, as THOR's code measures its revised text: an
-      // unchanged step's tokens, or what a rewrite kept (docs/tirgen.md#the-actors-steps).
       if (step.kind === 'no-step-end') {
         this.emit({ ...base, step: k, actor: step.text, verdict: 'no-step-end', reason: 'the window has no line end to cut at', executions: [], appended: '', final: false });
         return end('actor-no-step-end');
