@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import v8 from 'node:v8';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
@@ -53,6 +54,9 @@ export async function initNodeWasm(): Promise<void> {
   if (wasmReady) return;
   const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
   setWasmPaths(join(dir, 'dist') + '/');
+  // Relaxed SIMD (fused multiply-adds in the engine's kernels, docs/engine.md#fused-multiply-adds)
+  // is on by default in Chromium and in Node from 22; Node 20 compiles it behind this V8 flag.
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
   // The engine's own kernels on wasm: matrix products, RMSNorm, RoPE, KV-cache writes (docs/engine.md).
   installWasmKernels();
   wasmReady = true;

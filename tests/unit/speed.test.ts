@@ -46,6 +46,9 @@ describe('measuring the engine on a device', () => {
     expect(report.train.vs_matmul).toBeCloseTo(report.train.gflops / report.matmul_gflops, 10);
     expect(report.decode).toMatchObject({ batch: 2, new_tokens: 5 });
     expect(report.train).toMatchObject({ batch: 2, seq: 16 });
+    // The engine's own products timed beside the backend's, with fused multiply-adds (Node's backend turns relaxed SIMD on).
+    expect(report.engine_matmul_gflops).toBeGreaterThan(0);
+    expect(report.fused_multiply_add).toBe(true);
     expect(tf.memory().numTensors).toBe(before);
   });
 

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MASKED } from '../../src/core/model/transformer';
-import { attendWasm, kvWriteWasm, rmsNormWasm, ropeWasm, setWasmKernels, wasmKernels } from '../../src/core/model/wasm-kernels';
+import { attendWasm, gatherRows, kvWriteWasm, rmsNormWasm, ropeWasm, setWasmKernels, wasmKernels } from '../../src/core/model/wasm-kernels';
 import { selectNodeBackend } from '../../src/node/backend';
 import { checkRmsNorm, checkRope, generationWithAndWithout, rmsNormReference, trainingWithAndWithout } from '../fixtures/kernels';
 import { expectSameAsReference, maxDiff } from '../fixtures/tensors';
@@ -77,6 +77,40 @@ describe('KV cache write', () => {
     tf.dispose([written, expected, slots, values]);
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+});
+
+describe('row gather', () => {
+  it('takes the rows tf.gather takes, of float32 and int32 tables, repeated, in any order, or none', () => {
+    const table = tf.randomNormal([9, 12], 0, 1, 'float32', 3) as tf.Tensor2D;
+    const ints = tf.tensor2d(Array.from({ length: 27 }, (_, i) => i * 7 - 50), [9, 3], 'int32');
+    for (const ids of [[0], [8, 0, 8, 3], [4, 4, 4], []]) {
+      const idx = tf.tensor1d(ids, 'int32');
+      for (const t of [table, ints]) {
+        const got = gatherRows(t, idx);
+        setWasmKernels(false);
+        const want = tf.gather(t, idx);
+        setWasmKernels(true);
+        expect(got.shape).toEqual(want.shape);
+        expect(got.dtype).toBe(t.dtype);
+        expect(Array.from(got.dataSync())).toEqual(Array.from(want.dataSync()));
+        tf.dispose([got, want]);
+      }
+      idx.dispose();
+    }
+    tf.dispose([table, ints]);
+  });
+
+  it('refuses an index out of range by its value and the range, and leaves no tensor behind', () => {
+    const table = tf.zeros([5, 4]) as tf.Tensor2D;
+    const before = tf.memory().numTensors;
+    for (const bad of [5, -1, 1000]) {
+      const idx = tf.tensor1d([0, bad], 'int32');
+      expect(() => gatherRows(table, idx)).toThrow(`the index value ${bad} is not in [0, 4]`);
+      idx.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    table.dispose();
   });
 });
 

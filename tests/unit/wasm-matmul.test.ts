@@ -1,13 +1,23 @@
 /**
  * The engine's matrix kernel on wasm (src/core/model/wasm-matmul.ts) against tfjs's own product, for
  * every layout it takes (transposed operands, a shared operand, widths off its 8-column blocks, rows off
- * its 4-row blocks), through gradients, with no tensor or wasm allocation left behind; and the
- * assembled kernel is what its source assembles to.
+ * its 4-row blocks), in its builds with and without fused multiply-adds, through gradients, with no
+ * tensor or wasm allocation left behind; a weight's panels kept between products and freed with it;
+ * and the assembled kernel is what its source assembles to.
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { setWasmMatmul, wasmMatmulEnabled } from '../../src/core/model/wasm-matmul';
+import {
+  fusedMultiplyAdd,
+  memoryOf,
+  packedWeightBytes,
+  relaxedSimdAvailable,
+  setRelaxedSimd,
+  setWasmMatmul,
+  wasmMatmulEnabled,
+  type WasmBackend,
+} from '../../src/core/model/wasm-matmul';
 import { selectNodeBackend } from '../../src/node/backend';
 
 beforeAll(async () => {
@@ -60,7 +70,10 @@ describe('the wasm matrix kernel', () => {
     [[2, 1, 12], [2, 12, 8], false, false], // one row
     [[12, 7], [12, 9], true, false], // 2-D transposed: the engine's kernel
     [[7, 12], [9, 12], false, true],
-    [[30, 40], [40, 24], false, false], // plain 2-D: tfjs's XNNPACK
+    [[30, 40], [40, 24], false, false], // plain 2-D: the engine's kernel, columns first (few rows)
+    [[70, 40], [40, 24], false, false], // plain 2-D of 64 rows or more: rows first (XNNPACK's without fused multiply-adds)
+    [[5, 33], [33, 70], false, false], // plain 2-D, columns first, blocks of 32 and a last one of 6 (zero-padded to 8)
+    [[1, 9], [9, 40], false, false], // one row, plain
     [[3, 1, 64], [3, 200, 64], false, true], // one query row over many keys (decoding): dot products
     [[4, 3, 8], [1, 13, 8], false, true], // three rows, keys off the 4-column blocks, one B for all
     [[2, 5, 6], [2, 7, 6], false, true], // K not a multiple of 4: copied out and multiplied as A·B
@@ -71,14 +84,68 @@ describe('the wasm matrix kernel', () => {
     [[2, 7, 259], [2, 7, 9], true, false], // Aᵀ of 256 rows or more: transposed first, 4 × 4 blocks and both tails
     [[2, 12, 256], [1, 12, 16], true, false], // the same, blocks only, once for each A
   ];
-  for (const [sa, sb, ta, tb] of shapes) {
-    it(`multiplies [${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''} as tfjs does`, () => {
-      const a = tf.randomNormal(sa, 0, 1, 'float32', 1);
-      const b = tf.randomNormal(sb, 0, 1, 'float32', 2);
-      expectClose(both(() => tf.matMul(a, b, ta, tb)));
-      tf.dispose([a, b]);
-    });
-  }
+  it('has relaxed SIMD in Node (the Node backend turns it on) and can be told not to use it', () => {
+    expect(relaxedSimdAvailable()).toBe(true);
+    const memory = memoryOf(tf.backend() as unknown as WasmBackend);
+    const product = () => tf.tidy(() => tf.matMul(tf.ones([2, 3, 4]), tf.ones([2, 4, 8])).dataSync());
+    setRelaxedSimd(false);
+    expect(Array.from(product())).toEqual(new Array(48).fill(4));
+    expect(fusedMultiplyAdd(memory)).toBe(false);
+    setRelaxedSimd(true);
+    product();
+    expect(fusedMultiplyAdd(memory)).toBe(true);
+  });
+
+  for (const relaxed of [true, false])
+    for (const [sa, sb, ta, tb] of shapes) {
+      it(`multiplies [${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''} as tfjs does (${relaxed ? 'fused multiply-adds' : 'products and sums'})`, () => {
+        setRelaxedSimd(relaxed);
+        try {
+          const a = tf.randomNormal(sa, 0, 1, 'float32', 1);
+          const b = tf.randomNormal(sb, 0, 1, 'float32', 2);
+          // Twice: the second product of a 2-D right-hand operand reads its kept panels.
+          for (let i = 0; i < 2; i++) expectClose(both(() => tf.matMul(a, b, ta, tb)));
+          tf.dispose([a, b]);
+        } finally {
+          setRelaxedSimd(true);
+        }
+      });
+    }
+
+  it("keeps a weight's panels from its second product on, for B and Bᵀ, and frees them with the weight", () => {
+    const start = packedWeightBytes();
+    const w = tf.randomNormal([40, 20], 0, 1, 'float32', 11);
+    const x = tf.randomNormal([6, 40], 0, 1, 'float32', 12);
+    const y = tf.randomNormal([6, 20], 0, 1, 'float32', 13);
+    expectClose(both(() => tf.matMul(x, w)));
+    // both() multiplied once with the engine's kernel: seen, not yet kept.
+    expect(packedWeightBytes()).toBe(start);
+    expectClose(both(() => tf.matMul(x, w)));
+    // 20 columns in 3 panels of 8: 40 · 24 floats.
+    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4);
+    expectClose(both(() => tf.matMul(x, w)));
+    expectClose(both(() => tf.matMul(y, w, false, true)));
+    expectClose(both(() => tf.matMul(y, w, false, true)));
+    // Bᵀ [20, 40]: 5 panels of 8 columns, 20 rows each.
+    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4 + 20 * 40 * 4);
+    // A reshape shares the weight's data: packed for its own shape, never read from the other's panels.
+    // (The reference multiplies a copy: tfjs's XNNPACK keeps its packed operand by data as well, shape aside.)
+    const reshaped = tf.reshape(w, [80, 10]);
+    const copy = tf.tensor2d(reshaped.dataSync(), [80, 10]);
+    const z = tf.randomNormal([3, 80], 0, 1, 'float32', 14);
+    setWasmMatmul(false);
+    const want = tf.matMul(z, copy);
+    setWasmMatmul(true);
+    for (let i = 0; i < 3; i++) {
+      const got = tf.matMul(z, reshaped);
+      expectClose([got.dataSync() as Float32Array, want.dataSync() as Float32Array]);
+      got.dispose();
+    }
+    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4 + 20 * 40 * 4);
+    tf.dispose([w, reshaped, copy, want]);
+    expect(packedWeightBytes()).toBe(start);
+    tf.dispose([x, y, z]);
+  });
 
   it('broadcasts batch axes on both sides as their materialised copies multiply', () => {
     for (const [sa, sb, ta, tb] of [
@@ -132,7 +199,11 @@ describe('the wasm matrix kernel', () => {
       const a = tf.randomNormal([8, 20, 33], 0, 1, 'float32', 6);
       const b = tf.randomNormal([8, 21, 20], 0, 1, 'float32', 7);
       const outputs = [tf.matMul(a, b, true, true), tf.matMul(a, b, true, true)];
-      tf.dispose([a, b, ...outputs]);
+      // A plain 2-D weight's panels, kept from its second product, go with it.
+      const w = tf.randomNormal([33, 12], 0, 1, 'float32', 8);
+      const x = tf.randomNormal([5, 33], 0, 1, 'float32', 9);
+      outputs.push(tf.matMul(x, w), tf.matMul(x, w), tf.matMul(x, w, false, false));
+      tf.dispose([a, b, w, x, ...outputs]);
       // Inputs, outputs and scratch blocks were allocated (more than the tensors alone), and nothing is left.
       expect(allocated).toBeGreaterThan(4);
       expect([...live]).toEqual([]);

@@ -12,6 +12,7 @@ import { LabError } from '../errors';
 import { parseModelConfig, type ModelConfig } from '../model/config';
 import { decodeFlops, trainFlops } from '../model/flops';
 import { Transformer } from '../model/transformer';
+import { fusedMultiplyAdd, memoryOf, setWasmPlainProducts, type WasmBackend } from '../model/wasm-matmul';
 import { AdamW } from '../optim/adamw';
 import { trainStep } from '../optim/step';
 import { createRng } from '../rng';
@@ -58,8 +59,11 @@ export interface SpeedReport {
   /** Threads of tfjs's wasm build, where it runs. */
   threads?: number;
   parameters: number;
-  /** The best of the 2-D products timed ([512³] and the model's own MLP shape at 16 and 1024 rows). */
+  /** The best of the backend's own 2-D products timed ([512³] and the model's own MLP shape at 16 and 1024 rows). */
   matmul_gflops: number;
+  /** On wasm: the engine's own kernel at the same shapes, and whether it multiply-adds in one step (relaxed SIMD). */
+  engine_matmul_gflops?: number;
+  fused_multiply_add?: boolean;
   decode: { batch: number; new_tokens: number; tok_s: number; gflops: number; vs_matmul: number };
   train: { batch: number; seq: number; tok_s: number; gflops: number; vs_matmul: number };
   seconds: number;
@@ -78,12 +82,23 @@ export function randomRows(batch: number, length: number, vocab: number, seed: n
 }
 
 /**
- * The backend's 2-D matmul rate at one shape: the best of three timed batches of products after a
- * batch of warm-up. A browser first runs wasm as its baseline compiler made it and moves the hot
+ * The backend's 2-D matmul rate at one shape (tfjs's own product: on wasm XNNPACK, not the engine's
+ * kernel, which passes it: docs/engine.md#fused-multiply-adds; `by: 'engine'` times that one): the
+ * best of three timed batches of products after a batch of warm-up. A browser first runs wasm as its baseline compiler made it and moves the hot
  * functions to its optimising compiler a while later: a single warm-up product measured a browser's
  * matmul at half its rate, below what its decoding got out of it.
  */
-export async function matmulRate(m: number, k: number, n: number): Promise<{ shape: string; reps: number; seconds: number; gflops: number }> {
+export async function matmulRate(m: number, k: number, n: number, by: 'backend' | 'engine' = 'backend'): Promise<{ shape: string; reps: number; seconds: number; gflops: number }> {
+  // The backend's own product (XNNPACK on wasm), unless the engine's kernel is asked for.
+  setWasmPlainProducts(by === 'engine');
+  try {
+    return await timedProducts(m, k, n);
+  } finally {
+    setWasmPlainProducts(true);
+  }
+}
+
+async function timedProducts(m: number, k: number, n: number): Promise<{ shape: string; reps: number; seconds: number; gflops: number }> {
   const a = tf.randomNormal([m, k]);
   const b = tf.randomNormal([k, n]);
   const reps = Math.max(3, Math.ceil(2e9 / (2 * m * k * n)));
@@ -189,6 +204,8 @@ export async function measureSpeed(
   at(0);
   const rates = [await matmulRate(512, 512, 512), await matmulRate(16, cfg.hidden_size, cfg.intermediate_size), await matmulRate(1024, cfg.hidden_size, cfg.intermediate_size)];
   const matmul = Math.max(...rates.map((r) => r.gflops));
+  const wasm = tf.getBackend() === 'wasm';
+  const engineRates = wasm ? [await matmulRate(512, 512, 512, 'engine'), await matmulRate(16, cfg.hidden_size, cfg.intermediate_size, 'engine'), await matmulRate(1024, cfg.hidden_size, cfg.intermediate_size, 'engine')] : [];
   const model = Transformer.create(cfg, { seed: 1 });
   try {
     at(1);
@@ -202,6 +219,7 @@ export async function measureSpeed(
       ...(backend === 'wasm' && { threads: getThreadsCount() }),
       parameters: model.numParameters(),
       matmul_gflops: matmul,
+      ...(wasm && { engine_matmul_gflops: Math.max(...engineRates.map((r) => r.gflops)), fused_multiply_add: fusedMultiplyAdd(memoryOf(tf.backend() as unknown as WasmBackend)) }),
       decode: { batch: plan.decode.batch, new_tokens: plan.decode.newTokens, tok_s: decode.tok_s, gflops: decode.gflops, vs_matmul: decode.gflops / matmul },
       train: { batch: plan.train.batch, seq: plan.train.seq, tok_s: train.tok_s, gflops: train.gflops, vs_matmul: train.gflops / matmul },
       seconds: (performance.now() - started) / 1000,

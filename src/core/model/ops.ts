@@ -82,7 +82,8 @@ function wasmMatMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transpo
   // with a large b and a few rows of a, (b·aᵀ)ᵀ below moves less (the tied LM head while decoding).
   const [m, k] = transposeA ? [a.shape[1], a.shape[0]] : a.shape;
   const smallLeft = transposeB && m * (k + b.shape[0]) < b.size;
-  if ((transposeA || (transposeB && !smallLeft)) && wasmMatmulEnabled() && b.size <= WASM_PACK_LIMIT) return tf.matMul(a, b, transposeA, transposeB);
+  // The engine's kernel keeps a weight's panels, transposed too (wasm-matmul.ts), so that b·aᵀ no longer pays.
+  if ((transposeA || transposeB) && wasmMatmulEnabled() && b.size <= WASM_PACK_LIMIT) return tf.matMul(a, b, transposeA, transposeB);
   return tf.tidy(() => {
     const left = transposeA ? (tf.transpose(a) as tf.Tensor2D) : a; // [M, K]
     if (transposeB) {
@@ -145,14 +146,17 @@ export function embeddingGradOneHot(dy: tf.Tensor2D, ids: tf.Tensor1D, vocab: nu
   });
 }
 
-/** Rows of table [V, h] for ids [N]; the gradient reaches the table only. */
-export function embedding(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
+/**
+ * Rows of table [V, h] for ids [N]; the gradient reaches the table only. `gather` takes the rows
+ * (a backend's faster kernel for it; tf.gather by default).
+ */
+export function embedding(ids: tf.Tensor1D, table: tf.Tensor2D, gather: (t: tf.Tensor2D, i: tf.Tensor1D) => tf.Tensor2D = tf.gather): tf.Tensor2D {
   const vocab = table.shape[0];
   const op = customOp(([weight], save) => {
     // The ids are saved (kept by the tape) rather than captured: a loss closure's own tensors are
     // disposed when its forward pass ends, before the backward pass runs.
     save([ids]);
-    const value = tf.gather(weight, ids);
+    const value = gather(weight as tf.Tensor2D, ids);
     const gradFunc = (dy: tf.Tensor, [savedIds]: tf.Tensor[]) =>
       tf.getKernel('UnsortedSegmentSum', tf.getBackend())
         ? tf.unsortedSegmentSum(dy, savedIds as tf.Tensor1D, vocab)

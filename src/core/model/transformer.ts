@@ -19,7 +19,7 @@ import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { ATTENTION_MAX_HEAD_DIM, attentionWebGPU, rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
-import { attendWasm, kvWriteWasm, rmsNormWasm, ropeWasm, wasmAttention, wasmKernels } from './wasm-kernels';
+import { attendWasm, gatherRows, kvWriteWasm, rmsNormWasm, ropeWasm, wasmAttention, wasmKernels } from './wasm-kernels';
 import { embedding, linear, matMul } from './ops';
 import { cannotPack, f16Unavailable, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
@@ -419,8 +419,8 @@ export class Transformer {
       const ctx: AttentionContext = {
         batch,
         length,
-        cos: tf.reshape(tf.gather(rope.cos, step.positions), [batch, length, 1, hd]),
-        sin: tf.reshape(tf.gather(rope.sin, step.positions), [batch, length, 1, hd]),
+        cos: tf.reshape(gatherRows(rope.cos, step.positions), [batch, length, 1, hd]),
+        sin: tf.reshape(gatherRows(rope.sin, step.positions), [batch, length, 1, hd]),
         maskBias: step.maskBias,
         attended: step.attended,
         keysValues: (layer, k, v) => {
@@ -452,7 +452,7 @@ export class Transformer {
   /** Embedding, the decoder layers, the final norm; with `pick`, only those rows of [B·T, h] leave. */
   private blocks(ids: tf.Tensor1D, ctx: AttentionContext, pick?: tf.Tensor1D): tf.Tensor2D {
     const packedTable = this.packed.get(EMBED);
-    let x = packedTable ? packedEmbedding(ids, packedTable) : embedding(ids, this.p(EMBED) as tf.Tensor2D);
+    let x = packedTable ? packedEmbedding(ids, packedTable) : embedding(ids, this.p(EMBED) as tf.Tensor2D, gatherRows);
     for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
       const pre = `model.layers.${i}`;
       const input = x;
@@ -463,7 +463,8 @@ export class Transformer {
         return tf.add(h, this.mlp(i, rmsNorm(h, this.p(`${pre}.post_attention_layernorm.weight`), this.cfg.rms_norm_eps))) as tf.Tensor2D;
       });
     }
-    if (pick) x = tf.gather(x, pick);
+    // A step of one token a row picks every row, in order: nothing to gather.
+    if (pick && pick.shape[0] !== x.shape[0]) x = gatherRows(x, pick);
     return rmsNorm(x, this.p('model.norm.weight'), this.cfg.rms_norm_eps);
   }
 

@@ -17,6 +17,7 @@ const RMS_NORM_GRAD = 'ThorRmsNormGrad';
 const ROPE = 'ThorRope';
 const KV_WRITE = 'ThorKvWrite';
 const ATTEND = 'ThorAttend';
+const GATHER_ROWS = 'ThorGatherRows';
 
 type Inputs = Record<string, tf.TensorInfo>;
 
@@ -117,6 +118,30 @@ const attendKernel: Kernel = ({ inputs: { q, k, v, bias }, backend, attrs }) => 
   return out;
 };
 
+/**
+ * Rows of table [V, h] (float32 or int32) at ids [N], each row one copy. tfjs-wasm's GatherV2 moves
+ * one value at a time through strides: for a decoding batch's embedding it took as long as a layer's
+ * norms and attention together. An id out of range is refused as tfjs refuses it.
+ */
+const gatherRowsKernel: Kernel = ({ inputs: { table, ids }, backend }) => {
+  const [V, h] = table.shape;
+  const n = ids.shape[0];
+  const out = backend.makeOutput([n, h], table.dtype);
+  if (n === 0 || h === 0) return out;
+  const memory = memoryOf(backend);
+  const index = new Int32Array(memory.buffer, at(backend, ids), n);
+  for (let i = 0; i < n; i++)
+    if (!(index[i] >= 0 && index[i] < V)) {
+      backend.disposeData(out.dataId);
+      throw new Error(`GatherV2: the index value ${index[i]} is not in [0, ${V - 1}]`);
+    }
+  const heap = new Float32Array(memory.buffer);
+  const from = at(backend, table) / 4;
+  const to = at(backend, out) / 4;
+  for (let i = 0; i < n; i++) heap.copyWithin(to + i * h, from + index[i] * h, from + (index[i] + 1) * h);
+  return out;
+};
+
 let installed = false;
 let enabled = true;
 
@@ -134,6 +159,7 @@ export function installWasmKernels(): void {
     [ROPE, ropeKernel],
     [KV_WRITE, kvWriteKernel],
     [ATTEND, attendKernel],
+    [GATHER_ROWS, gatherRowsKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
@@ -228,4 +254,13 @@ export function kvWriteWasm(cache: tf.Tensor4D, slots: tf.Tensor2D, values: tf.T
  */
 export function attendWasm(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, attended: number): tf.Tensor4D {
   return runKernel(ATTEND, { q, k, v, bias }, { attended }) as tf.Tensor4D;
+}
+
+/**
+ * tf.gather(table, ids) for a 2-D table and 1-D int32 ids on wasm, one copy a row (no gradient of its
+ * own: embedding() wraps it in its gradient); tf.gather elsewhere.
+ */
+export function gatherRows(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+  if (ids.dtype !== 'int32' || (table.dtype !== 'float32' && table.dtype !== 'int32') || !wasmKernels()) return tf.gather(table, ids);
+  return runKernel(GATHER_ROWS, { table, ids }) as tf.Tensor2D;
 }

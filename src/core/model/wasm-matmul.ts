@@ -1,25 +1,29 @@
 /**
  * The engine's matrix product on tfjs's wasm backend (docs/engine.md#the-wasm-matrix-kernel).
  *
- * tfjs-wasm multiplies a plain 2-D product with XNNPACK, near the backend's peak, but a batched or
- * transposed product (attention's scores and weighted sums, and every gradient of them) with a
- * simple loop several times slower. This replaces tfjs's BatchMatMul kernel on wasm: the plain 2-D
- * case still goes to tfjs (XNNPACK), every other case to a register-blocked SIMD kernel of the
- * engine's own (wasm-gemm.wat) that works in tfjs's memory. The right-hand operand is first copied
- * into panels of 8 columns that the kernel reads sequentially (pack_panels), unless the product has
- * so few rows that the copy would cost as much as the product and B can be read where it lies: the
- * copy costs one pass over B against the product's pass per 4 rows. The left-hand operand is read
- * where it lies, transposed or not, except a transposed one so wide that stepping along it would
- * jump a kilobyte at a time: that one is transposed first.
+ * This replaces tfjs's BatchMatMul kernel on wasm with a register-blocked SIMD kernel of the
+ * engine's own (wasm-gemm.wat) that works in tfjs's memory: batched and transposed products (which
+ * tfjs runs with a simple loop several times slower than its 2-D rate) and plain 2-D ones (which tfjs
+ * gives XNNPACK), whose rate it passes with its right-hand operand in panels and fused multiply-adds
+ * (docs/engine.md#fused-multiply-adds). The right-hand operand is read from panels of 8 columns, read
+ * sequentially: kept from earlier products for a weight (keptPanels), else copied for this product
+ * (pack_panels), unless the product has so few rows that the copy would cost as much as the product
+ * and B can be read where it lies: the copy costs one pass over B against the product's pass per 4
+ * rows. The left-hand operand is read where it lies, transposed or not, except a transposed one so
+ * wide that stepping along it would jump a kilobyte at a time: that one is transposed first. With
+ * several tfjs threads, large plain products stay XNNPACK's, which shares them among the threads.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GEMM_WASM, GEMM_WASM_SHARED } from './wasm-gemm.generated';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { GEMM_WASM, GEMM_WASM_RELAXED, GEMM_WASM_SHARED, GEMM_WASM_SHARED_RELAXED } from './wasm-gemm.generated';
 
 type Gemm = (a: number, lda: number, b: number, ldb: number, c: number, ldc: number, M: number, K: number, N: number) => void;
 /** The engine's wasm kernels (wasm-gemm.wat); pointers are byte offsets into tfjs's memory. */
 export interface Kernels {
   /** C = A·B, N a multiple of 8; A's (m, k) at a + m·rowA + k·colA bytes, row k of B's block j of 8 columns at b + j·colB + k·rowB. */
   gemm(a: number, rowA: number, colA: number, b: number, rowB: number, colB: number, c: number, ldc: number, M: number, K: number, N: number): void;
+  /** The same, nc columns (a multiple of 8) at a time for all rows: for few rows, B read from memory once. */
+  gemmByColumns(a: number, rowA: number, colA: number, b: number, rowB: number, colB: number, c: number, ldc: number, M: number, K: number, N: number, nc: number): void;
   /** dst [cols, rows] = srcᵀ for src [rows, cols]. */
   transpose(src: number, rows: number, cols: number, dst: number): void;
   /** B [K, N] (or, transposed, Bᵀ of B [N, K]) written as gemm's panels at dst: K·⌈N/8⌉·8 floats. */
@@ -36,6 +40,20 @@ export interface Kernels {
   attend(q: number, k: number, v: number, bias: number, out: number, scratch: number, B: number, nKV: number, R: number, T: number, C: number, S: number, d: number): void;
 }
 
+/**
+ * A plain 2-D product of this many rows or more stays XNNPACK's when tfjs runs several threads (it
+ * shares such a product among them, this kernel runs on one; decoding's products, of fewer rows,
+ * gained nothing from a second thread) or when the engine has no relaxed SIMD (without fused
+ * multiply-adds this kernel trains slower than XNNPACK; it still decodes faster). docs/engine.md#fused-multiply-adds
+ */
+const XNNPACK_MIN_ROWS = 64;
+/**
+ * Up to this many rows, gemm goes COLUMN_BLOCK columns of B at a time for every row: a decoding
+ * step's B (a weight) then comes from memory once, not once per 4 rows (7% faster decoding at batch
+ * 16, 5% at 64, docs/engine.md#fused-multiply-adds).
+ */
+const COLUMNS_FIRST_MAX_ROWS = 64;
+const COLUMN_BLOCK = 32;
 /** Up to this many rows of A, A·Bᵀ is computed as dot products instead of copying Bᵀ out first. */
 const NT_MAX_ROWS = 8;
 /**
@@ -60,13 +78,15 @@ export interface WasmBackend {
   };
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  disposeData(dataId: object): boolean;
+  disposeData(dataId: object, force?: boolean): boolean;
   incRef(dataId: object): void;
 }
 
 let original: tf.KernelConfig | undefined;
 let enabled = true;
-const instances = new WeakMap<WebAssembly.Memory, Kernels>();
+/** Whether to take the kernels' relaxed-SIMD build (fused multiply-adds) where the engine has it. */
+let relaxedWanted = true;
+const instances = new WeakMap<WebAssembly.Memory, { relaxed: boolean; kernels: Kernels }>();
 /** Why the engine's kernel cannot run in this backend (its module did not load), once found out. */
 let unavailable: string | undefined;
 
@@ -83,14 +103,35 @@ export function memoryOf(backend: WasmBackend): WebAssembly.Memory {
   return memory;
 }
 
+let relaxedAvailable: boolean | undefined;
+
+/**
+ * Whether this engine compiles relaxed SIMD (docs/engine.md#fused-multiply-adds): Chromium does
+ * (since 114), Node 20 behind a V8 flag the Node backend sets, other browsers may not.
+ */
+export function relaxedSimdAvailable(): boolean {
+  relaxedAvailable ??= WebAssembly.validate(decode(GEMM_WASM_RELAXED));
+  return relaxedAvailable;
+}
+
+/**
+ * Takes the kernels' build with fused multiply-adds where the engine has relaxed SIMD (on, the
+ * default), or the one without (off): for comparisons. Takes effect for kernels loaded afterwards.
+ */
+export function setRelaxedSimd(on: boolean): void {
+  relaxedWanted = on;
+}
+
 export function kernelsFor(memory: WebAssembly.Memory): Kernels {
-  let k = instances.get(memory);
-  if (!k) {
+  const relaxed = relaxedWanted && relaxedSimdAvailable();
+  let entry = instances.get(memory);
+  if (!entry || entry.relaxed !== relaxed) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const module = new WebAssembly.Module(decode(shared ? GEMM_WASM_SHARED : GEMM_WASM));
-    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-    k = {
+    const source = shared ? (relaxed ? GEMM_WASM_SHARED_RELAXED : GEMM_WASM_SHARED) : relaxed ? GEMM_WASM_RELAXED : GEMM_WASM;
+    const exports = new WebAssembly.Instance(new WebAssembly.Module(decode(source)), { env: { memory } }).exports;
+    const kernels: Kernels = {
       gemm: exports.gemm as Kernels['gemm'],
+      gemmByColumns: exports.gemm_by_columns as Kernels['gemmByColumns'],
       packPanels: exports.pack_panels as Kernels['packPanels'],
       transpose: exports.transpose as Kernels['transpose'],
       gemmNT: exports.gemm_nt as Gemm,
@@ -99,9 +140,95 @@ export function kernelsFor(memory: WebAssembly.Memory): Kernels {
       rope: exports.rope as Kernels['rope'],
       attend: exports.attend as Kernels['attend'],
     };
-    instances.set(memory, k);
+    entry = { relaxed, kernels };
+    instances.set(memory, entry);
   }
-  return k;
+  return entry.kernels;
+}
+
+/** Whether the kernels now loaded for this memory multiply-add in one fused step (relaxed SIMD). */
+export function fusedMultiplyAdd(memory: WebAssembly.Memory): boolean {
+  return instances.get(memory)?.relaxed ?? false;
+}
+
+/**
+ * Right-hand operands kept in panels between products (docs/engine.md#packed-weights): a weight
+ * multiplied at every step of a generation is packed once, not once a step, as XNNPACK keeps its
+ * own packed copy of the weights it multiplies. An operand is kept from the second product it
+ * takes part in, in the same layout (an activation is multiplied once); its copy is freed with its
+ * data. Up to PACK_CACHE_LIMIT floats an operand (as ops.ts's WASM_PACK_LIMIT) and
+ * PACK_CACHE_BUDGET bytes in all; past them an operand is packed for each product.
+ */
+const PACK_CACHE_LIMIT = 1 << 24;
+const PACK_CACHE_BUDGET = 1 << 30;
+interface Packed {
+  at: number;
+  bytes: number;
+  /** The shape it was packed for: a reshape shares its tensor's data (then it is packed per product). */
+  K: number;
+  N: number;
+}
+/** By tensor data: its panels as B, and as Bᵀ. */
+const packedCache = new Map<object, { plain?: Packed; transposed?: Packed }>();
+/** Operands seen once as a right-hand operand, by layout (1: as B, 2: as Bᵀ), not yet kept. */
+const seenOnce = new WeakMap<object, number>();
+let packedBytes = 0;
+/** Backends whose disposeData frees the packed copies too. */
+const hooked = new WeakSet<object>();
+
+/** Bytes the kept panels take in the wasm heap (they are not tensors: tf.memory() does not count them). */
+export function packedWeightBytes(): number {
+  return packedBytes;
+}
+
+function dropPacked(backend: WasmBackend, dataId: object): void {
+  const entry = packedCache.get(dataId);
+  if (!entry) return;
+  packedCache.delete(dataId);
+  for (const p of [entry.plain, entry.transposed])
+    if (p) {
+      backend.wasm._free(p.at);
+      packedBytes -= p.bytes;
+    }
+}
+
+/** Frees an operand's panels when tfjs frees its data (once per backend). */
+function hookDispose(backend: WasmBackend): void {
+  if (hooked.has(backend)) return;
+  hooked.add(backend);
+  const dispose = backend.disposeData.bind(backend);
+  backend.disposeData = (dataId: object, force?: boolean) => {
+    const freed = dispose(dataId, force);
+    if (freed) dropPacked(backend, dataId);
+    return freed;
+  };
+}
+
+/**
+ * b's panels for a product kept from an earlier one, or made now and kept (the second time b is
+ * seen so), or undefined: the caller packs it for this product alone.
+ */
+function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, transposed: boolean, K: number, N: number): number | undefined {
+  const key = transposed ? 'transposed' : 'plain';
+  const kept = packedCache.get(b.dataId)?.[key];
+  if (kept) return kept.K === K && kept.N === N ? kept.at : undefined;
+  const bit = transposed ? 2 : 1;
+  const seen = seenOnce.get(b.dataId) ?? 0;
+  if (!(seen & bit)) {
+    seenOnce.set(b.dataId, seen | bit);
+    return undefined;
+  }
+  const bytes = K * Math.ceil(N / 8) * 8 * 4;
+  if (K * N > PACK_CACHE_LIMIT || packedBytes + bytes > PACK_CACHE_BUDGET) return undefined;
+  const at = backend.wasm._malloc(bytes) >>> 0;
+  if (at === 0) return undefined;
+  hookDispose(backend);
+  kernels.packPanels(backend.dataIdMap.get(b.dataId).memoryOffset, transposed ? K : N, K, N, transposed ? 1 : 0, at);
+  const entry = packedCache.get(b.dataId) ?? {};
+  entry[key] = { at, bytes, K, N };
+  packedCache.set(b.dataId, entry);
+  packedBytes += bytes;
+  return at;
 }
 
 /**
@@ -116,6 +243,13 @@ export function installWasmMatmul(): boolean {
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel({ ...tfjs, kernelFunc: batchMatMul as unknown as tf.KernelFunc });
   return true;
+}
+
+let plainProducts = true;
+
+/** Sends plain 2-D products to XNNPACK (off) or to the engine's kernel (on, the default): for comparisons. */
+export function setWasmPlainProducts(on: boolean): void {
+  plainProducts = on;
 }
 
 /** Turns the engine's kernel off (tfjs's own for every product) or on again: for comparisons. */
@@ -179,9 +313,10 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   const outerB = b.shape.slice(0, -2);
   const batchA = outerA.reduce((x, y) => x * y, 1);
   const batchB = outerB.reduce((x, y) => x * y, 1);
-  // The plain 2-D product is XNNPACK's; tfjs says what is wrong with operands that do not fit.
-  if (batchA === 1 && batchB === 1 && !transposeA && !transposeB) return fallback();
+  const plain2d = batchA === 1 && batchB === 1 && !transposeA && !transposeB;
+  // tfjs says what is wrong with operands that do not fit.
   if ((transposeB ? b.shape[rb - 1] : b.shape[rb - 2]) !== K) return fallback();
+  if (plain2d && !plainProducts) return fallback();
   // The batch axes broadcast as tfjs broadcasts them (this throws tfjs's error where they cannot).
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
   let memory: WebAssembly.Memory;
@@ -194,6 +329,8 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
     unavailable = e instanceof Error ? e.message : String(e);
     return fallback();
   }
+  // A large plain product stays XNNPACK's with several threads or without fused multiply-adds.
+  if (plain2d && M >= XNNPACK_MIN_ROWS && (getThreadsCount() > 1 || !fusedMultiplyAdd(memory))) return fallback();
   const { a: ia, b: ib } = batchIndices(outer, outerA, outerB);
   const batch = ia.length;
   const out = backend.makeOutput([...outer, M, N], 'float32');
@@ -201,13 +338,15 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   const aAt = backend.dataIdMap.get(a.dataId).memoryOffset;
   const bAt = backend.dataIdMap.get(b.dataId).memoryOffset;
   const outAt = backend.dataIdMap.get(out.dataId).memoryOffset;
-  if (transposeB && !transposeA && M <= NT_MAX_ROWS && K % 4 === 0) {
+  // A right-hand operand that is neither batched nor broadcast may be kept in panels (a weight).
+  const kept = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, K, N) : undefined;
+  if (kept === undefined && transposeB && !transposeA && M <= NT_MAX_ROWS && K % 4 === 0) {
     for (let i = 0; i < batch; i++) kernels.gemmNT(aAt + ia[i] * M * K * 4, K, bAt + ib[i] * K * N * 4, K, outAt + i * M * N * 4, N, M, K, N);
     return out;
   }
 
   const Np = Math.ceil(N / 8) * 8;
-  const packB = transposeB || Np !== N || M >= PANEL_MIN_ROWS;
+  const packB = kept === undefined && (transposeB || Np !== N || M >= PANEL_MIN_ROWS);
   const viaScratchC = Np !== N;
   const copyA = transposeA && M >= STRIDED_A_MAX_ROWS;
   const floats = (copyA ? M * K : 0) + (packB ? K * Np : 0) + (viaScratchC ? M * Np : 0);
@@ -240,8 +379,10 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
       }
       const oi = outAt + i * M * N * 4;
       // B from its panels (rows 32 bytes apart, blocks 32·K), or row-major where it lies (N = Np then).
-      const [bFrom, rowB, colB] = packB ? [sB, 32, 32 * K] : [bi, 4 * N, 32];
-      kernels.gemm(copyA ? sA : ai, rowA, colA, bFrom, rowB, colB, viaScratchC ? sC : oi, Np, M, K, Np);
+      const [bFrom, rowB, colB] = kept !== undefined ? [kept, 32, 32 * K] : packB ? [sB, 32, 32 * K] : [bi, 4 * N, 32];
+      // Few rows: B's panels a block of columns at a time for all rows (read from memory once).
+      if (M <= COLUMNS_FIRST_MAX_ROWS && (kept !== undefined || packB)) kernels.gemmByColumns(copyA ? sA : ai, rowA, colA, bFrom, rowB, colB, viaScratchC ? sC : oi, Np, M, K, Np, COLUMN_BLOCK);
+      else kernels.gemm(copyA ? sA : ai, rowA, colA, bFrom, rowB, colB, viaScratchC ? sC : oi, Np, M, K, Np);
       if (viaScratchC) for (let m = 0; m < M; m++) heap.copyWithin(oi / 4 + m * N, sC / 4 + m * Np, sC / 4 + m * Np + N);
     }
   } catch (e) {
