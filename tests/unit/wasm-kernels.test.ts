@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MASKED } from '../../src/core/model/transformer';
-import { attendWasm, gatherRows, kvWriteWasm, rmsNormWasm, ropeWasm, setWasmKernels, wasmKernels } from '../../src/core/model/wasm-kernels';
+import { attendWasm, gatherRows, kvWriteWasm, rmsNormWasm, ropeWasm, setWasmKernels, swigluWasm, wasmKernels } from '../../src/core/model/wasm-kernels';
 import { selectNodeBackend } from '../../src/node/backend';
 import { checkRmsNorm, checkRope, generationWithAndWithout, rmsNormReference, trainingWithAndWithout } from '../fixtures/kernels';
 import { expectSameAsReference, maxDiff } from '../fixtures/tensors';
@@ -57,6 +57,27 @@ describe('RoPE kernel', () => {
       await checkRope(ropeWasm, shape, rows);
     });
   }
+});
+
+describe('SwiGLU kernel', () => {
+  const reference = (a: tf.Tensor, b: tf.Tensor) => tf.mul(tf.mul(a, tf.sigmoid(a)), b);
+  for (const shape of [[4], [3, 8], [16, 352], [2, 5, 64]]) {
+    it(`equals silu(g)·u on [${shape.join(', ')}], value and both gradients`, async () => {
+      const g = tf.randomNormal(shape, 0, 3, 'float32', 21);
+      const u = tf.randomNormal(shape, 0, 1, 'float32', 22);
+      const dy = tf.randomNormal(shape, 0, 1, 'float32', 23);
+      await expectSameAsReference((a, b) => swigluWasm(a, b), reference, [g, u], dy, ['value', 'dg', 'du']);
+      tf.dispose([g, u, dy]);
+    });
+  }
+
+  it('stays finite and exact far out on both sides, where e^−g leaves its table range', async () => {
+    const g = tf.tensor1d([-1e4, -200, -88.5, -87, -30, -1e-3, 0, 1e-3, 30, 87, 88.5, 200]);
+    const u = tf.tensor1d([1, 2, -3, 4, 0.5, 5, 6, -7, 8, 0.25, -1, 2]);
+    const dy = tf.ones([12]);
+    await expectSameAsReference((a, b) => swigluWasm(a, b), reference, [g, u], dy, ['value', 'dg', 'du']);
+    tf.dispose([g, u, dy]);
+  });
 });
 
 describe('KV cache write', () => {

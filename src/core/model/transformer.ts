@@ -19,7 +19,7 @@ import { initWeights, type InitOptions } from './init';
 import { logprobsOfTargets, maskedNLL } from './logprobs';
 import { frozenLinear } from './frozen-linear';
 import { ATTENTION_MAX_HEAD_DIM, attentionWebGPU, rmsNormWebGPU, ropeWebGPU, swigluWebGPU, webgpuKernels } from './webgpu-kernels';
-import { attendWasm, gatherRows, kvWriteWasm, rmsNormWasm, ropeWasm, wasmAttention, wasmKernels } from './wasm-kernels';
+import { attendWasm, gatherRows, kvWriteWasm, rmsNormWasm, ropeWasm, swigluWasm, wasmAttention, wasmKernels } from './wasm-kernels';
 import { embedding, linear, matMul } from './ops';
 import { cannotPack, f16Unavailable, packedEmbedding, packedLinear, packF16, unpackF16, type PackedMatrix } from './packed-f16';
 import { applyRope, ropeTables, rotateHalfMatrix } from './rope';
@@ -517,7 +517,8 @@ export class Transformer {
     const pre = `model.layers.${layer}.mlp`;
     const gate = this.proj(x, `${pre}.gate_proj`);
     const up = this.proj(x, `${pre}.up_proj`);
-    return this.proj(webgpuKernels() ? swigluWebGPU(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), `${pre}.down_proj`);
+    const gated: tf.Tensor2D = webgpuKernels() ? swigluWebGPU(gate, up) : wasmKernels() && gate.size % 4 === 0 ? swigluWasm(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
+    return this.proj(gated, `${pre}.down_proj`);
   }
 
   /** Logits from final hidden states [N, h]: h·Eᵀ with the tied embedding E [V, h], or h·lm_head. */

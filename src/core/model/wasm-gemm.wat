@@ -638,11 +638,11 @@
   (func $qrow (param $base i32) (param $bg i32) (param $R i32) (param $r i32) (param $db i32) (result i32)
     (i32.add (local.get $base) (i32.mul (i32.add (i32.mul (local.get $bg) (local.get $R)) (local.get $r)) (local.get $db))))
 
-  ;; e^x for 4 lanes at once, x ≤ 0 here (a score minus the row's maximum): x = n·ln 2 + f with n an
-  ;; integer and |f| ≤ ln 2 / 2 (ln 2 in two parts, as Cephes' expf does, so that f keeps its
-  ;; precision), e^f by its Taylor polynomial of degree 6 (relative error under 1e-7 there), times
-  ;; 2^n built in the exponent bits. Below −87.3 (e^x under float32's smallest normal, and the
-  ;; masked slots' −1e9) it is 0.
+  ;; e^x for 4 lanes at once (attention's x, a score minus the row's maximum, is ≤ 0; SwiGLU's −g
+  ;; may be above): x = n·ln 2 + f with n an integer and |f| ≤ ln 2 / 2 (ln 2 in two parts, as
+  ;; Cephes' expf does, so that f keeps its precision), e^f by its Taylor polynomial of degree 6
+  ;; (relative error under 1e-7 there), times 2^n built in the exponent bits. Below −87.3 (e^x under
+  ;; float32's smallest normal, and the masked slots' −1e9) it is 0; above 88.3 it stays e^88.3.
   (func $exp4 (param $x v128) (result v128)
     (local $c v128) (local $n v128) (local $f v128) (local $p v128)
     (local.set $c (f32x4.max (local.get $x) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
@@ -661,6 +661,45 @@
       (f32x4.mul (local.get $p)
         (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127)) (i32.const 23)))
       (f32x4.ge (local.get $x) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+  )
+
+;; SwiGLU's gating of n values (docs/engine.md#fused-wasm-kernels): out = silu(g) · u = g · u / (1 + e^−g),
+  ;; 4 lanes at a time; n must be a multiple of 4. e^−g of a g below −88 is held at e^88 ($exp4's
+  ;; range), where silu(g) is g · 6e−39: 0 to float32 precision once multiplied.
+  (func (export "swiglu") (param $g i32) (param $u i32) (param $out i32) (param $n i32)
+    (local $o i32) (local $end i32) (local $x v128)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+        (local.set $x (v128.load (i32.add (local.get $g) (local.get $o))))
+        (v128.store (i32.add (local.get $out) (local.get $o))
+          (f32x4.div
+            (f32x4.mul (local.get $x) (v128.load (i32.add (local.get $u) (local.get $o))))
+            (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp4 (f32x4.neg (local.get $x))))))
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $each)))
+  )
+
+  ;; Its gradients from dy: with s = sigmoid(g), dg = dy · u · s · (1 + g · (1 − s)) and du = dy · g · s.
+  (func (export "swiglu_grad") (param $g i32) (param $u i32) (param $dy i32) (param $dg i32) (param $du i32) (param $n i32)
+    (local $o i32) (local $end i32) (local $x v128) (local $s v128) (local $d v128)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (block $done
+      (loop $each
+        (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
+        (local.set $x (v128.load (i32.add (local.get $g) (local.get $o))))
+        (local.set $d (v128.load (i32.add (local.get $dy) (local.get $o))))
+        (local.set $s (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp4 (f32x4.neg (local.get $x))))))
+        (v128.store (i32.add (local.get $du) (local.get $o)) (f32x4.mul (local.get $d) (f32x4.mul (local.get $x) (local.get $s))))
+        (v128.store (i32.add (local.get $dg) (local.get $o))
+          (f32x4.mul
+            (f32x4.mul (local.get $d) (v128.load (i32.add (local.get $u) (local.get $o))))
+            (f32x4.mul (local.get $s)
+              (f32x4.add (v128.const f32x4 1 1 1 1)
+                (f32x4.mul (local.get $x) (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $s)))))))
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $each)))
   )
 
   ;; RMSNorm of each row of x [rows, cols]: y = x · w / √(mean(x²) + eps) (docs/engine.md#fused-wasm-kernels).

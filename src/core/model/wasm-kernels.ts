@@ -6,7 +6,7 @@
  * is one kernel registered with tfjs for the wasm backend, working in tfjs's own memory like the
  * matrix kernel (wasm-matmul.ts), forward and backward (as tf.customGrad ops, so training uses them
  * too). Generation's attention over the KV cache is one kernel too, with an exponential of its own
- * 4 lanes at a time; training's attention and SwiGLU's sigmoid stay tfjs's ops.
+ * 4 lanes at a time, and so is SwiGLU's gating; training's attention stays tfjs's ops.
  */
 import * as tf from '@tensorflow/tfjs';
 import { customOp } from './ops';
@@ -18,6 +18,8 @@ const ROPE = 'ThorRope';
 const KV_WRITE = 'ThorKvWrite';
 const ATTEND = 'ThorAttend';
 const GATHER_ROWS = 'ThorGatherRows';
+const SWIGLU = 'ThorSwiglu';
+const SWIGLU_GRAD = 'ThorSwigluGrad';
 
 type Inputs = Record<string, tf.TensorInfo>;
 
@@ -142,6 +144,21 @@ const gatherRowsKernel: Kernel = ({ inputs: { table, ids }, backend }) => {
   return out;
 };
 
+/** silu(g) · u, elementwise (g and u of one shape, their size a multiple of 4). */
+const swigluKernel: Kernel = ({ inputs: { g, u }, backend }) => {
+  const out = backend.makeOutput(g.shape, 'float32');
+  kernels(backend).swiglu(at(backend, g), at(backend, u), at(backend, out), tf.util.sizeFromShape(g.shape));
+  return out;
+};
+
+/** Its gradients dg and du from dy. */
+const swigluGradKernel: Kernel = ({ inputs: { g, u, dy }, backend }) => {
+  const dg = backend.makeOutput(g.shape, 'float32');
+  const du = backend.makeOutput(g.shape, 'float32');
+  kernels(backend).swigluGrad(at(backend, g), at(backend, u), at(backend, dy), at(backend, dg), at(backend, du), tf.util.sizeFromShape(g.shape));
+  return [dg, du];
+};
+
 let installed = false;
 let enabled = true;
 
@@ -160,6 +177,8 @@ export function installWasmKernels(): void {
     [KV_WRITE, kvWriteKernel],
     [ATTEND, attendKernel],
     [GATHER_ROWS, gatherRowsKernel],
+    [SWIGLU, swigluKernel],
+    [SWIGLU_GRAD, swigluGradKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
@@ -263,4 +282,18 @@ export function attendWasm(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias:
 export function gatherRows(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
   if (ids.dtype !== 'int32' || (table.dtype !== 'float32' && table.dtype !== 'int32') || !wasmKernels()) return tf.gather(table, ids);
   return runKernel(GATHER_ROWS, { table, ids }) as tf.Tensor2D;
+}
+
+/**
+ * SwiGLU's gating silu(gate) · up in one kernel each way (tfjs's ops are a sigmoid and two products,
+ * and three more for the gradient). The caller checks that the size is a multiple of 4.
+ */
+export function swigluWasm<T extends tf.Tensor>(gate: T, up: T): T {
+  const op = customOp(([g, u], save) => {
+    save([g, u]);
+    const value = runKernel(SWIGLU, { g, u }) as tf.Tensor;
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => runKernel(SWIGLU_GRAD, { g: saved[0], u: saved[1], dy }) as tf.Tensor[];
+    return { value, gradFunc };
+  });
+  return op(gate, up) as T;
 }

@@ -38,6 +38,9 @@ export interface Kernels {
   rope(x: number, cos: number, sin: number, y: number, rows: number, tableRows: number, H: number, d: number, inverse: number): void;
   /** Attention of a cached step over the first S of C slots (wasm-kernels.ts); d a multiple of 8, scratch R·S floats. */
   attend(q: number, k: number, v: number, bias: number, out: number, scratch: number, B: number, nKV: number, R: number, T: number, C: number, S: number, d: number): void;
+  /** SwiGLU's silu(g) · u of n values (a multiple of 4), and its gradients. */
+  swiglu(g: number, u: number, out: number, n: number): void;
+  swigluGrad(g: number, u: number, dy: number, dg: number, du: number, n: number): void;
 }
 
 /**
@@ -139,6 +142,8 @@ export function kernelsFor(memory: WebAssembly.Memory): Kernels {
       rmsNormGrad: exports.rms_norm_grad as Kernels['rmsNormGrad'],
       rope: exports.rope as Kernels['rope'],
       attend: exports.attend as Kernels['attend'],
+      swiglu: exports.swiglu as Kernels['swiglu'],
+      swigluGrad: exports.swiglu_grad as Kernels['swigluGrad'],
     };
     entry = { relaxed, kernels };
     instances.set(memory, entry);
