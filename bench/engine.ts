@@ -12,9 +12,11 @@
  * are also run token by token, as a check of the estimate. SwiftShader's WebGPU runs on the CPU at about
  * 0.5 GFLOP/s: it gets smaller batches and fewer tokens, recorded with each figure.
  *
- * On wasm, in the same run: the backend's own 2-D matmul rate (GFLOP/s), the effective rate of
- * training and of decoding (the model's FLOPs from its shapes, docs/engine.md#flops, over their
- * time), their ratio to the matmul rate, the threads the backend uses, a per-kernel profile of one
+ * On wasm, in the same run: the backend's own 2-D matmul rate (GFLOP/s; XNNPACK's) and the engine's
+ * kernel's at the same shapes, the effective rate of training and of decoding at batch 16 and 64 (the
+ * model's FLOPs from its shapes, docs/engine.md#flops, over their time), their ratio to the
+ * backend's matmul rate, the threads the backend uses, the gain of each of the engine's choices
+ * measured in turns (attention kernel, its own plain products, fused multiply-adds), a per-kernel profile of one
  * training step and the kernels one decoding step launches (docs/engine.md#where-the-time-goes); and
  * the same with tfjs's own kernels instead of the engine's (its matrix kernel and fused kernels off),
  * side by side. On WebGPU, the ~10M model with its matrices
@@ -38,7 +40,7 @@ import { linear } from '../src/core/model/ops';
 import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
 import { setWasmAttention, setWasmKernels } from '../src/core/model/wasm-kernels';
-import { setWasmMatmul } from '../src/core/model/wasm-matmul';
+import { fusedMultiplyAdd, memoryOf, setRelaxedSimd, setWasmMatmul, setWasmPlainProducts, type WasmBackend } from '../src/core/model/wasm-matmul';
 import { releaseNodeWebGPU, selectNodeBackend } from '../src/node/backend';
 import { machineInfo, writeResult } from './lib';
 
@@ -160,23 +162,40 @@ async function prefill(model: Transformer, plan: Plan): Promise<Detail> {
 }
 
 /**
- * Decoding with the attention kernel (wasm-kernels.ts) and without it (tfjs's batched products and
- * softmax), the rest the same, in turns (on, off, on, off) so that a slow moment of the machine
- * weighs on both: the gain is the ratio of their total tokens/s.
+ * Decoding with one of the engine's choices on and off, the rest the same, in turns (on, off, on,
+ * off) so that a slow moment of the machine weighs on both: the gain is the ratio of their total
+ * tokens/s. The choices: the attention kernel (wasm-kernels.ts) against tfjs's batched products and
+ * softmax; the engine's kernel for plain 2-D products against XNNPACK; fused multiply-adds against
+ * products and sums (wasm-matmul.ts).
  */
-async function attentionKernelGain(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
+async function decodeGain(model: Transformer, batch: number, plan: Plan, kind: string, set: (on: boolean) => void): Promise<Detail> {
   const decode = { batch, promptLength: plan.promptLength, newTokens: Math.min(plan.newTokens, 128) };
   const seconds = { on: 0, off: 0 };
   try {
     for (const on of [true, false, true, false]) {
-      setWasmAttention(on);
+      set(on);
       seconds[on ? 'on' : 'off'] += (await decodeRate(model, decode)).decode_s;
     }
   } finally {
-    setWasmAttention(true);
+    set(true);
   }
   const tokens = 2 * batch * (decode.newTokens - 1);
-  return { kind: 'decode_attention_kernel', batch, new_tokens: decode.newTokens, tok_s_kernel: tokens / seconds.on, tok_s_tfjs_ops: tokens / seconds.off, gain: seconds.off / seconds.on };
+  return { kind, batch, new_tokens: decode.newTokens, tok_s_on: tokens / seconds.on, tok_s_off: tokens / seconds.off, gain: seconds.off / seconds.on };
+}
+
+/** The same for training steps. */
+async function trainGain(model: Transformer, plan: Plan, kind: string, set: (on: boolean) => void): Promise<Detail> {
+  const seconds = { on: 0, off: 0 };
+  try {
+    for (const on of [true, false, true, false]) {
+      set(on);
+      seconds[on ? 'on' : 'off'] += (await trainRate(model, plan.train)).seconds;
+    }
+  } finally {
+    set(true);
+  }
+  const tokens = 2 * plan.train.batch * plan.train.seq * plan.train.steps;
+  return { kind, batch: plan.train.batch, seq: plan.train.seq, tok_s_on: tokens / seconds.on, tok_s_off: tokens / seconds.off, gain: seconds.off / seconds.on };
 }
 
 /** Training steps (forward, backward, clip at 1.0, AdamW) on random ids of the plan's shape. */
@@ -186,9 +205,9 @@ async function train(model: Transformer, plan: Plan): Promise<Detail> {
   return { kind: 'train', batch, seq, steps, seconds: r.seconds, tok_s: r.tok_s };
 }
 
-/** The backend's 2-D matmul rate at one shape. */
-async function matmulDetail(m: number, k: number, n: number): Promise<Detail> {
-  return { kind: 'matmul', ...(await matmulRate(m, k, n)) };
+/** The backend's 2-D matmul rate at one shape (XNNPACK on wasm), or the engine's kernel's. */
+async function matmulDetail(m: number, k: number, n: number, by: 'backend' | 'engine' = 'backend'): Promise<Detail> {
+  return { kind: by === 'backend' ? 'matmul' : 'matmul_engine', ...(await matmulRate(m, k, n, by)) };
 }
 
 /**
@@ -365,19 +384,28 @@ export async function main(args: string[]): Promise<void> {
       const tr = log(await train(model, plan));
       if (backend === 'wasm' && size === '10M') {
         // What the backend itself can do, next to what training and decoding get out of it.
-        const rates = [await matmulDetail(plan.train.batch * plan.train.seq, cfg.hidden_size, cfg.intermediate_size), await matmulDetail(512, 512, 512), await matmulDetail(16, cfg.hidden_size, cfg.intermediate_size)];
-        for (const r of rates) details.push({ ...base, ...r });
+        const shapes: [number, number, number][] = [[plan.train.batch * plan.train.seq, cfg.hidden_size, cfg.intermediate_size], [512, 512, 512], [16, cfg.hidden_size, cfg.intermediate_size]];
+        const rates: Detail[] = [];
+        const engineRates: Detail[] = [];
+        for (const [m, k, n] of shapes) rates.push(await matmulDetail(m, k, n)), engineRates.push(await matmulDetail(m, k, n, 'engine'));
+        for (const r of [...rates, ...engineRates]) details.push({ ...base, ...r });
         const matmul = Math.max(...rates.map((r) => r.gflops as number));
+        const engineMatmul = Math.max(...engineRates.map((r) => r.gflops as number));
+        const fma = fusedMultiplyAdd(memoryOf(tf.backend() as unknown as WasmBackend));
         const trainGflops = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (tr.seconds as number) / 1e9;
         const d16 = kv[16];
         const decodeGflops = d16 ? decodeFlops(cfg, 16, plan.promptLength, plan.newTokens - 1) / (d16.decode_s as number) / 1e9 : NaN;
+        // Batch 64: an RL step's rollouts at the lab's defaults (rollout.promptsPerStep 8 × rollout.groupSize 8).
+        const decodeGflops64 = kv[64] ? decodeFlops(cfg, 64, plan.promptLength, plan.newTokens - 1) / (kv[64].decode_s as number) / 1e9 : NaN;
         const profile = await trainProfile(model, plan);
         details.push({ ...base, ...profile });
         const decodeProf = await decodeProfile(model, 16, plan);
         details.push({ ...base, ...decodeProf });
         const products = log(await decodeProducts(model, 16));
-        const attention = [await attentionKernelGain(model, 16, plan), await attentionKernelGain(model, 64, plan)];
-        details.push(...attention.map((a) => ({ ...base, ...a })));
+        const attention = [await decodeGain(model, 16, plan, 'decode_attention_kernel', setWasmAttention), await decodeGain(model, 64, plan, 'decode_attention_kernel', setWasmAttention)];
+        const engineProducts = [await decodeGain(model, 16, plan, 'decode_engine_products', setWasmPlainProducts), await decodeGain(model, 64, plan, 'decode_engine_products', setWasmPlainProducts), await trainGain(model, plan, 'train_engine_products', setWasmPlainProducts)];
+        const fmaGains = fma ? [await decodeGain(model, 16, plan, 'decode_fused_multiply_add', setRelaxedSimd), await decodeGain(model, 64, plan, 'decode_fused_multiply_add', setRelaxedSimd), await trainGain(model, plan, 'train_fused_multiply_add', setRelaxedSimd)] : [];
+        for (const g of [...attention, ...engineProducts, ...fmaGains]) details.push({ ...base, ...log(g) });
         // The same with tfjs's own kernels (the engine's matrix kernel and fused kernels off), side by side.
         setWasmMatmul(false);
         setWasmKernels(false);
@@ -395,6 +423,15 @@ export async function main(args: string[]): Promise<void> {
         details.push({ ...base, kind: 'gflops', matmul_gflops: matmul, train_gflops: trainGflops, decode_gflops_b16: decodeGflops, matmul_mflops_per_token: matmulFlopsPerToken(cfg) / 1e6, attention_share_of_train_flops: attentionShare, note: 'model FLOPs from shapes (docs/engine.md#flops) over measured time; matmul: the best of the shapes above' });
         Object.assign(summary, {
           matmul_gflops_wasm: matmul,
+          matmul_gflops_wasm_engine: engineMatmul,
+          engine_vs_backend_matmul_wasm: engineMatmul / matmul,
+          fused_multiply_add_wasm: fma ? 1 : 0,
+          decode_gflops_wasm_b64: decodeGflops64,
+          decode_vs_matmul_wasm_b64: decodeGflops64 / matmul,
+          decode_engine_products_gain_b16: engineProducts[0].gain as number,
+          decode_engine_products_gain_b64: engineProducts[1].gain as number,
+          train_engine_products_gain: engineProducts[2].gain as number,
+          ...(fma && { decode_fma_gain_b16: fmaGains[0].gain as number, decode_fma_gain_b64: fmaGains[1].gain as number, train_fma_gain: fmaGains[2].gain as number }),
           train_gflops_wasm: trainGflops,
           decode_gflops_wasm: decodeGflops,
           train_vs_matmul_wasm: trainGflops / matmul,
@@ -409,7 +446,7 @@ export async function main(args: string[]): Promise<void> {
           decode_attention_kernel_gain_b64: attention[1].gain as number,
           decode_kernels_per_step_wasm_tfjs_kernel: decodeProfTfjs.kernel_calls,
         });
-        console.log(`wasm matmul ${matmul.toFixed(1)} GFLOP/s; training ${trainGflops.toFixed(2)}, decoding ${decodeGflops.toFixed(2)}; threads ${getThreadsCount()}`);
+        console.log(`wasm matmul ${matmul.toFixed(1)} GFLOP/s (the engine's kernel ${engineMatmul.toFixed(1)}${fma ? ', fused multiply-adds' : ''}); training ${trainGflops.toFixed(2)}, decoding ${decodeGflops.toFixed(2)} (batch 64: ${decodeGflops64.toFixed(2)}); threads ${getThreadsCount()}`);
         console.log(`a decoding step's 2-D products alone, with the model's weights: ${(products.gflops as number).toFixed(1)} GFLOP/s`);
         console.log(`with tfjs's BatchMatMul instead: training ${trainGflopsTfjs.toFixed(2)}, decoding ${decodeGflopsTfjs.toFixed(2)} GFLOP/s`);
         console.log(`train step kernels: ${(profile.kernels as { name: string; share: number }[]).slice(0, 6).map((k) => `${k.name} ${(k.share * 100).toFixed(0)}%`).join(', ')}`);
