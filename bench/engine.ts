@@ -405,7 +405,7 @@ export async function main(args: string[]): Promise<void> {
         const attention = [await decodeGain(model, 16, plan, 'decode_attention_kernel', setWasmAttention), await decodeGain(model, 64, plan, 'decode_attention_kernel', setWasmAttention)];
         const engineProducts = [await decodeGain(model, 16, plan, 'decode_engine_products', setWasmPlainProducts), await decodeGain(model, 64, plan, 'decode_engine_products', setWasmPlainProducts), await trainGain(model, plan, 'train_engine_products', setWasmPlainProducts)];
         const fmaGains = fma ? [await decodeGain(model, 16, plan, 'decode_fused_multiply_add', setRelaxedSimd), await decodeGain(model, 64, plan, 'decode_fused_multiply_add', setRelaxedSimd), await trainGain(model, plan, 'train_fused_multiply_add', setRelaxedSimd)] : [];
-        for (const g of [...attention, ...engineProducts, ...fmaGains]) details.push({ ...base, ...log(g) });
+        for (const g of [...attention, ...engineProducts, ...fmaGains]) log(g);
         // The same with tfjs's own kernels (the engine's matrix kernel and fused kernels off), side by side.
         setWasmMatmul(false);
         setWasmKernels(false);

@@ -74,6 +74,7 @@ describe('the wasm matrix kernel', () => {
     [[70, 40], [40, 24], false, false], // plain 2-D of 64 rows or more: rows first (XNNPACK's without fused multiply-adds)
     [[5, 33], [33, 70], false, false], // plain 2-D, columns first, blocks of 32 and a last one of 6 (zero-padded to 8)
     [[1, 9], [9, 40], false, false], // one row, plain
+    [[70, 9], [9, 3], false, false], // plain and narrower than a block of 8: XNNPACK's (a matrix-vector product)
     [[3, 1, 64], [3, 200, 64], false, true], // one query row over many keys (decoding): dot products
     [[4, 3, 8], [1, 13, 8], false, true], // three rows, keys off the 4-column blocks, one B for all
     [[2, 5, 6], [2, 7, 6], false, true], // K not a multiple of 4: copied out and multiplied as A·B

@@ -157,7 +157,7 @@ export function fusedMultiplyAdd(memory: WebAssembly.Memory): boolean {
 }
 
 /**
- * Right-hand operands kept in panels between products (docs/engine.md#packed-weights): a weight
+ * Right-hand operands kept in panels between products (docs/engine.md#kept-panels): a weight
  * multiplied at every step of a generation is packed once, not once a step, as XNNPACK keeps its
  * own packed copy of the weights it multiplies. An operand is kept from the second product it
  * takes part in, in the same layout (an activation is multiplied once); its copy is freed with its
@@ -334,8 +334,11 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
     unavailable = e instanceof Error ? e.message : String(e);
     return fallback();
   }
-  // A large plain product stays XNNPACK's with several threads or without fused multiply-adds.
+  // A large plain product stays XNNPACK's with several threads or without fused multiply-adds; so
+  // does a narrow one (fewer than 8 columns off the blocks of 8: a matrix-vector product such as a
+  // large LM head times one row's hidden state), which the 8-column blocks would multiply 8 wide.
   if (plain2d && M >= XNNPACK_MIN_ROWS && (getThreadsCount() > 1 || !fusedMultiplyAdd(memory))) return fallback();
+  if (plain2d && N < 8) return fallback();
   const { a: ia, b: ib } = batchIndices(outer, outerA, outerB);
   const batch = ia.length;
   const out = backend.makeOutput([...outer, M, N], 'float32');
