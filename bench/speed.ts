@@ -49,7 +49,7 @@ export async function main(args: string[]): Promise<void> {
       if (report.threads !== threads) throw new Error(`asked for ${threads} threads, the page measured with ${report.threads} (${said})`);
       browser[threads] = report;
       details.push({ where: 'browser', build: said, ...report });
-      console.log(`browser, ${said}: matmul ${report.matmul_gflops.toFixed(1)} GFLOP/s, decoding ${report.decode.tok_s.toFixed(0)} tokens/s (${report.decode.vs_matmul.toFixed(2)}), training ${report.train.tok_s.toFixed(0)} tokens/s (${report.train.vs_matmul.toFixed(2)})`);
+      console.log(`browser, ${said}: matmul ${report.matmul_gflops.toFixed(1)} GFLOP/s (the engine's ${report.engine_matmul_gflops?.toFixed(1)}${report.fused_multiply_add ? ', fused multiply-adds' : ''}), decoding ${report.decode.tok_s.toFixed(0)} tokens/s (${report.decode.vs_matmul.toFixed(2)}), training ${report.train.tok_s.toFixed(0)} tokens/s (${report.train.vs_matmul.toFixed(2)})`);
       await page.close();
     }
   } finally {
@@ -80,6 +80,7 @@ export async function main(args: string[]): Promise<void> {
     const b = browser[threads];
     Object.assign(summary, {
       [`browser_matmul_gflops_t${threads}`]: b.matmul_gflops,
+      ...(b.engine_matmul_gflops !== undefined && { [`browser_engine_matmul_gflops_t${threads}`]: b.engine_matmul_gflops, [`browser_fused_multiply_add_t${threads}`]: b.fused_multiply_add ? 1 : 0 }),
       [`browser_decode_tok_s_t${threads}`]: b.decode.tok_s,
       [`browser_train_tok_s_t${threads}`]: b.train.tok_s,
       [`browser_decode_vs_matmul_t${threads}`]: b.decode.vs_matmul,
