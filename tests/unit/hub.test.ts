@@ -346,7 +346,7 @@ describe('the lab service and Hub models', () => {
     expect((refused as Error).message).toMatch(/config\.json, field "infer: batch 8, context 256": the model does not fit: needs about [\d.]+ MB \(weights \(f32\) 83\.1 kB, .*\) against the 50\.0 kB limit of a test limit/);
     const e = estimateMemory(config, { mode: 'infer', batch: 8, context: 256 }, 'wasm');
     expect(gb(e.weights)).toBe('83.1 kB');
-    expect((refused as Error).message).toContain(`No setting fits: the weights alone need ${gb(e.weights + e.packedWeights)} (83.1 kB in float32 and ${gb(e.packedWeights)} of XNNPACK's packed copies) against the 50.0 kB limit`);
+    expect((refused as Error).message).toContain(`No setting fits: the weights alone need ${gb(e.weights + e.packedWeights)} (83.1 kB in float32 and ${gb(e.packedWeights)} of their packed copies) against the 50.0 kB limit`);
     expect(since(start).filter((s) => s.method === 'GET' && isWeights(s.file))).toEqual([]);
 
     limit = 1e9;

@@ -35,7 +35,7 @@ describe('memory estimate', () => {
     expect(full.largestTensor).toEqual({ name: 'the logits [rows × length × vocab] = [2 × 512 × 151936]', bytes: 2 * 512 * 151936 * 4 });
   });
 
-  it("adds XNNPACK's packed copy of every Linear weight on wasm, none of a tied head, a 64 MB block of an untied one", () => {
+  it("adds the packed copy of every Linear weight on wasm, none of a tied head, a 64 MB block of an untied one", () => {
     const e = estimateMemory(qwen25_05b, { mode: 'infer', batch: 1, context: 256 }, 'wasm');
     const linear = 24 * (896 * 896 + 2 * 896 * 128 + 896 * 896 + 3 * 896 * 4864) * 4;
     expect(e.packedWeights).toBe(linear);
@@ -93,7 +93,7 @@ describe('memory budget', () => {
     expect(r.fits).toBe(false);
     expect(r.suggestions).toContain('LoRA of rank 64 on q_proj, v_proj');
     const e = catchLab(() => assertBudget(qwen25_05b, { mode: 'infer', batch: 1, context: 256 }, { backend: 'wasm', totalBytes: 3e9, source: 'a 3 GB heap' }));
-    expect(e.message).toContain("No setting fits: the weights alone need 3.41 GB (1.98 GB in float32 and 1.43 GB of XNNPACK's packed copies) against the 3.00 GB limit");
+    expect(e.message).toContain("No setting fits: the weights alone need 3.41 GB (1.98 GB in float32 and 1.43 GB of their packed copies) against the 3.00 GB limit");
     const heap = checkBudget(qwen25_05b, { mode: 'infer', batch: 1, context: 1024 }, { backend: 'wasm', totalBytes: WASM_HEAP_MAX_BYTES, source: 'the wasm heap' });
     expect(heap.fits).toBe(true);
     const buffer = catchLab(() => assertBudget(qwen25_05b, { mode: 'infer', batch: 1, context: 256 }, { ...gpu, bufferBytes: 256 * 2 ** 20 }));

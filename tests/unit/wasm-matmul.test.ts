@@ -181,6 +181,34 @@ describe('the wasm matrix kernel', () => {
     tf.dispose([q, k, v]);
   });
 
+  it('leaves a weight that XNNPACK took first to XNNPACK, so that it is never held packed twice', () => {
+    const start = packedWeightBytes();
+    const w = tf.randomNormal([24, 16], 0, 1, 'float32', 15);
+    const big = tf.randomNormal([70, 24], 0, 1, 'float32', 16);
+    const small = tf.randomNormal([5, 24], 0, 1, 'float32', 17);
+    // Without fused multiply-adds, 64 rows or more are XNNPACK's: it packs w and keeps the copy.
+    setRelaxedSimd(false);
+    try {
+      expectClose(both(() => tf.matMul(big, w)));
+    } finally {
+      setRelaxedSimd(true);
+    }
+    for (let i = 0; i < 3; i++) expectClose(both(() => tf.matMul(small, w)));
+    expect(packedWeightBytes()).toBe(start);
+    // A weight the engine's kernel took first keeps its panels for large products too.
+    const v = tf.randomNormal([24, 16], 0, 1, 'float32', 18);
+    for (let i = 0; i < 2; i++) expectClose(both(() => tf.matMul(small, v)));
+    expect(packedWeightBytes()).toBe(start + 24 * 16 * 4);
+    setRelaxedSimd(false);
+    try {
+      expectClose(both(() => tf.matMul(big, v)));
+    } finally {
+      setRelaxedSimd(true);
+    }
+    tf.dispose([w, v, big, small]);
+    expect(packedWeightBytes()).toBe(start);
+  });
+
   it('frees every scratch block it allocates', () => {
     const wasm = (tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(p: number): void } }).wasm;
     const [malloc, free] = [wasm._malloc, wasm._free];

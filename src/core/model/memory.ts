@@ -64,7 +64,7 @@ export interface MemoryEstimate {
   /** Parameters that get gradients and AdamW moments (all of them, or the adapter's). */
   trainable: number;
   weights: number;
-  /** wasm: XNNPACK's packed copy of each weight matrix it multiplies (kept while the weight lives). */
+  /** wasm: the packed copy of each weight matrix multiplied (the engine's kept panels or XNNPACK's copy; kept while the weight lives). */
   packedWeights: number;
   reference: number;
   kvCache: number;
@@ -124,16 +124,17 @@ export function weightBytes(cfg: ModelConfig, format: WeightFormat = 'f32'): num
   return matrices * 2 + (parameters - matrices) * F32;
 }
 
-/** The estimate for a use on a backend ('wasm' adds XNNPACK's packed weights). */
+/** The estimate for a use on a backend ('wasm' adds the weights' packed copies). */
 export function estimateMemory(cfg: ModelConfig, use: MemoryUse, backend = 'wasm'): MemoryEstimate {
   const parameters = countParameters(cfg);
   const weights = weightBytes(cfg, use.weights);
   const L = cfg.num_hidden_layers;
   const dims = linearDims(cfg);
   const embed = cfg.vocab_size * cfg.hidden_size * F32;
-  // XNNPACK (tfjs-backend-wasm) packs the right operand of a 2-D product once and keeps the packed copy
-  // until that tensor is disposed: every layer's Linear weights. The LM head, tied or not, never is
-  // (ops.ts, WASM_PACK_LIMIT): the embedding is XNNPACK's input, an untied head is packed a 64 MB
+  // On wasm a weight multiplied as a 2-D product's right operand is held packed as well, once, until
+  // that tensor is disposed: in the engine's kept panels (wasm-matmul.ts, at most 1 GiB of them) or
+  // in XNNPACK's copy (tfjs-backend-wasm), whichever took it first: every layer's Linear weights. The
+  // LM head, tied or not, never is whole (ops.ts, WASM_PACK_LIMIT): an untied head is packed a 64 MB
   // block of rows at a time (docs/models.md#what-fits-where).
   const linearBytes = L * Object.values(dims).reduce((s, [i, o]) => s + i * o, 0) * F32;
   const headBlock = cfg.tie_word_embeddings ? 0 : Math.min(embed, WASM_PACK_BYTES);
@@ -189,7 +190,7 @@ export function gb(bytes: number): string {
 export function describeEstimate(e: MemoryEstimate): string {
   const parts: [string, number][] = [
     [`weights (${e.weightFormat === 'f16' ? 'matrices as f16' : 'f32'})`, e.weights],
-    ['packed weights (XNNPACK)', e.packedWeights],
+    ['packed copies of the weights', e.packedWeights],
     ['reference weights', e.reference],
     ['KV cache', e.kvCache],
     ['activations', e.activations],
@@ -269,7 +270,7 @@ export function assertBudget(cfg: ModelConfig, use: MemoryUse, limits: DeviceLim
     r.suggestions.length > 0
       ? `These would fit: ${r.suggestions.join('; or ')}`
       : limits.totalBytes !== undefined && fixed >= limits.totalBytes
-        ? `No setting fits: the weights alone need ${gb(fixed)}${r.estimate.packedWeights > 0 ? ` (${gb(r.estimate.weights)} in float32 and ${gb(r.estimate.packedWeights)} of XNNPACK's packed copies)` : ''} against the ${gb(limits.totalBytes)} limit; pick a smaller model${limits.backend === 'wasm' ? ' or a WebGPU backend' : ''}`
+        ? `No setting fits: the weights alone need ${gb(fixed)}${r.estimate.packedWeights > 0 ? ` (${gb(r.estimate.weights)} in float32 and ${gb(r.estimate.packedWeights)} of their packed copies)` : ''} against the ${gb(limits.totalBytes)} limit; pick a smaller model${limits.backend === 'wasm' ? ' or a WebGPU backend' : ''}`
         : `No setting fits: the embedding alone needs ${gb(cfg.vocab_size * cfg.hidden_size * F32)} in one buffer against the ${gb(limits.bufferBytes ?? 0)} limit; pick a smaller model or another backend`;
   throw new LabError('memory', `the model does not fit: ${r.problems.join('; and ')}`, {
     file,

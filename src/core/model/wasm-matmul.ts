@@ -175,6 +175,8 @@ interface Packed {
 }
 /** By tensor data: its panels as B, and as Bᵀ. */
 const packedCache = new Map<object, { plain?: Packed; transposed?: Packed }>();
+/** Right-hand operands of plain products XNNPACK took first (it keeps its own packed copy of each). */
+const xnnpackOwned = new WeakSet<object>();
 /** Operands seen once as a right-hand operand, by layout (1: as B, 2: as Bᵀ), not yet kept. */
 const seenOnce = new WeakMap<object, number>();
 let packedBytes = 0;
@@ -337,8 +339,14 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   // A large plain product stays XNNPACK's with several threads or without fused multiply-adds; so
   // does a narrow one (fewer than 8 columns off the blocks of 8: a matrix-vector product such as a
   // large LM head times one row's hidden state), which the 8-column blocks would multiply 8 wide.
-  if (plain2d && M >= XNNPACK_MIN_ROWS && (getThreadsCount() > 1 || !fusedMultiplyAdd(memory))) return fallback();
-  if (plain2d && N < 8) return fallback();
+  // XNNPACK then keeps its own packed copy of B: every later plain product with B goes to it too,
+  // so that no weight is held packed twice (docs/engine.md#kept-panels).
+  if (plain2d && (xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (getThreadsCount() > 1 || !fusedMultiplyAdd(memory))))) {
+    if (!packedCache.has(b.dataId)) {
+      xnnpackOwned.add(b.dataId);
+      return fallback();
+    }
+  }
   const { a: ia, b: ib } = batchIndices(outer, outerA, outerB);
   const batch = ia.length;
   const out = backend.makeOutput([...outer, M, N], 'float32');
