@@ -212,23 +212,24 @@ function hookDispose(backend: WasmBackend): void {
 }
 
 /**
- * b's panels for a product kept from an earlier one, or made now and kept (the second time b is
- * seen so), or undefined: the caller packs it for this product alone.
+ * b's panels for a product: kept from an earlier one, or made now and kept (the second time b is
+ * seen so); else why not: 'first' (seen once so far), 'reshaped' (kept for another shape of the same
+ * data), 'full' (too large to keep, or the budget spent).
  */
-function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, transposed: boolean, K: number, N: number): number | undefined {
+function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, transposed: boolean, K: number, N: number): number | 'first' | 'reshaped' | 'full' {
   const key = transposed ? 'transposed' : 'plain';
   const kept = packedCache.get(b.dataId)?.[key];
-  if (kept) return kept.K === K && kept.N === N ? kept.at : undefined;
+  if (kept) return kept.K === K && kept.N === N ? kept.at : 'reshaped';
   const bit = transposed ? 2 : 1;
   const seen = seenOnce.get(b.dataId) ?? 0;
   if (!(seen & bit)) {
     seenOnce.set(b.dataId, seen | bit);
-    return undefined;
+    return 'first';
   }
   const bytes = K * Math.ceil(N / 8) * 8 * 4;
-  if (K * N > PACK_CACHE_LIMIT || packedBytes + bytes > PACK_CACHE_BUDGET) return undefined;
+  if (K * N > PACK_CACHE_LIMIT || packedBytes + bytes > PACK_CACHE_BUDGET) return 'full';
   const at = backend.wasm._malloc(bytes) >>> 0;
-  if (at === 0) return undefined;
+  if (at === 0) return 'full';
   hookDispose(backend);
   kernels.packPanels(backend.dataIdMap.get(b.dataId).memoryOffset, transposed ? K : N, K, N, transposed ? 1 : 0, at);
   const entry = packedCache.get(b.dataId) ?? {};
@@ -347,6 +348,15 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
       return fallback();
     }
   }
+  // A right-hand operand that is neither batched nor broadcast may be kept in panels (a weight).
+  const keep = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, K, N) : 'first';
+  // A plain product's weight that cannot be kept goes to XNNPACK, which keeps its own copy: read in
+  // place, a wide weight would be read 32 bytes a row, a page apart.
+  if (plain2d && keep === 'full') {
+    xnnpackOwned.add(b.dataId);
+    return fallback();
+  }
+  const kept = typeof keep === 'number' ? keep : undefined;
   const { a: ia, b: ib } = batchIndices(outer, outerA, outerB);
   const batch = ia.length;
   const out = backend.makeOutput([...outer, M, N], 'float32');
@@ -354,15 +364,15 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   const aAt = backend.dataIdMap.get(a.dataId).memoryOffset;
   const bAt = backend.dataIdMap.get(b.dataId).memoryOffset;
   const outAt = backend.dataIdMap.get(out.dataId).memoryOffset;
-  // A right-hand operand that is neither batched nor broadcast may be kept in panels (a weight).
-  const kept = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, K, N) : undefined;
   if (kept === undefined && transposeB && !transposeA && M <= NT_MAX_ROWS && K % 4 === 0) {
     for (let i = 0; i < batch; i++) kernels.gemmNT(aAt + ia[i] * M * K * 4, K, bAt + ib[i] * K * N * 4, K, outAt + i * M * N * 4, N, M, K, N);
     return out;
   }
 
   const Np = Math.ceil(N / 8) * 8;
-  const packB = kept === undefined && (transposeB || Np !== N || M >= PANEL_MIN_ROWS);
+  // A plain product's B is packed for it even for few rows: a weight of a generation, seen for the
+  // first time, is wide (read in place, 32 bytes of a row at a time, each row a page or more apart).
+  const packB = kept === undefined && (transposeB || Np !== N || M >= PANEL_MIN_ROWS || plain2d);
   const viaScratchC = Np !== N;
   const copyA = transposeA && M >= STRIDED_A_MAX_ROWS;
   const floats = (copyA ? M * K : 0) + (packB ? K * Np : 0) + (viaScratchC ? M * Np : 0);
