@@ -35,12 +35,16 @@ describe('memory estimate', () => {
     expect(full.largestTensor).toEqual({ name: 'the logits [rows × length × vocab] = [2 × 512 × 151936]', bytes: 2 * 512 * 151936 * 4 });
   });
 
-  it("adds the packed copy of every Linear weight on wasm, none of a tied head, a 64 MB block of an untied one", () => {
+  it("adds the packed copy of every Linear weight on wasm, none of a large tied head, a 64 MB block of an untied one, a small head whole", () => {
     const e = estimateMemory(qwen25_05b, { mode: 'infer', batch: 1, context: 256 }, 'wasm');
     const linear = 24 * (896 * 896 + 2 * 896 * 128 + 896 * 896 + 3 * 896 * 4864) * 4;
     expect(e.packedWeights).toBe(linear);
     const untied = estimateMemory({ ...qwen25_05b, tie_word_embeddings: false }, { mode: 'infer', batch: 1, context: 256 }, 'wasm');
     expect(untied.packedWeights).toBe(linear + 2 ** 24 * 4);
+    // A small tied head (the tiny model's) is kept in panels as well, multiplied transposed.
+    const tiny = { ...qwen25_05b, vocab_size: 104, hidden_size: 128, num_hidden_layers: 1 };
+    const small = estimateMemory(tiny, { mode: 'infer', batch: 1, context: 64 }, 'wasm');
+    expect(small.packedWeights - estimateMemory({ ...tiny, tie_word_embeddings: false }, { mode: 'infer', batch: 1, context: 64 }, 'wasm').packedWeights).toBe(0);
   });
 
   it('counts 2 bytes for each matrix value with float16 weights, and 4 for norms and biases', () => {

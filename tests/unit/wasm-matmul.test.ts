@@ -145,7 +145,12 @@ describe('the wasm matrix kernel', () => {
     expect(packedWeightBytes()).toBe(start + 40 * 24 * 4 + 20 * 40 * 4);
     tf.dispose([w, reshaped, copy, want]);
     expect(packedWeightBytes()).toBe(start);
-    tf.dispose([x, y, z]);
+    // A product of more than 64 rows packs its B for itself: a training step's frozen weight is not kept.
+    const frozen = tf.randomNormal([40, 16], 0, 1, 'float32', 19);
+    const many = tf.randomNormal([100, 40], 0, 1, 'float32', 20);
+    for (let i = 0; i < 3; i++) expectClose(both(() => tf.matMul(many, frozen)));
+    expect(packedWeightBytes()).toBe(start);
+    tf.dispose([x, y, z, frozen, many]);
   });
 
   it('broadcasts batch axes on both sides as their materialised copies multiply', () => {

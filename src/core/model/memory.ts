@@ -133,11 +133,13 @@ export function estimateMemory(cfg: ModelConfig, use: MemoryUse, backend = 'wasm
   const embed = cfg.vocab_size * cfg.hidden_size * F32;
   // On wasm a weight multiplied as a 2-D product's right operand is held packed as well, once, until
   // that tensor is disposed: in the engine's kept panels (wasm-matmul.ts, at most 1 GiB of them) or
-  // in XNNPACK's copy (tfjs-backend-wasm), whichever took it first: every layer's Linear weights. The
-  // LM head, tied or not, never is whole (ops.ts, WASM_PACK_LIMIT): an untied head is packed a 64 MB
-  // block of rows at a time (docs/models.md#what-fits-where).
+  // in XNNPACK's copy (tfjs-backend-wasm), whichever took it first: every layer's Linear weights. An
+  // LM head larger than WASM_PACK_LIMIT never is whole (ops.ts): an untied one is packed a 64 MB block
+  // of rows at a time (docs/models.md#what-fits-where).
   const linearBytes = L * Object.values(dims).reduce((s, [i, o]) => s + i * o, 0) * F32;
-  const headBlock = cfg.tie_word_embeddings ? 0 : Math.min(embed, WASM_PACK_BYTES);
+  // A tied head's embedding, multiplied transposed, is kept in panels too when it is no larger than
+  // that limit (a small model's; Qwen's and SmolLM's are larger).
+  const headBlock = cfg.tie_word_embeddings ? (embed <= WASM_PACK_BYTES ? embed : 0) : Math.min(embed, WASM_PACK_BYTES);
   const packedWeights = backend === 'wasm' ? linearBytes + headBlock : 0;
   const trainable = use.mode === 'train' ? (use.lora ? loraParameters(cfg, use.lora.rank, use.lora.targetModules) : parameters) : 0;
   const { batch: B, context: T } = use;

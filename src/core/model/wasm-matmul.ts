@@ -159,12 +159,14 @@ export function fusedMultiplyAdd(memory: WebAssembly.Memory): boolean {
 /**
  * Right-hand operands kept in panels between products (docs/engine.md#kept-panels): a weight
  * multiplied at every step of a generation is packed once, not once a step, as XNNPACK keeps its
- * own packed copy of the weights it multiplies. An operand is kept from the second product it
- * takes part in, in the same layout (an activation is multiplied once); its copy is freed with its
- * data. Up to PACK_CACHE_LIMIT floats an operand (as ops.ts's WASM_PACK_LIMIT) and
+ * own packed copy of the weights it multiplies. An operand is kept from the second product of at
+ * most KEEP_MAX_ROWS rows it takes part in, in the same layout (an activation is multiplied once; a
+ * product of more rows packs B for itself at little cost); its copy is freed with its data. Up to PACK_CACHE_LIMIT floats an operand (as ops.ts's WASM_PACK_LIMIT) and
  * PACK_CACHE_BUDGET bytes in all; past them an operand is packed for each product.
  */
 const PACK_CACHE_LIMIT = 1 << 24;
+/** Panels are kept for products of up to this many rows (a generation's steps). */
+const KEEP_MAX_ROWS = 64;
 const PACK_CACHE_BUDGET = 1 << 30;
 interface Packed {
   at: number;
@@ -214,12 +216,16 @@ function hookDispose(backend: WasmBackend): void {
 /**
  * b's panels for a product: kept from an earlier one, or made now and kept (the second time b is
  * seen so); else why not: 'first' (seen once so far), 'reshaped' (kept for another shape of the same
- * data), 'full' (too large to keep, or the budget spent).
+ * data), 'rows' (a product of more rows than kept panels serve), 'full' (too large to keep, or the
+ * budget spent).
  */
-function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, transposed: boolean, K: number, N: number): number | 'first' | 'reshaped' | 'full' {
+function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, transposed: boolean, M: number, K: number, N: number): number | 'first' | 'reshaped' | 'rows' | 'full' {
   const key = transposed ? 'transposed' : 'plain';
   const kept = packedCache.get(b.dataId)?.[key];
   if (kept) return kept.K === K && kept.N === N ? kept.at : 'reshaped';
+  // A product of many rows packs B for itself: the copy is small next to the product (a training
+  // step's, whose frozen weights would otherwise be kept twice, as B and as Bᵀ).
+  if (M > KEEP_MAX_ROWS) return 'rows';
   const bit = transposed ? 2 : 1;
   const seen = seenOnce.get(b.dataId) ?? 0;
   if (!(seen & bit)) {
@@ -349,7 +355,7 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
     }
   }
   // A right-hand operand that is neither batched nor broadcast may be kept in panels (a weight).
-  const keep = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, K, N) : 'first';
+  const keep = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, M, K, N) : 'first';
   // A plain product's weight that cannot be kept goes to XNNPACK, which keeps its own copy: read in
   // place, a wide weight would be read 32 bytes a row, a page apart.
   if (plain2d && keep === 'full') {
