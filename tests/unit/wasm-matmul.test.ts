@@ -113,7 +113,7 @@ describe('the wasm matrix kernel', () => {
       });
     }
 
-  it("keeps a weight's panels from its second product on, for B and Bᵀ, and frees them with the weight", () => {
+  it("keeps a weight's panels from its second product on, as B or as Bᵀ (one copy a weight), and frees them with the weight", () => {
     const start = packedWeightBytes();
     const w = tf.randomNormal([40, 20], 0, 1, 'float32', 11);
     const x = tf.randomNormal([6, 40], 0, 1, 'float32', 12);
@@ -125,10 +125,15 @@ describe('the wasm matrix kernel', () => {
     // 20 columns in 3 panels of 8: 40 · 24 floats.
     expect(packedWeightBytes()).toBe(start + 40 * 24 * 4);
     expectClose(both(() => tf.matMul(x, w)));
-    expectClose(both(() => tf.matMul(y, w, false, true)));
-    expectClose(both(() => tf.matMul(y, w, false, true)));
-    // Bᵀ [20, 40]: 5 panels of 8 columns, 20 rows each.
-    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4 + 20 * 40 * 4);
+    // As Bᵀ too, but packed for each product: one copy a weight (LoRA's backward through a frozen one).
+    for (let i = 0; i < 3; i++) expectClose(both(() => tf.matMul(y, w, false, true)));
+    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4);
+    // A weight multiplied only transposed (a tied LM head) keeps its Bᵀ panels: [40, 20] in 3 panels of 8 columns, 40 rows each.
+    const head = tf.randomNormal([20, 40], 0, 1, 'float32', 21);
+    for (let i = 0; i < 2; i++) expectClose(both(() => tf.matMul(x, head, false, true)));
+    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4 + 40 * 24 * 4);
+    head.dispose();
+    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4);
     // A reshape shares the weight's data: packed for its own shape, never read from the other's panels.
     // (The reference multiplies a copy: tfjs's XNNPACK keeps its packed operand by data as well, shape aside.)
     const reshaped = tf.reshape(w, [80, 10]);
@@ -142,7 +147,7 @@ describe('the wasm matrix kernel', () => {
       expectClose([got.dataSync() as Float32Array, want.dataSync() as Float32Array]);
       got.dispose();
     }
-    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4 + 20 * 40 * 4);
+    expect(packedWeightBytes()).toBe(start + 40 * 24 * 4);
     tf.dispose([w, reshaped, copy, want]);
     expect(packedWeightBytes()).toBe(start);
     // A product of more than 64 rows packs its B for itself: a training step's frozen weight is not kept.

@@ -216,16 +216,19 @@ function hookDispose(backend: WasmBackend): void {
 /**
  * b's panels for a product: kept from an earlier one, or made now and kept (the second time b is
  * seen so); else why not: 'first' (seen once so far), 'reshaped' (kept for another shape of the same
- * data), 'rows' (a product of more rows than kept panels serve), 'full' (too large to keep, or the
- * budget spent).
+ * data), 'rows' (a product of more rows than kept panels serve), 'twice' (kept in the other layout),
+ * 'full' (too large to keep, or the budget spent).
  */
-function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, transposed: boolean, M: number, K: number, N: number): number | 'first' | 'reshaped' | 'rows' | 'full' {
+function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, transposed: boolean, M: number, K: number, N: number): number | 'first' | 'reshaped' | 'rows' | 'twice' | 'full' {
   const key = transposed ? 'transposed' : 'plain';
   const kept = packedCache.get(b.dataId)?.[key];
   if (kept) return kept.K === K && kept.N === N ? kept.at : 'reshaped';
   // A product of many rows packs B for itself: the copy is small next to the product (a training
   // step's, whose frozen weights would otherwise be kept twice, as B and as Bᵀ).
   if (M > KEEP_MAX_ROWS) return 'rows';
+  // One copy a weight: one kept as B is packed for itself as Bᵀ (LoRA's backward through a frozen
+  // weight), and the other way round.
+  if (packedCache.get(b.dataId)?.[transposed ? 'plain' : 'transposed']) return 'twice';
   const bit = transposed ? 2 : 1;
   const seen = seenOnce.get(b.dataId) ?? 0;
   if (!(seen & bit)) {
