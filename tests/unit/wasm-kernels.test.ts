@@ -214,6 +214,11 @@ describe('the model with the fused kernels', () => {
     }
   });
 
+  it('generates the same tokens as without them on a Qwen3-shaped model (per-head norms before RoPE), and leaves no tensor behind', async () => {
+    const { before, after } = await generationWithAndWithout(setWasmKernels, { qwen3: true });
+    expect(after.numTensors).toBe(before.numTensors);
+  });
+
   it('gives the same loss and gradients as tfjs ops on a Qwen3-shaped model, and leaves no tensor behind', async () => {
     await trainingWithAndWithout(setWasmKernels);
   });
