@@ -72,11 +72,14 @@ describe('SwiGLU kernel', () => {
   }
 
   it('stays finite and exact far out on both sides, where e^−g leaves its table range', async () => {
-    const g = tf.tensor1d([-1e4, -200, -88.5, -87, -30, -1e-3, 0, 1e-3, 30, 87, 88.5, 200]);
-    const u = tf.tensor1d([1, 2, -3, 4, 0.5, 5, 6, -7, 8, 0.25, -1, 2]);
-    const dy = tf.ones([12]);
+    const g = tf.tensor1d([-1e38, -1e20, -1e4, -200, -88.5, -87, -30, -1e-3, 0, 1e-3, 30, 87, 88.5, 200, 1e20, 1e30]);
+    const u = tf.tensor1d([1, 1, 1, 2, -3, 4, 0.5, 5, 6, -7, 8, 0.25, -1, 2, 1e-20, 1e-10]);
+    const dy = tf.ones([16]);
     await expectSameAsReference((a, b) => swigluWasm(a, b), reference, [g, u], dy, ['value', 'dg', 'du']);
-    tf.dispose([g, u, dy]);
+    // silu(g) · u is (next to) 0 for a very negative g, even against a large u (g · u alone would overflow).
+    const far = tf.tidy(() => swigluWasm(tf.tensor1d([-1e20, -1e38, -100, -90]), tf.tensor1d([1e20, 1e30, 3, 3])));
+    for (const x of far.dataSync()) expect(Math.abs(x)).toBeLessThan(1e-30);
+    tf.dispose([g, u, dy, far]);
   });
 });
 

@@ -663,9 +663,8 @@
       (f32x4.ge (local.get $x) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
   )
 
-;; SwiGLU's gating of n values (docs/engine.md#fused-wasm-kernels): out = silu(g) · u = g · u / (1 + e^−g),
-  ;; 4 lanes at a time; n must be a multiple of 4. e^−g of a g below −88 is held at e^88 ($exp4's
-  ;; range), where silu(g) is g · 6e−39: 0 to float32 precision once multiplied.
+;; SwiGLU's gating of n values (docs/engine.md#fused-wasm-kernels): out = silu(g) · u = (g · s) · u with
+  ;; s = sigmoid(g) = 1 / (1 + e^−g), 4 lanes at a time; n must be a multiple of 4.
   (func (export "swiglu") (param $g i32) (param $u i32) (param $out i32) (param $n i32)
     (local $o i32) (local $end i32) (local $x v128)
     (local.set $end (i32.shl (local.get $n) (i32.const 2)))
@@ -674,11 +673,19 @@
         (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
         (local.set $x (v128.load (i32.add (local.get $g) (local.get $o))))
         (v128.store (i32.add (local.get $out) (local.get $o))
-          (f32x4.div
-            (f32x4.mul (local.get $x) (v128.load (i32.add (local.get $u) (local.get $o))))
-            (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp4 (f32x4.neg (local.get $x))))))
+          (f32x4.mul
+            (f32x4.mul (local.get $x) (call $sigmoid4 (local.get $x)))
+            (v128.load (i32.add (local.get $u) (local.get $o)))))
         (local.set $o (i32.add (local.get $o) (i32.const 16)))
         (br $each)))
+  )
+
+  ;; sigmoid(x) = 1 / (1 + e^−x) for 4 lanes. Below −88, where it is under 6e−39, it is 0: $exp4 holds
+  ;; e^−x at e^88.3 past its range, and g · sigmoid(g) would otherwise grow with |g| (−0.45 at −1e38).
+  (func $sigmoid4 (param $x v128) (result v128)
+    (v128.and
+      (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp4 (f32x4.neg (local.get $x)))))
+      (f32x4.ge (local.get $x) (v128.const f32x4 -88 -88 -88 -88)))
   )
 
   ;; Its gradients from dy: with s = sigmoid(g), dg = dy · u · s · (1 + g · (1 − s)) and du = dy · g · s.
@@ -690,7 +697,7 @@
         (br_if $done (i32.ge_u (local.get $o) (local.get $end)))
         (local.set $x (v128.load (i32.add (local.get $g) (local.get $o))))
         (local.set $d (v128.load (i32.add (local.get $dy) (local.get $o))))
-        (local.set $s (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp4 (f32x4.neg (local.get $x))))))
+        (local.set $s (call $sigmoid4 (local.get $x)))
         (v128.store (i32.add (local.get $du) (local.get $o)) (f32x4.mul (local.get $d) (f32x4.mul (local.get $x) (local.get $s))))
         (v128.store (i32.add (local.get $dg) (local.get $o))
           (f32x4.mul

@@ -257,8 +257,10 @@ export function ropeWasm(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tenso
  * tf.tensorScatterUpdate(cache, slots, values) for the KV cache's writes, in place: the returned
  * tensor shares the cache's data, and the tensor passed in sees the write too. Only for a cache its
  * caller gives up (a generation step, which disposes the old cache and takes the returned one); no
- * gradient. Not for a tensor that is ever the right-hand operand of a plain 2-D product (batch 1 on
- * both sides): XNNPACK keeps a packed copy of that operand by tensor and would read a stale one.
+ * gradient. Not for a tensor that is ever an unbatched right-hand operand of a product (batch 1,
+ * whatever the left-hand operand's batch): the engine's matrix kernel keeps its panels by tensor
+ * data (wasm-matmul.ts), as XNNPACK keeps its packed copy, and either would read a stale one. The
+ * transformer writes in place only where batch × kv heads is above 1.
  */
 export function kvWriteWasm(cache: tf.Tensor4D, slots: tf.Tensor2D, values: tf.Tensor2D): tf.Tensor4D {
   return runKernel(KV_WRITE, { cache, slots, values }) as tf.Tensor4D;

@@ -113,7 +113,8 @@ let relaxedAvailable: boolean | undefined;
  * (since 114), Node 20 behind a V8 flag the Node backend sets, other browsers may not.
  */
 export function relaxedSimdAvailable(): boolean {
-  relaxedAvailable ??= WebAssembly.validate(decode(GEMM_WASM_RELAXED));
+  // Only a yes is remembered: Node's backend may turn the feature on after a first look.
+  if (!relaxedAvailable) relaxedAvailable = WebAssembly.validate(decode(GEMM_WASM_RELAXED));
   return relaxedAvailable;
 }
 
@@ -228,7 +229,7 @@ function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, tr
   if (M > KEEP_MAX_ROWS) return 'rows';
   // One copy a weight: one kept as B is packed for itself as Bᵀ (LoRA's backward through a frozen
   // weight), and the other way round.
-  if (packedCache.get(b.dataId)?.[transposed ? 'plain' : 'transposed']) return 'twice';
+  if (packedCache.get(b.dataId)?.[transposed ? 'plain' : 'transposed'] || xnnpackOwned.has(b.dataId)) return 'twice';
   const bit = transposed ? 2 : 1;
   const seen = seenOnce.get(b.dataId) ?? 0;
   if (!(seen & bit)) {
