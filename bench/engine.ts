@@ -31,11 +31,11 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../src/core/backend';
 import { Generation } from '../src/core/engine/generation';
-import { decodeRate, matmulRate, randomRows, SPEED_MODEL, timed, trainingStep, trainRate } from '../src/core/engine/speed';
+import { decodeRate, productRates, randomRows, SPEED_MODEL, timed, trainingStep, trainRate } from '../src/core/engine/speed';
 import { greedyNextTokens, greedyReforward } from '../src/core/engine/reforward';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { configToJSON, parseModelConfig, type ModelConfig } from '../src/core/model/config';
-import { decodeFlops, forwardFlops, matmulFlopsPerToken, trainFlops } from '../src/core/model/flops';
+import { forwardFlops, matmulFlopsPerToken } from '../src/core/model/flops';
 import { linear } from '../src/core/model/ops';
 import { writeSafetensors } from '../src/core/model/safetensors';
 import { Transformer } from '../src/core/model/transformer';
@@ -84,7 +84,7 @@ type Detail = Record<string, unknown>;
 async function kvDecode(model: Transformer, batch: number, plan: Plan): Promise<Detail> {
   const r = await decodeRate(model, { batch, promptLength: plan.promptLength, newTokens: plan.newTokens });
   const totalS = r.prefill_s + r.decode_s;
-  return { kind: 'decode_kv', batch, prompt_len: plan.promptLength, new_tokens: plan.newTokens, prefill_s: r.prefill_s, decode_s: r.decode_s, total_s: totalS, decode_tok_s: r.tok_s, total_tok_s: (batch * plan.newTokens) / totalS };
+  return { kind: 'decode_kv', batch, prompt_len: plan.promptLength, new_tokens: plan.newTokens, prefill_s: r.prefill_s, decode_s: r.decode_s, total_s: totalS, decode_tok_s: r.tok_s, total_tok_s: (batch * plan.newTokens) / totalS, gflops: r.gflops };
 }
 
 /**
@@ -162,52 +162,48 @@ async function prefill(model: Transformer, plan: Plan): Promise<Detail> {
 }
 
 /**
- * Decoding with one of the engine's choices on and off, the rest the same, in turns (on, off, on,
- * off) so that a slow moment of the machine weighs on both: the gain is the ratio of their total
- * tokens/s. The choices: the attention kernel (wasm-kernels.ts) against tfjs's batched products and
- * softmax; the engine's kernel for plain 2-D products against XNNPACK; fused multiply-adds against
- * products and sums (wasm-matmul.ts).
+ * One of the engine's choices on and off, the rest the same, in turns (on, off, on, off) so that a
+ * slow moment of the machine weighs on both: `run` times one decoding or training run and says its
+ * tokens; the gain is the ratio of the total tokens/s. The setting is put back as it was. The
+ * choices: the attention kernel (wasm-kernels.ts) against tfjs's batched products and softmax; the
+ * engine's kernel for plain 2-D products against XNNPACK; fused multiply-adds against products and
+ * sums (wasm-matmul.ts).
  */
-async function decodeGain(model: Transformer, batch: number, plan: Plan, kind: string, set: (on: boolean) => void): Promise<Detail> {
-  const decode = { batch, promptLength: plan.promptLength, newTokens: Math.min(plan.newTokens, 128) };
+async function gain(kind: string, set: (on: boolean) => boolean, run: () => Promise<{ seconds: number; tokens: number }>, about: Detail): Promise<Detail> {
   const seconds = { on: 0, off: 0 };
+  let tokens = 0;
+  const was = set(true);
   try {
     for (const on of [true, false, true, false]) {
       set(on);
-      seconds[on ? 'on' : 'off'] += (await decodeRate(model, decode)).decode_s;
+      const r = await run();
+      seconds[on ? 'on' : 'off'] += r.seconds;
+      tokens += on ? r.tokens : 0;
     }
   } finally {
-    set(true);
+    set(was);
   }
-  const tokens = 2 * batch * (decode.newTokens - 1);
-  return { kind, batch, new_tokens: decode.newTokens, tok_s_on: tokens / seconds.on, tok_s_off: tokens / seconds.off, gain: seconds.off / seconds.on };
+  return { kind, ...about, tok_s_on: tokens / seconds.on, tok_s_off: tokens / seconds.off, gain: seconds.off / seconds.on };
 }
 
-/** The same for training steps. */
-async function trainGain(model: Transformer, plan: Plan, kind: string, set: (on: boolean) => void): Promise<Detail> {
-  const seconds = { on: 0, off: 0 };
-  try {
-    for (const on of [true, false, true, false]) {
-      set(on);
-      seconds[on ? 'on' : 'off'] += (await trainRate(model, plan.train)).seconds;
-    }
-  } finally {
-    set(true);
-  }
-  const tokens = 2 * plan.train.batch * plan.train.seq * plan.train.steps;
-  return { kind, batch: plan.train.batch, seq: plan.train.seq, tok_s_on: tokens / seconds.on, tok_s_off: tokens / seconds.off, gain: seconds.off / seconds.on };
+/** gain() of decoding at `batch` (up to 128 new tokens). */
+function decodeGain(model: Transformer, batch: number, plan: Plan, kind: string, set: (on: boolean) => boolean): Promise<Detail> {
+  const decode = { batch, promptLength: plan.promptLength, newTokens: Math.min(plan.newTokens, 128) };
+  const run = async () => ({ seconds: (await decodeRate(model, decode)).decode_s, tokens: batch * (decode.newTokens - 1) });
+  return gain(kind, set, run, { batch, new_tokens: decode.newTokens });
+}
+
+/** gain() of training steps. */
+function trainGain(model: Transformer, plan: Plan, kind: string, set: (on: boolean) => boolean): Promise<Detail> {
+  const run = async () => ({ seconds: (await trainRate(model, plan.train)).seconds, tokens: plan.train.batch * plan.train.seq * plan.train.steps });
+  return gain(kind, set, run, { batch: plan.train.batch, seq: plan.train.seq });
 }
 
 /** Training steps (forward, backward, clip at 1.0, AdamW) on random ids of the plan's shape. */
 async function train(model: Transformer, plan: Plan): Promise<Detail> {
   const { batch, seq, steps } = plan.train;
   const r = await trainRate(model, plan.train);
-  return { kind: 'train', batch, seq, steps, seconds: r.seconds, tok_s: r.tok_s };
-}
-
-/** The backend's 2-D matmul rate at one shape (XNNPACK on wasm), or the engine's kernel's. */
-async function matmulDetail(m: number, k: number, n: number, by: 'backend' | 'engine' = 'backend'): Promise<Detail> {
-  return { kind: by === 'backend' ? 'matmul' : 'matmul_engine', ...(await matmulRate(m, k, n, by)) };
+  return { kind: 'train', batch, seq, steps, seconds: r.seconds, tok_s: r.tok_s, gflops: r.gflops };
 }
 
 /**
@@ -384,19 +380,16 @@ export async function main(args: string[]): Promise<void> {
       const tr = log(await train(model, plan));
       if (backend === 'wasm' && size === '10M') {
         // What the backend itself can do, next to what training and decoding get out of it.
-        const shapes: [number, number, number][] = [[plan.train.batch * plan.train.seq, cfg.hidden_size, cfg.intermediate_size], [512, 512, 512], [16, cfg.hidden_size, cfg.intermediate_size]];
-        const rates: Detail[] = [];
-        const engineRates: Detail[] = [];
-        for (const [m, k, n] of shapes) rates.push(await matmulDetail(m, k, n)), engineRates.push(await matmulDetail(m, k, n, 'engine'));
-        for (const r of [...rates, ...engineRates]) details.push({ ...base, ...r });
-        const matmul = Math.max(...rates.map((r) => r.gflops as number));
-        const engineMatmul = Math.max(...engineRates.map((r) => r.gflops as number));
+        // The same shapes as the device measurement (speed.ts): [512³] and the MLP's at 16 and 1024 rows.
+        const { best: matmul, rates } = await productRates(cfg);
+        const { best: engineMatmul, rates: engineRates } = await productRates(cfg, 'engine');
+        for (const r of rates) details.push({ ...base, kind: 'matmul', ...r });
+        for (const r of engineRates) details.push({ ...base, kind: 'matmul_engine', ...r });
         const fma = fusedMultiplyAdd(memoryOf(tf.backend() as unknown as WasmBackend));
-        const trainGflops = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (tr.seconds as number) / 1e9;
-        const d16 = kv[16];
-        const decodeGflops = d16 ? decodeFlops(cfg, 16, plan.promptLength, plan.newTokens - 1) / (d16.decode_s as number) / 1e9 : NaN;
+        const trainGflops = tr.gflops as number;
+        const decodeGflops = (kv[16]?.gflops as number | undefined) ?? NaN;
         // Batch 64: an RL step's rollouts at the lab's defaults (rollout.promptsPerStep 8 × rollout.groupSize 8).
-        const decodeGflops64 = kv[64] ? decodeFlops(cfg, 64, plan.promptLength, plan.newTokens - 1) / (kv[64].decode_s as number) / 1e9 : NaN;
+        const decodeGflops64 = (kv[64]?.gflops as number | undefined) ?? NaN;
         const profile = await trainProfile(model, plan);
         details.push({ ...base, ...profile });
         const decodeProf = await decodeProfile(model, 16, plan);
@@ -416,8 +409,8 @@ export async function main(args: string[]): Promise<void> {
         setWasmMatmul(true);
         setWasmKernels(true);
         details.push({ ...base, ...profileTfjs, matmul_kernel: 'tfjs' }, { ...base, ...decodeProfTfjs, matmul_kernel: 'tfjs' });
-        const trainGflopsTfjs = (trainFlops(cfg, plan.train.batch, plan.train.seq) * plan.train.steps) / (trTfjs.seconds as number) / 1e9;
-        const decodeGflopsTfjs = decodeFlops(cfg, 16, plan.promptLength, plan.newTokens - 1) / (d16Tfjs.decode_s as number) / 1e9;
+        const trainGflopsTfjs = trTfjs.gflops as number;
+        const decodeGflopsTfjs = d16Tfjs.gflops as number;
         const stepFlops = forwardFlops(cfg, plan.train.batch, plan.train.seq);
         const attentionShare = 1 - (plan.train.batch * plan.train.seq * matmulFlopsPerToken(cfg)) / stepFlops;
         details.push({ ...base, kind: 'gflops', matmul_gflops: matmul, train_gflops: trainGflops, decode_gflops_b16: decodeGflops, matmul_mflops_per_token: matmulFlopsPerToken(cfg) / 1e6, attention_share_of_train_flops: attentionShare, note: 'model FLOPs from shapes (docs/engine.md#flops) over measured time; matmul: the best of the shapes above' });

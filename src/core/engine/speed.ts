@@ -90,12 +90,28 @@ export function randomRows(batch: number, length: number, vocab: number, seed: n
  */
 export async function matmulRate(m: number, k: number, n: number, by: 'backend' | 'engine' = 'backend'): Promise<{ shape: string; reps: number; seconds: number; gflops: number }> {
   // The backend's own product (XNNPACK on wasm), unless the engine's kernel is asked for.
-  setWasmPlainProducts(by === 'engine');
+  const was = setWasmPlainProducts(by === 'engine');
   try {
     return await timedProducts(m, k, n);
   } finally {
-    setWasmPlainProducts(true);
+    setWasmPlainProducts(was);
   }
+}
+
+/** The 2-D shapes a device's matmul rate is the best of: [512³] and the model's MLP shape at 16 and 1024 rows. */
+export function productShapes(cfg: ModelConfig): [number, number, number][] {
+  return [
+    [512, 512, 512],
+    [16, cfg.hidden_size, cfg.intermediate_size],
+    [1024, cfg.hidden_size, cfg.intermediate_size],
+  ];
+}
+
+/** matmulRate at each of productShapes, and the best of them. */
+export async function productRates(cfg: ModelConfig, by: 'backend' | 'engine' = 'backend'): Promise<{ best: number; rates: Awaited<ReturnType<typeof matmulRate>>[] }> {
+  const rates = [];
+  for (const [m, k, n] of productShapes(cfg)) rates.push(await matmulRate(m, k, n, by));
+  return { best: Math.max(...rates.map((r) => r.gflops)), rates };
 }
 
 async function timedProducts(m: number, k: number, n: number): Promise<{ shape: string; reps: number; seconds: number; gflops: number }> {
@@ -202,10 +218,9 @@ export async function measureSpeed(
     options.signal?.throwIfAborted();
   };
   at(0);
-  const rates = [await matmulRate(512, 512, 512), await matmulRate(16, cfg.hidden_size, cfg.intermediate_size), await matmulRate(1024, cfg.hidden_size, cfg.intermediate_size)];
-  const matmul = Math.max(...rates.map((r) => r.gflops));
-  const wasm = tf.getBackend() === 'wasm';
-  const engineRates = wasm ? [await matmulRate(512, 512, 512, 'engine'), await matmulRate(16, cfg.hidden_size, cfg.intermediate_size, 'engine'), await matmulRate(1024, cfg.hidden_size, cfg.intermediate_size, 'engine')] : [];
+  const backend = tf.getBackend();
+  const matmul = (await productRates(cfg)).best;
+  const engineMatmul = backend === 'wasm' ? (await productRates(cfg, 'engine')).best : undefined;
   const model = Transformer.create(cfg, { seed: 1 });
   try {
     at(1);
@@ -213,13 +228,12 @@ export async function measureSpeed(
     at(2);
     const train = await trainRate(model, plan.train);
     at(3);
-    const backend = tf.getBackend();
     return {
       backend,
       ...(backend === 'wasm' && { threads: getThreadsCount() }),
       parameters: model.numParameters(),
       matmul_gflops: matmul,
-      ...(wasm && { engine_matmul_gflops: Math.max(...engineRates.map((r) => r.gflops)), fused_multiply_add: fusedMultiplyAdd(memoryOf(tf.backend() as unknown as WasmBackend)) }),
+      ...(engineMatmul !== undefined && { engine_matmul_gflops: engineMatmul, fused_multiply_add: fusedMultiplyAdd(memoryOf(tf.backend() as unknown as WasmBackend)) }),
       decode: { batch: plan.decode.batch, new_tokens: plan.decode.newTokens, tok_s: decode.tok_s, gflops: decode.gflops, vs_matmul: decode.gflops / matmul },
       train: { batch: plan.train.batch, seq: plan.train.seq, tok_s: train.tok_s, gflops: train.gflops, vs_matmul: train.gflops / matmul },
       seconds: (performance.now() - started) / 1000,

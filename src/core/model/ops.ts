@@ -9,7 +9,7 @@
  *   it the embedding gradient is a one-hot matmul.
  */
 import * as tf from '@tensorflow/tfjs';
-import { wasmMatmulEnabled } from './wasm-matmul';
+import { WASM_PACK_LIMIT, wasmMatmulEnabled } from './wasm-matmul';
 
 type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 
@@ -62,28 +62,20 @@ export function matMul<T extends tf.Tensor>(a: T, b: T, transposeA = false, tran
   }
 }
 
-/**
- * Right operands of more elements than this are never handed to XNNPACK whole (64 MB of float32):
- * it packs a copy of the right operand of a 2-D product and tfjs-backend-wasm keeps that copy until
- * the tensor is disposed, which for a 151936 × 896 embedding is 545 MB more of the 4 GiB heap
- * (docs/models.md#what-fits-where).
- */
-export const WASM_PACK_LIMIT = 1 << 24;
+export { WASM_PACK_LIMIT };
 
 /**
- * A 2-D product on wasm. a·bᵀ is computed as (b·aᵀ)ᵀ when transposing the two small operands costs
- * less than transposing b: tfjs-backend-wasm's transpose of a large matrix is a plain strided loop
- * (seconds for an embedding), and b then stays XNNPACK's input, which is read, not packed. A plain
- * a·b with a large b is summed over blocks of b's rows, each packed and freed in turn.
+ * A 2-D product on wasm. The engine's kernel (wasm-matmul.ts) takes a transposed operand as it lies
+ * (or copies it in one fast pass) and keeps a weight's panels, transposed too. Without it, or for a
+ * b too large to pack whole: a·bᵀ is computed as (b·aᵀ)ᵀ when transposing the two small operands
+ * costs less than transposing b (tfjs-backend-wasm's transpose of a large matrix is a plain strided
+ * loop, seconds for an embedding, and b then stays XNNPACK's input, read, not packed); a plain a·b
+ * with a large b is summed over blocks of b's rows, each packed and freed in turn.
  */
 function wasmMatMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
-  // The engine's kernel reads a transposed operand where it lies (or copies it in one fast pass),
-  // where tfjs's transpose is a strided loop and XNNPACK packs an operand it has not seen. For a·bᵀ
-  // with a large b and a few rows of a, (b·aᵀ)ᵀ below moves less (the tied LM head while decoding).
+  if ((transposeA || transposeB) && wasmMatmulEnabled() && b.size <= WASM_PACK_LIMIT) return tf.matMul(a, b, transposeA, transposeB);
   const [m, k] = transposeA ? [a.shape[1], a.shape[0]] : a.shape;
   const smallLeft = transposeB && m * (k + b.shape[0]) < b.size;
-  // The engine's kernel keeps a weight's panels, transposed too (wasm-matmul.ts), so that b·aᵀ no longer pays.
-  if ((transposeA || transposeB) && wasmMatmulEnabled() && b.size <= WASM_PACK_LIMIT) return tf.matMul(a, b, transposeA, transposeB);
   return tf.tidy(() => {
     const left = transposeA ? (tf.transpose(a) as tf.Tensor2D) : a; // [M, K]
     if (transposeB) {

@@ -192,9 +192,11 @@ export function setWasmKernels(on: boolean): void {
 
 let attentionOn = true;
 
-/** Turns the attention kernel alone off (tfjs's ops for generation's attention) or on again: for comparisons. */
-export function setWasmAttention(on: boolean): void {
+/** Turns the attention kernel alone off (tfjs's ops for generation's attention) or on again: for comparisons. Returns the setting it replaces. */
+export function setWasmAttention(on: boolean): boolean {
+  const was = attentionOn;
   attentionOn = on;
+  return was;
 }
 
 /** Whether generation's attention runs in the engine's kernel here (with the other fused kernels). */

@@ -52,8 +52,7 @@ export interface Kernels {
 const XNNPACK_MIN_ROWS = 64;
 /**
  * Up to this many rows, gemm goes COLUMN_BLOCK columns of B at a time for every row: a decoding
- * step's B (a weight) then comes from memory once, not once per 4 rows (7% faster decoding at batch
- * 16, 5% at 64, docs/engine.md#fused-multiply-adds).
+ * step's B (a weight) then comes from memory once, not once per 4 rows (docs/engine.md#fused-multiply-adds).
  */
 const COLUMNS_FIRST_MAX_ROWS = 64;
 const COLUMN_BLOCK = 32;
@@ -113,17 +112,20 @@ let relaxedAvailable: boolean | undefined;
  * (since 114), Node 20 behind a V8 flag the Node backend sets, other browsers may not.
  */
 export function relaxedSimdAvailable(): boolean {
-  // Only a yes is remembered: Node's backend may turn the feature on after a first look.
-  if (!relaxedAvailable) relaxedAvailable = WebAssembly.validate(decode(GEMM_WASM_RELAXED));
+  // Looked at once (every kernel call asks): the Node backend sets its V8 flag before it installs the kernels.
+  relaxedAvailable ??= WebAssembly.validate(decode(GEMM_WASM_RELAXED));
   return relaxedAvailable;
 }
 
 /**
  * Takes the kernels' build with fused multiply-adds where the engine has relaxed SIMD (on, the
  * default), or the one without (off): for comparisons. Takes effect for kernels loaded afterwards.
+ * Returns the setting it replaces.
  */
-export function setRelaxedSimd(on: boolean): void {
+export function setRelaxedSimd(on: boolean): boolean {
+  const was = relaxedWanted;
   relaxedWanted = on;
+  return was;
 }
 
 export function kernelsFor(memory: WebAssembly.Memory): Kernels {
@@ -162,10 +164,17 @@ export function fusedMultiplyAdd(memory: WebAssembly.Memory): boolean {
  * multiplied at every step of a generation is packed once, not once a step, as XNNPACK keeps its
  * own packed copy of the weights it multiplies. An operand is kept from the second product of at
  * most KEEP_MAX_ROWS rows it takes part in, in the same layout (an activation is multiplied once; a
- * product of more rows packs B for itself at little cost); its copy is freed with its data. Up to PACK_CACHE_LIMIT floats an operand (as ops.ts's WASM_PACK_LIMIT) and
- * PACK_CACHE_BUDGET bytes in all; past them an operand is packed for each product.
+ * product of more rows packs B for itself at little cost); its copy is freed with its data. Up to
+ * WASM_PACK_LIMIT floats an operand and PACK_CACHE_BUDGET bytes in all; past them a weight of a plain
+ * product goes to XNNPACK, any other operand is packed for each product.
  */
-const PACK_CACHE_LIMIT = 1 << 24;
+/**
+ * Right operands of more elements than this are never packed whole (64 MB of float32): not kept in
+ * panels here, and never handed to XNNPACK whole by ops.ts, since it too keeps its packed copy while
+ * the tensor lives, which for a 151936 × 896 embedding is 545 MB more of the 4 GiB heap
+ * (docs/models.md#what-fits-where).
+ */
+export const WASM_PACK_LIMIT = 1 << 24;
 /** Panels are kept for products of up to this many rows (a generation's steps). */
 const KEEP_MAX_ROWS = 64;
 const PACK_CACHE_BUDGET = 1 << 30;
@@ -222,14 +231,15 @@ function hookDispose(backend: WasmBackend): void {
  */
 function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, transposed: boolean, M: number, K: number, N: number): number | 'first' | 'reshaped' | 'rows' | 'twice' | 'full' {
   const key = transposed ? 'transposed' : 'plain';
-  const kept = packedCache.get(b.dataId)?.[key];
+  const entry = packedCache.get(b.dataId) ?? {};
+  const kept = entry[key];
   if (kept) return kept.K === K && kept.N === N ? kept.at : 'reshaped';
   // A product of many rows packs B for itself: the copy is small next to the product (a training
   // step's, whose frozen weights would otherwise be kept twice, as B and as Bᵀ).
   if (M > KEEP_MAX_ROWS) return 'rows';
   // One copy a weight: one kept as B is packed for itself as Bᵀ (LoRA's backward through a frozen
   // weight), and the other way round.
-  if (packedCache.get(b.dataId)?.[transposed ? 'plain' : 'transposed'] || xnnpackOwned.has(b.dataId)) return 'twice';
+  if (entry[transposed ? 'plain' : 'transposed'] || xnnpackOwned.has(b.dataId)) return 'twice';
   const bit = transposed ? 2 : 1;
   const seen = seenOnce.get(b.dataId) ?? 0;
   if (!(seen & bit)) {
@@ -237,12 +247,11 @@ function keptPanels(backend: WasmBackend, kernels: Kernels, b: tf.TensorInfo, tr
     return 'first';
   }
   const bytes = K * Math.ceil(N / 8) * 8 * 4;
-  if (K * N > PACK_CACHE_LIMIT || packedBytes + bytes > PACK_CACHE_BUDGET) return 'full';
+  if (K * N > WASM_PACK_LIMIT || packedBytes + bytes > PACK_CACHE_BUDGET) return 'full';
   const at = backend.wasm._malloc(bytes) >>> 0;
   if (at === 0) return 'full';
   hookDispose(backend);
   kernels.packPanels(backend.dataIdMap.get(b.dataId).memoryOffset, transposed ? K : N, K, N, transposed ? 1 : 0, at);
-  const entry = packedCache.get(b.dataId) ?? {};
   entry[key] = { at, bytes, K, N };
   packedCache.set(b.dataId, entry);
   packedBytes += bytes;
@@ -265,9 +274,11 @@ export function installWasmMatmul(): boolean {
 
 let plainProducts = true;
 
-/** Sends plain 2-D products to XNNPACK (off) or to the engine's kernel (on, the default): for comparisons. */
-export function setWasmPlainProducts(on: boolean): void {
+/** Sends plain 2-D products to XNNPACK (off) or to the engine's kernel (on, the default): for comparisons. Returns the setting it replaces. */
+export function setWasmPlainProducts(on: boolean): boolean {
+  const was = plainProducts;
   plainProducts = on;
+  return was;
 }
 
 /** Turns the engine's kernel off (tfjs's own for every product) or on again: for comparisons. */
@@ -347,25 +358,22 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
     unavailable = e instanceof Error ? e.message : String(e);
     return fallback();
   }
+  // A plain product XNNPACK takes: XNNPACK then keeps its own packed copy of B, and every later plain
+  // product with B goes to it too, so that no weight is held packed twice (docs/engine.md#kept-panels).
+  const toXnnpack = () => {
+    xnnpackOwned.add(b.dataId);
+    return fallback();
+  };
   // A large plain product stays XNNPACK's with several threads or without fused multiply-adds; so
   // does a narrow one (fewer than 8 columns off the blocks of 8: a matrix-vector product such as a
   // large LM head times one row's hidden state), which the 8-column blocks would multiply 8 wide.
-  // XNNPACK then keeps its own packed copy of B: every later plain product with B goes to it too,
-  // so that no weight is held packed twice (docs/engine.md#kept-panels).
-  if (plain2d && (xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (getThreadsCount() > 1 || !fusedMultiplyAdd(memory))))) {
-    if (!packedCache.has(b.dataId)) {
-      xnnpackOwned.add(b.dataId);
-      return fallback();
-    }
-  }
+  const xnnpacks = xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (getThreadsCount() > 1 || !fusedMultiplyAdd(memory)));
+  if (plain2d && xnnpacks && !packedCache.has(b.dataId)) return toXnnpack();
   // A right-hand operand that is neither batched nor broadcast may be kept in panels (a weight).
   const keep = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, M, K, N) : 'first';
   // A plain product's weight that cannot be kept goes to XNNPACK, which keeps its own copy: read in
   // place, a wide weight would be read 32 bytes a row, a page apart.
-  if (plain2d && keep === 'full') {
-    xnnpackOwned.add(b.dataId);
-    return fallback();
-  }
+  if (plain2d && keep === 'full') return toXnnpack();
   const kept = typeof keep === 'number' ? keep : undefined;
   const { a: ia, b: ib } = batchIndices(outer, outerA, outerB);
   const batch = ia.length;
