@@ -5,8 +5,9 @@
  * panel's Measure button (src/core/engine/speed.ts: the backend's 2-D matmul rate, decoding at
  * batch 16 and training 8 × 128 tokens of a ~10M model, FLOPs from its shapes). In the same run:
  * the same measurement in Node (tfjs's single-threaded build there), and PyTorch eager (OpenBLAS)
- * on the same shapes and weights at the same thread counts (bench/torch_ref.py --threads N).
- * Writes bench/results/speed.json.
+ * on the same shapes and weights at the same thread counts (bench/torch_ref.py --threads N). At the
+ * largest count the page is measured twice: with the engine's own kernels on as many threads as
+ * tfjs's, and kept on one (?engine-threads=1). Writes bench/results/speed.json.
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
@@ -32,11 +33,16 @@ export async function main(args: string[]): Promise<void> {
   const base = server.resolvedUrls?.local[0];
   if (!base) throw new Error('vite preview did not report a URL');
   const browser: Record<number, SpeedReport> = {};
+  // At the largest count also with the engine's own kernels kept on one thread (?engine-threads=1):
+  // what its helper threads give, side by side (docs/engine.md#the-engines-products-on-several-threads).
+  const most = counts[counts.length - 1];
+  let engineOnOne: SpeedReport | undefined;
+  const runs = [...counts.map((threads) => ({ threads, helpers: true })), ...(most > 1 ? [{ threads: most, helpers: false }] : [])];
   const context = await launchBrowser();
   try {
-    for (const threads of counts) {
+    for (const { threads, helpers } of runs) {
       const page = await context.newPage();
-      await page.goto(`${base}?backend=wasm&threads=${threads}#overview`);
+      await page.goto(`${base}?backend=wasm&threads=${threads}${helpers ? '' : '&engine-threads=1'}#overview`);
       const build = page.getByTestId('wasm-build');
       await build.waitFor({ timeout: 300_000 });
       const said = ((await build.textContent()) ?? '').trim();
@@ -47,9 +53,12 @@ export async function main(args: string[]): Promise<void> {
       await result.waitFor({ timeout: 900_000 });
       const report = JSON.parse((await result.getAttribute('data-report')) ?? 'null') as SpeedReport;
       if (report.threads !== threads) throw new Error(`asked for ${threads} threads, the page measured with ${report.threads} (${said})`);
-      browser[threads] = report;
+      const engineThreads = report.engine_threads ?? 1;
+      if (engineThreads !== (helpers ? threads : 1)) throw new Error(`the engine's kernels ran on ${engineThreads} thread(s), ${helpers ? threads : 1} expected (${said})`);
+      if (helpers) browser[threads] = report;
+      else engineOnOne = report;
       details.push({ where: 'browser', build: said, ...report });
-      console.log(`browser, ${said}: matmul ${report.matmul_gflops.toFixed(1)} GFLOP/s (the engine's ${report.engine_matmul_gflops?.toFixed(1)}${report.fused_multiply_add ? ', fused multiply-adds' : ''}), decoding ${report.decode.tok_s.toFixed(0)} tokens/s (${report.decode.vs_matmul.toFixed(2)}), training ${report.train.tok_s.toFixed(0)} tokens/s (${report.train.vs_matmul.toFixed(2)})`);
+      console.log(`browser, ${said}, the engine's kernels on ${engineThreads}: matmul ${report.matmul_gflops.toFixed(1)} GFLOP/s (the engine's ${report.engine_matmul_gflops?.toFixed(1)}${report.fused_multiply_add ? ', fused multiply-adds' : ''}), decoding ${report.decode.tok_s.toFixed(0)} tokens/s (${report.decode.vs_matmul.toFixed(2)}), training ${report.train.tok_s.toFixed(0)} tokens/s (${report.train.vs_matmul.toFixed(2)})`);
       await page.close();
     }
   } finally {
@@ -96,7 +105,16 @@ export async function main(args: string[]): Promise<void> {
       });
     }
   }
-  const [one, most] = [counts[0], counts[counts.length - 1]];
+  const one = counts[0];
+  if (engineOnOne) {
+    Object.assign(summary, {
+      [`browser_engine_matmul_gflops_t${most}_engine_t1`]: engineOnOne.engine_matmul_gflops ?? 0,
+      [`browser_decode_tok_s_t${most}_engine_t1`]: engineOnOne.decode.tok_s,
+      [`browser_train_tok_s_t${most}_engine_t1`]: engineOnOne.train.tok_s,
+      [`engine_threads_gain_decode_t${most}`]: browser[most].decode.tok_s / engineOnOne.decode.tok_s,
+      [`engine_threads_gain_train_t${most}`]: browser[most].train.tok_s / engineOnOne.train.tok_s,
+    });
+  }
   if (most !== one) {
     summary[`threads_speedup_matmul_t${most}`] = browser[most].matmul_gflops / browser[one].matmul_gflops;
     summary[`threads_speedup_decode_t${most}`] = browser[most].decode.tok_s / browser[one].decode.tok_s;

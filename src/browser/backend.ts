@@ -9,6 +9,8 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/model/wasm-kernels';
+import { startEngineThreads } from '../core/model/wasm-matmul';
+import { setWasmHelpers } from '../core/model/wasm-threads';
 import { selectBackend, DEFAULT_ORDER, type BackendInfo, type BackendName } from '../core/backend';
 
 // Where the page is cross-origin isolated (the app sends COOP/COEP), tfjs picks its threaded SIMD
@@ -40,8 +42,11 @@ function webglRenderer(): string | undefined {
  * emulation (SwiftShader on a machine without a GPU) is passed over for wasm; an order from the URL
  * (?backend=webgpu) is taken as asked. `threads` (?threads=2) sets how many threads tfjs's threaded
  * wasm build multiplies on, before it starts; tfjs's own choice is half the logical cores, at most 4.
+ * `engineHelpers: false` (?engine-threads=1) keeps the engine's own kernels on the calling thread, to
+ * compare (docs/engine.md#the-engines-products-on-several-threads).
  */
-export async function selectBrowserBackend(order?: BackendName[], options: { threads?: number } = {}): Promise<BackendInfo> {
+export async function selectBrowserBackend(order?: BackendName[], options: { threads?: number; engineHelpers?: boolean } = {}): Promise<BackendInfo> {
+  if (options.engineHelpers === false) setWasmHelpers(false);
   if (options.threads === undefined) return pickBackend(order);
   // tfjs's wasm module caps the count at half of navigator.hardwareConcurrency, which it reads as it
   // starts (it takes every core to have two hardware threads): while it starts, this worker reports
@@ -65,5 +70,7 @@ async function pickBackend(order?: BackendName[]): Promise<BackendInfo> {
   if (info.name !== 'webgpu' && !gpu) {
     info.reason = `this browser exposes no WebGPU (navigator.gpu is missing${globalThis.isSecureContext ? '' : '; the page is not a secure context'}); ${info.reason}`;
   }
+  // The engine's own products on as many threads as tfjs's (helper workers on its shared memory).
+  if (info.wasm) info.wasm.engineThreads = await startEngineThreads();
   return info;
 }

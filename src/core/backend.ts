@@ -12,7 +12,8 @@ export interface BackendInfo {
    * On wasm: which of tfjs's builds runs (the threaded one needs a cross-origin isolated page, and
    * Node gets the single-threaded one) and on how many threads XNNPACK multiplies.
    */
-  wasm?: { build: 'threaded SIMD' | 'SIMD' | 'plain'; threads: number };
+  /** engineThreads: the threads the engine's own products run on (docs/engine.md#threads), where the environment starts helpers for them. */
+  wasm?: { build: 'threaded SIMD' | 'SIMD' | 'plain'; threads: number; engineThreads?: number };
   /** Why this backend: chosen first, or which earlier choices failed and how. */
   reason: string;
   /** Every backend tried, in order, with the error of those that failed. */

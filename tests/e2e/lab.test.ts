@@ -366,6 +366,8 @@ describe('the lab at work in headless Chromium', () => {
       const overview = threaded.getByTestId('panel-overview');
       // tfjs's threaded build on the 2 threads asked for, whatever its own choice would be here.
       await eventually(() => overview.getByTestId('wasm-build').textContent(), 60_000).toBe('threaded SIMD build, 2 threads');
+      // The engine's own products take the second thread too (a helper worker on tfjs's shared memory).
+      expect(await overview.getByTestId('engine-threads').textContent()).toBe("the engine's products on 2 threads");
       expect(await overview.getByTestId('threads-choice').inputValue()).toBe('2');
       const measure = overview.getByTestId('speed-measure');
       await eventually(() => measure.isEnabled(), 60_000).toBe(true);
@@ -374,9 +376,9 @@ describe('the lab at work in headless Chromium', () => {
       await result.waitFor({ timeout: 300_000 });
       const report = JSON.parse((await result.getAttribute('data-report')) ?? 'null') as { backend: string; threads: number; matmul_gflops: number; engine_matmul_gflops: number; decode: { tok_s: number; vs_matmul: number }; train: { tok_s: number; vs_matmul: number } };
       // Chromium compiles relaxed SIMD: the engine's kernels multiply-add in one step.
-      expect(report).toMatchObject({ backend: 'wasm', threads: 2, fused_multiply_add: true });
+      expect(report).toMatchObject({ backend: 'wasm', threads: 2, fused_multiply_add: true, engine_threads: 2 });
       for (const x of [report.matmul_gflops, report.engine_matmul_gflops, report.decode.tok_s, report.train.tok_s, report.decode.vs_matmul, report.train.vs_matmul]) expect(x).toBeGreaterThan(0);
-      expect(await overview.getByTestId('speed-engine-products').textContent()).toContain('fused multiply-adds');
+      expect(await overview.getByTestId('speed-engine-products').textContent()).toContain('(fused multiply-adds), 2 threads');
       expect(await overview.getByTestId('speed-where').textContent()).toMatch(/^wasm, 2 threads, 9\.8M parameters, \d+ s$/);
       await screenshot(threaded, 'overview-speed');
     } finally {

@@ -24,6 +24,11 @@ export function threadsFromUrl(search: string): number | undefined {
   return n >= 1 && n <= MAX_WASM_THREADS ? n : undefined;
 }
 
+/** ?engine-threads=1 keeps the engine's own kernels on one thread whatever tfjs's count (to compare), else undefined. */
+export function engineHelpersFromUrl(search: string): false | undefined {
+  return new URLSearchParams(search).get('engine-threads') === '1' ? false : undefined;
+}
+
 /** The ways main.ts gives to reach a lab service, and to keep a run in this browser. */
 export interface Connectors {
   browser: () => LabConnection;
@@ -138,7 +143,7 @@ class Lab {
     const api = connection.api;
     const current = () => this.connection === connection;
     api
-      .init({ order: backendOrderFromUrl(location.search), control: this.control, threads: threadsFromUrl(location.search) })
+      .init({ order: backendOrderFromUrl(location.search), control: this.control, threads: threadsFromUrl(location.search), engineHelpers: engineHelpersFromUrl(location.search) })
       .then(async (info) => {
         if (!current()) return;
         this.backend = info;

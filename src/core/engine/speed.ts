@@ -12,7 +12,7 @@ import { LabError } from '../errors';
 import { parseModelConfig, type ModelConfig } from '../model/config';
 import { decodeFlops, trainFlops } from '../model/flops';
 import { Transformer } from '../model/transformer';
-import { fusedMultiplyAdd, memoryOf, setWasmPlainProducts, type WasmBackend } from '../model/wasm-matmul';
+import { engineProductThreads, fusedMultiplyAdd, memoryOf, setWasmPlainProducts, type WasmBackend } from '../model/wasm-matmul';
 import { AdamW } from '../optim/adamw';
 import { trainStep } from '../optim/step';
 import { createRng } from '../rng';
@@ -64,6 +64,8 @@ export interface SpeedReport {
   /** On wasm: the engine's own kernel at the same shapes, and whether it multiply-adds in one step (relaxed SIMD). */
   engine_matmul_gflops?: number;
   fused_multiply_add?: boolean;
+  /** On wasm: the threads the engine's own products run on (its helper threads and the caller). */
+  engine_threads?: number;
   decode: { batch: number; new_tokens: number; tok_s: number; gflops: number; vs_matmul: number };
   train: { batch: number; seq: number; tok_s: number; gflops: number; vs_matmul: number };
   seconds: number;
@@ -233,7 +235,11 @@ export async function measureSpeed(
       ...(backend === 'wasm' && { threads: getThreadsCount() }),
       parameters: model.numParameters(),
       matmul_gflops: matmul,
-      ...(engineMatmul !== undefined && { engine_matmul_gflops: engineMatmul, fused_multiply_add: fusedMultiplyAdd(memoryOf(tf.backend() as unknown as WasmBackend)) }),
+      ...(engineMatmul !== undefined && {
+        engine_matmul_gflops: engineMatmul,
+        fused_multiply_add: fusedMultiplyAdd(memoryOf(tf.backend() as unknown as WasmBackend)),
+        engine_threads: engineProductThreads(memoryOf(tf.backend() as unknown as WasmBackend)),
+      }),
       decode: { batch: plan.decode.batch, new_tokens: plan.decode.newTokens, tok_s: decode.tok_s, gflops: decode.gflops, vs_matmul: decode.gflops / matmul },
       train: { batch: plan.train.batch, seq: plan.train.seq, tok_s: train.tok_s, gflops: train.gflops, vs_matmul: train.gflops / matmul },
       seconds: (performance.now() - started) / 1000,

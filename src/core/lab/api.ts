@@ -315,7 +315,7 @@ export interface LabApi {
    * page's shared pause/stop word; `threads`, the threads tfjs's threaded wasm build multiplies on
    * (default: tfjs's choice, half the logical cores, at most 4).
    */
-  init(options?: { order?: BackendName[]; control?: Int32Array; threads?: number }): Promise<BackendInfo>;
+  init(options?: { order?: BackendName[]; control?: Int32Array; threads?: number; engineHelpers?: boolean }): Promise<BackendInfo>;
   sandboxStatus(): Promise<SandboxStatus>;
   /** Waits for the sandbox to be ready (or to fail). */
   sandboxWarm(): Promise<SandboxStatus>;

@@ -98,7 +98,8 @@ export interface ModelFiles {
 /** What differs between the places the lab runs. */
 export interface LabEnv {
   /** `threads`: for tfjs's threaded wasm build, where the place has one (a cross-origin isolated page). */
-  selectBackend(order?: BackendName[], options?: { threads?: number }): Promise<BackendInfo>;
+  /** threads: tfjs's wasm thread count; engineHelpers: false keeps the engine's own kernels on one thread (docs/engine.md#the-engines-products-on-several-threads). */
+  selectBackend(order?: BackendName[], options?: { threads?: number; engineHelpers?: boolean }): Promise<BackendInfo>;
   startPython(): Promise<PythonSandbox>;
   /** The files of a model folder (stored runs are read from the run store); `signal` stops a download. */
   modelFiles(source: Exclude<ModelSource, { kind: 'stored' }>, signal?: AbortSignal): ModelFiles;
@@ -132,11 +133,14 @@ export class LabService implements LabApi {
 
   // ---- setup ------------------------------------------------------------------------------
 
-  async init(options: { order?: BackendName[]; control?: Int32Array; threads?: number } = {}): Promise<BackendInfo> {
+  async init(options: { order?: BackendName[]; control?: Int32Array; threads?: number; engineHelpers?: boolean } = {}): Promise<BackendInfo> {
     if (options.control) this.control.adopt(options.control);
     if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= MAX_WASM_THREADS))
       throw new LabError('backend', 'threads must be a whole number of threads', { field: 'threads', expected: `1 to ${MAX_WASM_THREADS}`, found: String(options.threads) });
-    this.backend ??= await this.env.selectBackend(options.order, options.threads === undefined ? {} : { threads: options.threads });
+    this.backend ??= await this.env.selectBackend(options.order, {
+      ...(options.threads !== undefined && { threads: options.threads }),
+      ...(options.engineHelpers !== undefined && { engineHelpers: options.engineHelpers }),
+    });
     // A sandbox that fails to start is reported by sandboxStatus(); it must not fail init().
     this.startSandbox().catch(() => undefined);
     return this.backend;

@@ -10,7 +10,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { customOp } from './ops';
-import { installWasmMatmul, kernelsFor, memoryOf, type Kernels, type WasmBackend } from './wasm-matmul';
+import { engineProductThreads, installWasmMatmul, kernelsFor, memoryOf, type Kernels, type WasmBackend } from './wasm-matmul';
+import { attendThreads, splitAttend } from './wasm-threads';
 
 const RMS_NORM = 'ThorRmsNorm';
 const RMS_NORM_GRAD = 'ThorRmsNormGrad';
@@ -106,14 +107,19 @@ const attendKernel: Kernel = ({ inputs: { q, k, v, bias }, backend, attrs }) => 
   const S = Math.min(C, attrs.attended as number);
   const out = backend.makeOutput(q.shape, 'float32');
   if (out.shape.some((n) => n === 0)) return out;
-  // The scores of one kv head's query rows; `>>> 0`: an address past 2 GB comes back negative.
-  const scratch = backend.wasm._malloc(R * Math.max(S, 1) * 4) >>> 0;
+  // With helper threads, the batch's rows are shared among them (wasm-threads.ts), each thread with its own scores.
+  const memory = memoryOf(backend);
+  const threads = engineProductThreads(memory) > 1 ? attendThreads(memory, B, nKV, R, S, d) : 1;
+  // The scores of one kv head's query rows, a thread; `>>> 0`: an address past 2 GB comes back negative.
+  const scratch = backend.wasm._malloc(threads * R * Math.max(S, 1) * 4) >>> 0;
   if (scratch === 0) {
     backend.disposeData(out.dataId);
     throw new Error(`attention: the wasm heap has no room for ${R} × ${S} scores`);
   }
   try {
-    kernels(backend).attend(at(backend, q), at(backend, k), at(backend, v), at(backend, bias), at(backend, out), scratch, B, nKV, R, T, C, S, d);
+    const run = kernels(backend).attend;
+    if (threads > 1) splitAttend(memory, run, at(backend, q), at(backend, k), at(backend, v), at(backend, bias), at(backend, out), scratch, B, nKV, R, T, C, S, d);
+    else run(at(backend, q), at(backend, k), at(backend, v), at(backend, bias), at(backend, out), scratch, B, nKV, R, T, C, S, d);
   } finally {
     backend.wasm._free(scratch);
   }

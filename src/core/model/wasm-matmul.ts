@@ -11,17 +11,19 @@
  * and B can be read where it lies: the copy costs one pass over B against the product's pass per 4
  * rows. The left-hand operand is read where it lies, transposed or not, except a transposed one so
  * wide that stepping along it would jump a kilobyte at a time: that one is transposed first. With
- * several tfjs threads, large plain products stay XNNPACK's, which shares them among the threads.
+ * several tfjs threads, a product's columns are shared among helper threads (wasm-threads.ts); large
+ * plain products stay XNNPACK's only where the kernel has fewer threads than tfjs.
  */
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { GEMM_WASM, GEMM_WASM_RELAXED, GEMM_WASM_SHARED, GEMM_WASM_SHARED_RELAXED } from './wasm-gemm.generated';
+import { productThreads, splitGemm, startHelpers, wasmHelpersWanted } from './wasm-threads';
 
 type Gemm = (a: number, lda: number, b: number, ldb: number, c: number, ldc: number, M: number, K: number, N: number) => void;
 /** The engine's wasm kernels (wasm-gemm.wat); pointers are byte offsets into tfjs's memory. */
 export interface Kernels {
-  /** C = A·B, N a multiple of 8; A's (m, k) at a + m·rowA + k·colA bytes, row k of B's block j of 8 columns at b + j·colB + k·rowB. */
-  gemm(a: number, rowA: number, colA: number, b: number, rowB: number, colB: number, c: number, ldc: number, M: number, K: number, N: number): void;
+  /** C = A·B, N a multiple of 8 (nc: ignored, as gemmByColumns's last argument); A's (m, k) at a + m·rowA + k·colA bytes, row k of B's block j of 8 columns at b + j·colB + k·rowB. */
+  gemm(a: number, rowA: number, colA: number, b: number, rowB: number, colB: number, c: number, ldc: number, M: number, K: number, N: number, nc?: number): void;
   /** The same, nc columns (a multiple of 8) at a time for all rows: for few rows, B read from memory once. */
   gemmByColumns(a: number, rowA: number, colA: number, b: number, rowB: number, colB: number, c: number, ldc: number, M: number, K: number, N: number, nc: number): void;
   /** dst [cols, rows] = srcᵀ for src [rows, cols]. */
@@ -44,10 +46,10 @@ export interface Kernels {
 }
 
 /**
- * A plain 2-D product of this many rows or more stays XNNPACK's when tfjs runs several threads (it
- * shares such a product among them, this kernel runs on one; decoding's products, of fewer rows,
- * gained nothing from a second thread) or when the engine has no relaxed SIMD (without fused
- * multiply-adds this kernel trains slower than XNNPACK; it still decodes faster). docs/engine.md#fused-multiply-adds
+ * A plain 2-D product of this many rows or more stays XNNPACK's when tfjs runs more threads than this
+ * kernel has (XNNPACK shares such a product among them; wasm-threads.ts gives the kernel as many where
+ * the page allows) or when the engine has no relaxed SIMD (without fused multiply-adds this kernel
+ * trains slower than XNNPACK; it still decodes faster). docs/engine.md#fused-multiply-adds
  */
 const XNNPACK_MIN_ROWS = 64;
 /**
@@ -88,7 +90,7 @@ let original: tf.KernelConfig | undefined;
 let enabled = true;
 /** Whether to take the kernels' relaxed-SIMD build (fused multiply-adds) where the engine has it. */
 let relaxedWanted = true;
-const instances = new WeakMap<WebAssembly.Memory, { relaxed: boolean; kernels: Kernels }>();
+const instances = new WeakMap<WebAssembly.Memory, { relaxed: boolean; kernels: Kernels; module: WebAssembly.Module }>();
 /** Why the engine's kernel cannot run in this backend (its module did not load), once found out. */
 let unavailable: string | undefined;
 
@@ -134,7 +136,8 @@ export function kernelsFor(memory: WebAssembly.Memory): Kernels {
   if (!entry || entry.relaxed !== relaxed) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const source = shared ? (relaxed ? GEMM_WASM_SHARED_RELAXED : GEMM_WASM_SHARED) : relaxed ? GEMM_WASM_RELAXED : GEMM_WASM;
-    const exports = new WebAssembly.Instance(new WebAssembly.Module(decode(source)), { env: { memory } }).exports;
+    const module = new WebAssembly.Module(decode(source));
+    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     const kernels: Kernels = {
       gemm: exports.gemm as Kernels['gemm'],
       gemmByColumns: exports.gemm_by_columns as Kernels['gemmByColumns'],
@@ -148,10 +151,60 @@ export function kernelsFor(memory: WebAssembly.Memory): Kernels {
       swiglu: exports.swiglu as Kernels['swiglu'],
       swigluGrad: exports.swiglu_grad as Kernels['swigluGrad'],
     };
-    entry = { relaxed, kernels };
+    entry = { relaxed, kernels, module };
     instances.set(memory, entry);
   }
   return entry.kernels;
+}
+
+/** Memories whose helper threads were asked for, and the module the helpers run. */
+const helperModules = new WeakMap<WebAssembly.Memory, WebAssembly.Module | undefined>();
+
+/**
+ * On tfjs's threaded build with several threads, helper threads for the engine's products, one
+ * fewer than tfjs's thread count, so that the engine's products use the threads XNNPACK's do
+ * (wasm-threads.ts). Started once per memory, in the background; products run on the calling
+ * thread until they are ready.
+ */
+function ensureHelpers(backend: WasmBackend, memory: WebAssembly.Memory): Promise<void> {
+  let started = helpersStarted.get(memory);
+  if (started) return started;
+  // Turned off (?engine-threads=1): none started now; a product after they are turned on starts them.
+  if (!wasmHelpersWanted()) return Promise.resolve();
+  started = Promise.resolve();
+  helperModules.set(memory, undefined);
+  const threads = getThreadsCount();
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  const module = instances.get(memory)?.module;
+  if (shared && threads > 1 && typeof Worker !== 'undefined' && typeof Blob !== 'undefined' && module) {
+    // 64 bytes a helper for its control block, kept for as long as the backend.
+    const at = backend.wasm._malloc(64 * (threads - 1)) >>> 0;
+    if (at !== 0) {
+      helperModules.set(memory, module);
+      started = startHelpers(memory, module, threads - 1, at);
+    }
+  }
+  helpersStarted.set(memory, started);
+  return started;
+}
+const helpersStarted = new WeakMap<WebAssembly.Memory, Promise<void>>();
+
+/**
+ * Starts the engine's helper threads on the wasm backend now in use (where tfjs runs several threads
+ * on its threaded build) and resolves, once they are ready, with the threads its products run on.
+ */
+export async function startEngineThreads(): Promise<number> {
+  const backend = tf.backend() as unknown as WasmBackend;
+  if (tf.getBackend() !== 'wasm' || !wasmMatmulEnabled()) return 1;
+  const memory = memoryOf(backend);
+  kernelsFor(memory);
+  await ensureHelpers(backend, memory);
+  return engineProductThreads(memory);
+}
+
+/** Threads the engine's products run on in this memory now (its helpers run the kernels now loaded only). */
+export function engineProductThreads(memory: WebAssembly.Memory): number {
+  return helperModules.get(memory) !== undefined && helperModules.get(memory) === instances.get(memory)?.module ? productThreads(memory) : 1;
 }
 
 /** Whether the kernels now loaded for this memory multiply-add in one fused step (relaxed SIMD). */
@@ -353,6 +406,7 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   try {
     memory = memoryOf(backend);
     kernels = kernelsFor(memory);
+    void ensureHelpers(backend, memory);
   } catch (e) {
     // tfjs's build without SIMD, or a heap the module cannot import: tfjs's own kernel from now on.
     unavailable = e instanceof Error ? e.message : String(e);
@@ -367,7 +421,7 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   // A large plain product stays XNNPACK's with several threads or without fused multiply-adds; so
   // does a narrow one (fewer than 8 columns off the blocks of 8: a matrix-vector product such as a
   // large LM head times one row's hidden state), which the 8-column blocks would multiply 8 wide.
-  const xnnpacks = xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (getThreadsCount() > 1 || !fusedMultiplyAdd(memory)));
+  const xnnpacks = xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (engineProductThreads(memory) < getThreadsCount() || !fusedMultiplyAdd(memory)));
   if (plain2d && xnnpacks && !packedCache.has(b.dataId)) return toXnnpack();
   // A right-hand operand that is neither batched nor broadcast may be kept in panels (a weight).
   const keep = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, M, K, N) : 'first';
@@ -402,6 +456,7 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   }
   // A is read row-major [M, K] where it lies or from its transposed copy, else transposed [K, M] where it lies.
   const [rowA, colA] = transposeA && !copyA ? [4, 4 * M] : [4 * K, 4];
+  const threads = engineProductThreads(memory);
   try {
     const heap = new Float32Array(memory.buffer); // after the allocation, which may grow the memory
     const sA = scratch;
@@ -425,8 +480,11 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
       // B from its panels (rows 32 bytes apart, blocks 32·K), or row-major where it lies (N = Np then).
       const [bFrom, rowB, colB] = kept !== undefined ? [kept, 32, 32 * K] : packB ? [sB, 32, 32 * K] : [bi, 4 * N, 32];
       // Few rows: B's panels a block of columns at a time for all rows (read from memory once).
-      if (M <= COLUMNS_FIRST_MAX_ROWS && (kept !== undefined || packB)) kernels.gemmByColumns(copyA ? sA : ai, rowA, colA, bFrom, rowB, colB, viaScratchC ? sC : oi, Np, M, K, Np, COLUMN_BLOCK);
-      else kernels.gemm(copyA ? sA : ai, rowA, colA, bFrom, rowB, colB, viaScratchC ? sC : oi, Np, M, K, Np);
+      const byColumns = M <= COLUMNS_FIRST_MAX_ROWS && (kept !== undefined || packB);
+      const run = byColumns ? kernels.gemmByColumns : kernels.gemm;
+      // With helper threads, each takes a share of the columns (wasm-threads.ts).
+      if (threads > 1) splitGemm(memory, run, byColumns, copyA ? sA : ai, rowA, colA, bFrom, rowB, colB, viaScratchC ? sC : oi, Np, M, K, Np, COLUMN_BLOCK);
+      else run(copyA ? sA : ai, rowA, colA, bFrom, rowB, colB, viaScratchC ? sC : oi, Np, M, K, Np, COLUMN_BLOCK);
       if (viaScratchC) for (let m = 0; m < M; m++) heap.copyWithin(oi / 4 + m * N, sC / 4 + m * Np, sC / 4 + m * Np + N);
     }
   } catch (e) {
