@@ -144,8 +144,8 @@ describe('supported architectures', () => {
   });
 
   it('the shipped tiny models keep their config (Llama, tied, head_dim 32) and parameters', () => {
-    // thor-tiny grew from four layers to six (docs/evaluation.md#code-that-computes-the-question); thor-tiny-cot has four.
-    for (const [name, layers] of [['thor-tiny', 6], ['thor-tiny-cot', 4]] as const) {
+    // Both grew from four layers to six (docs/evaluation.md#code-that-computes-the-question).
+    for (const [name, layers] of [['thor-tiny', 6], ['thor-tiny-cot', 6]] as const) {
       const raw = JSON.parse(readFileSync(`public/models/${name}/config.json`, 'utf8'));
       const cfg = parseModelConfig(raw);
       expect(cfg).toMatchObject({ model_type: 'llama', hidden_size: 128, head_dim: 32, num_key_value_heads: 2, num_hidden_layers: layers, attention_bias: false, tie_word_embeddings: true, rope_theta: 10000 });
