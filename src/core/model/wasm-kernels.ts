@@ -108,6 +108,7 @@ const attendKernel: Kernel = ({ inputs: { q, k, v, bias }, backend, attrs }) => 
   const out = backend.makeOutput(q.shape, 'float32');
   if (out.shape.some((n) => n === 0)) return out;
   // With helper threads, the batch's rows are shared among them (wasm-threads.ts), each thread with its own scores.
+  const run = kernels(backend).attend; // first: it may load the kernels again, which the helpers must then match
   const memory = memoryOf(backend);
   const threads = engineProductThreads(memory) > 1 ? attendThreads(memory, B, nKV, R, S, d) : 1;
   // The scores of one kv head's query rows, a thread; `>>> 0`: an address past 2 GB comes back negative.
@@ -117,7 +118,6 @@ const attendKernel: Kernel = ({ inputs: { q, k, v, bias }, backend, attrs }) => 
     throw new Error(`attention: the wasm heap has no room for ${R} × ${S} scores`);
   }
   try {
-    const run = kernels(backend).attend;
     if (threads > 1) splitAttend(memory, run, at(backend, q), at(backend, k), at(backend, v), at(backend, bias), at(backend, out), scratch, B, nKV, R, T, C, S, d);
     else run(at(backend, q), at(backend, k), at(backend, v), at(backend, bias), at(backend, out), scratch, B, nKV, R, T, C, S, d);
   } finally {

@@ -194,10 +194,17 @@ const helpersStarted = new WeakMap<WebAssembly.Memory, Promise<void>>();
  * on its threaded build) and resolves, once they are ready, with the threads its products run on.
  */
 export async function startEngineThreads(): Promise<number> {
-  const backend = tf.backend() as unknown as WasmBackend;
   if (tf.getBackend() !== 'wasm' || !wasmMatmulEnabled()) return 1;
-  const memory = memoryOf(backend);
-  kernelsFor(memory);
+  const backend = tf.backend() as unknown as WasmBackend;
+  let memory: WebAssembly.Memory;
+  try {
+    memory = memoryOf(backend);
+    kernelsFor(memory);
+  } catch (e) {
+    // tfjs's build without SIMD, or a heap the module cannot import: tfjs's own kernels, on its threads.
+    unavailable = e instanceof Error ? e.message : String(e);
+    return 1;
+  }
   await ensureHelpers(backend, memory);
   return engineProductThreads(memory);
 }
@@ -421,7 +428,9 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   // A large plain product stays XNNPACK's with several threads or without fused multiply-adds; so
   // does a narrow one (fewer than 8 columns off the blocks of 8: a matrix-vector product such as a
   // large LM head times one row's hidden state), which the 8-column blocks would multiply 8 wide.
-  const xnnpacks = xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (engineProductThreads(memory) < getThreadsCount() || !fusedMultiplyAdd(memory)));
+  // (The engine's threads count as many as the product's 8-column blocks they can share.)
+  const engineThreads = Math.min(engineProductThreads(memory), Math.ceil(N / 8));
+  const xnnpacks = xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (engineThreads < getThreadsCount() || !fusedMultiplyAdd(memory)));
   if (plain2d && xnnpacks && !packedCache.has(b.dataId)) return toXnnpack();
   // A right-hand operand that is neither batched nor broadcast may be kept in panels (a weight).
   const keep = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, M, K, N) : 'first';

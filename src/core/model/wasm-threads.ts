@@ -28,14 +28,20 @@ export const JOB = 1;
 export const DONE = 2;
 export const QUIT = 3;
 export const RUNNING = 4;
+/** The helper's kernel call threw (a trap): the caller runs the share itself and stops using the helpers. */
+export const FAILED = 5;
 /** Int32 slots per helper's control block (64 bytes: its own cache line). */
 const CONTROL_INTS = 16;
 /** A product of fewer multiply-adds than this runs on the calling thread alone: the hand-off would cost more than it saves. */
 const SPLIT_MIN_MACS = 1 << 16;
 /** A helper spins this long (ms) for its next job before it sleeps. */
 const HELPER_SPIN_MS = 1;
-/** A caller that waits this long for a helper gives up on the helpers (ms). */
-const HELPER_TIMEOUT_MS = 10_000;
+/**
+ * A helper that has not finished a share this long after claiming it (ms) is stopped, its share run
+ * by the caller, and the helpers are not used again; one that has not started this long after it was
+ * spawned is given up on.
+ */
+let helperTimeoutMs = 10_000;
 
 /**
  * The helper's whole program, for a browser worker (from a blob: URL) or a Node worker_threads
@@ -49,19 +55,32 @@ function serve({ module, memory, control }) {
   const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
   const c = new Int32Array(memory.buffer, control, ${CONTROL_INTS});
   port.postMessage('ready');
-  for (;;) {
-    // Spin about a millisecond for the next job, then sleep until notified.
+  // Spins while the state is \`from\`, up to a millisecond, then sleeps until it changes.
+  const await_change = (from) => {
     const until = performance.now() + ${HELPER_SPIN_MS};
-    for (let i = 0; Atomics.load(c, 0) === ${IDLE}; i++) if ((i & 1023) === 0 && performance.now() > until) break;
-    Atomics.wait(c, 0, ${IDLE});
-    const state = Atomics.compareExchange(c, 0, ${JOB}, ${RUNNING});
+    for (let i = 0; Atomics.load(c, 0) === from; i++) if ((i & 1023) === 0 && performance.now() > until) break;
+    Atomics.wait(c, 0, from);
+  };
+  for (;;) {
+    const state = Atomics.load(c, 0);
     if (state === ${QUIT}) break;
-    if (state !== ${JOB}) continue;
-    if (c[1] === 1) k.gemm_by_columns(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13]);
-    else if (c[1] === 2) k.attend(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14]);
-    else k.gemm(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12]);
-    c[15]++;
-    Atomics.store(c, 0, ${DONE});
+    if (state !== ${JOB}) {
+      // IDLE: the next job comes soon in a decoding step; DONE: the caller is about to read it.
+      await_change(state);
+      continue;
+    }
+    if (Atomics.compareExchange(c, 0, ${JOB}, ${RUNNING}) !== ${JOB}) continue;
+    let next = ${DONE};
+    try {
+      if (c[1] === 1) k.gemm_by_columns(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13]);
+      else if (c[1] === 2) k.attend(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14]);
+      else k.gemm(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12]);
+      c[15]++;
+    } catch (e) {
+      next = ${FAILED};
+    }
+    // QUIT stored while running is kept: the helper leaves.
+    if (Atomics.compareExchange(c, 0, ${RUNNING}, next) === ${QUIT}) break;
   }
   if (browser) self.close();
   else port.close();
@@ -70,10 +89,11 @@ if (browser) self.onmessage = (e) => serve(e.data);
 else port.once('message', serve);
 `;
 
-/** A started helper: the worker's handle (to stop it) and its control block. */
+/** A started helper: its control block, and how to stop it (asked to leave, or its worker ended now). */
 export interface Helper {
   control: Int32Array;
   stop(): void;
+  kill(): void;
 }
 
 /**
@@ -121,26 +141,69 @@ export function startHelpers(memory: WebAssembly.Memory, module: WebAssembly.Mod
   if (pools.has(memory) || count < 1) return Promise.resolve();
   const pool: Pool = { helpers: [], broken: 'starting' };
   pools.set(memory, pool);
-  const starting = Array.from({ length: count }, async (_, i) => {
+  const starting = Array.from({ length: count }, async (_, i): Promise<Helper> => {
     const control = controlAt + i * CONTROL_INTS * 4;
     const view = new Int32Array(memory.buffer, control, CONTROL_INTS);
     view.fill(0);
-    const worker = await spawn(HELPER_SOURCE, { module, memory, control });
-    return {
-      control: view,
-      stop: () => {
-        Atomics.store(view, 0, QUIT);
-        Atomics.notify(view, 0);
-        // The worker leaves its loop on QUIT; terminate only if it never started serving.
-        setTimeout(() => worker.terminate(), 1000);
-      },
-    };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`a wasm helper thread did not start in ${helperTimeoutMs / 1000} s`)), helperTimeoutMs);
+    });
+    const spawning = spawn(HELPER_SOURCE, { module, memory, control });
+    try {
+      const worker = await Promise.race([spawning, late]);
+      return {
+        control: view,
+        stop: () => {
+          Atomics.store(view, 0, QUIT);
+          Atomics.notify(view, 0);
+          // The helper leaves its loop on QUIT, at the latest when its share is done; then it is ended.
+          setTimeout(() => worker.terminate(), 1000);
+        },
+        kill: () => {
+          Atomics.store(view, 0, QUIT);
+          worker.terminate();
+        },
+      };
+    } catch (e) {
+      // One that starts after all is ended at once.
+      void spawning.then((w) => w.terminate(), () => undefined);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
   });
   return Promise.allSettled(starting).then((results) => {
-    for (const r of results) if (r.status === 'fulfilled') pool.helpers.push(r.value);
+    const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    pool.broken = failed ? String(failed.reason instanceof Error ? failed.reason.message : failed.reason) : undefined;
+    if (failed) {
+      // All or none: the ones that started are stopped, and products stay on the calling thread.
+      for (const h of started) h.stop();
+      pool.broken = String(failed.reason instanceof Error ? failed.reason.message : failed.reason);
+    } else {
+      pool.helpers = started;
+      pool.broken = undefined;
+    }
   });
+}
+
+/** Sets how long a helper may take to start or to finish a claimed share (ms; tests). Returns the setting it replaces. */
+export function setHelperTimeout(ms: number): number {
+  const was = helperTimeoutMs;
+  helperTimeoutMs = ms;
+  return was;
+}
+
+let takeBack = true;
+/**
+ * Lets the caller take back a share no helper has claimed yet (on, the default), or makes it wait
+ * for the helpers to claim every share (off): for tests that must see the helpers do the work.
+ * Returns the setting it replaces.
+ */
+export function setHelperTakeBack(on: boolean): boolean {
+  const was = takeBack;
+  takeBack = on;
+  return was;
 }
 
 /** Stops this memory's helpers (tests; a page's helpers live as long as its backend). */
@@ -175,31 +238,52 @@ type AttendFn = (q: number, k: number, v: number, bias: number, out: number, scr
  * 0, then waits for them; a share no helper has claimed by then, the caller runs itself.
  */
 function handOff(memory: WebAssembly.Memory, helpers: readonly Helper[], op: number, shares: number[][], runHere: (args: number[]) => void): void {
-  const used: { ctl: Int32Array; args: number[] }[] = [];
+  const used: { helper: Helper; args: number[] }[] = [];
   for (let p = 1; p < shares.length; p++) {
-    const ctl = helpers[p - 1].control;
+    const helper = helpers[p - 1];
     // Addresses past 2 GB go in as their int32 bit patterns, which wasm reads back as the same i32.
-    ctl.set([op, ...shares[p]], 1);
-    Atomics.store(ctl, 0, JOB);
-    Atomics.notify(ctl, 0);
-    used.push({ ctl, args: shares[p] });
+    helper.control.set([op, ...shares[p]], 1);
+    Atomics.store(helper.control, 0, JOB);
+    Atomics.notify(helper.control, 0);
+    used.push({ helper, args: shares[p] });
   }
   runHere(shares[0]);
-  for (const { ctl, args } of used) {
+  for (const { helper, args } of used) {
+    const ctl = helper.control;
     // Not claimed yet: taken back and run here.
-    if (Atomics.compareExchange(ctl, 0, JOB, IDLE) === JOB) {
+    if (takeBack && Atomics.compareExchange(ctl, 0, JOB, IDLE) === JOB) {
       runHere(args);
       continue;
     }
+    let state = Atomics.load(ctl, 0);
     const started = performance.now();
-    for (let i = 0; Atomics.load(ctl, 0) !== DONE; i++)
-      if ((i & 4095) === 0 && performance.now() - started > HELPER_TIMEOUT_MS) {
-        const pool = pools.get(memory);
-        if (pool) pool.broken = `a helper thread did not finish its share in ${HELPER_TIMEOUT_MS / 1000} s`;
-        throw new Error(`wasm kernels: ${pool?.broken ?? 'a helper thread stopped'}; they run on one thread from now on`);
+    for (let i = 0; state !== DONE && state !== FAILED; i++, state = Atomics.load(ctl, 0))
+      if ((i & 4095) === 0 && performance.now() - started > helperTimeoutMs) {
+        // Stopped first, so that it writes nothing more; its share is run here.
+        breakPool(memory, `a helper thread did not finish its share in ${helperTimeoutMs / 1000} s`, true);
+        state = FAILED;
+        break;
       }
-    Atomics.store(ctl, 0, IDLE);
+    if (state === FAILED) {
+      if (Atomics.load(ctl, 0) === FAILED) breakPool(memory, 'a helper thread failed in a kernel', false);
+      runHere(args);
+    }
+    if (Atomics.load(ctl, 0) !== QUIT) Atomics.store(ctl, 0, IDLE);
   }
+}
+
+/** Stops using this memory's helpers: asked to leave, or (kill) their workers ended at once. */
+function breakPool(memory: WebAssembly.Memory, why: string, kill: boolean): void {
+  const pool = pools.get(memory);
+  if (!pool || pool.broken !== undefined) return;
+  pool.broken = why;
+  for (const h of pool.helpers) (kill ? h.kill : h.stop)();
+}
+
+/** Why this memory's helpers are not used (undefined while they are, or where there are none). */
+export function helpersBroken(memory: WebAssembly.Memory): string | undefined {
+  const pool = pools.get(memory);
+  return pool?.broken === 'starting' ? undefined : pool?.broken;
 }
 
 /**
