@@ -14,6 +14,10 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GEMM_WASM_SHARED, GEMM_WASM_SHARED_RELAXED } from '../../src/core/model/wasm-gemm.generated';
 import {
+  FAILED,
+  JOB,
+  QUIT,
+  RUNNING,
   attendThreads,
   helperJobs,
   helpersBroken,
@@ -231,8 +235,8 @@ describe('helper threads that do not do their part', () => {
     const h = heap();
     // Claims the job, then sleeps for good.
     await startHelpers(h.memory, module, 1, CONTROL, spawnWith(helperThat(`
-      while (Atomics.compareExchange(c, 0, 1, 4) !== 1) Atomics.wait(c, 0, 0, 50);
-      Atomics.wait(c, 0, 4);`)));
+      while (Atomics.compareExchange(c, 0, ${JOB}, ${RUNNING}) !== ${JOB}) Atomics.wait(c, 0, 0, 50);
+      Atomics.wait(c, 0, ${RUNNING});`)));
     const was = setHelperTimeout(300);
     try {
       expect(same(helpersDoTheWork(() => product(h, 16, 384, 512, true, true)), product(h, 16, 384, 512, true, false))).toBe(true);
@@ -247,10 +251,10 @@ describe('helper threads that do not do their part', () => {
 
   it('runs the share of a helper whose kernel failed, and stops using the helpers', async () => {
     const h = heap();
-    // Claims the job and reports a failed kernel call (FAILED = 5).
+    // Claims the job and reports a failed kernel call.
     await startHelpers(h.memory, module, 1, CONTROL, spawnWith(helperThat(`
       for (;;) {
-        if (Atomics.compareExchange(c, 0, 1, 4) === 1) { Atomics.store(c, 0, 5); break; }
+        if (Atomics.compareExchange(c, 0, ${JOB}, ${RUNNING}) === ${JOB}) { Atomics.store(c, 0, ${FAILED}); break; }
         Atomics.wait(c, 0, 0, 50);
       }`)));
     try {
@@ -276,8 +280,8 @@ describe('helper threads that do not do their part', () => {
       await startHelpers(h.memory, module, 2, CONTROL, spawn);
       expect(helpersBroken(h.memory)).toMatch(/did not start in 0\.2 s/);
       expect(productThreads(h.memory)).toBe(1);
-      // The one that started is asked to leave (QUIT = 3) and then ended.
-      expect(Atomics.load(new Int32Array(h.memory.buffer, CONTROL, 16), 0)).toBe(3);
+      // The one that started is asked to leave and then ended.
+      expect(Atomics.load(new Int32Array(h.memory.buffer, CONTROL, 16), 0)).toBe(QUIT);
       await new Promise((r) => setTimeout(r, 1100));
       expect(terminated).toEqual([0]);
     } finally {

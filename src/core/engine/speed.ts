@@ -71,6 +71,12 @@ export interface SpeedReport {
   seconds: number;
 }
 
+/** On wasm: the engine's own products beside the backend's, and how they run (relaxed SIMD, threads). */
+function engineFigures(gflops: number): Pick<SpeedReport, 'engine_matmul_gflops' | 'fused_multiply_add' | 'engine_threads'> {
+  const memory = memoryOf(tf.backend() as unknown as WasmBackend);
+  return { engine_matmul_gflops: gflops, fused_multiply_add: fusedMultiplyAdd(memory), engine_threads: engineProductThreads(memory) };
+}
+
 /** f's result and the seconds it took. */
 export async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
@@ -235,11 +241,7 @@ export async function measureSpeed(
       ...(backend === 'wasm' && { threads: getThreadsCount() }),
       parameters: model.numParameters(),
       matmul_gflops: matmul,
-      ...(engineMatmul !== undefined && {
-        engine_matmul_gflops: engineMatmul,
-        fused_multiply_add: fusedMultiplyAdd(memoryOf(tf.backend() as unknown as WasmBackend)),
-        engine_threads: engineProductThreads(memoryOf(tf.backend() as unknown as WasmBackend)),
-      }),
+      ...(engineMatmul !== undefined && engineFigures(engineMatmul)),
       decode: { batch: plan.decode.batch, new_tokens: plan.decode.newTokens, tok_s: decode.tok_s, gflops: decode.gflops, vs_matmul: decode.gflops / matmul },
       train: { batch: plan.train.batch, seq: plan.train.seq, tok_s: train.tok_s, gflops: train.gflops, vs_matmul: train.gflops / matmul },
       seconds: (performance.now() - started) / 1000,

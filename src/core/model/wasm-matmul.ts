@@ -130,12 +130,16 @@ export function setRelaxedSimd(on: boolean): boolean {
   return was;
 }
 
+/** Whether tfjs's heap is a SharedArrayBuffer (its threaded build), which an imported memory must declare. */
+function sharedMemory(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+}
+
 export function kernelsFor(memory: WebAssembly.Memory): Kernels {
   const relaxed = relaxedWanted && relaxedSimdAvailable();
   let entry = instances.get(memory);
   if (!entry || entry.relaxed !== relaxed) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const source = shared ? (relaxed ? GEMM_WASM_SHARED_RELAXED : GEMM_WASM_SHARED) : relaxed ? GEMM_WASM_RELAXED : GEMM_WASM;
+    const source = sharedMemory(memory) ? (relaxed ? GEMM_WASM_SHARED_RELAXED : GEMM_WASM_SHARED) : relaxed ? GEMM_WASM_RELAXED : GEMM_WASM;
     const module = new WebAssembly.Module(decode(source));
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     const kernels: Kernels = {
@@ -157,41 +161,17 @@ export function kernelsFor(memory: WebAssembly.Memory): Kernels {
   return entry.kernels;
 }
 
-/** Memories whose helper threads were asked for, and the module the helpers run. */
-const helperModules = new WeakMap<WebAssembly.Memory, WebAssembly.Module | undefined>();
-
 /**
- * On tfjs's threaded build with several threads, helper threads for the engine's products, one
- * fewer than tfjs's thread count, so that the engine's products use the threads XNNPACK's do
- * (wasm-threads.ts). Started once per memory, in the background; products run on the calling
- * thread until they are ready.
+ * By memory, once its helper threads were asked for: the kernel module they run (none where none were
+ * started) and when they are ready.
  */
-function ensureHelpers(backend: WasmBackend, memory: WebAssembly.Memory): Promise<void> {
-  let started = helpersStarted.get(memory);
-  if (started) return started;
-  // Turned off (?engine-threads=1): none started now; a product after they are turned on starts them.
-  if (!wasmHelpersWanted()) return Promise.resolve();
-  started = Promise.resolve();
-  helperModules.set(memory, undefined);
-  const threads = getThreadsCount();
-  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  const module = instances.get(memory)?.module;
-  if (shared && threads > 1 && typeof Worker !== 'undefined' && typeof Blob !== 'undefined' && module) {
-    // 64 bytes a helper for its control block, kept for as long as the backend.
-    const at = backend.wasm._malloc(64 * (threads - 1)) >>> 0;
-    if (at !== 0) {
-      helperModules.set(memory, module);
-      started = startHelpers(memory, module, threads - 1, at);
-    }
-  }
-  helpersStarted.set(memory, started);
-  return started;
-}
-const helpersStarted = new WeakMap<WebAssembly.Memory, Promise<void>>();
+const helperStarts = new WeakMap<WebAssembly.Memory, { module?: WebAssembly.Module; ready: Promise<void> }>();
 
 /**
- * Starts the engine's helper threads on the wasm backend now in use (where tfjs runs several threads
- * on its threaded build) and resolves, once they are ready, with the threads its products run on.
+ * Starts the engine's helper threads on the wasm backend now in use (once): on tfjs's threaded build
+ * with several threads, one fewer than tfjs's thread count, so that the engine's products use the
+ * threads XNNPACK's do (wasm-threads.ts). Resolves, once they are ready, with the threads its
+ * products run on. The browser calls it as its backend comes up; elsewhere the memory is not shared.
  */
 export async function startEngineThreads(): Promise<number> {
   if (tf.getBackend() !== 'wasm' || !wasmMatmulEnabled()) return 1;
@@ -205,13 +185,27 @@ export async function startEngineThreads(): Promise<number> {
     unavailable = e instanceof Error ? e.message : String(e);
     return 1;
   }
-  await ensureHelpers(backend, memory);
+  let start = helperStarts.get(memory);
+  // Turned off (?engine-threads=1): none started, and none asked for yet.
+  if (!start && wasmHelpersWanted()) {
+    start = { ready: Promise.resolve() };
+    const threads = getThreadsCount();
+    const module = instances.get(memory)?.module;
+    if (sharedMemory(memory) && threads > 1 && typeof Worker !== 'undefined' && typeof Blob !== 'undefined' && module) {
+      // 64 bytes a helper for its control block, kept for as long as the backend.
+      const at = backend.wasm._malloc(64 * (threads - 1)) >>> 0;
+      if (at !== 0) start = { module, ready: startHelpers(memory, module, threads - 1, at) };
+    }
+    helperStarts.set(memory, start);
+  }
+  await start?.ready;
   return engineProductThreads(memory);
 }
 
 /** Threads the engine's products run on in this memory now (its helpers run the kernels now loaded only). */
 export function engineProductThreads(memory: WebAssembly.Memory): number {
-  return helperModules.get(memory) !== undefined && helperModules.get(memory) === instances.get(memory)?.module ? productThreads(memory) : 1;
+  const module = helperStarts.get(memory)?.module;
+  return module !== undefined && module === instances.get(memory)?.module ? productThreads(memory) : 1;
 }
 
 /** Whether the kernels now loaded for this memory multiply-add in one fused step (relaxed SIMD). */
@@ -219,15 +213,6 @@ export function fusedMultiplyAdd(memory: WebAssembly.Memory): boolean {
   return instances.get(memory)?.relaxed ?? false;
 }
 
-/**
- * Right-hand operands kept in panels between products (docs/engine.md#kept-panels): a weight
- * multiplied at every step of a generation is packed once, not once a step, as XNNPACK keeps its
- * own packed copy of the weights it multiplies. An operand is kept from the second product of at
- * most KEEP_MAX_ROWS rows it takes part in, in the same layout (an activation is multiplied once; a
- * product of more rows packs B for itself at little cost); its copy is freed with its data. Up to
- * WASM_PACK_LIMIT floats an operand and PACK_CACHE_BUDGET bytes in all; past them a weight of a plain
- * product goes to XNNPACK, any other operand is packed for each product.
- */
 /**
  * Right operands of more elements than this are never packed whole (64 MB of float32): not kept in
  * panels here, and never handed to XNNPACK whole by ops.ts, since it too keeps its packed copy while
@@ -245,7 +230,17 @@ interface Packed {
   K: number;
   N: number;
 }
-/** By tensor data: its panels as B, and as Bᵀ. */
+/**
+ * Right-hand operands kept in panels between products (docs/engine.md#kept-panels): a weight
+ * multiplied at every step of a generation is packed once, not once a step, as XNNPACK keeps its
+ * own packed copy of the weights it multiplies. An operand is kept from the second product of at
+ * most KEEP_MAX_ROWS rows it takes part in, in the same layout (an activation is multiplied once; a
+ * product of more rows packs B for itself at little cost); its copy is freed with its data. Up to
+ * WASM_PACK_LIMIT floats an operand and PACK_CACHE_BUDGET bytes in all; past them a weight of a plain
+ * product goes to XNNPACK, any other operand is packed for each product.
+ *
+ * By tensor data: its panels as B, and as Bᵀ.
+ */
 const packedCache = new Map<object, { plain?: Packed; transposed?: Packed }>();
 /** Right-hand operands of plain products XNNPACK took first (it keeps its own packed copy of each). */
 const xnnpackOwned = new WeakSet<object>();
@@ -413,7 +408,6 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   try {
     memory = memoryOf(backend);
     kernels = kernelsFor(memory);
-    void ensureHelpers(backend, memory);
   } catch (e) {
     // tfjs's build without SIMD, or a heap the module cannot import: tfjs's own kernel from now on.
     unavailable = e instanceof Error ? e.message : String(e);
@@ -429,8 +423,8 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   // does a narrow one (fewer than 8 columns off the blocks of 8: a matrix-vector product such as a
   // large LM head times one row's hidden state), which the 8-column blocks would multiply 8 wide.
   // (The engine's threads count as many as the product's 8-column blocks they can share.)
-  const engineThreads = Math.min(engineProductThreads(memory), Math.ceil(N / 8));
-  const xnnpacks = xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (engineThreads < getThreadsCount() || !fusedMultiplyAdd(memory)));
+  const threads = engineProductThreads(memory);
+  const xnnpacks = xnnpackOwned.has(b.dataId) || N < 8 || (M >= XNNPACK_MIN_ROWS && (Math.min(threads, Math.ceil(N / 8)) < getThreadsCount() || !fusedMultiplyAdd(memory)));
   if (plain2d && xnnpacks && !packedCache.has(b.dataId)) return toXnnpack();
   // A right-hand operand that is neither batched nor broadcast may be kept in panels (a weight).
   const keep = batchB === 1 && !transposeA ? keptPanels(backend, kernels, b, transposeB, M, K, N) : 'first';
@@ -465,7 +459,6 @@ function batchMatMul(args: { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; bac
   }
   // A is read row-major [M, K] where it lies or from its transposed copy, else transposed [K, M] where it lies.
   const [rowA, colA] = transposeA && !copyA ? [4, 4 * M] : [4 * K, 4];
-  const threads = engineProductThreads(memory);
   try {
     const heap = new Float32Array(memory.buffer); // after the allocation, which may grow the memory
     const sA = scratch;

@@ -11,11 +11,11 @@
  * equals the product on one thread bit for bit.
  *
  * Each helper has a control block of 16 int32 in the wasm heap: [0] its state (IDLE, JOB, RUNNING,
- * DONE, QUIT), [1] the kernel (0: gemm, 1: gemm_by_columns, 2: attend), [2..14] the kernel's
- * arguments, [15] the jobs the helper has run. The
- * caller writes the arguments, stores JOB and notifies, and multiplies its own share; the helper claims
- * the job (JOB to RUNNING), runs the kernel and stores DONE; the caller spins on DONE (Atomics.wait is
- * refused on a page's main thread) and stores IDLE. A job no helper has claimed by the time the caller
+ * DONE, FAILED, QUIT), [1] the kernel (0: gemm, 1: gemm_by_columns, 2: attend), [2..14] the kernel's
+ * arguments, [15] the jobs the helper has run. The caller writes the arguments, stores JOB and
+ * notifies, and multiplies its own share; the helper claims the job (JOB to RUNNING), runs the kernel
+ * and stores DONE (FAILED where the kernel threw); the caller spins on DONE (Atomics.wait is refused
+ * on a page's main thread) and stores IDLE. A job no helper has claimed by the time the caller
  * is done with its own share, the caller takes back (JOB to IDLE) and multiplies itself: where the
  * cores are busy (tfjs's own pool threads spin between its operations too), a product is never slower
  * than on one thread for waiting on a helper that is not running. A helper spins for a while after
@@ -310,7 +310,7 @@ export function splitGemm(
   const share = Math.ceil(blocks / parts);
   const shares: number[][] = [];
   for (let from = 0; from < blocks; from += share) shares.push([a, rowA, colA, b + from * colB, rowB, colB, c + from * 32, ldc, M, K, Math.min(share, blocks - from) * 8, nc]);
-  handOff(memory, helpers, byColumns ? 1 : 0, shares, (x) => run(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11]));
+  handOff(memory, helpers, byColumns ? 1 : 0, shares, (x) => run(...(x as Parameters<GemmFn>)));
 }
 
 /**
@@ -338,7 +338,7 @@ export function splitAttend(
     const cacheAt = from * nKV * C * d * 4;
     shares.push([q + qAt, k + cacheAt, v + cacheAt, bias + from * T * C * 4, out + qAt, scratch + p * R * S * 4, rows, nKV, R, T, C, S, d]);
   }
-  handOff(memory, helpers, 2, shares, (x) => run(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12]));
+  handOff(memory, helpers, 2, shares, (x) => run(...(x as Parameters<AttendFn>)));
 }
 
 /** Threads an attention of this shape is cut among (the size of the scratch splitAttend needs: R·S floats each). */
