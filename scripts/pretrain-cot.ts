@@ -53,6 +53,9 @@ export interface CotPretrainOptions {
  * a result it is given and go on, as a pretrained language model can when TIRGen's critic has
  * rewritten its step. Showing every computation so teaches it to go on through a whole answer as
  * TIRGen leaves it, code and outputs included, which is several times the length of the plain one.
+ * A computation whose real output is the answer (the opening line that states the question's whole
+ * computation, or the last step) is followed by the boxed answer alone: a model that reads its answer
+ * in an output says it.
  */
 export async function readingPieces(response: string, pool: PythonPool, rng: Rng, every = false): Promise<ResponsePiece[] | undefined> {
   const lines = response.split('\n');
@@ -61,6 +64,7 @@ export async function readingPieces(response: string, pool: PythonPool, rng: Rng
   const candidates = rewrites.flatMap((r, i) => (r === undefined ? [] : [i]));
   if (candidates.length === 0) return undefined;
   const chosen = new Set(every ? candidates : [rng.pick(candidates)]);
+  const answer = /\\boxed\{(.*)\}/.exec(lines[lines.length - 1])?.[1];
   const out: ResponsePiece[] = [];
   let plain = '';
   for (let i = 0; i < lines.length; i++) {
@@ -72,14 +76,18 @@ export async function readingPieces(response: string, pool: PythonPool, rng: Rng
     }
     if (plain !== '') out.push({ text: plain, forced: false });
     plain = '';
-    out.push({ text: inserted, forced: true });
+    out.push({ text: inserted.text, forced: true });
+    if (inserted.printed.trim().split('\n').at(-1) === answer) {
+      plain = lines[lines.length - 1];
+      break;
+    }
   }
   out.push({ text: plain, forced: false });
   return out;
 }
 
-/** A line as TIRGen's rule critic rewrote it, with its first block's real output; undefined when the code fails. */
-async function readingLine(rewrite: string, pool: PythonPool): Promise<string | undefined> {
+/** A line as TIRGen's rule critic rewrote it, with its first block's real output (and what it printed); undefined when the code fails. */
+async function readingLine(rewrite: string, pool: PythonPool): Promise<{ text: string; printed: string } | undefined> {
   const pieces = splitFences(rewrite);
   const code = pieces.find((p) => p.kind === 'code' && p.closed);
   if (!code) return undefined;
@@ -88,7 +96,7 @@ async function readingLine(rewrite: string, pool: PythonPool): Promise<string | 
   const record = executionRecord(0, code.body, result, undefined, 0, 0);
   if (!record.succeeded) return undefined;
   const lead2 = lead === '' || lead.endsWith('\n') ? lead : `${lead}\n`;
-  return `${lead2}${CODE_OPEN}${code.body}\n${FENCE_CLOSE}${observationBlock(record.observation, false)}`;
+  return { text: `${lead2}${CODE_OPEN}${code.body}\n${FENCE_CLOSE}${observationBlock(record.observation, false)}`, printed: record.observation };
 }
 
 export async function pretrainCot(o: CotPretrainOptions): Promise<void> {

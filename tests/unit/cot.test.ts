@@ -76,7 +76,7 @@ describe('chain-of-thought demonstrations', () => {
     for (const kind of TASK_KINDS) expect(checkedByKind.get(kind), kind).toBeGreaterThan(25);
   });
 
-  it("the rule critic's code of exact steps computes the question: one of its calls prints the answer, for every kind and difficulty", async () => {
+  it("the rule critic's code of exact steps computes the question: its first call prints the answer, for every kind and difficulty", async () => {
     const pool = await createNodePythonPool({ preload: ['sympy'] });
     const rng = createRng(11);
     try {
@@ -97,10 +97,10 @@ describe('chain-of-thought demonstrations', () => {
         const printed: string[] = [];
         for (const program of code) printed.push((await pool.run(program, { timeoutMs: 20_000 })).stdout);
         // The figure's own rule (src/core/eval/copy.ts): one call printed the reference answer.
-        const { computesQuestion } = await copyAccuracyOfCalls([{ problemId: task.question, reference: task.answer, printed }]);
-        // gcd(87,87), gcd(904,43392): the answer is one of the question's numbers, and no step computes it.
-        const stated: string[] = task.question.match(/\d+/g) ?? [];
-        if (computesQuestion === 0 && !stated.includes(task.answer)) misses.push(`${task.question} -> ${printed.join(' | ')}`);
+        // The first computation already does: every solution opens with the question's whole computation
+        // (stated, "We need lcm(60,108).", or restated as its first step, "110*15 = 110*10 + 110*5.").
+        const { computesQuestion } = await copyAccuracyOfCalls([{ problemId: task.question, reference: task.answer, printed: printed.slice(0, 1) }]);
+        if (computesQuestion === 0) misses.push(`${task.question} -> ${printed.join(' | ')}`);
       }
       expect(misses).toEqual([]);
     } finally {
@@ -126,11 +126,19 @@ describe('chain-of-thought demonstrations', () => {
           }
           expect(pieces, task.question).toBeDefined();
           const forced = pieces!.filter((p) => p.forced);
-          expect(forced.length).toBe(every ? computational : 1);
           for (const f of forced) {
             // Each inserted part is words, one python block and the output the sandbox printed for it.
             expect(f.text).toMatch(/```python\n[^`]+\n```\n```output\n[^`]*\n```\n$/);
           }
+          // A real output that is the answer is followed by the answer line alone; otherwise every
+          // computation (or the one drawn) is shown and the solution goes on.
+          const lastForced = pieces!.lastIndexOf(forced.at(-1)!);
+          const printedAnswer = /```output\n([^`]*)\n```\n$/.exec(forced.at(-1)!.text)![1].split('\n').at(-1) === task.answer;
+          if (printedAnswer) expect(pieces!.slice(lastForced + 1).map((p) => p.text)).toEqual([`So \\boxed{${task.answer}}.`]);
+          expect(forced.length).toBe(every ? (printedAnswer ? forced.length : computational) : 1);
+          expect(forced.length).toBeLessThanOrEqual(computational);
+          // A solution that opens by stating the question's computation shows it first, with the answer printed.
+          if (every && /^(?:We need |x = )/.test(lines[0])) expect([forced.length, printedAnswer, pieces![0].forced], task.question).toEqual([1, true, true]);
           // What the model learns to write is the rest of its own solution, the answer line included.
           const learned = pieces!.filter((p) => !p.forced).map((p) => p.text).join('');
           expect(learned.endsWith(`So \\boxed{${task.answer}}.`), task.question).toBe(true);

@@ -91,6 +91,11 @@ describe('the rule critic', () => {
     expect(python('the sum of 45 and 67, then 90 minus 12')).toEqual(['45 + 67', '90 - 12']);
     expect(python('12 divided by 5')).toEqual(['Fraction(12) / 5']);
     expect(python('5 factorial, and 9 squared')).toEqual(['factorial(5)', '9 ** 2']);
+    expect(python('We need the largest prime factor of 7174.')).toEqual(['max(primefactors(7174))']);
+    expect(python('The greatest prime divisor of 66 is 11')).toEqual(['max(primefactors(66))']);
+    expect(findComputations('The greatest prime divisor of 66 is 11')[0]).toMatchObject({ claim: '11', imports: ['from sympy import primefactors'] });
+    // "prime factors" without "largest" is no single number.
+    expect(python('the prime factors of 66')).toEqual([]);
   });
 
   it('rewrites each line with computation as its words, a printing block and the claimed result as the expected output', async () => {

@@ -104,6 +104,14 @@ function addFractions(p1: bigint, q1: bigint, p2: bigint, q2: bigint, sign: 1n |
 
 const NUM = '(-?\\d+)';
 
+/**
+ * The opening line of a solution whose steps do not begin with the question's computation: that
+ * computation stated whole with the question's numbers ("We need lcm(60,108)."), as a solution starts by
+ * saying what it computes. A critic makes it one call that computes the question asked; the steps
+ * after it work the computation out (docs/tirgen.md#the-chain-of-thought-actor).
+ */
+const plan = (question: string): string => `We need ${question.replace(/^What is /, '').replace(/\?$/, '')}.`;
+
 /** The solution steps of one task, without the final boxed line; undefined for a question it cannot read. */
 export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): string[] | undefined {
   const q = task.question;
@@ -117,39 +125,40 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
         const [a, md] = [big(m[1]), big(m[2])];
         return [`${a} mod ${md} = ${a % md}.`];
       }
-      if ((m = q.match(/^What is (\d+)\^(\d+) mod (\d+)\?$/))) return modPowSteps(big(m[1]), big(m[2]), big(m[3]));
+      if ((m = q.match(/^What is (\d+)\^(\d+) mod (\d+)\?$/))) return [plan(m[0]), ...modPowSteps(big(m[1]), big(m[2]), big(m[3]))];
       return undefined;
     case 'gcd':
       if ((m = q.match(/^What is gcd\((\d+),(\d+)\)\?$/))) {
         const { lines, g } = euclid(big(m[1]), big(m[2]));
-        return [...lines, `So the gcd is ${g}.`];
+        return [plan(m[0]), ...lines, `So the gcd is ${g}.`];
       }
       return undefined;
     case 'lcm':
       if ((m = q.match(/^What is lcm\((\d+),(\d+)\)\?$/))) {
         const [a, b] = [big(m[1]), big(m[2])];
         const { lines, g } = euclid(a, b);
-        return [...lines, `So gcd(${a},${b}) = ${g}.`, `${a}/${g} = ${a / g}.`, `${a / g}*${b} = ${(a / g) * b}.`];
+        return [plan(m[0]), ...lines, `So gcd(${a},${b}) = ${g}.`, `${a}/${g} = ${a / g}.`, `${a / g}*${b} = ${(a / g) * b}.`];
       }
       return undefined;
     case 'combinations':
-      if ((m = q.match(/^What is (\d+) choose (\d+)\?$/))) return combinations(big(m[1]), big(m[2]));
+      if ((m = q.match(/^What is (\d+) choose (\d+)\?$/))) return [plan(m[0]), ...combinations(big(m[1]), big(m[2]))];
       return undefined;
     case 'series': {
       if ((m = q.match(/^What is 1\+2\+\.\.\.\+(\d+)\?$/))) {
         const n = big(m[1]);
-        return [`The sum is n*(n+1)/2 with n = ${n}.`, `${n}*(${n}+1) = ${n * (n + 1n)}.`, `${n * (n + 1n)}/2 = ${(n * (n + 1n)) / 2n}.`];
+        return [plan(m[0]), `The sum is n*(n+1)/2 with n = ${n}.`, `${n}*(${n}+1) = ${n * (n + 1n)}.`, `${n * (n + 1n)}/2 = ${(n * (n + 1n)) / 2n}.`];
       }
       if ((m = q.match(/^What is 1\^2\+2\^2\+\.\.\.\+(\d+)\^2\?$/))) {
         const n = big(m[1]);
         const p = n * (n + 1n);
-        return [`The sum is n*(n+1)*(2n+1)/6 with n = ${n}.`, `${n}*(${n}+1) = ${p}.`, `${p}*(2*${n}+1) = ${p * (2n * n + 1n)}.`, `${p * (2n * n + 1n)}/6 = ${(p * (2n * n + 1n)) / 6n}.`];
+        return [plan(m[0]), `The sum is n*(n+1)*(2n+1)/6 with n = ${n}.`, `${n}*(${n}+1) = ${p}.`, `${p}*(2*${n}+1) = ${p * (2n * n + 1n)}.`, `${p * (2n * n + 1n)}/6 = ${(p * (2n * n + 1n)) / 6n}.`];
       }
       if ((m = q.match(/^What is (\d+)\+(\d+)\+\d+\+\.\.\.\+(\d+)\?$/))) {
         const [a, second, last] = [big(m[1]), big(m[2]), big(m[3])];
         const step = second - a;
         const count = (last - a) / step + 1n;
         return [
+          plan(m[0]),
           `The step is ${second}-${a} = ${step}.`,
           `${last}-${a} = ${last - a}.`,
           `${last - a}/${step} = ${(last - a) / step}.`,
@@ -162,7 +171,7 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
       if ((m = q.match(/^What is 1\+(\d+)\+\d+\^2\+\.\.\.\+\d+\^(\d+)\?$/))) {
         const [r, n] = [big(m[1]), big(m[2])];
         const power = r ** (n + 1n);
-        return [`The sum is (r^(n+1)-1)/(r-1) with r = ${r}, n = ${n}.`, `${r}^(${n}+1) = ${power}.`, `${power}-1 = ${power - 1n}.`, `${power - 1n}/(${r}-1) = ${(power - 1n) / (r - 1n)}.`];
+        return [plan(m[0]), `The sum is (r^(n+1)-1)/(r-1) with r = ${r}, n = ${n}.`, `${r}^(${n}+1) = ${power}.`, `${power}-1 = ${power - 1n}.`, `${power - 1n}/(${r}-1) = ${(power - 1n) / (r - 1n)}.`];
       }
       return undefined;
     }
@@ -175,12 +184,14 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
       if ((m = q.match(new RegExp(`^Solve ${term}=${NUM} for x\\.$`)))) {
         const [a, b] = side(m[1], m[2], m[3]);
         const c = big(m[4]);
-        return isolate(a, b, c);
+        const solved = b === 0n ? (a === 1n ? [] : [`x = ${c}/${a < 0n ? `(${a})` : a}.`]) : [`x = (${minus(c, b)})/${a < 0n ? `(${a})` : a}.`];
+        return [...solved, ...isolate(a, b, c)];
       }
       if ((m = q.match(new RegExp(`^Solve ${term}=${term} for x\\.$`)))) {
         const [a, b] = side(m[1], m[2], m[3]);
         const [c, e] = side(m[4], m[5], m[6]);
-        const lines = [`Move the x terms left and the numbers right.`, `${minus(a, c)} = ${a - c}.`];
+        const solved = `x = ${b === 0n ? e : `(${minus(e, b)})`}/(${minus(a, c)}).`;
+        const lines = [solved, `Move the x terms left and the numbers right.`, `${minus(a, c)} = ${a - c}.`];
         return [...lines, ...isolate(a - c, b, e)];
       }
       return undefined;
@@ -188,7 +199,7 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
     case 'factor':
       if ((m = q.match(/^What is the largest prime factor of (\d+)\?$/))) {
         let n = big(m[1]);
-        const lines: string[] = [];
+        const lines: string[] = [`We need the largest prime factor of ${n}.`];
         for (let p = 2n; p * p <= n; p++)
           while (n % p === 0n && n > p) {
             lines.push(`${n}/${p} = ${n / p}.`);
@@ -215,7 +226,7 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
         const [p1, q1, p2, q2, p3, q3] = m.slice(1, 7).map(big);
         const [pp, qq] = [p2 * p3, q2 * q3];
         const g = gcdBig(pp, qq);
-        const lines = [`First ${p2}/${q2}*${p3}/${q3} = ${pp}/${qq}${g > 1n ? ` = ${pp / g}/${qq / g}` : ''}.`];
+        const lines = [plan(m[0]), `First ${p2}/${q2}*${p3}/${q3} = ${pp}/${qq}${g > 1n ? ` = ${pp / g}/${qq / g}` : ''}.`];
         return [...lines, addFractions(p1, q1, pp / g, qq / g, 1n)];
       }
       return undefined;

@@ -2,11 +2,11 @@
  * The rule critic (docs/tirgen.md#the-rule-critic): a critic without a model, for the synthetic tasks.
  * It finds explicit computations in a step, written in symbols (`347*829`, `2^10`, `17 mod 5`,
  * `gcd(12,18)`, `\frac{3}{4}+\frac{5}{6}`, `1+2+...+50`, `7!`) or in words ("347 times 829", "the
- * remainder of 17 divided by 5", "10 choose 3"), and writes each line that has some as the line's
- * words up to the computation, then a ```python block printing each result, then, when the step
- * claimed results ("= 287663"), those claims as the expected ```output (the lab replaces them with the
- * real output and stops the rewrite where a claim was wrong). A step with no computation is unchanged;
- * code blocks the step already has are kept as they are.
+ * remainder of 17 divided by 5", "10 choose 3", "the largest prime factor of 7174"), and writes each
+ * line that has some as the line's words up to the computation, then a ```python block printing each
+ * result, then, when the step claimed results ("= 287663"), those claims as the expected ```output
+ * (the lab replaces them with the real output and stops the rewrite where a claim was wrong). A step
+ * with no computation is unchanged; code blocks the step already has are kept as they are.
  */
 import { CODE_OPEN, FENCE_CLOSE, OUTPUT_OPEN, splitFences } from '../tir/format';
 import type { Critic, CriticVerdict } from './critic';
@@ -17,6 +17,8 @@ type Node =
   | { t: 'neg'; x: Node }
   | { t: 'pow'; b: Node; e: Node }
   | { t: 'fact'; x: Node }
+  /** The largest prime factor of a whole number. */
+  | { t: 'lpf'; x: Node }
   | { t: 'call'; f: 'gcd' | 'lcm' | 'comb' | 'sqrt'; args: Node[] }
   | { t: 'series'; code: string };
 
@@ -295,6 +297,7 @@ function hasDecimal(n: Node): boolean {
       return hasDecimal(n.l) || hasDecimal(n.r);
     case 'neg':
     case 'fact':
+    case 'lpf':
       return hasDecimal(n.x);
     case 'pow':
       return hasDecimal(n.b) || hasDecimal(n.e);
@@ -321,6 +324,9 @@ function toPython(n: Node, imports: Set<string>, exact: boolean): string {
     case 'fact':
       imports.add('from math import factorial');
       return `factorial(${toPython(n.x, imports, exact)})`;
+    case 'lpf':
+      imports.add('from sympy import primefactors');
+      return `max(primefactors(${toPython(n.x, imports, exact)}))`;
     case 'pow':
       return `${wrap(n.b, 5)} ** ${wrap(n.e, 4)}`;
     case 'call':
@@ -356,6 +362,7 @@ const WORDS: { re: RegExp; node: (m: RegExpExecArray) => Node }[] = [
   { re: new RegExp(String.raw`\b(?:the )?(?:gcd|gcf|hcf|greatest common (?:divisor|factor)|highest common factor) of ${N} and ${N}`, 'gi'), node: (m) => ({ t: 'call', f: 'gcd', args: [num(m[1]), num(m[2])] }) },
   { re: new RegExp(String.raw`\b(?:the )?(?:lcm|least common multiple|lowest common multiple) of ${N} and ${N}`, 'gi'), node: (m) => ({ t: 'call', f: 'lcm', args: [num(m[1]), num(m[2])] }) },
   { re: new RegExp(String.raw`\b(?:the number of ways to )?choose ${N} (?:[a-z]+ )?(?:from|out of|among) ${N}`, 'gi'), node: (m) => ({ t: 'call', f: 'comb', args: [num(m[2]), num(m[1])] }) },
+  { re: new RegExp(String.raw`\b(?:the )?(?:largest|greatest|biggest) prime (?:factor|divisor) of ${N}`, 'gi'), node: (m) => ({ t: 'lpf', x: num(m[1]) }) },
   { re: new RegExp(String.raw`\b(?:the )?factorial of ${N}`, 'gi'), node: (m) => ({ t: 'fact', x: num(m[1]) }) },
   { re: new RegExp(String.raw`\b(?:the )?square root of ${N}`, 'gi'), node: (m) => ({ t: 'call', f: 'sqrt', args: [num(m[1])] }) },
   { re: new RegExp(String.raw`\b(?:the )?square of ${N}`, 'gi'), node: (m) => ({ t: 'pow', b: num(m[1]), e: num('2') }) },
