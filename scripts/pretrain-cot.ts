@@ -55,7 +55,8 @@ export interface CotPretrainOptions {
  * TIRGen leaves it, code and outputs included, which is several times the length of the plain one.
  * A computation whose real output is the answer (the opening line that states the question's whole
  * computation, or the last step) is followed by the boxed answer alone: a model that reads its answer
- * in an output says it.
+ * in an output says it. Since every solution now opens with such a line, showing every computation
+ * shows that line and the answer, as showing the opening line alone does.
  */
 export async function readingPieces(response: string, pool: PythonPool, rng: Rng, every = false): Promise<ResponsePiece[] | undefined> {
   const lines = response.split('\n');

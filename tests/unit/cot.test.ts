@@ -88,6 +88,8 @@ describe('chain-of-thought demonstrations', () => {
         { kind: 'linear', question: 'Solve 2x+5=3x+12 for x.', answer: '-7' },
         { kind: 'linear', question: 'Solve -x+5=12 for x.', answer: '-7' },
         { kind: 'linear', question: 'Solve -x-5=-12 for x.', answer: '7' },
+        { kind: 'linear', question: 'Solve 3x=12 for x.', answer: '4' },
+        { kind: 'linear', question: 'Solve -4x=12 for x.', answer: '-3' },
       ] as const;
       const tasks = [...fixed, ...TASK_KINDS.flatMap((kind) => Array.from({ length: MAX_DIFFICULTY * 4 }, (_, i) => generateTask(kind, 1 + (i % MAX_DIFFICULTY), rng)))];
       for (const task of tasks) {
@@ -133,10 +135,17 @@ describe('chain-of-thought demonstrations', () => {
           // A real output that is the answer is followed by the answer line alone; otherwise every
           // computation (or the one drawn) is shown and the solution goes on.
           const lastForced = pieces!.lastIndexOf(forced.at(-1)!);
-          const printedAnswer = /```output\n([^`]*)\n```\n$/.exec(forced.at(-1)!.text)![1].split('\n').at(-1) === task.answer;
+          const printsAnswer = (f: { text: string }) => /```output\n([^`]*)\n```\n$/.exec(f.text)![1].split('\n').at(-1) === task.answer;
+          const printedAnswer = printsAnswer(forced.at(-1)!);
           if (printedAnswer) expect(pieces!.slice(lastForced + 1).map((p) => p.text)).toEqual([`So \\boxed{${task.answer}}.`]);
-          expect(forced.length).toBe(every ? (printedAnswer ? forced.length : computational) : 1);
-          expect(forced.length).toBeLessThanOrEqual(computational);
+          // Otherwise the solution goes on in full: every line but the one shown as code is the model's.
+          else if (!every) expect(pieces!.filter((p) => !p.forced).map((p) => p.text).join('').split('\n').length).toBe(lines.length - 1);
+          if (every) {
+            // Shown in order up to the first that prints the answer, or all of them when none does.
+            expect(forced.slice(0, -1).some(printsAnswer)).toBe(false);
+            if (!printedAnswer) expect(forced.length).toBe(computational);
+            expect(forced.length).toBeLessThanOrEqual(computational);
+          } else expect(forced.length).toBe(1);
           // A solution that opens by stating the question's computation shows it first, with the answer printed.
           if (every && /^(?:We need |x = )/.test(lines[0])) expect([forced.length, printedAnswer, pieces![0].forced], task.question).toEqual([1, true, true]);
           // What the model learns to write is the rest of its own solution, the answer line included.

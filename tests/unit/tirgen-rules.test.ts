@@ -94,8 +94,9 @@ describe('the rule critic', () => {
     expect(python('We need the largest prime factor of 7174.')).toEqual(['max(primefactors(7174))']);
     expect(python('The greatest prime divisor of 66 is 11')).toEqual(['max(primefactors(66))']);
     expect(findComputations('The greatest prime divisor of 66 is 11')[0]).toMatchObject({ claim: '11', imports: ['from sympy import primefactors'] });
-    // "prime factors" without "largest" is no single number.
+    // "prime factors" without "largest" is no single number; nor is a decimal's largest prime factor.
     expect(python('the prime factors of 66')).toEqual([]);
+    expect(python('the largest prime factor of 12.5')).toEqual([]);
   });
 
   it('rewrites each line with computation as its words, a printing block and the claimed result as the expected output', async () => {

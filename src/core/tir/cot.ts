@@ -184,7 +184,8 @@ export function cotSteps(task: Pick<Task, 'kind' | 'question' | 'answer'>): stri
       if ((m = q.match(new RegExp(`^Solve ${term}=${NUM} for x\\.$`)))) {
         const [a, b] = side(m[1], m[2], m[3]);
         const c = big(m[4]);
-        const solved = b === 0n ? (a === 1n ? [] : [`x = ${c}/${a < 0n ? `(${a})` : a}.`]) : [`x = (${minus(c, b)})/${a < 0n ? `(${a})` : a}.`];
+        // "x = 12 / 3." with spaces: a bare "12/3" is a number, not a computation, to the critic.
+        const solved = b === 0n ? (a === 1n ? [] : [`x = ${c} / ${a < 0n ? `(${a})` : a}.`]) : [`x = (${minus(c, b)})/${a < 0n ? `(${a})` : a}.`];
         return [...solved, ...isolate(a, b, c)];
       }
       if ((m = q.match(new RegExp(`^Solve ${term}=${term} for x\\.$`)))) {

@@ -362,7 +362,8 @@ const WORDS: { re: RegExp; node: (m: RegExpExecArray) => Node }[] = [
   { re: new RegExp(String.raw`\b(?:the )?(?:gcd|gcf|hcf|greatest common (?:divisor|factor)|highest common factor) of ${N} and ${N}`, 'gi'), node: (m) => ({ t: 'call', f: 'gcd', args: [num(m[1]), num(m[2])] }) },
   { re: new RegExp(String.raw`\b(?:the )?(?:lcm|least common multiple|lowest common multiple) of ${N} and ${N}`, 'gi'), node: (m) => ({ t: 'call', f: 'lcm', args: [num(m[1]), num(m[2])] }) },
   { re: new RegExp(String.raw`\b(?:the number of ways to )?choose ${N} (?:[a-z]+ )?(?:from|out of|among) ${N}`, 'gi'), node: (m) => ({ t: 'call', f: 'comb', args: [num(m[2]), num(m[1])] }) },
-  { re: new RegExp(String.raw`\b(?:the )?(?:largest|greatest|biggest) prime (?:factor|divisor) of ${N}`, 'gi'), node: (m) => ({ t: 'lpf', x: num(m[1]) }) },
+  // Whole numbers only ("of 12.5" is no such question).
+  { re: /\b(?:the )?(?:largest|greatest|biggest) prime (?:factor|divisor) of (\d+)(?!\d|\.\d)/gi, node: (m) => ({ t: 'lpf', x: num(m[1]) }) },
   { re: new RegExp(String.raw`\b(?:the )?factorial of ${N}`, 'gi'), node: (m) => ({ t: 'fact', x: num(m[1]) }) },
   { re: new RegExp(String.raw`\b(?:the )?square root of ${N}`, 'gi'), node: (m) => ({ t: 'call', f: 'sqrt', args: [num(m[1])] }) },
   { re: new RegExp(String.raw`\b(?:the )?square of ${N}`, 'gi'), node: (m) => ({ t: 'pow', b: num(m[1]), e: num('2') }) },
